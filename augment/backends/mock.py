@@ -1,0 +1,156 @@
+"""A deterministic backend with no model: it writes its replies from the chunk text itself.
+
+Replies have the shape each parser expects — cloze questions whose answers are spans of the
+chunk with the sentence as evidence, sentence-level rewrites, bullet notes — and sometimes the
+wrapping real models add (a code fence, a preamble, trailing prose), so every stage downstream
+sees realistic input. It can inject retryable failures and malformed replies at given rates;
+which requests are hit follows from the request key, so a test knows the outcome in advance.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from typing import ClassVar
+
+from augment.config import RunConfig
+from augment.errors import BackendError
+from augment.io import sha256_hex
+from augment.tokens import approx_count
+from augment.types import GenRequest, GenResult, Usage
+
+_SENTENCE = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9])")
+_NUMBER = re.compile(r"\b\d[\d,.]*\d\b|\b\d\b")
+_PROPER = re.compile(r"(?<!^)(?<![.!?]\s)\b([A-Z][a-z]+(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][a-z]+)*)")
+_WORD = re.compile(r"\b[A-Za-z]{6,}\b")
+
+_CONNECTORS = ("It follows that", "This implies that", "One consequence is that", "In other words,")
+_MALFORMED = (
+    '[{"question": "What is',  # cut off mid-JSON
+    "I'm sorry, but I can't help with that request.",
+    "",
+)
+
+
+def _unit(*parts: object) -> float:
+    """A deterministic number in [0, 1) from the parts."""
+    return int(sha256_hex("\x1f".join(map(str, parts)))[:12], 16) / 16**12
+
+
+def sentences(text: str) -> list[str]:
+    out = []
+    for para in re.split(r"\n\s*\n", text):
+        para = " ".join(para.split())
+        out.extend(s.strip() for s in _SENTENCE.split(para) if len(s.split()) >= 4)
+    return out
+
+
+def _answer_span(sentence: str) -> str | None:
+    for pattern in (_NUMBER, _PROPER, _WORD):
+        spans = [m.group(0) for m in pattern.finditer(sentence)]
+        spans = [s for s in spans if len(s) < len(sentence) // 2]
+        if spans:
+            return max(spans, key=len)
+    return None
+
+
+_FUNCTION_WORDS = {"a", "an", "the", "in", "it", "this", "these", "at", "on", "if", "since", "once", "every", "all"}
+
+
+def _lower_first(s: str) -> str:
+    first = s.split(" ", 1)[0]
+    return s[0].lower() + s[1:] if first.lower() in _FUNCTION_WORDS else s
+
+
+class MockBackend:
+    name: ClassVar[str] = "mock"
+    retry_wait: ClassVar[float] = 0.0
+
+    def __init__(self, model: str = "mock", fail_rate: float = 0.0, malformed_rate: float = 0.0):
+        self._model = model
+        self.fail_rate = fail_rate
+        self.malformed_rate = malformed_rate
+        self.attempts: dict[str, int] = {}
+        self.calls = 0
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> MockBackend:
+        return cls(config.model or "mock", config.mock_fail_rate, config.mock_malformed_rate)
+
+    @property
+    def model(self) -> str:
+        return self._model
+
+    async def aclose(self) -> None:
+        return None
+
+    async def generate(self, req: GenRequest) -> GenResult:
+        self.calls += 1
+        attempt = self.attempts[req.key] = self.attempts.get(req.key, 0) + 1
+        if _unit(req.key, "fail", attempt) < self.fail_rate:
+            raise BackendError("mock: injected server error (503)", retryable=True)
+        if _unit(req.key, "malformed") < self.malformed_rate:
+            text = _MALFORMED[int(_unit(req.key, "which") * len(_MALFORMED))]
+        else:
+            text = self.reply(req)
+        usage = Usage(approx_count(req.prompt), approx_count(text))
+        return GenResult(text=text, finish_reason="stop", usage=usage)
+
+    def reply(self, req: GenRequest) -> str:
+        rng = random.Random(req.key)
+        sents = sentences(req.source) or [" ".join(req.source.split())]
+        if req.parser == "json_list":
+            body = self._json_items(sents, req.fields, rng)
+        elif req.parser == "numbered_list":
+            picked = rng.sample(sents, min(len(sents), 8))
+            body = "\n".join(
+                f"{i}. {rng.choice(_CONNECTORS)} {_lower_first(s)}" for i, s in enumerate(picked, 1)
+            )
+        else:
+            body = self._rewrite(sents, req.variant or req.strategy, rng)
+        return self._wrap(body, req.parser, rng)
+
+    def _json_items(self, sents: list[str], fields: tuple[str, ...], rng: random.Random) -> str:
+        items = []
+        for s in rng.sample(sents, min(len(sents), 6)):
+            span = _answer_span(s)
+            if not span:
+                continue
+            cloze = s.replace(span, "_____", 1).rstrip(".")
+            values = {
+                "question": f"Which word or phrase completes this statement: \"{cloze}\"?",
+                "answer": span,
+                "evidence": s,
+            }
+            items.append({f: values.get(f, s) for f in fields})
+        return json.dumps(items, ensure_ascii=False, indent=1)
+
+    def _rewrite(self, sents: list[str], style: str, rng: random.Random) -> str:
+        if style == "simple":
+            parts = [p.strip().rstrip(".") for s in sents for p in re.split(r",\s+|;\s+", s)]
+            return " ".join(p[0].upper() + p[1:] + "." for p in parts if p)
+        if style == "academic":
+            return " ".join(f"{rng.choice(('Notably,', 'It is documented that', 'Evidently,'))} {_lower_first(s)}"
+                            for s in sents)
+        if style == "qa_dialogue":
+            lines = []
+            for s in sents:
+                lines += [f"Student: What else should I know? ({len(s.split())} words)", f"Teacher: {s}"]
+            return "\n".join(lines)
+        if style == "notes":
+            return "\n".join("- " + " ".join(s.split()[:16]) for s in sents)
+        return " ".join(reversed(sents)) if len(sents) > 1 else sents[0]
+
+    @staticmethod
+    def _wrap(body: str, parser: str, rng: random.Random) -> str:
+        # Real models wrap their payload; the parsers must cope with each of these.
+        r = rng.random()
+        if r < 0.25:
+            fence = "json" if parser == "json_list" else ""
+            return f"```{fence}\n{body}\n```"
+        if r < 0.5:
+            return f"Sure, here is what you asked for:\n{body}" + (
+                "\n\nLet me know if you need more." if parser != "text" else ""
+            )
+        return body

@@ -1,0 +1,213 @@
+"""Command-line interface. Commands only parse flags, call the library and print summaries."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from augment.errors import AugmentError
+
+app = typer.Typer(
+    name="augment",
+    help="Learning by thinking: turn documents into synthetic training data, train on it, measure the gain.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML file with the same keys as the flags.")]
+RunDirArg = Annotated[Path, typer.Argument(help="Run directory written by 'augment generate'.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the final summary.")]
+FormatOpt = Annotated[str | None, typer.Option("--format", help="Shard format: cpt ({'text'}) or chat ({'messages'}).")]
+ValFractionOpt = Annotated[float | None, typer.Option("--val-fraction", help="Fraction of records for validation.")]
+ShardMbOpt = Annotated[float | None, typer.Option("--shard-mb", help="Maximum shard size in MB.")]
+PromptsDirOpt = Annotated[Path | None, typer.Option("--prompts-dir", help="Folder of extra prompt files.")]
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+    if debug:
+        os.environ["AUGMENT_DEBUG"] = "1"
+
+
+@app.command()
+def generate(
+    docs: Annotated[list[str], typer.Argument(help="Folders (read recursively), files or glob patterns.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run directory to write.")],
+    config: ConfigOpt = None,
+    backend: Annotated[str | None, typer.Option(help="Model backend (see 'augment strategies').")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name or path for the backend.")] = None,
+    strategies: Annotated[
+        list[str] | None, typer.Option("--strategies", "-s", help="Strategies, comma-separated or repeated.")
+    ] = None,
+    prompts_dir: PromptsDirOpt = None,
+    samples: Annotated[int | None, typer.Option(help="Samples per request (overrides prompt files).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    chunk_tokens: Annotated[int | None, typer.Option(help="Chunk size in tokens.")] = None,
+    chunk_overlap: Annotated[int | None, typer.Option(help="Overlap between chunks in tokens.")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="'approx' or 'hf:PATH' to a tokenizer.json.")] = None,
+    glob: Annotated[list[str] | None, typer.Option(help="Only read files matching these patterns.")] = None,
+    text_field: Annotated[str | None, typer.Option(help="Text field of .jsonl/.parquet rows.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
+    max_retries: Annotated[int | None, typer.Option(help="Retries of a failed request.")] = None,
+    mock_fail_rate: Annotated[float | None, typer.Option(help="Mock backend: fraction of calls that fail.")] = None,
+    mock_malformed_rate: Annotated[float | None, typer.Option(help="Mock backend: fraction of bad replies.")] = None,
+    export: Annotated[bool | None, typer.Option("--export/--no-export", help="Write shards after generating.")] = None,
+    fmt: FormatOpt = None,
+    val_fraction: ValFractionOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Read DOCS, generate every strategy for every chunk, and export training shards."""
+    from augment.config import load_config
+    from augment.console import Reporter, err_console
+    from augment.pipeline import Hooks
+    from augment.pipeline import generate as run_generate
+
+    cfg = load_config(
+        config,
+        dict(
+            backend=backend, model=model, strategies=strategies, prompts_dir=prompts_dir, samples=samples, seed=seed,
+            chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, tokenizer=tokenizer, glob=glob,
+            text_field=text_field, concurrency=concurrency, max_retries=max_retries, mock_fail_rate=mock_fail_rate,
+            mock_malformed_rate=mock_malformed_rate, export=export, format=fmt, val_fraction=val_fraction,
+        ),
+    )
+    console = err_console()
+    with Reporter(console, quiet=quiet) as rep:
+        hooks = Hooks(on_skip=rep.skip, on_start=rep.start, on_advance=rep.advance, on_retry=rep.retry)
+        summary = run_generate(docs, output, cfg, hooks)
+    shards = _export(output, cfg) if cfg.export else None
+    _print_generate_summary(summary, shards)
+
+
+def _export(run_dir: Path, cfg: Any):
+    from augment.pipeline import versions
+    from augment.shards import export as write_shards
+    from augment.tokens import Tokenizer
+
+    return write_shards(
+        run_dir, fmt=cfg.format, file_formats=cfg.file_formats, val_fraction=cfg.val_fraction, shard_mb=cfg.shard_mb,
+        tokenizer=Tokenizer(cfg.tokenizer), config=cfg.model_dump(mode="json"), versions=versions(),
+    )
+
+
+def _print_generate_summary(summary: Any, shards: Any) -> None:
+    from augment.console import out_console, table
+
+    rows: list[list[Any]] = [
+        ["files", summary.files], ["documents", summary.documents], ["skipped", len(summary.skipped)],
+        ["chunks", summary.chunks], ["requests", summary.requests], ["failed requests", summary.failed_requests],
+        ["retries", summary.retries],
+    ]
+    rows += [[f"records: {name}", n] for name, n in summary.records.items()]
+    rows += [["prompt tokens", summary.prompt_tokens], ["completion tokens", summary.completion_tokens]]
+    rows += [["seconds", f"{summary.seconds:.2f}"]]
+    console = out_console()
+    console.print(table(f"augment generate -> {summary.run_dir}", ["", "count"], rows))
+    if shards is not None:
+        console.print(
+            f"shards: {shards.out_dir} ({shards.format}; train {shards.counts['train']}, val {shards.counts['val']}"
+            f" records; {shards.tokens['train'] + shards.tokens['val']} tokens)"
+        )
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: RunDirArg,
+    fmt: FormatOpt = None,
+    val_fraction: ValFractionOpt = None,
+    shard_mb: ShardMbOpt = None,
+    file_formats: Annotated[list[str] | None, typer.Option("--file-formats", help="jsonl, parquet or both.")] = None,
+) -> None:
+    """Write training shards and manifest.json from a run's (curated) records."""
+    from augment.config import build_config
+    from augment.console import out_console
+
+    run_json = run_dir / "run.json"
+    if not run_json.is_file():
+        raise AugmentError(f"{run_dir}: not a run directory (no run.json); run 'augment generate' first")
+    saved = json.loads(run_json.read_text(encoding="utf-8"))["config"]
+    overrides = dict(format=fmt, val_fraction=val_fraction, shard_mb=shard_mb, file_formats=file_formats)
+    cfg = build_config({**saved, **{k: v for k, v in overrides.items() if v is not None}}, "flags")
+    shards = _export(run_dir, cfg)
+    out_console().print(
+        f"shards: {shards.out_dir} ({shards.format}, from {shards.source}; train {shards.counts['train']}, "
+        f"val {shards.counts['val']} records; {len(shards.files)} files)"
+    )
+
+
+@app.command()
+def stats(
+    run_dir: RunDirArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+) -> None:
+    """Documents, chunks, records per strategy, failures by reason and token totals of a run."""
+    from augment.console import out_console, table
+    from augment.stats import run_stats
+
+    s = run_stats(run_dir)
+    console = out_console()
+    if as_json:
+        print(json.dumps(s, indent=2))
+        return
+    console.print(table(
+        f"run {s['run_dir']} ({s['backend']}: {s['model']})", ["", "count"],
+        [["documents", s["documents"]], ["skipped files", len(s["skipped"])], ["chunks", s["chunks"]],
+         ["requests", s["requests"]], ["failed requests", s["failed_requests"]], ["retries", s["retries"]],
+         ["prompt tokens", s["usage"]["prompt_tokens"]], ["completion tokens", s["usage"]["completion_tokens"]]],
+    ))
+    console.print(table("records per strategy", ["strategy", "records", "tokens"],
+                        [[k, v, s["record_tokens"][k]] for k, v in s["records"].items()]))
+    if s["failures"]:
+        console.print(table("failures by reason", ["reason", "count"], [[k, v] for k, v in s["failures"].items()]))
+    if s["skipped"]:
+        console.print(table("skipped inputs", ["path", "reason"], [[x["path"], x["reason"]] for x in s["skipped"]]))
+    if s["shards"]:
+        c, t = s["shards"]["counts"], s["shards"]["tokens"]
+        console.print(table(f"shards ({s['shards']['format']})", ["split", "records", "tokens"],
+                            [["train", c["train"], t["train"]], ["val", c["val"], t["val"]]]))
+
+
+@app.command("strategies")
+def strategies_cmd(prompts_dir: PromptsDirOpt = None) -> None:
+    """List the strategies (prompt files) that 'generate' can run."""
+    from augment.backends import available_backends
+    from augment.console import out_console, table
+    from augment.strategies import builtin_prompts_dir, discover_prompts, load_strategy
+
+    rows = []
+    for name, path in discover_prompts(prompts_dir).items():
+        s = load_strategy(path, prompts_dir)
+        origin = "built-in" if path.parent == builtin_prompts_dir() else str(path)
+        rows.append([name, s.version, s.header.parser, ", ".join(s.header.variants) or "-", s.header.description, origin])
+    console = out_console()
+    console.print(table("strategies", ["name", "version", "parser", "variants", "description", "file"], rows))
+    console.print(f"backends: {', '.join(available_backends())}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: runs the app and turns expected errors into one red line and an exit code."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="augment", standalone_mode=False)
+    except AugmentError as e:
+        if os.environ.get("AUGMENT_DEBUG"):
+            raise
+        from augment.console import err_console
+
+        err_console().print(f"[red]error:[/red] {e}", soft_wrap=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)

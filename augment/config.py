@@ -1,0 +1,132 @@
+"""Run configuration: one flat, validated set of keys shared by the config file and the flags.
+
+Precedence: built-in defaults < config file (TOML or YAML) < command-line flags.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from augment.errors import ConfigError
+
+DEFAULT_STRATEGIES = ["qa", "paraphrase", "inferences", "notes"]
+
+
+class RunConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # ingest
+    glob: list[str] | None = Field(None, description="file patterns to read inside a folder")
+    text_field: str = Field("text", description="text field of .jsonl/.parquet rows")
+    title_field: str = Field("title", description="title field of .jsonl/.parquet rows")
+    tokenizer: str = Field("approx", description="'approx' or 'hf:PATH' to a tokenizer.json")
+    chunk_tokens: int = Field(512, ge=16, le=100_000)
+    chunk_overlap: int = Field(64, ge=0)
+    # generation
+    backend: str = "mock"
+    model: str | None = None
+    strategies: list[str] = Field(default_factory=lambda: list(DEFAULT_STRATEGIES))
+    prompts_dir: Path | None = Field(None, description="extra prompt files; override built-ins by name")
+    samples: int | None = Field(None, ge=1, le=1000, description="samples per request (overrides prompt files)")
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, ge=1)
+    seed: int = 0
+    concurrency: int = Field(64, ge=1, le=10_000)
+    max_retries: int = Field(3, ge=0, le=100)
+    mock_fail_rate: float = Field(0.0, ge=0, le=1, description="mock backend: fraction of calls that fail")
+    mock_malformed_rate: float = Field(0.0, ge=0, le=1, description="mock backend: fraction of malformed replies")
+    # export
+    export: bool = True
+    format: Literal["cpt", "chat"] = "cpt"
+    file_formats: list[Literal["jsonl", "parquet"]] = Field(default_factory=lambda: ["jsonl", "parquet"])
+    val_fraction: float = Field(0.05, ge=0, lt=1)
+    shard_mb: float = Field(256.0, gt=0)
+
+    @field_validator("strategies", "glob", "file_formats", mode="before")
+    @classmethod
+    def _split_commas(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [v]
+        if isinstance(v, list | tuple):
+            return [p.strip() for item in v for p in str(item).split(",") if p.strip()]
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens ({self.chunk_tokens})"
+            )
+        if not self.strategies:
+            raise ValueError("strategies is empty: name at least one (see 'augment strategies')")
+        if not self.file_formats:
+            raise ValueError("file_formats is empty: use jsonl, parquet or both")
+        return self
+
+
+KEYS = tuple(RunConfig.model_fields)
+
+
+def _describe(err: dict[str, Any], source: str) -> str:
+    loc = ".".join(str(p) for p in err["loc"]) or "config"
+    if err["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(str(err["loc"][0]), KEYS, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(KEYS)})"
+        return f"{source}: unknown key '{loc}'{hint}"
+    got = err.get("input")
+    got_s = f", got {got!r}" if not isinstance(got, dict | list) else ""
+    msg = err["msg"].removeprefix("Value error, ")
+    if not err["loc"]:
+        return f"{source}: {msg}"
+    return f"{source}: '{loc}' {msg[0].lower() + msg[1:]}{got_s}"
+
+
+def build_config(values: dict[str, Any], source: str = "config") -> RunConfig:
+    """Validate `values` into a RunConfig; the first problem becomes a one-line ConfigError."""
+    values = {k.replace("-", "_"): v for k, v in values.items()}
+    try:
+        return RunConfig(**values)
+    except ValidationError as e:
+        raise ConfigError(_describe(e.errors()[0], source)) from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML or YAML config file into a dict of keys (paths resolved next to the file)."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"{path}: config must be .toml, .yaml or .yml")
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(e, 'problem', e)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a table of keys, got {type(data).__name__}")
+    data = {str(k).replace("-", "_"): v for k, v in data.items()}
+    if isinstance(data.get("prompts_dir"), str):
+        data["prompts_dir"] = str((path.parent / data["prompts_dir"]).resolve())
+    return data
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Defaults < file < overrides (flags; None values mean 'not given')."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        values.update(read_config_file(path))
+        build_config(values, str(path))  # report file problems against the file
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return build_config(values, str(path) if path else "flags")

@@ -1,0 +1,50 @@
+"""Counts for `augment stats`: read back from the run directory's files, not from memory."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from augment.errors import AugmentError
+from augment.io import read_jsonl
+from augment.tokens import Tokenizer
+
+
+def run_stats(run_dir: Path) -> dict[str, Any]:
+    if not (run_dir / "run.json").is_file():
+        raise AugmentError(f"{run_dir}: not a run directory (no run.json); run 'augment generate' first")
+    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    saved = json.loads((run_dir / "stats.json").read_text(encoding="utf-8")) if (run_dir / "stats.json").is_file() else {}
+    tokenizer = Tokenizer(run.get("config", {}).get("tokenizer", "approx"))
+
+    records: Counter[str] = Counter()
+    record_tokens: Counter[str] = Counter()
+    for path in sorted((run_dir / "generated").glob("*.jsonl")):
+        for rec in read_jsonl(path):
+            records[rec["strategy"]] += 1
+            record_tokens[rec["strategy"]] += tokenizer.count(rec["text"])
+    failures: Counter[str] = Counter()
+    if (run_dir / "failures.jsonl").is_file():
+        failures.update(row["reason"] for row in read_jsonl(run_dir / "failures.jsonl"))
+    documents = sum(1 for _ in read_jsonl(run_dir / "documents.jsonl")) if (run_dir / "documents.jsonl").is_file() else 0
+    manifest_path = run_dir / "shards" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else None
+    return {
+        "run_dir": str(run_dir),
+        "backend": run.get("backend"),
+        "model": run.get("model"),
+        "documents": documents,
+        "skipped": saved.get("skipped", []),
+        "chunks": saved.get("chunks"),
+        "requests": saved.get("requests"),
+        "failed_requests": saved.get("failed_requests"),
+        "retries": saved.get("retries"),
+        "records": dict(records),
+        "record_tokens": dict(record_tokens),
+        "failures": dict(failures.most_common()),
+        "usage": {"prompt_tokens": saved.get("prompt_tokens", 0), "completion_tokens": saved.get("completion_tokens", 0)},
+        "shards": None if manifest is None else {"format": manifest["format"], "counts": manifest["counts"],
+                                                 "tokens": manifest["tokens"]},
+    }

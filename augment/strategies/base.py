@@ -1,0 +1,280 @@
+"""Load strategies from prompt files and turn chunks into requests and replies into records.
+
+A prompt file is Markdown with a YAML front-matter header:
+
+    ---
+    name: qa
+    version: 1
+    parser: json_list            # json_list | numbered_list | text
+    fields: [question, answer, evidence]
+    temperature: 0.7
+    max_tokens: 1024
+    record:                      # how an item becomes training text (Jinja2, item fields in scope)
+      text: "Question: {{ question }}\nAnswer: {{ answer }}"
+      user: "{{ question }}"
+      assistant: "{{ answer }}"
+    ---
+    The instruction (Jinja2: title, chunk, variant).
+
+Every prompt starts with the shared document block (`_document.md`: the title and the chunk), and
+the strategy's instruction follows it, so the strategies run on one chunk share a prefix that a
+server's prefix cache can reuse.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from augment.errors import ConfigError, ParseError
+from augment.io import sha256_hex, stable_id
+from augment.strategies.parsers import PARSERS, Parsed
+from augment.types import Chunk, GenRequest, GenResult
+
+DOCUMENT_BLOCK = "_document.md"
+_FRONT = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n?(.*)\Z", re.DOTALL)
+_env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
+
+
+def builtin_prompts_dir() -> Path:
+    """prompts/ inside an installed wheel, or at the repository root in a source checkout."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "prompts", here.parent / "prompts"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigError("augment's prompts/ folder is missing from this installation; reinstall augment")
+
+
+class RecordTemplates(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    user: str
+    assistant: str
+
+
+class PromptHeader(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    version: str
+    description: str = ""
+    parser: str
+    fields: list[str] = Field(default_factory=lambda: ["text"])
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(1024, ge=1)
+    samples: int = Field(1, ge=1)
+    variants: list[str] = Field(default_factory=list)
+    record: RecordTemplates
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_str(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, int | float) else v
+
+    @field_validator("parser")
+    @classmethod
+    def _known_parser(cls, v: str) -> str:
+        if v not in PARSERS:
+            raise ValueError(f"unknown parser '{v}' (available: {', '.join(PARSERS)})")
+        return v
+
+
+def _compile(path: Path, source: str, what: str) -> jinja2.Template:
+    try:
+        return _env.from_string(source)
+    except jinja2.TemplateSyntaxError as e:
+        raise ConfigError(f"{path}: {what} template error at line {e.lineno}: {e.message}") from None
+
+
+def _render(path: Path, template: jinja2.Template, what: str, **ctx: Any) -> str:
+    try:
+        return template.render(**ctx).strip()
+    except jinja2.UndefinedError as e:
+        raise ConfigError(f"{path}: {what} uses an undefined name ({e.message})") from None
+
+
+@dataclass
+class Strategy:
+    header: PromptHeader
+    path: Path
+    body: str
+    document_block: str
+    sha256: str
+    _templates: dict[str, jinja2.Template] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.header.name
+
+    @property
+    def version(self) -> str:
+        return self.header.version
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(self.header.fields)
+
+    @cached_property
+    def _prompt_template(self) -> jinja2.Template:
+        return _compile(self.path, self.document_block.rstrip() + "\n\n" + self.body.strip(), "prompt")
+
+    def _template(self, what: str) -> jinja2.Template:
+        if what not in self._templates:
+            self._templates[what] = _compile(self.path, getattr(self.header.record, what), f"record.{what}")
+        return self._templates[what]
+
+    def render(self, chunk: Chunk, variant: str = "") -> str:
+        return _render(self.path, self._prompt_template, "prompt", title=chunk.title, chunk=chunk.text, variant=variant)
+
+    def build(
+        self,
+        chunk: Chunk,
+        *,
+        backend: str,
+        model: str,
+        seed: int,
+        samples: int | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> list[GenRequest]:
+        """One request per (variant, sample) of this chunk."""
+        temperature = self.header.temperature if temperature is None else temperature
+        max_tokens = self.header.max_tokens if max_tokens is None else max_tokens
+        requests = []
+        for variant in self.header.variants or [""]:
+            prompt = self.render(chunk, variant)
+            for sample in range(samples or self.header.samples):
+                key = sha256_hex("\x1f".join(map(str, (backend, model, prompt, temperature, max_tokens, seed, sample))))
+                requests.append(
+                    GenRequest(
+                        key=key,
+                        prompt=prompt,
+                        temperature=temperature,
+                        max_tokens=max_tokens,
+                        seed=seed,
+                        strategy=self.name,
+                        parser=self.header.parser,
+                        fields=self.fields,
+                        source=chunk.text,
+                        variant=variant,
+                        sample=sample,
+                    )
+                )
+        return requests
+
+    def parse(self, text: str) -> Parsed:
+        try:
+            return PARSERS[self.header.parser](text, self.fields)
+        except ParseError:
+            raise
+        except Exception as e:  # a parser bug on odd input must not stop the run
+            raise ParseError(f"parser {self.header.parser} failed: {type(e).__name__}") from e
+
+    def records(
+        self, chunk: Chunk, req: GenRequest, result: GenResult, parsed: Parsed, *, backend: str, model: str
+    ) -> list[dict[str, Any]]:
+        out = []
+        for i, item in enumerate(parsed.items):
+            ctx = {"title": chunk.title, "variant": req.variant, **item}
+            user = _render(self.path, self._template("user"), "record.user", **ctx)
+            assistant = _render(self.path, self._template("assistant"), "record.assistant", **ctx)
+            out.append(
+                {
+                    "id": stable_id(chunk.chunk_id, self.name, self.version, req.variant, req.sample, i),
+                    "doc_id": chunk.doc_id,
+                    "chunk_id": chunk.chunk_id,
+                    "span": [chunk.start, chunk.end],
+                    "strategy": self.name,
+                    "variant": req.variant,
+                    "sample": req.sample,
+                    "item": i,
+                    "text": _render(self.path, self._template("text"), "record.text", **ctx),
+                    "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}],
+                    "fields": item,
+                    "model": model,
+                    "backend": backend,
+                    "prompt": {"name": self.name, "version": self.version, "sha256": self.sha256},
+                    "params": {"temperature": req.temperature, "max_tokens": req.max_tokens, "seed": req.seed},
+                    "finish_reason": result.finish_reason,
+                    "usage": {
+                        "prompt_tokens": result.usage.prompt_tokens,
+                        "completion_tokens": result.usage.completion_tokens,
+                    },
+                }
+            )
+        return out
+
+
+def _read_prompt_file(path: Path) -> tuple[PromptHeader, str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read prompt file ({e})") from None
+    m = _FRONT.match(text)
+    if not m:
+        raise ConfigError(f"{path}: prompt file must start with a '---' YAML header closed by '---'")
+    try:
+        raw = yaml.safe_load(m.group(1)) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML header ({getattr(e, 'problem', e)})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the header must be a mapping of keys")
+    try:
+        header = PromptHeader(**raw)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = ".".join(map(str, err["loc"])) or "header"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        raise ConfigError(f"{path}: header '{loc}': {msg}") from None
+    if not m.group(2).strip():
+        raise ConfigError(f"{path}: the instruction after the header is empty")
+    return header, m.group(2), text
+
+
+def discover_prompts(prompts_dir: Path | None = None) -> dict[str, Path]:
+    """Strategy name -> prompt file; files in `prompts_dir` override built-ins of the same name."""
+    found: dict[str, Path] = {}
+    dirs = [builtin_prompts_dir()] + ([Path(prompts_dir)] if prompts_dir else [])
+    for d in dirs:
+        if not d.is_dir():
+            raise ConfigError(f"{d}: prompts_dir is not a folder")
+        for path in sorted(d.glob("*.md")):
+            if not path.name.startswith("_"):
+                found[path.stem] = path
+    return found
+
+
+def _document_block(prompts_dir: Path | None) -> tuple[Path, str]:
+    for d in ([Path(prompts_dir)] if prompts_dir else []) + [builtin_prompts_dir()]:
+        path = d / DOCUMENT_BLOCK
+        if path.is_file():
+            return path, path.read_text(encoding="utf-8")
+    raise ConfigError(f"{DOCUMENT_BLOCK} is missing from the prompts folder")
+
+
+def load_strategy(path: Path, prompts_dir: Path | None = None) -> Strategy:
+    header, body, text = _read_prompt_file(path)
+    if header.name != path.stem:
+        raise ConfigError(f"{path}: header name '{header.name}' must match the file name '{path.stem}'")
+    block_path, block = _document_block(prompts_dir)
+    strategy = Strategy(header, path, body, block, sha256_hex(block + "\x1f" + text))
+    for what in ("text", "user", "assistant"):
+        strategy._template(what)  # fail now on a template syntax error, not mid-run
+    _ = strategy._prompt_template
+    return strategy
+
+
+def load_strategies(names: list[str], prompts_dir: Path | None = None) -> list[Strategy]:
+    available = discover_prompts(prompts_dir)
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise ConfigError(f"Unknown strategy '{missing[0]}'. Available: {', '.join(sorted(available))}")
+    return [load_strategy(available[n], prompts_dir) for n in dict.fromkeys(names)]

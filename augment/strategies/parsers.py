@@ -1,0 +1,198 @@
+"""Parsers turn a model's reply into items (dicts of named string fields).
+
+They accept what real models emit around the payload (code fences, a preamble line, trailing
+prose, numbered or bulleted lists, trailing commas in JSON) and raise ParseError with a short
+reason for anything else. Items that are present but unusable are returned as `rejected` reasons
+so the rest of the reply still counts.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from augment.errors import ParseError
+
+
+@dataclass(slots=True)
+class Parsed:
+    items: list[dict[str, str]] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+
+
+_FENCE = re.compile(r"```[\w+-]*[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
+_PREAMBLE = re.compile(
+    r"^\s*(?:sure|certainly|okay|ok|of course|here(?:'s| is| are)|below (?:is|are))\b[^\n]*:\s*\n", re.IGNORECASE
+)
+
+
+def strip_wrapping(text: str) -> str:
+    """The content of the first code fence if there is one, else the text without a chatty preamble."""
+    m = _FENCE.search(text)
+    if m and m.group(1).strip():
+        return m.group(1).strip()
+    return _PREAMBLE.sub("", text, count=1).strip()
+
+
+def _norm_key(key: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", str(key).strip().lower()).strip("_")
+
+
+def _loads_lenient(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return json.loads(re.sub(r",\s*([\]}])", r"\1", text))  # trailing commas
+
+
+def _find_json(text: str) -> Any:
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    for cand in candidates:
+        cand = cand.strip()
+        try:
+            return _loads_lenient(cand)
+        except json.JSONDecodeError:
+            pass
+        # JSON followed or preceded by prose: decode from the first bracket, ignore what trails
+        for opener in "[{":
+            start = cand.find(opener)
+            if start < 0:
+                continue
+            try:
+                return json.JSONDecoder().raw_decode(cand, start)[0]
+            except json.JSONDecodeError:
+                end = cand.rfind("]" if opener == "[" else "}")
+                if end > start:
+                    try:
+                        return _loads_lenient(cand[start : end + 1])
+                    except json.JSONDecodeError:
+                        pass
+    raise ParseError("no JSON list or labelled fields found")
+
+
+def _as_items(data: Any, fields: tuple[str, ...]) -> list[Any]:
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        keys = {_norm_key(k) for k in data}
+        if fields and set(fields) <= keys:
+            return [data]
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            return lists[0]
+    raise ParseError(f"expected a JSON list, got {type(data).__name__}")
+
+
+def _coerce(i: int, raw: Any, fields: tuple[str, ...], rejected: list[str]) -> dict[str, str] | None:
+    if isinstance(raw, str) and len(fields) == 1:
+        raw = {fields[0]: raw}
+    if not isinstance(raw, dict):
+        rejected.append(f"item is a {type(raw).__name__}, not an object")
+        return None
+    by_key = {_norm_key(k): v for k, v in raw.items()}
+    item: dict[str, str] = {}
+    for f in fields:
+        value = by_key.get(f)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            rejected.append(f"item missing '{f}'")
+            return None
+        item[f] = value.strip()
+    return item
+
+
+# "Question: ...", "**Q:** ...", "1. Question: ..." — what models write when they ignore "JSON only"
+_LABEL = re.compile(r"^\s*(?:\d{1,3}[.)]\s*)?[*_]*([A-Za-z][A-Za-z _]{0,30}?)[*_]*\s*[:：][*_]*\s*(.*)$")
+
+
+def _parse_labelled(text: str, fields: tuple[str, ...]) -> list[dict[str, str]]:
+    aliases = {_norm_key(f): f for f in fields}
+    for f in fields:
+        aliases.setdefault(f[0], f)  # Q:, A:, E:
+    items: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    last: str | None = None
+    for line in text.splitlines():
+        m = _LABEL.match(line)
+        name = aliases.get(_norm_key(m.group(1))) if m else None
+        if name:
+            if name in current:
+                items.append(current)
+                current = {}
+            current[name] = m.group(2).strip().strip('"')
+            last = name
+        elif last and line.strip():
+            current[last] = (current[last] + " " + line.strip()).strip()
+        elif not line.strip():
+            last = None
+    if current:
+        items.append(current)
+    return [it for it in items if len(it) > 1 or len(fields) == 1]
+
+
+def parse_json_list(text: str, fields: tuple[str, ...]) -> Parsed:
+    """A JSON list of objects with the strategy's fields (or labelled 'Field: value' blocks)."""
+    if not text.strip():
+        raise ParseError("empty response")
+    try:
+        raw_items = _as_items(_find_json(text), fields)
+    except ParseError:
+        labelled = _parse_labelled(strip_wrapping(text), fields) if fields else []
+        if not labelled:
+            raise
+        raw_items = labelled
+    out = Parsed()
+    for i, raw in enumerate(raw_items):
+        item = _coerce(i, raw, fields, out.rejected)
+        if item is not None:
+            out.items.append(item)
+    if not out.items:
+        raise ParseError(out.rejected[0] if out.rejected else "empty JSON list")
+    return out
+
+
+_ITEM = re.compile(r"^\s*(?:\d{1,3}[.)]|[-*•])\s+(.*\S)\s*$")
+
+
+def parse_numbered_list(text: str, fields: tuple[str, ...]) -> Parsed:
+    """A numbered or bulleted list; a preamble before it and prose after it are ignored."""
+    field_name = fields[0] if fields else "text"
+    items: list[str] = []
+    gap = False
+    for line in strip_wrapping(text).splitlines():
+        m = _ITEM.match(line)
+        if m:
+            items.append(m.group(1))
+            gap = False
+        elif not line.strip():
+            gap = True
+        elif items and not gap:
+            items[-1] += " " + line.strip()  # wrapped continuation of the item
+        elif items and gap and line.startswith((" ", "\t")):
+            items[-1] += " " + line.strip()
+        elif items:
+            break  # trailing prose after the list
+    items = [re.sub(r"^\*\*(.+?)\*\*\s*", r"\1 ", it).strip() for it in items]
+    items = [it for it in items if it]
+    if not items:
+        raise ParseError("empty response" if not text.strip() else "no list items found")
+    return Parsed(items=[{field_name: it} for it in items])
+
+
+def parse_text(text: str, fields: tuple[str, ...]) -> Parsed:
+    """The whole reply as one item (code fence and chatty preamble removed)."""
+    body = strip_wrapping(text)
+    if not body:
+        raise ParseError("empty response")
+    return Parsed(items=[{(fields[0] if fields else "text"): body}])
+
+
+PARSERS: dict[str, Callable[[str, tuple[str, ...]], Parsed]] = {
+    "json_list": parse_json_list,
+    "numbered_list": parse_numbered_list,
+    "text": parse_text,
+}

@@ -1,0 +1,61 @@
+"""The records that flow through the pipeline. Plain dicts at I/O boundaries, dataclasses inside."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Document:
+    doc_id: str
+    path: str
+    title: str
+    text: str
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class Chunk:
+    chunk_id: str
+    doc_id: str
+    index: int
+    start: int  # character offsets into Document.text: text == doc.text[start:end]
+    end: int
+    text: str
+    title: str
+    tokens: int
+
+
+@dataclass(slots=True)
+class GenRequest:
+    """One model call. `key` is a stable hash of everything that changes the output."""
+
+    key: str
+    prompt: str
+    temperature: float
+    max_tokens: int
+    seed: int
+    # What the request is for; backends other than mock ignore it.
+    strategy: str = ""
+    parser: str = "text"
+    fields: tuple[str, ...] = ()
+    source: str = ""
+    variant: str = ""
+    sample: int = 0
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(slots=True)
+class GenResult:
+    text: str
+    finish_reason: str = "stop"
+    usage: Usage = field(default_factory=Usage)
