@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from augment.errors import AugmentError
@@ -21,17 +20,25 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML file with the same keys as the flags.")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML or YAML file with the same keys as the flags.")
+]
 RunDirArg = Annotated[Path, typer.Argument(help="Run directory written by 'augment generate'.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the final summary.")]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="Shard format: cpt ({'text'}) or chat ({'messages'}).")]
-ValFractionOpt = Annotated[float | None, typer.Option("--val-fraction", help="Fraction of records for validation.")]
+FormatOpt = Annotated[
+    str | None, typer.Option("--format", help="Shard format: cpt ({'text'}) or chat ({'messages'}).")
+]
+ValFractionOpt = Annotated[
+    float | None, typer.Option("--val-fraction", help="Fraction of records for validation.")
+]
 ShardMbOpt = Annotated[float | None, typer.Option("--shard-mb", help="Maximum shard size in MB.")]
 PromptsDirOpt = Annotated[Path | None, typer.Option("--prompts-dir", help="Folder of extra prompt files.")]
 
 
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+) -> None:
     if debug:
         os.environ["AUGMENT_DEBUG"] = "1"
 
@@ -56,9 +63,15 @@ def generate(
     text_field: Annotated[str | None, typer.Option(help="Text field of .jsonl/.parquet rows.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
     max_retries: Annotated[int | None, typer.Option(help="Retries of a failed request.")] = None,
-    mock_fail_rate: Annotated[float | None, typer.Option(help="Mock backend: fraction of calls that fail.")] = None,
-    mock_malformed_rate: Annotated[float | None, typer.Option(help="Mock backend: fraction of bad replies.")] = None,
-    export: Annotated[bool | None, typer.Option("--export/--no-export", help="Write shards after generating.")] = None,
+    mock_fail_rate: Annotated[
+        float | None, typer.Option(help="Mock backend: fraction of calls that fail.")
+    ] = None,
+    mock_malformed_rate: Annotated[
+        float | None, typer.Option(help="Mock backend: fraction of bad replies.")
+    ] = None,
+    export: Annotated[
+        bool | None, typer.Option("--export/--no-export", help="Write shards after generating.")
+    ] = None,
     fmt: FormatOpt = None,
     val_fraction: ValFractionOpt = None,
     quiet: QuietOpt = False,
@@ -72,10 +85,24 @@ def generate(
     cfg = load_config(
         config,
         dict(
-            backend=backend, model=model, strategies=strategies, prompts_dir=prompts_dir, samples=samples, seed=seed,
-            chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, tokenizer=tokenizer, glob=glob,
-            text_field=text_field, concurrency=concurrency, max_retries=max_retries, mock_fail_rate=mock_fail_rate,
-            mock_malformed_rate=mock_malformed_rate, export=export, format=fmt, val_fraction=val_fraction,
+            backend=backend,
+            model=model,
+            strategies=strategies,
+            prompts_dir=prompts_dir,
+            samples=samples,
+            seed=seed,
+            chunk_tokens=chunk_tokens,
+            chunk_overlap=chunk_overlap,
+            tokenizer=tokenizer,
+            glob=glob,
+            text_field=text_field,
+            concurrency=concurrency,
+            max_retries=max_retries,
+            mock_fail_rate=mock_fail_rate,
+            mock_malformed_rate=mock_malformed_rate,
+            export=export,
+            format=fmt,
+            val_fraction=val_fraction,
         ),
     )
     console = err_console()
@@ -92,8 +119,14 @@ def _export(run_dir: Path, cfg: Any):
     from augment.tokens import Tokenizer
 
     return write_shards(
-        run_dir, fmt=cfg.format, file_formats=cfg.file_formats, val_fraction=cfg.val_fraction, shard_mb=cfg.shard_mb,
-        tokenizer=Tokenizer(cfg.tokenizer), config=cfg.model_dump(mode="json"), versions=versions(),
+        run_dir,
+        fmt=cfg.format,
+        file_formats=cfg.file_formats,
+        val_fraction=cfg.val_fraction,
+        shard_mb=cfg.shard_mb,
+        tokenizer=Tokenizer(cfg.tokenizer),
+        config=cfg.model_dump(mode="json"),
+        versions=versions(),
     )
 
 
@@ -101,8 +134,12 @@ def _print_generate_summary(summary: Any, shards: Any) -> None:
     from augment.console import out_console, table
 
     rows: list[list[Any]] = [
-        ["files", summary.files], ["documents", summary.documents], ["skipped", len(summary.skipped)],
-        ["chunks", summary.chunks], ["requests", summary.requests], ["failed requests", summary.failed_requests],
+        ["files", summary.files],
+        ["documents", summary.documents],
+        ["skipped", len(summary.skipped)],
+        ["chunks", summary.chunks],
+        ["requests", summary.requests],
+        ["failed requests", summary.failed_requests],
         ["retries", summary.retries],
     ]
     rows += [[f"records: {name}", n] for name, n in summary.records.items()]
@@ -123,7 +160,9 @@ def export_cmd(
     fmt: FormatOpt = None,
     val_fraction: ValFractionOpt = None,
     shard_mb: ShardMbOpt = None,
-    file_formats: Annotated[list[str] | None, typer.Option("--file-formats", help="jsonl, parquet or both.")] = None,
+    file_formats: Annotated[
+        list[str] | None, typer.Option("--file-formats", help="jsonl, parquet or both.")
+    ] = None,
 ) -> None:
     """Write training shards and manifest.json from a run's (curated) records."""
     from augment.config import build_config
@@ -156,27 +195,51 @@ def stats(
     if as_json:
         print(json.dumps(s, indent=2))
         return
-    console.print(table(
-        f"run {s['run_dir']} ({s['backend']}: {s['model']})", ["", "count"],
-        [["documents", s["documents"]], ["skipped files", len(s["skipped"])], ["chunks", s["chunks"]],
-         ["requests", s["requests"]], ["failed requests", s["failed_requests"]], ["retries", s["retries"]],
-         ["prompt tokens", s["usage"]["prompt_tokens"]], ["completion tokens", s["usage"]["completion_tokens"]]],
-    ))
-    console.print(table("records per strategy", ["strategy", "records", "tokens"],
-                        [[k, v, s["record_tokens"][k]] for k, v in s["records"].items()]))
+    console.print(
+        table(
+            f"run {s['run_dir']} ({s['backend']}: {s['model']})",
+            ["", "count"],
+            [
+                ["documents", s["documents"]],
+                ["skipped files", len(s["skipped"])],
+                ["chunks", s["chunks"]],
+                ["requests", s["requests"]],
+                ["failed requests", s["failed_requests"]],
+                ["retries", s["retries"]],
+                ["prompt tokens", s["usage"]["prompt_tokens"]],
+                ["completion tokens", s["usage"]["completion_tokens"]],
+            ],
+        )
+    )
+    console.print(
+        table(
+            "records per strategy",
+            ["strategy", "records", "tokens"],
+            [[k, v, s["record_tokens"][k]] for k, v in s["records"].items()],
+        )
+    )
     if s["failures"]:
-        console.print(table("failures by reason", ["reason", "count"], [[k, v] for k, v in s["failures"].items()]))
+        console.print(
+            table("failures by reason", ["reason", "count"], [[k, v] for k, v in s["failures"].items()])
+        )
     if s["skipped"]:
-        console.print(table("skipped inputs", ["path", "reason"], [[x["path"], x["reason"]] for x in s["skipped"]]))
+        console.print(
+            table("skipped inputs", ["path", "reason"], [[x["path"], x["reason"]] for x in s["skipped"]])
+        )
     if s["shards"]:
         c, t = s["shards"]["counts"], s["shards"]["tokens"]
-        console.print(table(f"shards ({s['shards']['format']})", ["split", "records", "tokens"],
-                            [["train", c["train"], t["train"]], ["val", c["val"], t["val"]]]))
+        console.print(
+            table(
+                f"shards ({s['shards']['format']})",
+                ["split", "records", "tokens"],
+                [["train", c["train"], t["train"]], ["val", c["val"], t["val"]]],
+            )
+        )
 
 
 @app.command("strategies")
 def strategies_cmd(prompts_dir: PromptsDirOpt = None) -> None:
-    """List the strategies (prompt files) that 'generate' can run."""
+    """List the strategies (prompt files) that 'generate' can run; add one by adding a file."""
     from augment.backends import available_backends
     from augment.console import out_console, table
     from augment.strategies import builtin_prompts_dir, discover_prompts, load_strategy
@@ -184,10 +247,24 @@ def strategies_cmd(prompts_dir: PromptsDirOpt = None) -> None:
     rows = []
     for name, path in discover_prompts(prompts_dir).items():
         s = load_strategy(path, prompts_dir)
-        origin = "built-in" if path.parent == builtin_prompts_dir() else str(path)
-        rows.append([name, s.version, s.header.parser, ", ".join(s.header.variants) or "-", s.header.description, origin])
+        origin = "built-in" if path.parent == builtin_prompts_dir() else "prompts-dir"
+        rows.append(
+            [
+                name,
+                s.version,
+                s.header.parser,
+                ", ".join(s.header.variants) or "-",
+                s.header.description,
+                origin,
+            ]
+        )
     console = out_console()
-    console.print(table("strategies", ["name", "version", "parser", "variants", "description", "file"], rows))
+    console.print(table("strategies", ["name", "version", "parser", "variants", "description", "from"], rows))
+    console.print(f"built-in prompts: {builtin_prompts_dir()}", soft_wrap=True)
+    if prompts_dir:
+        console.print(
+            f"prompts-dir: {prompts_dir} (its files add strategies or override built-ins)", soft_wrap=True
+        )
     console.print(f"backends: {', '.join(available_backends())}")
 
 
@@ -195,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns expected errors into one red line and an exit code."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="augment", standalone_mode=False)
+        code = command.main(args=argv, prog_name="augment", standalone_mode=False)
     except AugmentError as e:
         if os.environ.get("AUGMENT_DEBUG"):
             raise
@@ -203,11 +280,9 @@ def main(argv: list[str] | None = None) -> None:
 
         err_console().print(f"[red]error:[/red] {e}", soft_wrap=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except click.ClickException as e:
+    except typer.TyperException as e:  # usage errors: typer prints them with the command's usage line
         e.show()
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    sys.exit(0)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -33,14 +33,18 @@ class RunConfig(BaseModel):
     model: str | None = None
     strategies: list[str] = Field(default_factory=lambda: list(DEFAULT_STRATEGIES))
     prompts_dir: Path | None = Field(None, description="extra prompt files; override built-ins by name")
-    samples: int | None = Field(None, ge=1, le=1000, description="samples per request (overrides prompt files)")
+    samples: int | None = Field(
+        None, ge=1, le=1000, description="samples per request (overrides prompt files)"
+    )
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1)
     seed: int = 0
     concurrency: int = Field(64, ge=1, le=10_000)
     max_retries: int = Field(3, ge=0, le=100)
     mock_fail_rate: float = Field(0.0, ge=0, le=1, description="mock backend: fraction of calls that fail")
-    mock_malformed_rate: float = Field(0.0, ge=0, le=1, description="mock backend: fraction of malformed replies")
+    mock_malformed_rate: float = Field(
+        0.0, ge=0, le=1, description="mock backend: fraction of malformed replies"
+    )
     # export
     export: bool = True
     format: Literal["cpt", "chat"] = "cpt"

@@ -8,7 +8,14 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 
@@ -47,9 +54,15 @@ class Reporter(AbstractContextManager):
             return
         if self.console.is_terminal:
             self._bar = Progress(
-                TextColumn("generating"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.1f} req/s"), TextColumn("[red]{task.fields[failed]} failed"),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=False,
+                TextColumn("generating"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:.1f} req/s"),
+                TextColumn("[red]{task.fields[failed]} failed"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+                transient=False,
             )
             self._bar.start()
             self._task = self._bar.add_task("generate", total=total, rate=0.0, failed=0)

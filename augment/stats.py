@@ -16,7 +16,11 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
     if not (run_dir / "run.json").is_file():
         raise AugmentError(f"{run_dir}: not a run directory (no run.json); run 'augment generate' first")
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    saved = json.loads((run_dir / "stats.json").read_text(encoding="utf-8")) if (run_dir / "stats.json").is_file() else {}
+    saved = (
+        json.loads((run_dir / "stats.json").read_text(encoding="utf-8"))
+        if (run_dir / "stats.json").is_file()
+        else {}
+    )
     tokenizer = Tokenizer(run.get("config", {}).get("tokenizer", "approx"))
 
     records: Counter[str] = Counter()
@@ -28,7 +32,11 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
     failures: Counter[str] = Counter()
     if (run_dir / "failures.jsonl").is_file():
         failures.update(row["reason"] for row in read_jsonl(run_dir / "failures.jsonl"))
-    documents = sum(1 for _ in read_jsonl(run_dir / "documents.jsonl")) if (run_dir / "documents.jsonl").is_file() else 0
+    documents = (
+        sum(1 for _ in read_jsonl(run_dir / "documents.jsonl"))
+        if (run_dir / "documents.jsonl").is_file()
+        else 0
+    )
     manifest_path = run_dir / "shards" / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else None
     return {
@@ -44,7 +52,11 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         "records": dict(records),
         "record_tokens": dict(record_tokens),
         "failures": dict(failures.most_common()),
-        "usage": {"prompt_tokens": saved.get("prompt_tokens", 0), "completion_tokens": saved.get("completion_tokens", 0)},
-        "shards": None if manifest is None else {"format": manifest["format"], "counts": manifest["counts"],
-                                                 "tokens": manifest["tokens"]},
+        "usage": {
+            "prompt_tokens": saved.get("prompt_tokens", 0),
+            "completion_tokens": saved.get("completion_tokens", 0),
+        },
+        "shards": None
+        if manifest is None
+        else {"format": manifest["format"], "counts": manifest["counts"], "tokens": manifest["tokens"]},
     }

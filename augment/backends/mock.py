@@ -55,7 +55,22 @@ def _answer_span(sentence: str) -> str | None:
     return None
 
 
-_FUNCTION_WORDS = {"a", "an", "the", "in", "it", "this", "these", "at", "on", "if", "since", "once", "every", "all"}
+_FUNCTION_WORDS = {
+    "a",
+    "an",
+    "the",
+    "in",
+    "it",
+    "this",
+    "these",
+    "at",
+    "on",
+    "if",
+    "since",
+    "once",
+    "every",
+    "all",
+}
 
 
 def _lower_first(s: str) -> str:
@@ -119,7 +134,7 @@ class MockBackend:
                 continue
             cloze = s.replace(span, "_____", 1).rstrip(".")
             values = {
-                "question": f"Which word or phrase completes this statement: \"{cloze}\"?",
+                "question": f'Which word or phrase completes this statement: "{cloze}"?',
                 "answer": span,
                 "evidence": s,
             }
@@ -131,8 +146,10 @@ class MockBackend:
             parts = [p.strip().rstrip(".") for s in sents for p in re.split(r",\s+|;\s+", s)]
             return " ".join(p[0].upper() + p[1:] + "." for p in parts if p)
         if style == "academic":
-            return " ".join(f"{rng.choice(('Notably,', 'It is documented that', 'Evidently,'))} {_lower_first(s)}"
-                            for s in sents)
+            return " ".join(
+                f"{rng.choice(('Notably,', 'It is documented that', 'Evidently,'))} {_lower_first(s)}"
+                for s in sents
+            )
         if style == "qa_dialogue":
             lines = []
             for s in sents:

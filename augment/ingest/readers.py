@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +17,10 @@ Reader = Callable[[Path, str, str], Iterator[tuple[str, str, str]]]
 """(path, text_field, title_field) -> (location, title, text) for each document in the file."""
 
 _NUL_SNIFF = 8192
+
+# pypdf and trafilatura log warnings about the damaged files we skip; the skip line says it once.
+for _name in ("pypdf", "trafilatura", "htmldate", "courlan"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
 
 
 def _decode(path: Path, data: bytes) -> str:
@@ -121,7 +126,9 @@ def read_jsonl(path: Path, text_field: str, title_field: str) -> Iterator[tuple[
             yield RowSkipped(where, str(e).removeprefix(f"{where}: "))
 
 
-def read_parquet(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str] | RowSkipped]:
+def read_parquet(
+    path: Path, text_field: str, title_field: str
+) -> Iterator[tuple[str, str, str] | RowSkipped]:
     import pyarrow.parquet as pq
 
     try:

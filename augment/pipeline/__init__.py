@@ -114,7 +114,10 @@ def generate(
     backend = get_backend(config)
 
     ingested = ingest(
-        inputs, patterns=config.glob, text_field=config.text_field, title_field=config.title_field,
+        inputs,
+        patterns=config.glob,
+        text_field=config.text_field,
+        title_field=config.title_field,
         on_skip=hooks.on_skip,
     )
     if not ingested.documents:
@@ -131,8 +134,13 @@ def generate(
     work = build_requests(chunks, strategies, config, backend.name, backend.model)
 
     summary = GenerateSummary(
-        run_dir=run_dir, files=ingested.files, documents=len(ingested.documents), skipped=ingested.skipped,
-        chunks=len(chunks), requests=len(work), failed_requests=0,
+        run_dir=run_dir,
+        files=ingested.files,
+        documents=len(ingested.documents),
+        skipped=ingested.skipped,
+        chunks=len(chunks),
+        requests=len(work),
+        failed_requests=0,
     )
 
     def on_retry() -> None:
@@ -151,7 +159,9 @@ def generate(
             "config": config.model_dump(mode="json"),
             "backend": backend.name,
             "model": backend.model,
-            "strategies": {s.name: {"version": s.version, "sha256": s.sha256, "path": str(s.path)} for s in strategies},
+            "strategies": {
+                s.name: {"version": s.version, "sha256": s.sha256, "path": str(s.path)} for s in strategies
+            },
             "source_fingerprint": sha256_hex("".join(sorted(d.sha256 for d in ingested.documents))),
             "versions": versions(),
             "argv": sys.argv[1:],
@@ -183,8 +193,14 @@ async def _generate_records(
 
         def fail(reason: str, chunk: Chunk, strategy: Strategy, req: GenRequest, raw: str | None) -> None:
             summary.failures[reason] += 1
-            row = {"reason": reason, "request": req.key[:16], "chunk_id": chunk.chunk_id, "strategy": strategy.name,
-                   "variant": req.variant, "sample": req.sample}
+            row = {
+                "reason": reason,
+                "request": req.key[:16],
+                "chunk_id": chunk.chunk_id,
+                "strategy": strategy.name,
+                "variant": req.variant,
+                "sample": req.sample,
+            }
             if raw is not None:
                 row["raw"] = raw[:2000]
             failures.write(dumps(row) + "\n")
@@ -192,7 +208,11 @@ async def _generate_records(
         requests = [req for _, _, req in work]
         try:
             async for outcome in run_requests(
-                backend, requests, concurrency=config.concurrency, max_retries=config.max_retries, on_retry=on_retry
+                backend,
+                requests,
+                concurrency=config.concurrency,
+                max_retries=config.max_retries,
+                on_retry=on_retry,
             ):
                 chunk, strategy, req = work[outcome.index]
                 if outcome.result is None:
@@ -211,7 +231,9 @@ async def _generate_records(
                     continue
                 for reason in parsed.rejected:
                     fail(f"parse_error: {reason}", chunk, strategy, req, None)
-                records = strategy.records(chunk, req, outcome.result, parsed, backend=backend.name, model=backend.model)
+                records = strategy.records(
+                    chunk, req, outcome.result, parsed, backend=backend.name, model=backend.model
+                )
                 out = files[strategy.name]
                 for rec in records:
                     out.write(dumps(rec) + "\n")

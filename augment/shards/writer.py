@@ -38,21 +38,28 @@ def load_records(run_dir: Path) -> tuple[str, list[dict[str, Any]]]:
         return "curated/kept.jsonl", list(read_jsonl(kept))
     gen = sorted((run_dir / "generated").glob("*.jsonl")) if (run_dir / "generated").is_dir() else []
     if not gen:
-        raise AugmentError(f"{run_dir}: no generated records (run 'augment generate DOCS -o {run_dir}' first)")
+        raise AugmentError(
+            f"{run_dir}: no generated records (run 'augment generate DOCS -o {run_dir}' first)"
+        )
     return "generated/", [rec for path in gen for rec in read_jsonl(path)]
 
 
 def _row(rec: dict[str, Any], fmt: Format) -> dict[str, Any]:
     if fmt == "cpt":
         return {"id": rec["id"], "text": rec["text"]}
-    return {"id": rec["id"], "messages": [{"role": m["role"], "content": m["content"]} for m in rec["messages"]]}
+    return {
+        "id": rec["id"],
+        "messages": [{"role": m["role"], "content": m["content"]} for m in rec["messages"]],
+    }
 
 
 def _row_text(row: dict[str, Any]) -> str:
     return row["text"] if "text" in row else "\n".join(m["content"] for m in row["messages"])
 
 
-def split(records: list[dict[str, Any]], val_fraction: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def split(
+    records: list[dict[str, Any]], val_fraction: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """A fixed fraction of records (chosen by a hash of their id) for validation; order is kept."""
     n_val = math.ceil(len(records) * val_fraction) if val_fraction > 0 and len(records) > 1 else 0
     ranked = sorted(records, key=lambda r: stable_id(r["id"], "val"))
@@ -124,8 +131,14 @@ def export(
                 else:
                     _write_parquet(path, rows[a:b], fmt)
                 summary.files.append(
-                    {"path": path.name, "split": name, "format": file_format, "records": b - a,
-                     "bytes": path.stat().st_size, "sha256": sha256_file(path)}
+                    {
+                        "path": path.name,
+                        "split": name,
+                        "format": file_format,
+                        "records": b - a,
+                        "bytes": path.stat().st_size,
+                        "sha256": sha256_file(path),
+                    }
                 )
         summary.counts[name] = len(rows)
         summary.tokens[name] = sum(tokenizer.count(_row_text(r)) for r in rows)

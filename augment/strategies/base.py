@@ -130,7 +130,9 @@ class Strategy:
         return self._templates[what]
 
     def render(self, chunk: Chunk, variant: str = "") -> str:
-        return _render(self.path, self._prompt_template, "prompt", title=chunk.title, chunk=chunk.text, variant=variant)
+        return _render(
+            self.path, self._prompt_template, "prompt", title=chunk.title, chunk=chunk.text, variant=variant
+        )
 
     def build(
         self,
@@ -150,7 +152,9 @@ class Strategy:
         for variant in self.header.variants or [""]:
             prompt = self.render(chunk, variant)
             for sample in range(samples or self.header.samples):
-                key = sha256_hex("\x1f".join(map(str, (backend, model, prompt, temperature, max_tokens, seed, sample))))
+                key = sha256_hex(
+                    "\x1f".join(map(str, (backend, model, prompt, temperature, max_tokens, seed, sample)))
+                )
                 requests.append(
                     GenRequest(
                         key=key,
@@ -195,12 +199,19 @@ class Strategy:
                     "sample": req.sample,
                     "item": i,
                     "text": _render(self.path, self._template("text"), "record.text", **ctx),
-                    "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": assistant}],
+                    "messages": [
+                        {"role": "user", "content": user},
+                        {"role": "assistant", "content": assistant},
+                    ],
                     "fields": item,
                     "model": model,
                     "backend": backend,
                     "prompt": {"name": self.name, "version": self.version, "sha256": self.sha256},
-                    "params": {"temperature": req.temperature, "max_tokens": req.max_tokens, "seed": req.seed},
+                    "params": {
+                        "temperature": req.temperature,
+                        "max_tokens": req.max_tokens,
+                        "seed": req.seed,
+                    },
                     "finish_reason": result.finish_reason,
                     "usage": {
                         "prompt_tokens": result.usage.prompt_tokens,

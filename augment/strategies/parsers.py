@@ -23,16 +23,17 @@ class Parsed:
     rejected: list[str] = field(default_factory=list)
 
 
-_FENCE = re.compile(r"```[\w+-]*[ \t]*\n(.*?)(?:\n```|\Z)", re.DOTALL)
+_FENCE = re.compile(r"```[\w+-]*[ \t]*\n(.*?)(?:^```|\Z)", re.DOTALL | re.MULTILINE)
 _PREAMBLE = re.compile(
-    r"^\s*(?:sure|certainly|okay|ok|of course|here(?:'s| is| are)|below (?:is|are))\b[^\n]*:\s*\n", re.IGNORECASE
+    r"^\s*(?:sure|certainly|okay|ok|of course|here(?:'s| is| are)|below (?:is|are))\b[^\n]*:\s*\n",
+    re.IGNORECASE,
 )
 
 
 def strip_wrapping(text: str) -> str:
     """The content of the first code fence if there is one, else the text without a chatty preamble."""
     m = _FENCE.search(text)
-    if m and m.group(1).strip():
+    if m:
         return m.group(1).strip()
     return _PREAMBLE.sub("", text, count=1).strip()
 

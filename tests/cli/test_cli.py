@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+
+def test_generate_export_stats_on_examples(cli, examples: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    r = cli("generate", examples / "docs", "-o", run, "-c", examples / "augment.toml")
+    assert r.code == 0, r.err
+    assert "records: qa" in r.out and "shards:" in r.out
+    assert "generating: 77/77 requests, 0 failed" in r.err  # plain progress lines when not a TTY
+    manifest = json.loads((run / "shards" / "manifest.json").read_text())
+    assert manifest["format"] == "cpt" and manifest["config"]["val_fraction"] == 0.1
+
+    r = cli("export", run, "--format", "chat", "--val-fraction", "0")
+    assert r.code == 0, r.err
+    manifest = json.loads((run / "shards" / "manifest.json").read_text())
+    assert manifest["format"] == "chat" and manifest["counts"]["val"] == 0
+
+    r = cli("stats", run)
+    assert r.code == 0 and "records per strategy" in r.out and "paraphrase" in r.out
+    r = cli("stats", run, "--json")
+    s = json.loads(r.out)
+    assert s["documents"] == 7 and s["requests"] == 77 and s["shards"]["format"] == "chat"
+    assert sum(s["records"].values()) == manifest["counts"]["train"]
+
+
+def test_bad_files_are_reported_one_line_each(cli, tmp_path: Path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ok.md").write_text("# Ok\n\nThe light was built in 1862 by Ada Penhallow.", encoding="utf-8")
+    (docs / "bad.txt").write_bytes(b"\xff\xfe\x00\x00garbage")
+    r = cli("generate", docs, "-o", tmp_path / "run", "-s", "qa", "--no-export")
+    assert r.code == 0, r.err
+    assert f"skipped {docs / 'bad.txt'}: binary file (contains NUL bytes)" in r.err
+    assert "│ skipped             │     1 │" in r.out or "skipped" in r.out
+    assert not (tmp_path / "run" / "shards").exists()
+    s = json.loads(cli("stats", tmp_path / "run", "--json").out)
+    assert s["skipped"] == [{"path": str(docs / "bad.txt"), "reason": "binary file (contains NUL bytes)"}]
+
+
+def test_bad_config_is_one_line_and_exit_code_2(cli, examples: Path, tmp_path: Path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('chunk_tokens = "many"\n', encoding="utf-8")
+    r = cli("generate", examples / "docs", "-o", tmp_path / "run", "-c", bad)
+    assert r.code == 2
+    assert (
+        r.err.strip()
+        == f"error: {bad}: 'chunk_tokens' input should be a valid integer, unable to parse string as an integer, got 'many'"
+    )
+    assert not (tmp_path / "run").exists()
+
+    r = cli("generate", examples / "docs", "-o", tmp_path / "run", "--strategies", "qa,quiz")
+    assert r.code == 2 and r.err.count("\n") == 1 and "Unknown strategy 'quiz'" in r.err
+    r = cli("generate", examples / "docs", "-o", tmp_path / "run", "--backend", "gpt")
+    assert r.code == 2 and "Unknown backend 'gpt'. Available: mock" in r.err
+    r = cli("generate", examples / "docs", "-o", tmp_path / "run", "--chunk-tokens", "ten")
+    assert r.code == 2 and "Invalid value for '--chunk-tokens'" in r.err
+
+
+def test_missing_inputs_fail_with_exit_code_1(cli, tmp_path: Path):
+    r = cli("generate", tmp_path / "nope", "-o", tmp_path / "run")
+    assert r.code == 1 and r.err.strip() == f"error: {tmp_path / 'nope'}: no such file or folder"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "x.png").write_bytes(b"png")
+    r = cli("generate", empty, "-o", tmp_path / "run")
+    assert r.code == 1 and "No documents in" in r.err and "1 skipped" in r.err
+    r = cli("stats", tmp_path)
+    assert r.code == 1 and "not a run directory" in r.err
+    r = cli("export", tmp_path)
+    assert r.code == 1 and "not a run directory" in r.err
+
+
+def test_strategies_lists_builtin_and_user_prompts(cli, tmp_path: Path):
+    (tmp_path / "facts.md").write_text(
+        "---\nname: facts\nversion: 1\nparser: numbered_list\nfields: [fact]\n"
+        "record: {text: '{{ fact }}', user: 'Fact?', assistant: '{{ fact }}'}\n---\nList facts.\n",
+        encoding="utf-8",
+    )
+    r = cli("strategies", "--prompts-dir", tmp_path)
+    assert r.code == 0
+    for name in ("qa", "paraphrase", "inferences", "notes", "facts"):
+        assert name in r.out
+    assert f"prompts-dir: {tmp_path} (its files add" in r.out
+    facts_row = next(line for line in r.out.splitlines() if "facts" in line)
+    assert "numbered_list" in facts_row and "prompts-dir" in facts_row
+
+
+def test_help_does_not_import_heavy_backends():
+    code = (
+        "import sys\n"
+        "from augment.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'transformers', 'vllm', 'llama_cpp', 'openai', 'datasets') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout
+    assert "HEAVY []" in out
+
+
+def test_console_script_runs_the_examples_like_the_readme(tmp_path: Path):
+    exe = Path(sys.executable).parent / "augment"
+    r = subprocess.run(
+        [
+            str(exe),
+            "generate",
+            "examples/docs",
+            "-o",
+            str(tmp_path / "demo"),
+            "-c",
+            "examples/augment.toml",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""  # --quiet: only the summary, on stdout
+    assert (tmp_path / "demo" / "shards" / "manifest.json").is_file()

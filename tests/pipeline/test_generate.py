@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from datasets import load_dataset
+
+from augment.backends.mock import MockBackend
+from augment.config import load_config
+from augment.io import read_jsonl
+from augment.pipeline import generate
+from augment.pipeline.runner import run_requests
+from augment.shards import export
+from augment.types import GenRequest, GenResult
+
+
+def run(examples: Path, run_dir: Path, **overrides) -> object:
+    cfg = load_config(examples / "augment.toml", overrides)
+    return generate([str(examples / "docs")], run_dir, cfg)
+
+
+def files(run_dir: Path) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted((run_dir / "generated").glob("*.jsonl"))}
+
+
+def test_examples_end_to_end_every_chunk_used(examples: Path, tmp_path: Path):
+    summary = run(examples, tmp_path / "run")
+    assert summary.documents == 7 and not summary.skipped
+    docs = {d["doc_id"]: d for d in read_jsonl(tmp_path / "run" / "documents.jsonl")}
+    records = [r for p in sorted((tmp_path / "run" / "generated").glob("*.jsonl")) for r in read_jsonl(p)]
+    assert Counter(r["strategy"] for r in records) == summary.records
+    # every chunk of every document produced records for every strategy (4 styles for paraphrase)
+    by_chunk: dict[str, Counter] = {}
+    for r in records:
+        by_chunk.setdefault(r["chunk_id"], Counter())[r["strategy"] + r["variant"]] += 1
+    assert len(by_chunk) == summary.chunks
+    assert all(len(c) == 7 for c in by_chunk.values())
+    assert {cid.split(":")[0] for cid in by_chunk} == set(docs)
+    for r in records:
+        start, end = r["span"]
+        source = docs[r["doc_id"]]["text"][start:end]
+        if r["strategy"] == "qa":
+            assert r["fields"]["evidence"] in " ".join(source.split())
+        assert r["prompt"]["name"] == r["strategy"] and r["backend"] == "mock"
+    assert len({r["id"] for r in records}) == len(records)
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert stats["requests"] == summary.requests == summary.chunks * 7
+    run_json = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run_json["config"]["chunk_tokens"] == 256 and run_json["strategies"]["qa"]["version"] == "1"
+
+
+def test_ids_and_files_are_identical_across_runs_and_concurrency(examples: Path, tmp_path: Path):
+    run(examples, tmp_path / "a")
+    run(examples, tmp_path / "b", concurrency=1)
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+    run(examples, tmp_path / "c", seed=7)
+    assert files(tmp_path / "a") != files(tmp_path / "c")
+
+
+def test_failures_are_retried_then_recorded_and_the_run_goes_on(examples: Path, tmp_path: Path):
+    summary = run(examples, tmp_path / "run", mock_fail_rate=0.3, mock_malformed_rate=0.2, max_retries=5)
+    assert summary.retries > 10  # injected 503s were retried...
+    failures = list(read_jsonl(tmp_path / "run" / "failures.jsonl"))
+    reasons = Counter(f["reason"] for f in failures)
+    # ...and the malformed replies were recorded with the parser's reason, raw reply kept
+    assert (
+        reasons["parse_error: no JSON list or labelled fields found"] + reasons["parse_error: empty response"]
+        > 0
+    )
+    assert all("raw" in f for f in failures if f["reason"].startswith("parse_error"))
+    assert summary.failed_requests == sum(reasons.values())
+    assert sum(summary.records.values()) > 100
+
+    hopeless = run(examples, tmp_path / "hopeless", mock_fail_rate=1.0, max_retries=2)
+    assert hopeless.failed_requests == hopeless.requests and not hopeless.records
+    assert Counter(f["reason"] for f in read_jsonl(tmp_path / "hopeless" / "failures.jsonl")) == {
+        "backend_error: mock: injected server error (503)": hopeless.requests
+    }
+
+
+def test_shards_load_with_datasets_in_both_formats(examples: Path, tmp_path: Path):
+    run(examples, tmp_path / "run")
+    records = {r["id"]: r for p in (tmp_path / "run" / "generated").glob("*.jsonl") for r in read_jsonl(p)}
+    shards = tmp_path / "run" / "shards"
+    for fmt in ("cpt", "chat"):
+        export(tmp_path / "run", fmt=fmt, val_fraction=0.1)
+        manifest = json.loads((shards / "manifest.json").read_text())
+        assert manifest["format"] == fmt
+        for ext in ("jsonl", "parquet"):
+            builder = "json" if ext == "jsonl" else "parquet"
+            ds = load_dataset(
+                builder,
+                data_files={
+                    "train": str(shards / f"train-*.{ext}"),
+                    "validation": str(shards / f"val-*.{ext}"),
+                },
+            )
+            assert (
+                len(ds["train"]) == manifest["counts"]["train"]
+                and len(ds["validation"]) == manifest["counts"]["val"]
+            )
+            assert len(ds["train"]) + len(ds["validation"]) == len(records)
+            row = ds["train"][0]
+            if fmt == "cpt":
+                assert set(ds["train"].column_names) == {"id", "text"}
+                assert row["text"] == records[row["id"]]["text"]
+            else:
+                assert set(ds["train"].column_names) == {"id", "messages"}
+                assert row["messages"] == records[row["id"]]["messages"]
+
+
+class SlowBackend(MockBackend):
+    """Random latency, so requests finish out of order."""
+
+    name: ClassVar[str] = "slow"
+
+    async def generate(self, req: GenRequest) -> GenResult:
+        await asyncio.sleep(random.random() * 0.01)
+        return await super().generate(req)
+
+
+def test_runner_keeps_request_order_and_the_concurrency_bound():
+    reqs = [
+        GenRequest(f"k{i}", f"prompt {i}", 0.0, 16, 0, source=f"Sentence number {i} is here.")
+        for i in range(200)
+    ]
+    in_flight = peak = 0
+
+    class Counting(SlowBackend):
+        async def generate(self, req):
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            try:
+                return await super().generate(req)
+            finally:
+                in_flight -= 1
+
+    async def collect():
+        return [o async for o in run_requests(Counting(), reqs, concurrency=16)]
+
+    outcomes = asyncio.run(collect())
+    assert [o.request.key for o in outcomes] == [r.key for r in reqs]
+    assert peak == 16
+
+
+@pytest.mark.parametrize("strategies", [["qa"], ["notes", "qa"]])
+def test_strategies_subset(examples: Path, tmp_path: Path, strategies: list[str]):
+    summary = run(examples, tmp_path / "run", strategies=strategies)
+    assert set(summary.records) == set(strategies)
+    assert sorted(files(tmp_path / "run")) == sorted(f"{s}.jsonl" for s in strategies)
