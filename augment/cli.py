@@ -144,7 +144,7 @@ def _print_generate_summary(summary: Any, shards: Any) -> None:
     ]
     rows += [[f"records: {name}", n] for name, n in summary.records.items()]
     rows += [["prompt tokens", summary.prompt_tokens], ["completion tokens", summary.completion_tokens]]
-    rows += [["seconds", f"{summary.seconds:.2f}"]]
+    rows += [["seconds", round(summary.seconds, 2)]]
     console = out_console()
     console.print(table(f"augment generate -> {summary.run_dir}", ["", "count"], rows))
     if shards is not None:

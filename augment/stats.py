@@ -9,6 +9,7 @@ from typing import Any
 
 from augment.errors import AugmentError
 from augment.io import read_jsonl
+from augment.shards import generated_files
 from augment.tokens import Tokenizer
 
 
@@ -25,7 +26,7 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
 
     records: Counter[str] = Counter()
     record_tokens: Counter[str] = Counter()
-    for path in sorted((run_dir / "generated").glob("*.jsonl")):
+    for path in generated_files(run_dir):
         for rec in read_jsonl(path):
             records[rec["strategy"]] += 1
             record_tokens[rec["strategy"]] += tokenizer.count(rec["text"])

@@ -9,7 +9,6 @@ the model you will train.
 
 from __future__ import annotations
 
-import math
 import re
 from functools import cached_property
 from pathlib import Path

@@ -28,7 +28,19 @@ from augment.shards import export
 from augment.strategies import load_strategies
 from augment.tokens import Tokenizer
 
-WORDS = "lighthouse keeper granite lantern paraffin harbour storm steamer signal gallery museum".split()
+WORDS = [
+    "lighthouse",
+    "keeper",
+    "granite",
+    "lantern",
+    "paraffin",
+    "harbour",
+    "storm",
+    "steamer",
+    "signal",
+    "gallery",
+    "museum",
+]
 
 
 def make_corpus(folder: Path, n: int) -> None:

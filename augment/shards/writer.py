@@ -7,6 +7,7 @@ a deterministic function of the record ids, so re-exporting the same records giv
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import Counter
@@ -31,12 +32,24 @@ class ExportSummary:
     files: list[dict[str, Any]] = field(default_factory=list)
 
 
+def generated_files(run_dir: Path) -> list[Path]:
+    """generated/<strategy>.jsonl of the strategies of the last generate (run.json), else all of them.
+
+    A file left by an earlier generate with other strategies stays on disk but is not used.
+    """
+    run_json = run_dir / "run.json"
+    if run_json.is_file():
+        names = json.loads(run_json.read_text(encoding="utf-8")).get("strategies") or {}
+        return [p for name in sorted(names) if (p := run_dir / "generated" / f"{name}.jsonl").is_file()]
+    return sorted((run_dir / "generated").glob("*.jsonl")) if (run_dir / "generated").is_dir() else []
+
+
 def load_records(run_dir: Path) -> tuple[str, list[dict[str, Any]]]:
     """Curated records when the run has been curated, else every generated record."""
     kept = run_dir / "curated" / "kept.jsonl"
     if kept.is_file():
         return "curated/kept.jsonl", list(read_jsonl(kept))
-    gen = sorted((run_dir / "generated").glob("*.jsonl")) if (run_dir / "generated").is_dir() else []
+    gen = generated_files(run_dir)
     if not gen:
         raise AugmentError(
             f"{run_dir}: no generated records (run 'augment generate DOCS -o {run_dir}' first)"

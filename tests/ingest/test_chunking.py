@@ -68,7 +68,10 @@ def test_hf_tokenizer_counts_exactly(tmp_path: Path):
 
     vocab = {
         "[UNK]": 0,
-        **{w: i + 1 for i, w in enumerate(["the", "light", "flashes", "white", "twice", "every", "seconds", "."])},
+        **{
+            w: i + 1
+            for i, w in enumerate(["the", "light", "flashes", "white", "twice", "every", "seconds", "."])
+        },
     }
     tok = tokenizers.Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()

@@ -154,3 +154,11 @@ def test_strategies_subset(examples: Path, tmp_path: Path, strategies: list[str]
     summary = run(examples, tmp_path / "run", strategies=strategies)
     assert set(summary.records) == set(strategies)
     assert sorted(files(tmp_path / "run")) == sorted(f"{s}.jsonl" for s in strategies)
+
+
+def test_a_rerun_with_fewer_strategies_does_not_export_the_old_ones(examples: Path, tmp_path: Path):
+    run(examples, tmp_path / "run", strategies=["qa", "notes"])
+    summary = run(examples, tmp_path / "run", strategies=["notes"])
+    assert (tmp_path / "run" / "generated" / "qa.jsonl").is_file()  # kept on disk, not deleted
+    exported = export(tmp_path / "run", val_fraction=0)
+    assert exported.counts["train"] == summary.records["notes"]
