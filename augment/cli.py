@@ -63,6 +63,23 @@ def generate(
     text_field: Annotated[str | None, typer.Option(help="Text field of .jsonl/.parquet rows.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
     max_retries: Annotated[int | None, typer.Option(help="Retries of a failed request.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible server URL (default $OPENAI_BASE_URL).")
+    ] = None,
+    endpoint: Annotated[str | None, typer.Option(help="openai backend: chat or completions.")] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Variable holding the API key (OPENAI_API_KEY).")
+    ] = None,
+    http_client: Annotated[str | None, typer.Option(help="openai backend: aiohttp (fast) or sdk.")] = None,
+    structured_output: Annotated[
+        str | None, typer.Option(help="JSON-schema replies: auto, on or off.")
+    ] = None,
+    request_timeout: Annotated[float | None, typer.Option(help="Seconds per request.")] = None,
+    rpm: Annotated[float | None, typer.Option(help="Requests-per-minute limit.")] = None,
+    tpm: Annotated[float | None, typer.Option(help="Tokens-per-minute limit.")] = None,
+    max_requests: Annotated[int | None, typer.Option(help="Budget: new model requests in this run.")] = None,
+    max_tokens_total: Annotated[int | None, typer.Option(help="Budget: prompt + completion tokens.")] = None,
+    max_parse_retries: Annotated[int | None, typer.Option(help="Re-asks after an unparsable reply.")] = None,
     mock_fail_rate: Annotated[
         float | None, typer.Option(help="Mock backend: fraction of calls that fail.")
     ] = None,
@@ -100,6 +117,17 @@ def generate(
             max_retries=max_retries,
             mock_fail_rate=mock_fail_rate,
             mock_malformed_rate=mock_malformed_rate,
+            base_url=base_url,
+            endpoint=endpoint,
+            api_key_env=api_key_env,
+            http_client=http_client,
+            structured_output=structured_output,
+            request_timeout=request_timeout,
+            rpm=rpm,
+            tpm=tpm,
+            max_requests=max_requests,
+            max_tokens_total=max_tokens_total,
+            max_parse_retries=max_parse_retries,
             export=export,
             format=fmt,
             val_fraction=val_fraction,
@@ -107,10 +135,16 @@ def generate(
     )
     console = err_console()
     with Reporter(console, quiet=quiet) as rep:
-        hooks = Hooks(on_skip=rep.skip, on_start=rep.start, on_advance=rep.advance, on_retry=rep.retry)
+        hooks = Hooks(on_skip=rep.skip, on_start=rep.start, on_advance=rep.advance)
         summary = run_generate(docs, output, cfg, hooks)
-    shards = _export(output, cfg) if cfg.export else None
+    shards = _export(output, cfg) if cfg.export and sum(summary.records.values()) else None
     _print_generate_summary(summary, shards)
+    if summary.state.budget_stopped:
+        console.print(
+            f"[yellow]stopped at the budget ({summary.state.budget_stopped}): {summary.not_sent} of "
+            f"{summary.requests} requests not sent. Re-run to continue; replies received are cached.[/yellow]",
+            soft_wrap=True,
+        )
 
 
 def _export(run_dir: Path, cfg: Any):
@@ -133,17 +167,23 @@ def _export(run_dir: Path, cfg: Any):
 def _print_generate_summary(summary: Any, shards: Any) -> None:
     from augment.console import out_console, table
 
+    st = summary.state
     rows: list[list[Any]] = [
         ["files", summary.files],
         ["documents", summary.documents],
         ["skipped", len(summary.skipped)],
         ["chunks", summary.chunks],
         ["requests", summary.requests],
+        ["  model calls (new)", st.calls],
+        ["  from cache", st.cached],
+        ["  not sent (budget)", summary.not_sent],
         ["failed requests", summary.failed_requests],
-        ["retries", summary.retries],
+        ["retries", st.retries],
     ]
     rows += [[f"records: {name}", n] for name, n in summary.records.items()]
     rows += [["prompt tokens", summary.prompt_tokens], ["completion tokens", summary.completion_tokens]]
+    if summary.cost is not None:
+        rows += [["cost", round(summary.cost, 4)]]
     rows += [["seconds", round(summary.seconds, 2)]]
     console = out_console()
     console.print(table(f"augment generate -> {summary.run_dir}", ["", "count"], rows))
@@ -208,6 +248,8 @@ def stats(
                 ["retries", s["retries"]],
                 ["prompt tokens", s["usage"]["prompt_tokens"]],
                 ["completion tokens", s["usage"]["completion_tokens"]],
+                *([["cost", s["cost"]]] if s["cost"] is not None else []),
+                ["complete", "yes" if s["complete"] else f"no ({s['budget_stopped'] or 'interrupted'})"],
             ],
         )
     )

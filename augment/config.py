@@ -40,7 +40,27 @@ class RunConfig(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
     seed: int = 0
     concurrency: int = Field(64, ge=1, le=10_000)
-    max_retries: int = Field(3, ge=0, le=100)
+    max_retries: int = Field(5, ge=0, le=100)
+    max_parse_retries: int = Field(2, ge=0, le=20, description="re-asks after a reply no parser accepts")
+    rpm: float | None = Field(None, gt=0, description="requests-per-minute limit")
+    tpm: float | None = Field(
+        None, gt=0, description="tokens-per-minute limit (prompt + max_tokens, estimated)"
+    )
+    max_requests: int | None = Field(None, ge=0, description="budget: new (uncached) model requests per run")
+    max_tokens_total: int | None = Field(None, ge=0, description="budget: prompt + completion tokens per run")
+    price_prompt_per_m: float | None = Field(None, ge=0, description="price per million prompt tokens")
+    price_completion_per_m: float | None = Field(
+        None, ge=0, description="price per million completion tokens"
+    )
+    # openai backend
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible server (default: $OPENAI_BASE_URL or OpenAI)"
+    )
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable that holds the API key")
+    endpoint: Literal["chat", "completions"] = "chat"
+    http_client: Literal["aiohttp", "sdk"] = Field("aiohttp", description="aiohttp (fast) or the openai SDK")
+    structured_output: Literal["auto", "on", "off"] = "auto"
+    request_timeout: float = Field(600.0, gt=0, description="seconds per request")
     mock_fail_rate: float = Field(0.0, ge=0, le=1, description="mock backend: fraction of calls that fail")
     mock_malformed_rate: float = Field(
         0.0, ge=0, le=1, description="mock backend: fraction of malformed replies"

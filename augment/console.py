@@ -28,27 +28,24 @@ def out_console() -> Console:
 
 
 class Reporter(AbstractContextManager):
-    """Progress of a run: a bar with rate and ETA on a terminal, a line every few seconds in a log."""
+    """Progress of a run: a bar on a terminal, a plain line every few seconds in a log (CI)."""
 
     def __init__(self, console: Console, quiet: bool = False, interval: float = 5.0):
         self.console = console
         self.quiet = quiet
         self.interval = interval
-        self.total = 0
-        self.done = 0
-        self.failed = 0
-        self.retries = 0
+        self.state: Any = None
         self._bar: Progress | None = None
-        self._task = None
+        self._task: Any = None
         self._t0 = time.monotonic()
         self._last = 0.0
 
     def skip(self, skipped: Any) -> None:
         if not self.quiet:
-            self.console.print(f"[yellow]{skipped}[/yellow]", markup=True, soft_wrap=True)
+            self.console.print(f"[yellow]{skipped}[/yellow]", markup=True, soft_wrap=True, highlight=False)
 
-    def start(self, total: int) -> None:
-        self.total = total
+    def start(self, state: Any) -> None:
+        self.state = state
         self._t0 = self._last = time.monotonic()
         if self.quiet:
             return
@@ -57,35 +54,41 @@ class Reporter(AbstractContextManager):
                 TextColumn("generating"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:.1f} req/s"),
-                TextColumn("[red]{task.fields[failed]} failed"),
+                TextColumn("{task.fields[info]}"),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
             )
             self._bar.start()
-            self._task = self._bar.add_task("generate", total=total, rate=0.0, failed=0)
+            self._task = self._bar.add_task("generate", total=state.total, info="")
         else:
-            self.console.print(f"generating: {total} requests")
+            self.console.print(f"generating: {state.total} requests")
 
-    def advance(self, ok: bool) -> None:
-        self.done += 1
-        self.failed += 0 if ok else 1
+    def _info(self) -> tuple[str, float]:
+        s = self.state
+        elapsed = max(time.monotonic() - self._t0, 1e-9)
+        tok_s = (s.prompt_tokens + s.completion_tokens) / elapsed
+        info = (
+            f"{s.in_flight} in flight, {s.done / elapsed:.1f} req/s, {tok_s:,.0f} tok/s, "
+            f"{s.cached} cached, {s.retries} retries, {s.failed} failed"
+        )
+        return info, s.done / elapsed
+
+    def advance(self, outcome: Any) -> None:
+        if self.quiet:
+            return
+        s = self.state
         now = time.monotonic()
-        rate = self.done / max(now - self._t0, 1e-9)
         if self._bar is not None:
-            self._bar.update(self._task, advance=1, rate=rate, failed=self.failed)
-        elif not self.quiet and (now - self._last >= self.interval or self.done == self.total):
+            if now - self._last >= 0.1 or s.done == s.total:
+                self._last = now
+                self._bar.update(self._task, completed=s.done, info=self._info()[0])
+        elif now - self._last >= self.interval or s.done == s.total:
             self._last = now
-            eta = (self.total - self.done) / rate if rate > 0 else 0.0
-            self.console.print(
-                f"generating: {self.done}/{self.total} requests, {self.failed} failed, "
-                f"{self.retries} retries, {rate:.1f} req/s, eta {eta:.0f}s"
-            )
-
-    def retry(self) -> None:
-        self.retries += 1
+            info, rate = self._info()
+            eta = (s.total - s.done) / rate if rate > 0 else 0.0
+            self.console.print(f"generating: {s.done}/{s.total} requests, {info}, eta {eta:.0f}s")
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

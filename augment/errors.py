@@ -1,5 +1,7 @@
 """User-facing errors. The CLI turns each into one red line (no traceback unless AUGMENT_DEBUG=1)."""
 
+from __future__ import annotations
+
 
 class AugmentError(Exception):
     """An expected failure with a message a user can act on. Exit code 1."""
@@ -14,12 +16,39 @@ class ConfigError(AugmentError):
 
 
 class BackendError(AugmentError):
-    """A model call failed. `retryable` failures are retried by the runner."""
+    """One model call failed.
 
-    def __init__(self, message: str, *, retryable: bool = False):
+    `retryable` failures (429, 5xx, timeouts, dropped connections, unreadable bodies) are retried
+    by the runner with backoff, waiting at least `retry_after` seconds when the server said so;
+    `rate_limited` also tells the runner to lower its concurrency for a while. Others are recorded
+    as the request's failure and the run goes on.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        rate_limited: bool = False,
+    ):
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited
+
+
+class FatalBackendError(AugmentError):
+    """A failure that every further request would repeat (bad key, unknown model, wrong URL): stop the run."""
 
 
 class ParseError(AugmentError):
     """A model response could not be parsed into records; the runner records the reason and goes on."""
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """`text` with every secret replaced, for anything that may reach a log or a file."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text

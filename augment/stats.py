@@ -49,7 +49,7 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         "chunks": saved.get("chunks"),
         "requests": saved.get("requests"),
         "failed_requests": saved.get("failed_requests"),
-        "retries": saved.get("retries"),
+        "retries": saved.get("this_run", {}).get("retries"),
         "records": dict(records),
         "record_tokens": dict(record_tokens),
         "failures": dict(failures.most_common()),
@@ -57,6 +57,10 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
             "prompt_tokens": saved.get("prompt_tokens", 0),
             "completion_tokens": saved.get("completion_tokens", 0),
         },
+        "cost": saved.get("cost"),
+        "complete": saved.get("complete"),
+        "budget_stopped": saved.get("budget_stopped"),
+        "this_run": saved.get("this_run", {}),
         "shards": None
         if manifest is None
         else {"format": manifest["format"], "counts": manifest["counts"], "tokens": manifest["tokens"]},

@@ -46,6 +46,8 @@ class GenRequest:
     source: str = ""
     variant: str = ""
     sample: int = 0
+    # JSON schema of the reply, for servers that support structured output (json_list strategies)
+    schema: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ from augment.types import GenRequest, GenResult
 
 _BUILTIN = {
     "mock": "augment.backends.mock:MockBackend",
+    "openai": "augment.backends.openai:OpenAIBackend",
 }
 
 
@@ -28,6 +29,11 @@ class Backend(Protocol):
 
     @property
     def model(self) -> str: ...
+
+    @property
+    def identity(self) -> str:
+        """Name plus whatever else changes replies for the same prompt (e.g. the endpoint); part of cache keys."""
+        ...
 
     async def generate(self, req: GenRequest) -> GenResult:
         """Answer one request; raise BackendError(retryable=...) on failure."""

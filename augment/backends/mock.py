@@ -97,6 +97,10 @@ class MockBackend:
     def model(self) -> str:
         return self._model
 
+    @property
+    def identity(self) -> str:
+        return self.name
+
     async def aclose(self) -> None:
         return None
 

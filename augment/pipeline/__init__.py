@@ -1,8 +1,9 @@
 """The generate stage: documents -> chunks -> requests -> backend -> parsed records on disk.
 
-Writes into the run directory (see ARCHITECTURE.md): documents.jsonl, generated/<strategy>.jsonl,
-failures.jsonl, stats.json and run.json. Every file is written to a temporary name and renamed
-when complete, so a killed run never leaves a torn file behind.
+Writes into the run directory (see ARCHITECTURE.md): documents.jsonl, cache.sqlite,
+generated/<strategy>.jsonl, failures.jsonl, stats.json and run.json. Replies are cached as they
+arrive and records are appended in request order, so a killed run, re-run with the same command,
+makes no call for what it already received and ends with the same files as an unbroken run.
 """
 
 from __future__ import annotations
@@ -16,18 +17,23 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from augment import __version__
-from augment.backends import get_backend
+from augment.backends import Backend, get_backend
 from augment.config import RunConfig
-from augment.errors import AugmentError, ParseError
+from augment.errors import AugmentError
 from augment.ingest import SUPPORTED, Chunker, Skipped, ingest
-from augment.io import atomic_path, dumps, sha256_hex, write_json, write_jsonl
-from augment.pipeline.runner import run_requests
+from augment.io import dumps, sha256_hex, write_json, write_jsonl
+from augment.pipeline.cache import ResponseCache
+from augment.pipeline.limits import Limits
+from augment.pipeline.runner import Budget, Outcome, Runner, RunState
+from augment.pipeline.writer import OrderedJsonlWriter
 from augment.strategies import Strategy, load_strategies
 from augment.tokens import Tokenizer
-from augment.types import Chunk, GenRequest
+from augment.types import Chunk, GenRequest, GenResult
+
+__all__ = ["GenerateSummary", "Hooks", "RunState", "build_requests", "generate", "versions"]
 
 
 @dataclass
@@ -35,9 +41,8 @@ class Hooks:
     """Callbacks for the UI; the pipeline itself never prints."""
 
     on_skip: Callable[[Skipped], None] = lambda s: None
-    on_start: Callable[[int], None] = lambda total: None
-    on_advance: Callable[[bool], None] = lambda ok: None
-    on_retry: Callable[[], None] = lambda: None
+    on_start: Callable[[RunState], None] = lambda state: None
+    on_advance: Callable[[Outcome], None] = lambda outcome: None
 
 
 @dataclass
@@ -48,27 +53,42 @@ class GenerateSummary:
     skipped: list[Skipped]
     chunks: int
     requests: int
-    failed_requests: int
+    failed_requests: int = 0
+    not_sent: int = 0  # requests left out because the budget was spent
     records: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # of every reply the records came from, cached or new
     completion_tokens: int = 0
-    retries: int = 0
+    state: RunState = field(default_factory=RunState)
+    complete: bool = False
+    cost: float | None = None
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        s = self.state
         return {
+            "complete": self.complete,
+            "budget_stopped": s.budget_stopped,
             "files": self.files,
             "documents": self.documents,
-            "skipped": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "skipped": [{"path": x.path, "reason": x.reason} for x in self.skipped],
             "chunks": self.chunks,
             "requests": self.requests,
             "failed_requests": self.failed_requests,
+            "not_sent": self.not_sent,
             "records": dict(self.records),
             "failures": dict(self.failures),
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
-            "retries": self.retries,
+            "cost": self.cost,
+            "this_run": {
+                "model_calls": s.calls,
+                "from_cache": s.cached,
+                "retries": s.retries,
+                "reasks": s.reasks,
+                "prompt_tokens": s.prompt_tokens,
+                "completion_tokens": s.completion_tokens,
+            },
             "seconds": round(self.seconds, 3),
         }
 
@@ -77,16 +97,29 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"augment": __version__, "python": platform.python_version()}
-    for pkg in ("datasets", "pyarrow", "openai", "semantic-text-splitter"):
+    for pkg in ("datasets", "pyarrow", "openai", "aiohttp", "semantic-text-splitter"):
         with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
     return out
 
 
+def cost(config: RunConfig, prompt_tokens: int, completion_tokens: int) -> float | None:
+    if config.price_prompt_per_m is None and config.price_completion_per_m is None:
+        return None
+    return round(
+        prompt_tokens / 1e6 * (config.price_prompt_per_m or 0.0)
+        + completion_tokens / 1e6 * (config.price_completion_per_m or 0.0),
+        6,
+    )
+
+
 def build_requests(
     chunks: list[Chunk], strategies: list[Strategy], config: RunConfig, backend: str, model: str
 ) -> list[tuple[Chunk, Strategy, GenRequest]]:
-    """Every chunk of every document x every strategy x its variants and samples."""
+    """Every chunk of every document x every strategy x its variants and samples.
+
+    `backend` is the backend's identity (name and endpoint): it is part of every request key.
+    """
     out = []
     for chunk in chunks:
         for strategy in strategies:
@@ -104,14 +137,18 @@ def build_requests(
 
 
 def generate(
-    inputs: list[str], run_dir: Path, config: RunConfig, hooks: Hooks | None = None
+    inputs: list[str],
+    run_dir: Path,
+    config: RunConfig,
+    hooks: Hooks | None = None,
+    backend: Backend | None = None,
 ) -> GenerateSummary:
-    """Ingest, chunk and generate every configured strategy into `run_dir`."""
+    """Ingest, chunk and generate every configured strategy into `run_dir` (resumable)."""
     hooks = hooks or Hooks()
     t0 = time.perf_counter()
     strategies = load_strategies(config.strategies, config.prompts_dir)
     tokenizer = Tokenizer(config.tokenizer)
-    backend = get_backend(config)
+    backend = backend or get_backend(config)
 
     ingested = ingest(
         inputs,
@@ -131,7 +168,7 @@ def generate(
 
     chunker = Chunker(tokenizer, config.chunk_tokens, config.chunk_overlap)
     chunks = list(chunker.chunk_all(ingested.documents))
-    work = build_requests(chunks, strategies, config, backend.name, backend.model)
+    work = build_requests(chunks, strategies, config, backend.identity, backend.model)
 
     summary = GenerateSummary(
         run_dir=run_dir,
@@ -140,104 +177,110 @@ def generate(
         skipped=ingested.skipped,
         chunks=len(chunks),
         requests=len(work),
-        failed_requests=0,
     )
-
-    def on_retry() -> None:
-        summary.retries += 1
-        hooks.on_retry()
-
-    hooks.on_start(len(work))
-    asyncio.run(_generate_records(backend, work, run_dir, config, summary, on_retry, hooks))
-    summary.seconds = time.perf_counter() - t0
-
-    write_json(run_dir / "stats.json", summary.to_dict())
-    write_json(
-        run_dir / "run.json",
-        {
-            "inputs": inputs,
-            "config": config.model_dump(mode="json"),
-            "backend": backend.name,
-            "model": backend.model,
-            "strategies": {
-                s.name: {"version": s.version, "sha256": s.sha256, "path": str(s.path)} for s in strategies
-            },
-            "source_fingerprint": sha256_hex("".join(sorted(d.sha256 for d in ingested.documents))),
-            "versions": versions(),
-            "argv": sys.argv[1:],
-            "timings": {"generate_s": round(summary.seconds, 3)},
+    run_info = {
+        "inputs": inputs,
+        "config": config.model_dump(mode="json"),
+        "backend": backend.name,
+        "model": backend.model,
+        "strategies": {
+            s.name: {"version": s.version, "sha256": s.sha256, "path": str(s.path)} for s in strategies
         },
-    )
+        "source_fingerprint": sha256_hex("".join(sorted(d.sha256 for d in ingested.documents))),
+        "versions": versions(),
+        "argv": sys.argv[1:],
+        "complete": False,
+    }
+    write_json(run_dir / "run.json", run_info)
+    try:
+        asyncio.run(_generate_records(backend, work, run_dir, config, summary, hooks))
+    finally:
+        summary.seconds = time.perf_counter() - t0
+        summary.cost = cost(config, summary.prompt_tokens, summary.completion_tokens)
+        write_json(run_dir / "stats.json", summary.to_dict())
+        run_info["complete"] = summary.complete
+        run_info["timings"] = {"generate_s": round(summary.seconds, 3)}
+        write_json(run_dir / "run.json", run_info)
     return summary
 
 
 async def _generate_records(
-    backend: Any,
+    backend: Backend,
     work: list[tuple[Chunk, Strategy, GenRequest]],
     run_dir: Path,
     config: RunConfig,
     summary: GenerateSummary,
-    on_retry: Callable[[], None],
     hooks: Hooks,
 ) -> None:
-    gen_dir = run_dir / "generated"
-    gen_dir.mkdir(parents=True, exist_ok=True)
-    names = list(dict.fromkeys(s.name for _, s, _ in work)) or list(config.strategies)
-    with contextlib.ExitStack() as stack:
-        files: dict[str, IO[str]] = {}
-        for name in names:
-            tmp = stack.enter_context(atomic_path(gen_dir / f"{name}.jsonl"))
-            files[name] = stack.enter_context(open(tmp, "w", encoding="utf-8"))
-        fail_tmp = stack.enter_context(atomic_path(run_dir / "failures.jsonl"))
-        failures = stack.enter_context(open(fail_tmp, "w", encoding="utf-8"))
+    by_name = {s.name: s for _, s, _ in work}
 
-        def fail(reason: str, chunk: Chunk, strategy: Strategy, req: GenRequest, raw: str | None) -> None:
-            summary.failures[reason] += 1
-            row = {
-                "reason": reason,
-                "request": req.key[:16],
-                "chunk_id": chunk.chunk_id,
-                "strategy": strategy.name,
-                "variant": req.variant,
-                "sample": req.sample,
-            }
-            if raw is not None:
-                row["raw"] = raw[:2000]
-            failures.write(dumps(row) + "\n")
+    def parse(req: GenRequest, result: GenResult):
+        return by_name[req.strategy].parse(result.text)
 
-        requests = [req for _, _, req in work]
-        try:
-            async for outcome in run_requests(
-                backend,
-                requests,
-                concurrency=config.concurrency,
-                max_retries=config.max_retries,
-                on_retry=on_retry,
-            ):
-                chunk, strategy, req = work[outcome.index]
-                if outcome.result is None:
-                    summary.failed_requests += 1
-                    fail(outcome.error or "backend_error", chunk, strategy, req, None)
-                    hooks.on_advance(False)
-                    continue
+    state = summary.state
+    limits = Limits(config.concurrency, config.rpm, config.tpm)
+    runner = Runner(
+        backend,
+        cache=ResponseCache(run_dir / "cache.sqlite"),
+        parse=parse,
+        limits=limits,
+        budget=Budget(config.max_requests, config.max_tokens_total, state),
+        state=state,
+        max_retries=config.max_retries,
+        max_parse_retries=config.max_parse_retries,
+    )
+    names = list(dict.fromkeys(s.name for _, s, _ in work))
+    writers = {name: OrderedJsonlWriter(run_dir / "generated" / f"{name}.jsonl") for name in names}
+    failures = OrderedJsonlWriter(run_dir / "failures.jsonl")
+
+    def fail(reason: str, chunk: Chunk, strategy: Strategy, req: GenRequest, raw: str | None) -> None:
+        summary.failures[reason] += 1
+        row = {
+            "reason": reason,
+            "request": req.key[:16],
+            "chunk_id": chunk.chunk_id,
+            "strategy": strategy.name,
+            "variant": req.variant,
+            "sample": req.sample,
+        }
+        if raw is not None:
+            row["raw"] = raw[:2000]
+        failures.write_line(dumps(row) + "\n")
+
+    state.total = len(work)
+    hooks.on_start(state)
+    try:
+        async for outcome in runner.run([req for _, _, req in work]):
+            chunk, strategy, req = work[outcome.index]
+            state.done += 1
+            if outcome.skipped:
+                summary.not_sent += 1
+                hooks.on_advance(outcome)
+                continue
+            state.cached += outcome.cached
+            if outcome.result is not None:
                 summary.prompt_tokens += outcome.result.usage.prompt_tokens
                 summary.completion_tokens += outcome.result.usage.completion_tokens
-                try:
-                    parsed = strategy.parse(outcome.result.text)
-                except ParseError as e:
-                    summary.failed_requests += 1
-                    fail(f"parse_error: {e}", chunk, strategy, req, outcome.result.text)
-                    hooks.on_advance(False)
-                    continue
-                for reason in parsed.rejected:
-                    fail(f"parse_error: {reason}", chunk, strategy, req, None)
-                records = strategy.records(
-                    chunk, req, outcome.result, parsed, backend=backend.name, model=backend.model
-                )
-                out = files[strategy.name]
-                for rec in records:
-                    out.write(dumps(rec) + "\n")
-                summary.records[strategy.name] += len(records)
-                hooks.on_advance(True)
-        finally:
-            await backend.aclose()
+            if outcome.parsed is None:
+                summary.failed_requests += 1
+                state.failed += 1
+                raw = outcome.result.text if outcome.result is not None else None
+                fail(outcome.error or "backend_error", chunk, strategy, req, raw)
+                hooks.on_advance(outcome)
+                continue
+            for reason in outcome.parsed.rejected:
+                fail(f"parse_error: {reason}", chunk, strategy, req, None)
+            records = strategy.records(
+                chunk, req, outcome.result, outcome.parsed, backend=backend.name, model=backend.model
+            )
+            out = writers[strategy.name]
+            for rec in records:
+                out.write_line(dumps(rec) + "\n")
+            summary.records[strategy.name] += len(records)
+            hooks.on_advance(outcome)
+        summary.complete = summary.not_sent == 0
+    finally:
+        for w in (*writers.values(), failures):
+            w.close(complete=summary.complete)
+        runner.cache.close()
+        await backend.aclose()

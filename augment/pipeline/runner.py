@@ -1,27 +1,32 @@
-"""Run requests against a backend with bounded concurrency and retries, yielding in request order.
+"""Run requests against a backend: cache first, then bounded, rate-limited, retried model calls.
 
-This is the only module that uses asyncio. `concurrency` requests are kept in flight all the
-time (a new one starts as soon as any finishes, not in waves); results are handed back in the
-order of the requests, so output files are identical from run to run whatever the timing.
+This is the only module that uses asyncio. Up to `slots` calls are in flight at all times (a new
+one starts as soon as one finishes, not in waves); outcomes come back in request order, so the
+files written from them are identical from run to run whatever the timing. A reply is stored in
+the cache before it is parsed; a reply that no parser accepts is asked again (another sample) up
+to `max_parse_retries` times and then recorded as a failure with its reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import random
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from augment.backends.base import Backend
-from augment.errors import BackendError
+from augment.errors import BackendError, FatalBackendError, ParseError
+from augment.pipeline.cache import ResponseCache
+from augment.pipeline.limits import Limits
+from augment.strategies.parsers import Parsed
+from augment.tokens import approx_count
 from augment.types import GenRequest, GenResult
+
+#: this many requests failing in a row (after their retries) means the server is down or misconfigured
+BREAKER = 20
 
 
 @dataclass(slots=True)
@@ -29,76 +34,202 @@ class Outcome:
     index: int
     request: GenRequest
     result: GenResult | None = None
+    parsed: Parsed | None = None
     error: str | None = None
-    attempts: int = 1
+    cached: bool = False
+    skipped: bool = False  # not sent: the budget was spent
+
+
+@dataclass
+class RunState:
+    """Live counters, for progress display and the summary."""
+
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    calls: int = 0  # new model requests (not from the cache)
+    cached: int = 0
+    retries: int = 0
+    reasks: int = 0
+    prompt_tokens: int = 0  # of new requests
+    completion_tokens: int = 0
+    budget_stopped: str | None = None
+    limits: Limits | None = field(default=None, repr=False)
+
+    @property
+    def in_flight(self) -> int:
+        return self.limits.slots.in_flight if self.limits else 0
+
+
+class Budget:
+    """Hard limits on new requests and tokens per run; once hit, no new request is sent."""
+
+    def __init__(self, max_requests: int | None, max_tokens_total: int | None, state: RunState):
+        self.max_requests = max_requests
+        self.max_tokens = max_tokens_total
+        self.state = state
+        self._reserved = 0
+
+    def estimate(self, req: GenRequest) -> int:
+        return approx_count(req.prompt) + req.max_tokens if self.max_tokens is not None else 0
+
+    def admit(self, estimate: int) -> bool:
+        s = self.state
+        if s.budget_stopped:
+            return False
+        if self.max_requests is not None and s.calls >= self.max_requests:
+            s.budget_stopped = f"--max-requests {self.max_requests}"
+            return False
+        used = s.prompt_tokens + s.completion_tokens
+        if self.max_tokens is not None and used + self._reserved + estimate > self.max_tokens:
+            s.budget_stopped = f"--max-tokens-total {self.max_tokens}"
+            return False
+        s.calls += 1
+        self._reserved += estimate
+        return True
+
+    def settle(self, estimate: int, result: GenResult | None) -> None:
+        self._reserved -= estimate
+        if result is not None:
+            self.state.prompt_tokens += result.usage.prompt_tokens
+            self.state.completion_tokens += result.usage.completion_tokens
+
+
+def _wait(base: float) -> Callable[[RetryCallState], float]:
+    """The server's Retry-After (plus up to 10 % jitter) when it gave one, else exponential backoff
+    with full jitter (base, 2 x base, 4 x base ... capped at 60 s)."""
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return retry_after * random.uniform(1.0, 1.1)
+        return random.uniform(0, min(60.0, base * 2 ** (state.attempt_number - 1))) if base > 0 else 0.0
+
+    return wait
 
 
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, BackendError) and exc.retryable
 
 
-async def _call(backend: Backend, req: GenRequest, max_retries: int, on_retry: Callable[[], None]) -> Outcome:
-    attempts = 0
+class Runner:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        cache: ResponseCache,
+        parse: Callable[[GenRequest, GenResult], Parsed],
+        limits: Limits,
+        budget: Budget,
+        state: RunState,
+        max_retries: int = 5,
+        max_parse_retries: int = 2,
+    ):
+        self.backend = backend
+        self.cache = cache
+        self.parse = parse
+        self.limits = limits
+        self.budget = budget
+        self.state = state
+        self.max_retries = max_retries
+        self.max_parse_retries = max_parse_retries
+        state.limits = limits
 
-    def before_sleep(state: RetryCallState) -> None:
-        on_retry()
+    async def _call(self, req: GenRequest, estimate: int) -> GenResult:
+        def count_retry(_: RetryCallState) -> None:
+            self.state.retries += 1
 
-    wait = backend.retry_wait
-    retrying = AsyncRetrying(
-        retry=retry_if_exception(_retryable),
-        stop=stop_after_attempt(max_retries + 1),
-        wait=wait_exponential_jitter(initial=wait, max=60, jitter=wait) if wait > 0 else (lambda _s: 0),
-        before_sleep=before_sleep,
-        reraise=True,
-    )
-    try:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_retryable),
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=_wait(self.backend.retry_wait),
+            before_sleep=count_retry,
+            reraise=True,
+        )
         async for attempt in retrying:
             with attempt:
-                attempts += 1
-                result = await backend.generate(req)
-        return Outcome(-1, req, result=result, attempts=attempts)
-    except BackendError as e:
-        return Outcome(-1, req, error=f"backend_error: {e}", attempts=attempts)
+                async with self.limits.call(estimate):
+                    try:
+                        return await self.backend.generate(req)
+                    except BackendError as e:
+                        if e.rate_limited:
+                            self.limits.slots.rate_limited()
+                        raise
+        raise AssertionError("unreachable")
 
+    async def process(self, index: int, req: GenRequest) -> Outcome:
+        last_error = "parse_error"
+        result: GenResult | None = None
+        for reask in range(self.max_parse_retries + 1):
+            ask = (
+                req
+                if reask == 0
+                else dataclasses.replace(req, key=f"{req.key}:reask{reask}", seed=req.seed + reask)
+            )
+            result = self.cache.get(ask.key)
+            cached = result is not None
+            if result is None:
+                estimate = self.budget.estimate(ask)
+                if not self.budget.admit(estimate):
+                    return Outcome(index, req, skipped=True)
+                try:
+                    result = await self._call(ask, estimate)
+                except BackendError as e:
+                    self.budget.settle(estimate, None)
+                    return Outcome(index, req, error=f"backend_error: {e}")
+                self.budget.settle(estimate, result)
+                self.cache.put(ask.key, result)
+            if reask:
+                self.state.reasks += 1
+            try:
+                return Outcome(index, req, result=result, parsed=self.parse(req, result), cached=cached)
+            except ParseError as e:
+                last_error = f"parse_error: {e}"
+        return Outcome(index, req, result=result, error=last_error)
 
-async def run_requests(
-    backend: Backend,
-    requests: Sequence[GenRequest],
-    *,
-    concurrency: int = 64,
-    max_retries: int = 3,
-    on_retry: Callable[[], None] = lambda: None,
-) -> AsyncIterator[Outcome]:
-    """Yield one Outcome per request, in request order. Failures are outcomes, not exceptions."""
-    pending: dict[int, Outcome] = {}
-    next_out = 0
-    queue = iter(enumerate(requests))
-    in_flight: set[asyncio.Task[Outcome]] = set()
+    async def run(self, requests: Sequence[GenRequest]) -> AsyncIterator[Outcome]:
+        """Yield one Outcome per request, in request order. Failures are outcomes, not exceptions."""
+        self.state.total = len(requests)
+        # how far past the oldest unfinished request to start work: enough to keep every slot busy
+        # while one slow request holds up the in-order output, bounded so memory stays flat
+        window = max(1024, 16 * self.limits.slots.max)
+        finished: asyncio.Queue[asyncio.Task[Outcome]] = asyncio.Queue()
+        pending: dict[int, Outcome] = {}
+        tasks: set[asyncio.Task[Outcome]] = set()
+        next_in = next_out = 0
+        failed_in_a_row = 0
 
-    def launch() -> bool:
+        def launch() -> None:
+            nonlocal next_in
+            while next_in < len(requests) and next_in - next_out < window:
+                task = asyncio.ensure_future(self.process(next_in, requests[next_in]))
+                task.add_done_callback(finished.put_nowait)
+                tasks.add(task)
+                next_in += 1
+
+        launch()
         try:
-            i, req = next(queue)
-        except StopIteration:
-            return False
-        task = asyncio.ensure_future(_call(backend, req, max_retries, on_retry))
-        task.index = i  # type: ignore[attr-defined]
-        in_flight.add(task)
-        return True
-
-    while len(in_flight) < concurrency and launch():
-        pass
-    try:
-        while in_flight:
-            done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                in_flight.discard(task)
-                outcome = task.result()
-                outcome.index = task.index  # type: ignore[attr-defined]
+            while tasks:
+                task = await finished.get()
+                tasks.discard(task)
+                outcome = task.result()  # a FatalBackendError propagates from here
                 pending[outcome.index] = outcome
+                if outcome.error and outcome.error.startswith("backend_error"):
+                    failed_in_a_row += 1
+                    if failed_in_a_row >= BREAKER:
+                        raise FatalBackendError(
+                            f"{failed_in_a_row} requests in a row failed, the last with: {outcome.error}. "
+                            "Check the server and re-run: replies received so far are cached."
+                        )
+                elif outcome.result is not None:
+                    failed_in_a_row = 0
+                while next_out in pending:
+                    yield pending.pop(next_out)
+                    next_out += 1
                 launch()
-            while next_out in pending:
-                yield pending.pop(next_out)
-                next_out += 1
-    finally:
-        for task in in_flight:
-            task.cancel()
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)

@@ -121,6 +121,28 @@ class Strategy:
         return tuple(self.header.fields)
 
     @cached_property
+    def schema(self) -> dict[str, Any] | None:
+        """JSON schema of a json_list reply, for servers with structured output.
+
+        Structured output needs an object at the top level, so the list sits under "items"; the
+        json_list parser reads both shapes.
+        """
+        if self.header.parser != "json_list":
+            return None
+        item = {
+            "type": "object",
+            "properties": {f: {"type": "string"} for f in self.fields},
+            "required": list(self.fields),
+            "additionalProperties": False,
+        }
+        return {
+            "type": "object",
+            "properties": {"items": {"type": "array", "items": item}},
+            "required": ["items"],
+            "additionalProperties": False,
+        }
+
+    @cached_property
     def _prompt_template(self) -> jinja2.Template:
         return _compile(self.path, self.document_block.rstrip() + "\n\n" + self.body.strip(), "prompt")
 
@@ -168,6 +190,7 @@ class Strategy:
                         source=chunk.text,
                         variant=variant,
                         sample=sample,
+                        schema=self.schema,
                     )
                 )
         return requests

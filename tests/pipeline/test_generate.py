@@ -12,10 +12,14 @@ from datasets import load_dataset
 
 from augment.backends.mock import MockBackend
 from augment.config import load_config
+from augment.errors import FatalBackendError
 from augment.io import read_jsonl
 from augment.pipeline import generate
-from augment.pipeline.runner import run_requests
+from augment.pipeline.cache import ResponseCache
+from augment.pipeline.limits import Limits
+from augment.pipeline.runner import Budget, Runner, RunState
 from augment.shards import export
+from augment.strategies.parsers import Parsed
 from augment.types import GenRequest, GenResult
 
 
@@ -63,24 +67,36 @@ def test_ids_and_files_are_identical_across_runs_and_concurrency(examples: Path,
 
 
 def test_failures_are_retried_then_recorded_and_the_run_goes_on(examples: Path, tmp_path: Path):
-    summary = run(examples, tmp_path / "run", mock_fail_rate=0.3, mock_malformed_rate=0.2, max_retries=5)
-    assert summary.retries > 10  # injected 503s were retried...
+    summary = run(
+        examples,
+        tmp_path / "run",
+        mock_fail_rate=0.3,
+        mock_malformed_rate=0.3,
+        max_retries=8,
+        max_parse_retries=0,
+    )
+    assert summary.state.retries > 10  # injected 503s were retried until they went through
     failures = list(read_jsonl(tmp_path / "run" / "failures.jsonl"))
     reasons = Counter(f["reason"] for f in failures)
-    # ...and the malformed replies were recorded with the parser's reason, raw reply kept
+    assert not any(r.startswith("backend_error") for r in reasons)
+    # the malformed replies were recorded with the parser's reason, the raw reply kept
     assert (
         reasons["parse_error: no JSON list or labelled fields found"] + reasons["parse_error: empty response"]
         > 0
     )
     assert all("raw" in f for f in failures if f["reason"].startswith("parse_error"))
-    assert summary.failed_requests == sum(reasons.values())
+    assert summary.failed_requests == sum(reasons.values()) > 5
     assert sum(summary.records.values()) > 100
 
-    hopeless = run(examples, tmp_path / "hopeless", mock_fail_rate=1.0, max_retries=2)
-    assert hopeless.failed_requests == hopeless.requests and not hopeless.records
-    assert Counter(f["reason"] for f in read_jsonl(tmp_path / "hopeless" / "failures.jsonl")) == {
-        "backend_error: mock: injected server error (503)": hopeless.requests
-    }
+    # re-asking after an unparsable reply (a new sample) recovers most of them
+    again = run(examples, tmp_path / "reask", mock_malformed_rate=0.3, max_parse_retries=3)
+    assert again.state.reasks > 10 and again.failed_requests < summary.failed_requests / 3
+
+    # a backend that always fails stops the run after a few requests instead of failing thousands
+    with pytest.raises(FatalBackendError, match="20 requests in a row failed"):
+        run(examples, tmp_path / "hopeless", mock_fail_rate=1.0, max_retries=1, concurrency=4)
+    run_json = json.loads((tmp_path / "hopeless" / "run.json").read_text())
+    assert run_json["complete"] is False
 
 
 def test_shards_load_with_datasets_in_both_formats(examples: Path, tmp_path: Path):
@@ -124,10 +140,10 @@ class SlowBackend(MockBackend):
         return await super().generate(req)
 
 
-def test_runner_keeps_request_order_and_the_concurrency_bound():
+def test_runner_keeps_request_order_and_the_concurrency_bound(tmp_path: Path):
     reqs = [
         GenRequest(f"k{i}", f"prompt {i}", 0.0, 16, 0, source=f"Sentence number {i} is here.")
-        for i in range(200)
+        for i in range(300)
     ]
     in_flight = peak = 0
 
@@ -141,12 +157,29 @@ def test_runner_keeps_request_order_and_the_concurrency_bound():
             finally:
                 in_flight -= 1
 
-    async def collect():
-        return [o async for o in run_requests(Counting(), reqs, concurrency=16)]
+    def runner(backend: MockBackend, state: RunState) -> Runner:
+        return Runner(
+            backend,
+            cache=ResponseCache(tmp_path / "cache.sqlite"),
+            parse=lambda req, res: Parsed(items=[{"text": res.text}]),
+            limits=Limits(16),
+            budget=Budget(None, None, state),
+            state=state,
+        )
 
-    outcomes = asyncio.run(collect())
+    async def collect(r: Runner):
+        return [o async for o in r.run(reqs)]
+
+    backend = Counting()
+    outcomes = asyncio.run(collect(runner(backend, RunState())))
     assert [o.request.key for o in outcomes] == [r.key for r in reqs]
-    assert peak == 16
+    assert peak == 16 and backend.calls == 300
+    # a second pass is served from the cache: no call at all, the same replies
+    again = Counting()
+    state = RunState()
+    replay = asyncio.run(collect(runner(again, state)))
+    assert again.calls == 0 and all(o.cached for o in replay)
+    assert [o.result.text for o in replay] == [o.result.text for o in outcomes]
 
 
 @pytest.mark.parametrize("strategies", [["qa"], ["notes", "qa"]])

@@ -1,0 +1,74 @@
+"""The response cache: every reply a model gave, in RUN/cache.sqlite, keyed by the request key.
+
+The key is a hash of everything that changes the output (backend and endpoint, model, rendered
+prompt, sampling parameters, sample index), so re-running a command makes no model call for a
+reply already received, and editing one prompt file re-asks only that strategy. Each reply is
+committed as it arrives (WAL journal), so a `kill -9` loses nothing already received.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from augment.types import GenResult, Usage
+
+# Schema changes are appended here, never edited: the database remembers how many it has applied.
+_MIGRATIONS = [
+    """CREATE TABLE responses (
+        key TEXT PRIMARY KEY,
+        text TEXT NOT NULL,
+        finish_reason TEXT NOT NULL,
+        prompt_tokens INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        created REAL NOT NULL
+    )""",
+]
+
+
+class ResponseCache:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a commit survives the process being killed; only a power cut can lose the last ones
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        applied = self._db.execute("PRAGMA user_version").fetchone()[0]
+        for i, sql in enumerate(_MIGRATIONS[applied:], start=applied):
+            self._db.execute(sql)
+            self._db.execute(f"PRAGMA user_version={i + 1}")
+
+    def get(self, key: str) -> GenResult | None:
+        row = self._db.execute(
+            "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        return GenResult(text=row[0], finish_reason=row[1], usage=Usage(row[2], row[3]))
+
+    def put(self, key: str, result: GenResult) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                result.text,
+                result.finish_reason,
+                result.usage.prompt_tokens,
+                result.usage.completion_tokens,
+                time.time(),
+            ),
+        )
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def totals(self) -> tuple[int, int]:
+        """Prompt and completion tokens of every reply stored (what the run has cost so far)."""
+        row = self._db.execute("SELECT SUM(prompt_tokens), SUM(completion_tokens) FROM responses").fetchone()
+        return int(row[0] or 0), int(row[1] or 0)
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,251 @@
+"""A real OpenAI-compatible HTTP server on 127.0.0.1 for tests and benchmarks.
+
+It serves /v1/chat/completions, /v1/completions and /v1/models with aiohttp, writes replies the
+way augment's mock backend does (from the document block at the start of the prompt), and can
+inject faults: 429 with Retry-After, 500, dropped connections, bodies that are not JSON, and
+replies that no parser accepts. Whether a request is hit depends on (prompt, how many times this
+prompt was seen), so a retried request usually gets through. It counts requests per prompt, so
+tests can check that nothing was paid for twice.
+
+    python tests/fake_openai.py --latency 0.2 [--port 8000] [--fast]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from augment.backends.mock import MockBackend
+from augment.types import GenRequest
+
+_DOC = re.compile(
+    r"\ADocument: (?P<title>[^\n]*)\n\n(?P<chunk>.*?)\n\n---\n\n(?P<instruction>.*)\Z", re.DOTALL
+)
+
+
+def _unit(*parts: object) -> float:
+    return int(hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:12], 16) / 16**12
+
+
+def reply_for(prompt: str) -> str:
+    """What the mock backend would answer, recovered from the prompt text alone."""
+    m = _DOC.match(prompt)
+    if not m:
+        return "I have no document to work with."
+    instruction = m.group("instruction")
+    if "JSON list" in instruction:
+        parser, fields = "json_list", tuple(re.findall(r'"(\w+)": "\.\.\."', instruction)) or ("text",)
+    elif "numbered list" in instruction:
+        parser, fields = "numbered_list", ("item",)
+    else:
+        parser, fields = "text", ("text",)
+    variant = next((v for v in ("simple", "academic", "Student:") if v in instruction), "")
+    req = GenRequest(
+        key=hashlib.sha256(prompt.encode()).hexdigest(),
+        prompt=prompt,
+        temperature=0.0,
+        max_tokens=0,
+        seed=0,
+        parser=parser,
+        fields=fields,
+        source=m.group("chunk"),
+        variant="qa_dialogue" if variant == "Student:" else variant,
+    )
+    return MockBackend().reply(req)
+
+
+@dataclass
+class Faults:
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_drop: float = 0.0
+    rate_bad_json: float = 0.0
+    rate_bad_content: float = 0.0
+    retry_after: float = 0.2
+
+
+@dataclass
+class FakeOpenAI:
+    latency: float = 0.0
+    api_key: str | None = None
+    models: tuple[str, ...] = ("fake-model",)
+    faults: Faults = field(default_factory=Faults)
+    fast: bool = False  # a fixed short reply (for throughput benchmarks: no reply-building cost)
+    schema: bool = True  # accept response_format json_schema (else answer 400 as some servers do)
+    seen: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    requests: int = 0
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    keep_bodies: bool = False
+    events: list[tuple[str, float, int]] = field(default_factory=list)  # (prompt hash, time, status)
+
+    # ---- HTTP ----------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self.chat)
+        app.router.add_post("/v1/completions", self.completions)
+        app.router.add_get("/v1/models", self.list_models)
+        return app
+
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+        self.statuses[status] += 1
+        body = {"error": {"message": message, "type": "invalid_request_error", "code": status}}
+        return web.json_response(body, status=status, headers=headers)
+
+    async def _common(
+        self, request: web.Request
+    ) -> tuple[dict[str, Any] | None, web.StreamResponse | None, str]:
+        self.requests += 1
+        auth = request.headers.get("Authorization", "")
+        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            # like OpenAI, echo (part of) the key back: augment must not print it
+            return None, self._error(401, f"Incorrect API key provided: {auth.removeprefix('Bearer ')}."), ""
+        body = await request.json()
+        if self.keep_bodies:
+            self.bodies.append(body)
+        if body.get("model") not in self.models:
+            return None, self._error(404, f"The model `{body.get('model')}` does not exist."), ""
+        if "response_format" in body and not self.schema:
+            return None, self._error(400, "response_format is not supported by this server"), ""
+        prompt = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
+        key = hashlib.sha256(prompt.encode()).hexdigest()
+        self.seen[key] += 1
+        n = self.seen[key]
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        f = self.faults
+        if _unit(key, n, "429") < f.rate_429:
+            self.events.append((key, time.monotonic(), 429))
+            return None, self._error(429, "Rate limit reached.", {"Retry-After": str(f.retry_after)}), prompt
+        if _unit(key, n, "500") < f.rate_500:
+            self.events.append((key, time.monotonic(), 500))
+            return None, self._error(500, "The server had an error."), prompt
+        self.events.append((key, time.monotonic(), 200))
+        if _unit(key, n, "drop") < f.rate_drop:
+            request.transport.close()  # the client sees the connection drop mid-request
+            raise asyncio.CancelledError
+        if _unit(key, n, "bad_json") < f.rate_bad_json:
+            self.statuses[200] += 1
+            return (
+                None,
+                web.Response(text='{"id": "x", "choices": [', content_type="application/json"),
+                prompt,
+            )
+        return body, None, prompt
+
+    def _content(self, prompt: str, key_n: tuple[str, int]) -> str:
+        if _unit(*key_n, "bad_content") < self.faults.rate_bad_content:
+            return "Sorry, I am unable to produce that."
+        if self.fast:
+            return "1. A short item."
+        return reply_for(prompt)
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body, resp, prompt = await self._common(request)
+        if resp is not None:
+            return resp
+        key = hashlib.sha256(prompt.encode()).hexdigest()
+        text = self._content(prompt, (key, self.seen[key]))
+        self.statuses[200] += 1
+        return web.json_response(
+            {
+                "id": f"chatcmpl-{key[:12]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                ],
+                "usage": {
+                    "prompt_tokens": len(prompt.split()),
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": len(prompt.split()) + len(text.split()),
+                },
+            }
+        )
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        body, resp, prompt = await self._common(request)
+        if resp is not None:
+            return resp
+        key = hashlib.sha256(prompt.encode()).hexdigest()
+        text = self._content(prompt, (key, self.seen[key]))
+        self.statuses[200] += 1
+        return web.json_response(
+            {
+                "id": f"cmpl-{key[:12]}",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+                "usage": {
+                    "prompt_tokens": len(prompt.split()),
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": len(prompt.split()) + len(text.split()),
+                },
+            }
+        )
+
+    async def list_models(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]}
+        )
+
+    # ---- running it ------------------------------------------------------------------------
+    def start(self, port: int = 0) -> str:
+        """Serve in a background thread; returns the base URL (http://127.0.0.1:PORT/v1)."""
+        ready = threading.Event()
+
+        def serve() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            self._runner = web.AppRunner(self.app(), access_log=None)
+            self._loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, "127.0.0.1", port, backlog=4096)
+            self._loop.run_until_complete(site.start())
+            self.port = site._server.sockets[0].getsockname()[1]
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=serve, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--fast", action="store_true")
+    ap.add_argument("--rate-429", type=float, default=0.0)
+    ap.add_argument("--rate-500", type=float, default=0.0)
+    ap.add_argument("--retry-after", type=float, default=1.0)
+    args = ap.parse_args()
+    server = FakeOpenAI(
+        latency=args.latency,
+        fast=args.fast,
+        faults=Faults(rate_429=args.rate_429, rate_500=args.rate_500, retry_after=args.retry_after),
+    )
+    web.run_app(server.app(), host="127.0.0.1", port=args.port, access_log=None, print=lambda *a: None)
+
+
+if __name__ == "__main__":
+    main()
