@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -42,7 +44,8 @@ def atomic_write(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    """Compact JSON, UTF-8 kept as is (orjson: the record writer's hot path)."""
+    return orjson.dumps(obj).decode("utf-8")
 
 
 def write_jsonl(path: Path, rows: Any) -> int:

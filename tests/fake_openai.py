@@ -63,6 +63,17 @@ def reply_for(prompt: str) -> str:
     return MockBackend().reply(req)
 
 
+def fast_reply(prompt: str) -> str:
+    """A fixed short reply of the right shape: no reply-building cost on the server's CPU."""
+    if "JSON list" in prompt:
+        return (
+            '[{"question": "When was the tower built?", "answer": "1862", "evidence": "completed in 1862"}]'
+        )
+    if "numbered list" in prompt:
+        return "1. The tower is older than the fog signal.\n2. Keepers lived on site until 1989."
+    return "The lighthouse at Cape Merrow was completed in 1862 and is 31 metres tall."
+
+
 @dataclass
 class Faults:
     rate_429: float = 0.0
@@ -146,7 +157,7 @@ class FakeOpenAI:
         if _unit(*key_n, "bad_content") < self.faults.rate_bad_content:
             return "Sorry, I am unable to produce that."
         if self.fast:
-            return "1. A short item."
+            return fast_reply(prompt)
         return reply_for(prompt)
 
     async def chat(self, request: web.Request) -> web.StreamResponse:

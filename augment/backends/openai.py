@@ -24,6 +24,8 @@ import os
 import time
 from typing import Any, ClassVar
 
+import orjson
+
 from augment.config import RunConfig
 from augment.errors import BackendError, ConfigError, FatalBackendError, redact
 from augment.tokens import approx_count
@@ -68,7 +70,7 @@ def _error_message(body: bytes | str | None) -> str:
 
 class OpenAIBackend:
     name: ClassVar[str] = "openai"
-    retry_wait: ClassVar[float] = 1.0
+    retry_wait: ClassVar[float] = 0.5  # first backoff without Retry-After, as the openai SDK does
 
     def __init__(
         self,
@@ -194,10 +196,10 @@ class OpenAIBackend:
 
     def _result(self, req: GenRequest, data: bytes) -> GenResult:
         try:
-            payload = json.loads(data)
+            payload = orjson.loads(data)
             choice = payload["choices"][0]
             text = choice["message"].get("content") if self.endpoint == "chat" else choice.get("text")
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
             raise BackendError("malformed response body (not an OpenAI completion)", retryable=True) from None
         text = text or ""
         usage = payload.get("usage") or {}
@@ -230,7 +232,7 @@ class OpenAIBackend:
                 json_serialize=json.dumps,
             )
         try:
-            async with self._session.post(self.base_url + self._path, data=json.dumps(body)) as resp:
+            async with self._session.post(self.base_url + self._path, data=orjson.dumps(body)) as resp:
                 return resp.status, resp.headers, await resp.read()
         except aiohttp.ClientConnectorError as e:
             if not self._connected:

@@ -280,7 +280,9 @@ async def _generate_records(
             hooks.on_advance(outcome)
         summary.complete = summary.not_sent == 0
     finally:
-        for w in (*writers.values(), failures):
-            w.close(complete=summary.complete)
-        runner.cache.close()
-        await backend.aclose()
+        try:
+            for w in (*writers.values(), failures):
+                w.close(complete=summary.complete)
+            runner.cache.close()
+        finally:
+            await backend.aclose()

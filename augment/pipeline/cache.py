@@ -2,12 +2,14 @@
 
 The key is a hash of everything that changes the output (backend and endpoint, model, rendered
 prompt, sampling parameters, sample index), so re-running a command makes no model call for a
-reply already received, and editing one prompt file re-asks only that strategy. Each reply is
-committed as it arrives (WAL journal), so a `kill -9` loses nothing already received.
+reply already received, and editing one prompt file re-asks only that strategy. Replies are
+committed in the event-loop turn they arrive in (one transaction for all that arrived together,
+WAL journal), before any record is written from them, so a `kill -9` loses nothing received.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from pathlib import Path
@@ -31,6 +33,7 @@ class ResponseCache:
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self._pending: list[tuple[object, ...]] = []
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL: a commit survives the process being killed; only a power cut can lose the last ones
@@ -41,6 +44,8 @@ class ResponseCache:
             self._db.execute(f"PRAGMA user_version={i + 1}")
 
     def get(self, key: str) -> GenResult | None:
+        if self._pending:
+            self.flush()
         row = self._db.execute(
             "SELECT text, finish_reason, prompt_tokens, completion_tokens FROM responses WHERE key = ?",
             (key,),
@@ -50,17 +55,24 @@ class ResponseCache:
         return GenResult(text=row[0], finish_reason=row[1], usage=Usage(row[2], row[3]))
 
     def put(self, key: str, result: GenResult) -> None:
-        self._db.execute(
-            "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                key,
-                result.text,
-                result.finish_reason,
-                result.usage.prompt_tokens,
-                result.usage.completion_tokens,
-                time.time(),
-            ),
+        """Store a reply; inside an event loop the commit happens at the end of the current turn."""
+        u = result.usage
+        self._pending.append(
+            (key, result.text, result.finish_reason, u.prompt_tokens, u.completion_tokens, time.time())
         )
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        if len(self._pending) == 1:
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        if self._pending:
+            rows, self._pending = self._pending, []
+            with self._db:  # one transaction
+                self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
@@ -71,4 +83,5 @@ class ResponseCache:
         return int(row[0] or 0), int(row[1] or 0)
 
     def close(self) -> None:
+        self.flush()
         self._db.close()

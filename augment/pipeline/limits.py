@@ -1,15 +1,16 @@
 """Flow control for model calls: an adaptive concurrency limit and optional rate limits.
 
-`Slots` bounds the calls in flight. It starts at the configured concurrency, halves when the
-server answers 429 (at most once per second, so a burst of 429s counts once) and grows back by
-one slot per `limit` successes — additive increase, multiplicative decrease, as TCP does. A call
-that waits out a Retry-After holds no slot, so the other calls keep the server busy meanwhile.
+`Slots` bounds the calls in flight. It starts at the configured concurrency, halves when 429s
+become frequent (a quarter of recent replies; at most once per second) and grows back by one slot
+per `limit` successes — additive increase, multiplicative decrease, as TCP does. A call that waits
+out a Retry-After holds no slot, so the other calls keep the server busy meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -23,26 +24,49 @@ class Slots:
         self.in_flight = 0
         self._credit = 0
         self._last_cut = 0.0
-        self._cond = asyncio.Condition()
+        self._recent: deque[bool] = deque(maxlen=max(20, limit))  # was each recent reply a 429?
+        self._waiters: deque[asyncio.Future[None]] = deque()
 
-    async def acquire(self) -> None:
-        async with self._cond:
-            await self._cond.wait_for(lambda: self.in_flight < self.limit)
+    async def acquire(self, first: bool = False) -> None:
+        """Wait for a slot; `first` (a retry that has already waited its turn) goes ahead of the queue."""
+        if self.in_flight < self.limit and not self._waiters:
             self.in_flight += 1
+            return
+        fut = asyncio.get_running_loop().create_future()
+        if first:
+            self._waiters.appendleft(fut)
+        else:
+            self._waiters.append(fut)
+        await fut  # release() hands its slot over (in_flight already counts us)
 
-    async def release(self, ok: bool = True) -> None:
-        async with self._cond:
-            self.in_flight -= 1
-            if ok and self.limit < self.max:
-                self._credit += 1
-                if self._credit >= self.limit:
-                    self._credit = 0
-                    self.limit += 1
-            self._cond.notify(self.limit - self.in_flight if self.limit > self.in_flight else 0)
+    def release(self, ok: bool = True) -> None:
+        self.in_flight -= 1
+        if ok:
+            self._recent.append(False)
+        if ok and self.limit < self.max:
+            self._credit += 1
+            if self._credit >= self.limit:
+                self._credit = 0
+                self.limit += 1
+        while self._waiters and self.in_flight < self.limit:
+            fut = self._waiters.popleft()
+            if not fut.done():  # a cancelled waiter gives its turn to the next
+                self.in_flight += 1
+                fut.set_result(None)
 
     def rate_limited(self) -> None:
+        """A 429: halve the limit (once a second at most) when 429s are a quarter of recent replies.
+
+        Sparse 429s (a shared gateway's hiccups) are waited out per request; a steady stream of
+        them means the server wants less load, and fewer calls in flight is what it gets.
+        """
+        self._recent.append(True)
         now = time.monotonic()
-        if now - self._last_cut >= 1.0:
+        if (
+            now - self._last_cut >= 1.0
+            and sum(self._recent) >= len(self._recent) / 4
+            and len(self._recent) >= 8
+        ):
             self._last_cut = now
             self.limit = max(1, self.limit // 2)
             self._credit = 0
@@ -59,15 +83,15 @@ class Limits:
         self._tpm = AsyncLimiter(self._tpm_rate, 1) if tpm else None
 
     @asynccontextmanager
-    async def call(self, tokens: int) -> AsyncIterator[None]:
+    async def call(self, tokens: int, retry: bool = False) -> AsyncIterator[None]:
         if self._rpm is not None:
             await self._rpm.acquire()
         if self._tpm is not None:
             await self._tpm.acquire(min(tokens, self._tpm_rate))
-        await self.slots.acquire()
+        await self.slots.acquire(first=retry)
         ok = False
         try:
             yield
             ok = True
         finally:
-            await self.slots.release(ok)
+            self.slots.release(ok)

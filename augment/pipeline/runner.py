@@ -109,6 +109,27 @@ def _wait(base: float) -> Callable[[RetryCallState], float]:
     return wait
 
 
+class _Attempt:
+    """The bits of tenacity's RetryCallState that _wait reads."""
+
+    def __init__(self, attempt_number: int, exc: BaseException | None):
+        self.attempt_number = attempt_number
+        self._exc = exc
+        self.outcome = self
+
+    def exception(self) -> BaseException | None:
+        return self._exc
+
+
+def _first_failure(exc: BaseException) -> _Attempt:
+    return _Attempt(1, exc)
+
+
+def _shifted(state: RetryCallState) -> _Attempt:
+    # tenacity counts from the second attempt here, the first having gone out before it
+    return _Attempt(state.attempt_number + 1, state.outcome.exception() if state.outcome else None)
+
+
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, BackendError) and exc.retryable
 
@@ -136,26 +157,38 @@ class Runner:
         self.max_parse_retries = max_parse_retries
         state.limits = limits
 
+    async def _attempt(self, req: GenRequest, estimate: int, retry: bool = False) -> GenResult:
+        async with self.limits.call(estimate, retry):
+            try:
+                return await self.backend.generate(req)
+            except BackendError as e:
+                if e.rate_limited:
+                    self.limits.slots.rate_limited()
+                raise
+
     async def _call(self, req: GenRequest, estimate: int) -> GenResult:
+        try:  # the first attempt goes straight out; tenacity takes over only for retries
+            return await self._attempt(req, estimate)
+        except BackendError as e:
+            if not e.retryable or self.max_retries == 0:
+                raise
+            first = e
+        self.state.retries += 1
+        await asyncio.sleep(_wait(self.backend.retry_wait)(_first_failure(first)))
+
         def count_retry(_: RetryCallState) -> None:
             self.state.retries += 1
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(_retryable),
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=_wait(self.backend.retry_wait),
+            stop=stop_after_attempt(self.max_retries),
+            wait=lambda state: _wait(self.backend.retry_wait)(_shifted(state)),
             before_sleep=count_retry,
             reraise=True,
         )
         async for attempt in retrying:
             with attempt:
-                async with self.limits.call(estimate):
-                    try:
-                        return await self.backend.generate(req)
-                    except BackendError as e:
-                        if e.rate_limited:
-                            self.limits.slots.rate_limited()
-                        raise
+                return await self._attempt(req, estimate, retry=True)
         raise AssertionError("unreachable")
 
     async def process(self, index: int, req: GenRequest) -> Outcome:
@@ -193,7 +226,7 @@ class Runner:
         self.state.total = len(requests)
         # how far past the oldest unfinished request to start work: enough to keep every slot busy
         # while one slow request holds up the in-order output, bounded so memory stays flat
-        window = max(1024, 16 * self.limits.slots.max)
+        window = max(4096, 64 * self.limits.slots.max)
         finished: asyncio.Queue[asyncio.Task[Outcome]] = asyncio.Queue()
         pending: dict[int, Outcome] = {}
         tasks: set[asyncio.Task[Outcome]] = set()
