@@ -32,6 +32,16 @@ ValFractionOpt = Annotated[
     float | None, typer.Option("--val-fraction", help="Fraction of records for validation.")
 ]
 ShardMbOpt = Annotated[float | None, typer.Option("--shard-mb", help="Maximum shard size in MB.")]
+DecontaminateOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--decontaminate", help="Eval QA JSONL whose questions and answers must not leak into training data."
+    ),
+]
+JudgeOpt = Annotated[
+    bool | None,
+    typer.Option("--judge/--no-judge", help="Score each record against its chunk with the model."),
+]
 PromptsDirOpt = Annotated[Path | None, typer.Option("--prompts-dir", help="Folder of extra prompt files.")]
 
 
@@ -86,6 +96,11 @@ def generate(
     mock_malformed_rate: Annotated[
         float | None, typer.Option(help="Mock backend: fraction of bad replies.")
     ] = None,
+    curate: Annotated[
+        bool | None, typer.Option("--curate/--no-curate", help="Dedup and filter before exporting.")
+    ] = None,
+    decontaminate: DecontaminateOpt = None,
+    judge: JudgeOpt = None,
     export: Annotated[
         bool | None, typer.Option("--export/--no-export", help="Write shards after generating.")
     ] = None,
@@ -128,6 +143,9 @@ def generate(
             max_requests=max_requests,
             max_tokens_total=max_tokens_total,
             max_parse_retries=max_parse_retries,
+            curate=curate,
+            decontaminate=decontaminate,
+            judge=judge,
             export=export,
             format=fmt,
             val_fraction=val_fraction,
@@ -137,8 +155,12 @@ def generate(
     with Reporter(console, quiet=quiet) as rep:
         hooks = Hooks(on_skip=rep.skip, on_start=rep.start, on_advance=rep.advance)
         summary = run_generate(docs, output, cfg, hooks)
-    shards = _export(output, cfg) if cfg.export and sum(summary.records.values()) else None
+    has_records = sum(summary.records.values()) > 0
+    curated = _curate(output, cfg, quiet) if cfg.curate and has_records else None
+    shards = _export(output, cfg) if cfg.export and has_records else None
     _print_generate_summary(summary, shards)
+    if curated is not None:
+        _print_curate_summary(curated)
     if summary.state.budget_stopped:
         console.print(
             f"[yellow]stopped at the budget ({summary.state.budget_stopped}): {summary.not_sent} of "
@@ -194,6 +216,72 @@ def _print_generate_summary(summary: Any, shards: Any) -> None:
         )
 
 
+def _curate(run_dir: Path, cfg: Any, quiet: bool):
+    from augment.console import Reporter, err_console
+    from augment.curate import curate as run_curate
+
+    with Reporter(err_console(), quiet=quiet, label="judging") as rep:
+        return run_curate(run_dir, cfg, on_judge_start=rep.start, on_judge=rep.advance)
+
+
+def _print_curate_summary(summary: Any) -> None:
+    from augment.console import out_console, table
+
+    d = summary.to_dict()
+    reasons = list(d["by_reason"])
+    rows = [
+        [name, s["kept"], *[s["rejected"].get(r, 0) for r in reasons]] for name, s in d["by_strategy"].items()
+    ]
+    rows.append(["all", d["kept"], *[d["by_reason"][r] for r in reasons]])
+    out_console().print(
+        table(f"curate: kept {d['kept']} of {d['total']} records", ["strategy", "kept", *reasons], rows)
+    )
+
+
+def _run_config(run_dir: Path, config: Path | None, overrides: dict[str, Any]):
+    """The config a run was generated with (run.json), then a config file, then flags."""
+    from augment.config import build_config, read_config_file
+
+    run_json = run_dir / "run.json"
+    if not run_json.is_file():
+        raise AugmentError(f"{run_dir}: not a run directory (no run.json); run 'augment generate' first")
+    values = json.loads(run_json.read_text(encoding="utf-8"))["config"]
+    if config is not None:
+        values.update(read_config_file(config))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return build_config(values, str(config) if config else "flags")
+
+
+@app.command("curate")
+def curate_cmd(
+    run_dir: RunDirArg,
+    config: ConfigOpt = None,
+    decontaminate: DecontaminateOpt = None,
+    judge: JudgeOpt = None,
+    judge_model: Annotated[str | None, typer.Option(help="Model for the judge (default: the run's).")] = None,
+    near_threshold: Annotated[
+        float | None, typer.Option(help="Jaccard similarity that counts as a duplicate.")
+    ] = None,
+    copy_threshold: Annotated[
+        float | None, typer.Option(help="Share of n-grams copied from the source.")
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Dedup and filter a run's generated records into curated/kept.jsonl and curated/rejected.jsonl."""
+    cfg = _run_config(
+        run_dir,
+        config,
+        dict(
+            decontaminate=decontaminate,
+            judge=judge,
+            judge_model=judge_model,
+            near_threshold=near_threshold,
+            copy_threshold=copy_threshold,
+        ),
+    )
+    _print_curate_summary(_curate(run_dir, cfg, quiet))
+
+
 @app.command("export")
 def export_cmd(
     run_dir: RunDirArg,
@@ -205,15 +293,10 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Write training shards and manifest.json from a run's (curated) records."""
-    from augment.config import build_config
     from augment.console import out_console
 
-    run_json = run_dir / "run.json"
-    if not run_json.is_file():
-        raise AugmentError(f"{run_dir}: not a run directory (no run.json); run 'augment generate' first")
-    saved = json.loads(run_json.read_text(encoding="utf-8"))["config"]
     overrides = dict(format=fmt, val_fraction=val_fraction, shard_mb=shard_mb, file_formats=file_formats)
-    cfg = build_config({**saved, **{k: v for k, v in overrides.items() if v is not None}}, "flags")
+    cfg = _run_config(run_dir, None, overrides)
     shards = _export(run_dir, cfg)
     out_console().print(
         f"shards: {shards.out_dir} ({shards.format}, from {shards.source}; train {shards.counts['train']}, "
@@ -263,6 +346,15 @@ def stats(
     if s["failures"]:
         console.print(
             table("failures by reason", ["reason", "count"], [[k, v] for k, v in s["failures"].items()])
+        )
+    if s["curated"]:
+        c = s["curated"]
+        console.print(
+            table(
+                f"curated: kept {c['kept']} of {c['total']}",
+                ["dropped because", "records"],
+                [[k, v] for k, v in c["by_reason"].items()],
+            )
         )
     if s["skipped"]:
         console.print(

@@ -65,6 +65,35 @@ class RunConfig(BaseModel):
     mock_malformed_rate: float = Field(
         0.0, ge=0, le=1, description="mock backend: fraction of malformed replies"
     )
+    # curate (see augment/curate): each step can be turned off; thresholds here
+    curate: bool = True
+    decontaminate: list[Path] = Field(
+        default_factory=list, description="JSONL eval files whose questions must not leak"
+    )
+    decontaminate_ngram: int = Field(13, ge=4, le=100)
+    min_record_tokens: int = Field(3, ge=0)
+    max_record_tokens: int = Field(4096, ge=1)
+    boilerplate_filter: bool = True
+    copy_filter: bool = True
+    copy_ngram: int = Field(8, ge=2, le=50)
+    copy_threshold: float = Field(
+        0.5, gt=0, le=1, description="n-gram containment in the source that counts as a copy"
+    )
+    copy_exempt: list[str] = Field(
+        default_factory=lambda: ["qa"], description="strategies that may quote their source"
+    )
+    grounding: bool = True
+    grounding_min_score: float = Field(90.0, ge=0, le=100)
+    exact_dedup: bool = True
+    near_dedup: bool = True
+    near_threshold: float = Field(0.8, gt=0, le=1)
+    near_ngram: int = Field(5, ge=1, le=50)
+    near_num_perm: int = Field(128, ge=16, le=1024)
+    near_bands: int = Field(16, ge=1, le=512)
+    judge: bool = False
+    judge_model: str | None = None
+    judge_min_faithfulness: int = Field(4, ge=1, le=5)
+    judge_min_usefulness: int = Field(3, ge=1, le=5)
     # export
     export: bool = True
     format: Literal["cpt", "chat"] = "cpt"
@@ -72,7 +101,7 @@ class RunConfig(BaseModel):
     val_fraction: float = Field(0.05, ge=0, lt=1)
     shard_mb: float = Field(256.0, gt=0)
 
-    @field_validator("strategies", "glob", "file_formats", mode="before")
+    @field_validator("strategies", "glob", "file_formats", "copy_exempt", "decontaminate", mode="before")
     @classmethod
     def _split_commas(cls, v: Any) -> Any:
         if isinstance(v, str):
@@ -91,6 +120,10 @@ class RunConfig(BaseModel):
             raise ValueError("strategies is empty: name at least one (see 'augment strategies')")
         if not self.file_formats:
             raise ValueError("file_formats is empty: use jsonl, parquet or both")
+        if self.near_num_perm % self.near_bands:
+            raise ValueError(
+                f"near_num_perm ({self.near_num_perm}) must be a multiple of near_bands ({self.near_bands})"
+            )
         return self
 
 
@@ -143,6 +176,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     if isinstance(data.get("prompts_dir"), str):
         data["prompts_dir"] = str((path.parent / data["prompts_dir"]).resolve())
+    if isinstance(data.get("decontaminate"), list):
+        data["decontaminate"] = [
+            str((path.parent / p).resolve()) for p in data["decontaminate"] if isinstance(p, str)
+        ]
     return data
 
 

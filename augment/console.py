@@ -30,8 +30,11 @@ def out_console() -> Console:
 class Reporter(AbstractContextManager):
     """Progress of a run: a bar on a terminal, a plain line every few seconds in a log (CI)."""
 
-    def __init__(self, console: Console, quiet: bool = False, interval: float = 5.0):
+    def __init__(
+        self, console: Console, quiet: bool = False, interval: float = 5.0, label: str = "generating"
+    ):
         self.console = console
+        self.label = label
         self.quiet = quiet
         self.interval = interval
         self.state: Any = None
@@ -51,7 +54,7 @@ class Reporter(AbstractContextManager):
             return
         if self.console.is_terminal:
             self._bar = Progress(
-                TextColumn("generating"),
+                TextColumn(self.label),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[info]}"),
@@ -63,7 +66,7 @@ class Reporter(AbstractContextManager):
             self._bar.start()
             self._task = self._bar.add_task("generate", total=state.total, info="")
         else:
-            self.console.print(f"generating: {state.total} requests")
+            self.console.print(f"{self.label}: {state.total} requests")
 
     def _info(self) -> tuple[str, float]:
         s = self.state
@@ -88,7 +91,7 @@ class Reporter(AbstractContextManager):
             self._last = now
             info, rate = self._info()
             eta = (s.total - s.done) / rate if rate > 0 else 0.0
-            self.console.print(f"generating: {s.done}/{s.total} requests, {info}, eta {eta:.0f}s")
+            self.console.print(f"{self.label}: {s.done}/{s.total} requests, {info}, eta {eta:.0f}s")
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

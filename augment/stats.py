@@ -38,6 +38,8 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         if (run_dir / "documents.jsonl").is_file()
         else 0
     )
+    curated_path = run_dir / "curated" / "stats.json"
+    curated = json.loads(curated_path.read_text(encoding="utf-8")) if curated_path.is_file() else None
     manifest_path = run_dir / "shards" / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else None
     return {
@@ -58,6 +60,7 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
             "completion_tokens": saved.get("completion_tokens", 0),
         },
         "cost": saved.get("cost"),
+        "curated": curated,
         "complete": saved.get("complete"),
         "budget_stopped": saved.get("budget_stopped"),
         "this_run": saved.get("this_run", {}),

@@ -48,6 +48,7 @@ class GenRequest:
     sample: int = 0
     # JSON schema of the reply, for servers that support structured output (json_list strategies)
     schema: dict[str, Any] | None = None
+    target: str = ""  # judge requests: the text under review
 
 
 @dataclass(slots=True)

@@ -73,6 +73,97 @@ _FUNCTION_WORDS = {
 }
 
 
+_STOP = set(
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "from",
+        "by",
+        "with",
+        "and",
+        "or",
+        "but",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "which",
+        "who",
+        "whom",
+        "as",
+        "into",
+        "than",
+        "then",
+        "there",
+        "their",
+        "they",
+        "he",
+        "she",
+        "his",
+        "her",
+        "has",
+        "have",
+        "had",
+        "do",
+        "does",
+        "did",
+        "not",
+    ]
+)
+
+
+# words the mock's own replies wrap facts in; its judge does not count them as unsupported
+_SCAFFOLD = set(
+    [
+        "question",
+        "answer",
+        "which",
+        "what",
+        "word",
+        "phrase",
+        "completes",
+        "statement",
+        "student",
+        "teacher",
+        "know",
+        "else",
+        "should",
+        "words",
+        "study",
+        "notes",
+        "follows",
+        "implies",
+        "consequence",
+        "other",
+        "documented",
+        "notably",
+        "evidently",
+    ]
+)
+
+
+def condense(sentence: str) -> str:
+    """A telegraphic rewrite: the sentence's content words in order (keeps facts, breaks long copies)."""
+    kept = [w for w in sentence.rstrip(".").split() if w.lower().strip(",;:") not in _STOP]
+    return " ".join(kept).strip(",;: ") + "."
+
+
 def _lower_first(s: str) -> str:
     first = s.split(" ", 1)[0]
     return s[0].lower() + s[1:] if first.lower() in _FUNCTION_WORDS else s
@@ -118,13 +209,15 @@ class MockBackend:
 
     def reply(self, req: GenRequest) -> str:
         rng = random.Random(req.key)
+        if req.parser == "judge":
+            return self._judge(req.source, req.target)
         sents = sentences(req.source) or [" ".join(req.source.split())]
         if req.parser == "json_list":
             body = self._json_items(sents, req.fields, rng)
         elif req.parser == "numbered_list":
             picked = rng.sample(sents, min(len(sents), 8))
             body = "\n".join(
-                f"{i}. {rng.choice(_CONNECTORS)} {_lower_first(s)}" for i, s in enumerate(picked, 1)
+                f"{i}. {rng.choice(_CONNECTORS)} {_lower_first(condense(s))}" for i, s in enumerate(picked, 1)
             )
         else:
             body = self._rewrite(sents, req.variant or req.strategy, rng)
@@ -146,22 +239,34 @@ class MockBackend:
         return json.dumps(items, ensure_ascii=False, indent=1)
 
     def _rewrite(self, sents: list[str], style: str, rng: random.Random) -> str:
+        short = [condense(s) for s in sents]
         if style == "simple":
-            parts = [p.strip().rstrip(".") for s in sents for p in re.split(r",\s+|;\s+", s)]
+            parts = [p.strip().rstrip(".") for s in short for p in re.split(r",\s+|;\s+", s)]
             return " ".join(p[0].upper() + p[1:] + "." for p in parts if p)
         if style == "academic":
-            return " ".join(
-                f"{rng.choice(('Notably,', 'It is documented that', 'Evidently,'))} {_lower_first(s)}"
-                for s in sents
-            )
+            openers = ("Notably,", "It is documented that", "Evidently,")
+            return " ".join(f"{rng.choice(openers)} {_lower_first(s)}" for s in short)
         if style == "qa_dialogue":
             lines = []
-            for s in sents:
+            for s in short:
                 lines += [f"Student: What else should I know? ({len(s.split())} words)", f"Teacher: {s}"]
             return "\n".join(lines)
         if style == "notes":
-            return "\n".join("- " + " ".join(s.split()[:16]) for s in sents)
-        return " ".join(reversed(sents)) if len(sents) > 1 else sents[0]
+            return "\n".join("- " + s for s in short)
+        return " ".join(reversed(short)) if len(short) > 1 else short[0]
+
+    @staticmethod
+    def _judge(source: str, target: str) -> str:
+        # faithfulness: the share of the example's content words that the source contains
+        src = {w.lower() for w in re.findall(r"\w+", source)} | _SCAFFOLD
+        content = [w.lower() for w in re.findall(r"\w+", target) if len(w) > 3]
+        share = sum(w in src for w in content) / len(content) if content else 0.0
+        faithfulness = (
+            5 if share >= 0.8 else 4 if share >= 0.5 else 3 if share >= 0.35 else 2 if share >= 0.2 else 1
+        )
+        usefulness = 4 if len(content) >= 6 else 3 if len(content) >= 3 else 1
+        reason = f"{share:.0%} of the example's content words appear in the source"
+        return json.dumps({"faithfulness": faithfulness, "usefulness": usefulness, "reason": reason})
 
     @staticmethod
     def _wrap(body: str, parser: str, rng: random.Random) -> str:

@@ -30,7 +30,9 @@ def test_generate_export_stats_on_examples(cli, examples: Path, tmp_path: Path):
     r = cli("stats", run, "--json")
     s = json.loads(r.out)
     assert s["documents"] == 7 and s["requests"] == 77 and s["shards"]["format"] == "chat"
-    assert sum(s["records"].values()) == manifest["counts"]["train"]
+    assert sum(s["records"].values()) == 160  # generated
+    assert s["curated"]["kept"] == manifest["counts"]["train"] < 160  # curated, then exported (no val split)
+    assert s["curated"]["by_reason"]["near_duplicate"] > 0
 
 
 def test_bad_files_are_reported_one_line_each(cli, tmp_path: Path):

@@ -1,0 +1,194 @@
+"""Filters: each looks at one record (and its source chunk) and says why it must go, if it must.
+
+`check(record, chunk)` returns None or a number (kept; the number is recorded under `checks`) or a
+Verdict with the drop reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from augment.curate.dedup import Verdict
+from augment.curate.text import ngrams, normalize, record_body, words
+from augment.errors import AugmentError
+from augment.tokens import Tokenizer
+
+
+class LengthFilter:
+    name = "length"
+
+    def __init__(self, tokenizer: Tokenizer, min_tokens: int, max_tokens: int):
+        self.tokenizer = tokenizer
+        self.min_tokens = min_tokens
+        self.max_tokens = max_tokens
+
+    def check(self, rec: dict, chunk: str) -> Verdict | float | None:
+        n = self.tokenizer.count(rec["text"])
+        if n < self.min_tokens:
+            return Verdict("too_short", detail=n)
+        if n > self.max_tokens:
+            return Verdict("too_long", detail=n)
+        return n
+
+
+# What assistants say instead of doing the task, or around it. A phrase that the source chunk
+# itself contains is not boilerplate (a support FAQ may well say "let me know if").
+_BOILERPLATE = [
+    r"\bas an ai\b",
+    r"\bas a (large )?language model\b",
+    r"\bi(?: am|'m) (?:sorry|unable|not able)\b",
+    r"\bi (?:cannot|can't|can not) (?:help|assist|provide|comply|fulfil)",
+    r"^(?:sure|certainly|of course|absolutely)\b[,!. ]",
+    r"\bhere(?: is|'s| are) (?:a|an|the|your|some)\b[^.\n]{0,60}\b(?:rewrite|rewritten|paraphrase|summary|version|notes|list|pairs?)\b",
+    r"\bi hope (?:this|that) helps\b",
+    r"\blet me know if\b",
+    r"\b(?:the|this) (?:text|passage|document) (?:does not|doesn't) (?:say|mention|provide)\b",
+]
+
+
+class BoilerplateFilter:
+    name = "boilerplate"
+
+    def __init__(self) -> None:
+        self._patterns = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in _BOILERPLATE]
+
+    def check(self, rec: dict, chunk: str) -> Verdict | float | None:
+        body = record_body(rec)
+        for p in self._patterns:
+            m = p.search(body)
+            if m and not p.search(chunk):
+                return Verdict("boilerplate", detail=m.group(0))
+        return None
+
+
+class CopyFilter:
+    """A rewrite or inference that copies its source teaches nothing new.
+
+    Measured as n-gram containment: the share of the record's word n-grams (8 by default) that
+    also occur in the chunk. QA pairs are exempt by default: their evidence is a quote on purpose.
+    """
+
+    name = "copy"
+
+    def __init__(self, ngram: int = 8, threshold: float = 0.5, exempt: list[str] | None = None):
+        self.ngram = ngram
+        self.threshold = threshold
+        self.exempt = set(exempt or [])
+        self._chunk_cache: tuple[str, set[str]] = ("", set())
+
+    def _chunk_grams(self, chunk: str) -> set[str]:
+        if self._chunk_cache[0] is not chunk:  # records of one chunk come together
+            self._chunk_cache = (chunk, set(ngrams(words(chunk), self.ngram)))
+        return self._chunk_cache[1]
+
+    def check(self, rec: dict, chunk: str) -> Verdict | float | None:
+        if rec["strategy"] in self.exempt:
+            return None
+        grams = ngrams(words(record_body(rec)), self.ngram)
+        if not grams:
+            return None
+        source = self._chunk_grams(chunk)
+        containment = sum(g in source for g in grams) / len(grams)
+        if containment >= self.threshold:
+            return Verdict("copies_source", detail=round(containment, 3))
+        return round(containment, 3)
+
+
+class GroundingFilter:
+    """QA pairs must quote their source and answer from the quote.
+
+    The evidence must match a span of the chunk (rapidfuzz partial ratio >= min_score, after
+    folding case, punctuation and whitespace), and the answer must match within the evidence.
+    Records without both fields pass untouched.
+    """
+
+    name = "grounding"
+
+    def __init__(
+        self, min_score: float = 90.0, evidence_field: str = "evidence", answer_field: str = "answer"
+    ):
+        self.min_score = min_score
+        self.evidence_field = evidence_field
+        self.answer_field = answer_field
+
+    def check(self, rec: dict, chunk: str) -> Verdict | float | None:
+        from rapidfuzz import fuzz
+
+        fields = rec.get("fields") or {}
+        evidence, answer = fields.get(self.evidence_field), fields.get(self.answer_field)
+        if not isinstance(evidence, str) or not isinstance(answer, str):
+            return None
+        ev, src, ans = normalize(evidence), normalize(chunk), normalize(answer)
+        if not ev:
+            return Verdict("ungrounded_evidence", detail="empty evidence")
+        in_chunk = fuzz.partial_ratio(ev, src) if len(ev) <= len(src) else fuzz.ratio(ev, src)
+        if in_chunk < self.min_score:
+            return Verdict("ungrounded_evidence", detail=round(in_chunk, 1))
+        if not ans:
+            return Verdict("answer_not_in_evidence", detail="empty answer")
+        supported = fuzz.partial_ratio(ans, ev) if len(ans) <= len(ev) else fuzz.ratio(ans, ev)
+        if supported < self.min_score:
+            return Verdict("answer_not_in_evidence", detail=round(supported, 1))
+        return round(min(in_chunk, supported), 1)
+
+
+def load_eval_items(path: Path) -> list[str]:
+    """Questions (and answers) of an evaluation file: passages with "questions", or one item a line."""
+    items: list[str] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise AugmentError(f"{path}: cannot read evaluation file ({e})") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise AugmentError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+        qs = row.get("questions") if isinstance(row, dict) else None
+        for q in qs if isinstance(qs, list) else [row]:
+            if not isinstance(q, dict):
+                continue
+            question = q.get("q") or q.get("question")
+            answers = q.get("answers") or q.get("answer") or []
+            if isinstance(question, str):
+                items.append(question)
+            items.extend(
+                a for a in (answers if isinstance(answers, list) else [answers]) if isinstance(a, str)
+            )
+    if not items:
+        raise AugmentError(
+            f"{path}: no questions found (expected 'q'/'question' and 'answers'/'answer' fields)"
+        )
+    return items
+
+
+class Decontaminator:
+    """Drop records that share a long word n-gram with an evaluation question or answer.
+
+    An item shorter than `ngram` words counts whole (if it has at least `min_words` words): a
+    9-word question is leaked when the record contains those 9 words in a row.
+    """
+
+    name = "decontaminate"
+
+    def __init__(self, items: list[str], ngram: int = 13, min_words: int = 6):
+        self.ngram = ngram
+        self._grams: dict[int, set[str]] = {}
+        for item in items:
+            toks = words(item)
+            if len(toks) < min_words:
+                continue
+            n = min(ngram, len(toks))
+            self._grams.setdefault(n, set()).update(ngrams(toks, n))
+
+    def check(self, rec: dict, chunk: str) -> Verdict | float | None:
+        toks = words(rec["text"] + " " + " ".join(m.get("content", "") for m in rec.get("messages") or []))
+        for n, grams in self._grams.items():
+            for g in ngrams(toks, n):
+                if g in grams:
+                    return Verdict("eval_contamination", detail=g)
+        return None

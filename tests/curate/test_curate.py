@@ -1,0 +1,242 @@
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from augment.config import load_config
+from augment.curate import curate
+from augment.io import read_jsonl, write_json, write_jsonl
+
+CHUNK = (
+    "The lighthouse at Cape Merrow was designed by Ada Penhallow and completed in 1862 after two winters of "
+    "storms had delayed the work. The tower is 31 metres tall and built from local grey granite. In 1884 the "
+    "keepers switched from colza oil to paraffin, which gave a brighter flame and cost less. The last keeper, "
+    "Tomas Rill, left the station in 1989 when the light was automated and monitored from Port Anselm."
+)
+PARAPHRASE = (
+    "Ada Penhallow's lighthouse on Cape Merrow took until 1862 to finish, because storms held up construction "
+    "for two winters. Its granite tower, quarried nearby, rises 31 metres. Paraffin replaced colza oil in 1884, "
+    "burning brighter for less money. Automation came in 1989, when Tomas Rill, the final keeper, departed and "
+    "the harbour office at Port Anselm took over monitoring."
+)
+EVAL_Q = "In which year did the keepers of the Cape Merrow lighthouse switch from colza oil to paraffin?"
+
+
+def rec(rid: str, strategy: str, body: str, **fields) -> dict:
+    text = f"Merrow\nQuestion: {fields['question']}\nAnswer: {fields['answer']}" if strategy == "qa" else body
+    user = fields.get("question", "Tell me about Merrow.")
+    return {
+        "id": rid,
+        "doc_id": "d1",
+        "chunk_id": "d1:0000",
+        "span": [0, len(CHUNK)],
+        "strategy": strategy,
+        "variant": "",
+        "sample": 0,
+        "item": 0,
+        "text": text,
+        "fields": fields or {"text": body},
+        "messages": [
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": fields.get("answer", body)},
+        ],
+    }
+
+
+def make_run(tmp_path: Path, records: list[dict]) -> Path:
+    run = tmp_path / "run"
+    write_jsonl(
+        run / "documents.jsonl",
+        [{"doc_id": "d1", "path": "m.txt", "title": "Merrow", "text": CHUNK, "sha256": "x"}],
+    )
+    by_strategy: dict[str, list[dict]] = {}
+    for r in records:
+        by_strategy.setdefault(r["strategy"], []).append(r)
+    for name, recs in by_strategy.items():
+        write_jsonl(run / "generated" / f"{name}.jsonl", recs)
+    write_json(run / "run.json", {"strategies": {n: {} for n in by_strategy}, "config": {}})
+    return run
+
+
+PLANTED = [
+    rec("para", "paraphrase", PARAPHRASE),
+    rec("para-exact", "paraphrase", PARAPHRASE.upper().replace(",", " ,").replace(".", " . ")),
+    rec(
+        "para-near", "paraphrase", PARAPHRASE.replace("departed", "left")
+    ),  # one word edited: 5-gram Jaccard 0.85
+    rec("copy", "paraphrase", CHUNK.split(". ")[1] + ". " + CHUNK.split(". ")[2] + "."),
+    rec("infer", "inferences", "Cape Merrow's light ran on colza oil for its first 22 years."),
+    rec("ai", "inferences", "As an AI language model, I cannot infer anything about lighthouses."),
+    rec(
+        "qa-ok",
+        "qa",
+        "",
+        question="Who designed the Cape Merrow lighthouse?",
+        answer="Ada Penhallow",
+        evidence="designed by Ada  Penhallow and completed in 1862",
+    ),
+    rec(
+        "qa-fuzzy",
+        "qa",
+        "",
+        question="How tall is the Cape Merrow tower?",
+        answer="31 metres",
+        evidence="the tower is 31 metres tall, and built from local grey granite",
+    ),
+    rec(
+        "qa-invented",
+        "qa",
+        "",
+        question="Who painted the Cape Merrow lighthouse red?",
+        answer="Jan Vos",
+        evidence="Jan Vos painted the tower red in 1901",
+    ),
+    rec(
+        "qa-unsupported",
+        "qa",
+        "",
+        question="When was the light automated?",
+        answer="1975",
+        evidence="left the station in 1989 when the light was automated",
+    ),
+    rec(
+        "qa-leak",
+        "qa",
+        "",
+        question=EVAL_Q,
+        answer="1884",
+        evidence="In 1884 the keepers switched from colza oil",
+    ),
+    rec("short", "inferences", "Yes."),
+]
+
+
+def run_curate(tmp_path: Path, records=PLANTED, **overrides):
+    run = make_run(tmp_path, records)
+    summary = curate(run, load_config(None, overrides))
+    kept = {r["id"]: r for r in read_jsonl(run / "curated" / "kept.jsonl")}
+    rejected = {r["id"]: r for r in read_jsonl(run / "curated" / "rejected.jsonl")}
+    return run, summary, kept, rejected
+
+
+def test_planted_cases(tmp_path: Path):
+    evals = tmp_path / "eval.jsonl"
+    evals.write_text(
+        json.dumps({"id": "p", "text": "...", "questions": [{"q": EVAL_Q, "answers": ["1884"]}]}) + "\n"
+    )
+    _, summary, kept, rejected = run_curate(tmp_path, decontaminate=[str(evals)])
+    reasons = {rid: r["reason"] for rid, r in rejected.items()}
+    assert reasons == {
+        "para-exact": "exact_duplicate",
+        "para-near": "near_duplicate",
+        "copy": "copies_source",
+        "ai": "boilerplate",
+        "qa-invented": "ungrounded_evidence",
+        "qa-unsupported": "answer_not_in_evidence",
+        "qa-leak": "eval_contamination",
+        "short": "too_short",
+    }
+    assert rejected["para-exact"]["dup_of"] == "para" and rejected["para-near"]["dup_of"] == "para"
+    assert 0.8 <= rejected["para-near"]["reason_detail"] < 1.0
+    assert set(kept) == {"para", "infer", "qa-ok", "qa-fuzzy"}
+    # every record ends in exactly one of the two files
+    assert set(kept) | set(rejected) == {r["id"] for r in PLANTED} and not set(kept) & set(rejected)
+    assert kept["para"]["checks"]["copy"] < 0.2 and kept["qa-fuzzy"]["checks"]["grounding"] >= 90
+    assert summary.total == len(PLANTED) and sum(summary.kept.values()) == 4
+    assert summary.by_reason["near_duplicate"] == 1
+
+
+def test_each_step_can_be_turned_off(tmp_path: Path):
+    _, _, kept, rejected = run_curate(
+        tmp_path,
+        exact_dedup=False,
+        near_dedup=False,
+        copy_filter=False,
+        grounding=False,
+        boilerplate_filter=False,
+        min_record_tokens=0,
+    )
+    assert not rejected and len(kept) == len(PLANTED)
+
+
+def test_thresholds_move_the_line(tmp_path: Path):
+    _, _, _, rejected = run_curate(tmp_path, near_threshold=0.99)
+    assert "para-near" not in rejected
+    _, _, _, rejected = run_curate(tmp_path / "b", copy_threshold=0.05, copy_ngram=2)
+    assert rejected["para"]["reason"] == "copies_source"  # a real paraphrase still shares some word pairs
+
+
+def test_boilerplate_phrase_in_the_source_is_not_boilerplate(tmp_path: Path):
+    recs = [rec("faq", "inferences", "Let me know if the light fails, the keepers said.")]
+    _, _, kept, _ = run_curate(tmp_path, recs)
+    assert "faq" not in kept  # the chunk does not say it
+    chunked = [dict(recs[0], span=[0, len(CHUNK)])]
+    run = make_run(tmp_path / "c", chunked)
+    docs = [
+        {
+            "doc_id": "d1",
+            "path": "m.txt",
+            "title": "M",
+            "text": CHUNK + " Let me know if the light fails.",
+            "sha256": "x",
+        }
+    ]
+    write_jsonl(run / "documents.jsonl", docs)
+    chunked[0]["span"] = [0, len(docs[0]["text"])]
+    write_jsonl(run / "generated" / "inferences.jsonl", chunked)
+    curate(run, load_config(None, {}))
+    assert [r["id"] for r in read_jsonl(run / "curated" / "kept.jsonl")] == ["faq"]
+
+
+def test_judge_with_the_mock_backend(tmp_path: Path):
+    invented = rec(
+        "made-up", "inferences", "Zebras graze on Mars beside purple volcanoes every Tuesday morning."
+    )
+    records = [*PLANTED[:1], PLANTED[4], invented]
+    run, summary, kept, rejected = run_curate(tmp_path, records, judge=True)
+    assert rejected["made-up"]["reason"] == "judge_unfaithful"
+    assert set(kept) == {"para", "infer"}
+    verdict = kept["para"]["checks"]["judge"]
+    assert verdict["faithfulness"] >= 4 and verdict["usefulness"] >= 3 and verdict["reason"]
+    # the judge's replies are cached with the run: curating again asks nothing
+    from augment.pipeline.cache import ResponseCache
+
+    cache = ResponseCache(run / "cache.sqlite")
+    assert len(cache) == 3
+    cache.close()
+    curate(run, load_config(None, {"judge": True, "judge_min_faithfulness": 1}))
+    assert len(list(read_jsonl(run / "curated" / "kept.jsonl"))) == 3
+
+
+def test_decontamination_file_errors_are_one_line(tmp_path: Path):
+    from augment.errors import AugmentError
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"q": "fine question here"}\nnot json\n')
+    with pytest.raises(AugmentError, match=r"bad.jsonl:2: invalid JSON"):
+        run_curate(tmp_path, decontaminate=[str(bad)])
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"title": "no questions"}\n')
+    with pytest.raises(AugmentError, match="no questions found"):
+        run_curate(tmp_path / "e", decontaminate=[str(empty)])
+
+
+def test_generate_curates_and_exports_the_kept_records(cli, examples: Path, tmp_path: Path):
+    r = cli("generate", examples / "docs", "-o", tmp_path / "run", "-c", examples / "augment.toml", "-q")
+    assert r.code == 0, r.err
+    assert "curate: kept" in r.out
+    kept = list(read_jsonl(tmp_path / "run" / "curated" / "kept.jsonl"))
+    rejected = list(read_jsonl(tmp_path / "run" / "curated" / "rejected.jsonl"))
+    generated = [x for p in (tmp_path / "run" / "generated").glob("*.jsonl") for x in read_jsonl(p)]
+    assert len(kept) + len(rejected) == len(generated) and rejected
+    manifest = json.loads((tmp_path / "run" / "shards" / "manifest.json").read_text())
+    assert manifest["source"] == "curated/kept.jsonl"
+    assert manifest["counts"]["train"] + manifest["counts"]["val"] == len(kept)
+    assert Counter(x["reason"] for x in rejected)["near_duplicate"] > 0
+
+    r = cli("curate", tmp_path / "run", "--near-threshold", "0.99")
+    assert r.code == 0 and "curate: kept" in r.out
+    assert len(list(read_jsonl(tmp_path / "run" / "curated" / "kept.jsonl"))) > len(kept)
