@@ -88,12 +88,6 @@ def build_steps(config: RunConfig, decontaminate: list[Path] | None = None) -> l
         steps.append(CopyFilter(config.copy_ngram, config.copy_threshold, config.copy_exempt))
     if config.exact_dedup:
         steps.append(ExactDedup())
-    if config.near_dedup:
-        steps.append(
-            MinHashDedup(
-                config.near_threshold, config.near_ngram, config.near_num_perm, config.near_bands, config.seed
-            )
-        )
     return steps
 
 
@@ -153,6 +147,22 @@ def curate(
                     checks[step.name] = result
             else:
                 survivors.append(({**rec, "checks": checks}, doc["title"], chunk))
+
+    if config.near_dedup and survivors:
+        dedup = MinHashDedup(
+            config.near_threshold, config.near_ngram, config.near_num_perm, config.near_bands, config.seed
+        )
+        matches = dedup.find([rec["text"] for rec, _, _ in survivors])
+        unique = []
+        for (rec, title, chunk), match in zip(survivors, matches, strict=True):
+            if match is None:
+                unique.append((rec, title, chunk))
+                continue
+            other, similarity = match
+            verdict = Verdict("near_duplicate", dup_of=survivors[other][0]["id"], detail=round(similarity, 3))
+            rejected.append(_reject({k: v for k, v in rec.items() if k != "checks"}, verdict))
+            summary.rejected[(rec["strategy"], "near_duplicate")] += 1
+        survivors = unique
 
     kept: list[dict[str, Any]] = []
     if config.judge and survivors:
