@@ -38,6 +38,10 @@ DecontaminateOpt = Annotated[
         "--decontaminate", help="Eval QA JSONL whose questions and answers must not leak into training data."
     ),
 ]
+SemanticOpt = Annotated[
+    bool | None,
+    typer.Option("--semantic-dedup/--no-semantic-dedup", help="Embedding dedup (extra 'semantic')."),
+]
 JudgeOpt = Annotated[
     bool | None,
     typer.Option("--judge/--no-judge", help="Score each record against its chunk with the model."),
@@ -100,6 +104,7 @@ def generate(
         bool | None, typer.Option("--curate/--no-curate", help="Dedup and filter before exporting.")
     ] = None,
     decontaminate: DecontaminateOpt = None,
+    semantic_dedup: SemanticOpt = None,
     judge: JudgeOpt = None,
     export: Annotated[
         bool | None, typer.Option("--export/--no-export", help="Write shards after generating.")
@@ -145,6 +150,7 @@ def generate(
             max_parse_retries=max_parse_retries,
             curate=curate,
             decontaminate=decontaminate,
+            semantic_dedup=semantic_dedup,
             judge=judge,
             export=export,
             format=fmt,
@@ -257,6 +263,7 @@ def curate_cmd(
     run_dir: RunDirArg,
     config: ConfigOpt = None,
     decontaminate: DecontaminateOpt = None,
+    semantic_dedup: SemanticOpt = None,
     judge: JudgeOpt = None,
     judge_model: Annotated[str | None, typer.Option(help="Model for the judge (default: the run's).")] = None,
     near_threshold: Annotated[
@@ -273,6 +280,7 @@ def curate_cmd(
         config,
         dict(
             decontaminate=decontaminate,
+            semantic_dedup=semantic_dedup,
             judge=judge,
             judge_model=judge_model,
             near_threshold=near_threshold,

@@ -90,6 +90,11 @@ class RunConfig(BaseModel):
     near_ngram: int = Field(5, ge=1, le=50)
     near_num_perm: int = Field(128, ge=16, le=1024)
     near_bands: int = Field(16, ge=1, le=512)
+    semantic_dedup: bool = Field(False, description="embedding-based dedup (extra 'semantic')")
+    semantic_threshold: float = Field(
+        0.95, gt=0, le=1, description="cosine similarity that counts as a repeat"
+    )
+    semantic_scope: Literal["document", "corpus"] = "document"
     judge: bool = False
     judge_model: str | None = None
     judge_min_faithfulness: int = Field(4, ge=1, le=5)

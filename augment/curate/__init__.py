@@ -100,6 +100,28 @@ def _reject(rec: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
     return out
 
 
+def _drop_matches(
+    survivors: list[tuple[dict[str, Any], str, str]],
+    matches: list[tuple[int, float] | None],
+    reason: str,
+    rejected: list[dict[str, Any]],
+    summary: CurateSummary,
+) -> list[tuple[dict[str, Any], str, str]]:
+    """Survivors without the duplicates `matches` found (each match: index of the kept one, similarity)."""
+    unique = []
+    for item, match in zip(survivors, matches, strict=True):
+        if match is None:
+            unique.append(item)
+            continue
+        rec = {k: v for k, v in item[0].items() if k != "checks"}
+        other, similarity = match
+        rejected.append(
+            _reject(rec, Verdict(reason, dup_of=survivors[other][0]["id"], detail=round(similarity, 3)))
+        )
+        summary.rejected[(rec["strategy"], reason)] += 1
+    return unique
+
+
 def curate(
     run_dir: Path,
     config: RunConfig,
@@ -153,16 +175,19 @@ def curate(
             config.near_threshold, config.near_ngram, config.near_num_perm, config.near_bands, config.seed
         )
         matches = dedup.find([rec["text"] for rec, _, _ in survivors])
-        unique = []
-        for (rec, title, chunk), match in zip(survivors, matches, strict=True):
-            if match is None:
-                unique.append((rec, title, chunk))
-                continue
-            other, similarity = match
-            verdict = Verdict("near_duplicate", dup_of=survivors[other][0]["id"], detail=round(similarity, 3))
-            rejected.append(_reject({k: v for k, v in rec.items() if k != "checks"}, verdict))
-            summary.rejected[(rec["strategy"], "near_duplicate")] += 1
-        survivors = unique
+        survivors = _drop_matches(survivors, matches, "near_duplicate", rejected, summary)
+
+    if config.semantic_dedup and survivors:
+        from augment.curate.semantic import embed, semantic_duplicates
+
+        vectors = embed([rec["text"] for rec, _, _ in survivors])
+        matches = semantic_duplicates(
+            vectors,
+            [rec["doc_id"] for rec, _, _ in survivors],
+            config.semantic_threshold,
+            config.semantic_scope,
+        )
+        survivors = _drop_matches(survivors, matches, "semantic_duplicate", rejected, summary)
 
     kept: list[dict[str, Any]] = []
     if config.judge and survivors:
