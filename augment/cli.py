@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from augment.errors import AugmentError
+from augment.errors import AugmentError, ConfigError
 
 app = typer.Typer(
     name="augment",
@@ -309,6 +309,94 @@ def export_cmd(
     out_console().print(
         f"shards: {shards.out_dir} ({shards.format}, from {shards.source}; train {shards.counts['train']}, "
         f"val {shards.counts['val']} records; {len(shards.files)} files)"
+    )
+
+
+@app.command("train")
+def train_cmd(
+    shards: Annotated[
+        Path, typer.Argument(help="RUN/shards (written by generate/export; has manifest.json).")
+    ],
+    model: Annotated[
+        str | None, typer.Option(help="Base model: folder, cached 'org/name', .gguf, or gemma3-270m.")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Checkpoint folder to write.")] = None,
+    config: ConfigOpt = None,
+    method: Annotated[str | None, typer.Option(help="lora or full.")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the data.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (2e-4 LoRA, 2e-5 full).")] = None,
+    max_seq_len: Annotated[int | None, typer.Option(help="Tokens per sequence.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Sequences per device per step.")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Gradient accumulation steps.")] = None,
+    replay: Annotated[
+        float | None, typer.Option(help="Share of tokens from the raw documents (0-0.9).")
+    ] = None,
+    replay_corpus: Annotated[
+        Path | None, typer.Option(help="Generic JSONL corpus ({'text'}) to replay.")
+    ] = None,
+    merge: Annotated[
+        bool | None, typer.Option("--merge/--no-merge", help="LoRA: write merged weights.")
+    ] = None,
+    save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps (for resuming).")] = None,
+    resume: Annotated[
+        bool | None, typer.Option("--resume/--no-resume", help="Continue from the last checkpoint.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    trust_remote_code: Annotated[
+        bool | None, typer.Option("--trust-remote-code", help="Run the model repository's own code.")
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Fine-tune a causal LM on the shards (LoRA or full), so the documents end up in its weights."""
+    from augment.config import build_config, read_config_file
+    from augment.console import err_console, out_console
+    from augment.train.args import TrainConfig
+
+    values: dict[str, Any] = read_config_file(config) if config else {}
+    flags = dict(
+        shards=shards,
+        model=model,
+        output=output,
+        method=method,
+        epochs=epochs,
+        max_steps=max_steps,
+        lr=lr,
+        max_seq_len=max_seq_len,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        replay=replay,
+        replay_corpus=replay_corpus,
+        merge=merge,
+        save_steps=save_steps,
+        resume=resume,
+        seed=seed,
+        trust_remote_code=trust_remote_code,
+    )
+    values.update({k: v for k, v in flags.items() if v is not None})
+    for key, flag in (("model", "--model"), ("output", "--output/-o")):
+        if key not in values:
+            raise ConfigError(f"augment train needs {flag}")
+    cfg = build_config(values, str(config) if config else "flags", TrainConfig)
+    console = err_console()
+
+    def on_log(e: dict[str, Any]) -> None:
+        if quiet:
+            return
+        rate = f", {e['tokens_per_s']:,.0f} tokens/s" if e["tokens_per_s"] else ""
+        console.print(
+            f"train: step {e['step']}/{e['max_steps']}, loss {e['loss']:.4f}, {e['tokens']:,} tokens{rate}"
+        )
+
+    from augment.train.trainer import train
+
+    result = train(cfg, on_log=on_log)
+    resumed = f", resumed from {result.resumed_from}" if result.resumed_from else ""
+    eval_part = f", eval loss {result.eval_loss:.4f}" if result.eval_loss is not None else ""
+    out_console().print(
+        f"trained {cfg.method} on {cfg.shards}: {result.steps} steps, {result.tokens:,} tokens, "
+        f"{result.seconds:.1f} s, final loss {result.final_loss:.4f}{eval_part}{resumed} -> {result.output}",
+        soft_wrap=True,
     )
 
 

@@ -135,11 +135,11 @@ class RunConfig(BaseModel):
 KEYS = tuple(RunConfig.model_fields)
 
 
-def _describe(err: dict[str, Any], source: str) -> str:
+def _describe(err: dict[str, Any], source: str, keys: tuple[str, ...] = KEYS) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "config"
     if err["type"] == "extra_forbidden":
-        close = difflib.get_close_matches(str(err["loc"][0]), KEYS, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(KEYS)})"
+        close = difflib.get_close_matches(str(err["loc"][0]), keys, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(keys)})"
         return f"{source}: unknown key '{loc}'{hint}"
     got = err.get("input")
     got_s = f", got {got!r}" if not isinstance(got, dict | list) else ""
@@ -149,13 +149,14 @@ def _describe(err: dict[str, Any], source: str) -> str:
     return f"{source}: '{loc}' {msg[0].lower() + msg[1:]}{got_s}"
 
 
-def build_config(values: dict[str, Any], source: str = "config") -> RunConfig:
-    """Validate `values` into a RunConfig; the first problem becomes a one-line ConfigError."""
+def build_config(values: dict[str, Any], source: str = "config", model: type[BaseModel] | None = None) -> Any:
+    """Validate `values` into a RunConfig (or `model`); the first problem becomes a one-line ConfigError."""
+    model = model or RunConfig
     values = {k.replace("-", "_"): v for k, v in values.items()}
     try:
-        return RunConfig(**values)
+        return model(**values)
     except ValidationError as e:
-        raise ConfigError(_describe(e.errors()[0], source)) from None
+        raise ConfigError(_describe(e.errors()[0], source, tuple(model.model_fields))) from None
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -1,0 +1,61 @@
+"""Training settings: one flat, validated set of keys shared by `augment train`'s flags and its config file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    shards: Path = Field(description="RUN/shards folder written by 'augment export' (has manifest.json)")
+    model: str = Field(
+        description="base model: a local folder, a name in the local Hugging Face cache, or a .gguf"
+    )
+    output: Path = Field(description="checkpoint folder to write")
+    method: Literal["lora", "full"] = "lora"
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(
+        None, ge=1, description="stop after this many optimizer steps (overrides epochs)"
+    )
+    lr: float | None = Field(None, gt=0, description="learning rate (default 2e-4 for LoRA, 2e-5 for full)")
+    max_seq_len: int = Field(1024, ge=16)
+    batch_size: int = Field(8, ge=1, description="sequences per device per step")
+    grad_accum: int = Field(1, ge=1)
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    scheduler: str = "cosine"
+    seed: int = 0
+    # replay (EntiGraph mixes raw data back in to limit forgetting)
+    replay: float = Field(
+        0.0, ge=0, lt=1, description="share of training tokens from the raw source documents"
+    )
+    replay_corpus: Path | None = Field(None, description="JSONL of generic text ({'text'}) to replay too")
+    # LoRA
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_targets: str = Field("all-linear", description="'all-linear' or comma-separated module names")
+    merge: bool = Field(False, description="LoRA: write merged full weights (adapter kept in OUTPUT/adapter)")
+    # hardware
+    bf16: Literal["auto", "on", "off"] = "auto"
+    gradient_checkpointing: Literal["auto", "on", "off"] = "auto"
+    # checkpoints
+    save_steps: int = Field(200, ge=1)
+    resume: bool = Field(True, description="continue from the last checkpoint in OUTPUT/checkpoints")
+    keep_checkpoints: bool = False
+    logging_steps: int = Field(10, ge=1)
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.merge and self.method != "lora":
+            raise ValueError("merge only applies to --method lora")
+        return self
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (2e-4 if self.method == "lora" else 2e-5)

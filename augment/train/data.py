@@ -1,0 +1,123 @@
+"""Training data: the exported shards, as a `datasets.Dataset` in the shape TRL's SFTTrainer takes.
+
+- `cpt` shards -> {"text"} rows (language modelling; the trainer packs them into full sequences);
+- `chat` shards -> {"prompt", "completion"} rows (the model's chat template is applied by TRL, and
+  the loss is on the assistant turn only);
+- replay: raw source documents (RUN/documents.jsonl, beside the shards) and an optional generic
+  corpus, added until they make up the requested share of training tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from augment.errors import AugmentError
+from augment.io import read_jsonl, sha256_file
+from augment.tokens import approx_count
+
+
+def read_manifest(shards: Path) -> dict[str, Any]:
+    path = shards / "manifest.json"
+    if not path.is_file():
+        raise AugmentError(f"{shards}: no manifest.json (run 'augment export RUN' and pass RUN/shards)")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise AugmentError(f"{path}: not valid JSON ({e.msg})") from None
+
+
+def _files(shards: Path, manifest: dict[str, Any], split: str) -> tuple[str, list[str]]:
+    files = [f for f in manifest.get("files", []) if f["split"] == split]
+    for fmt, builder in (("parquet", "parquet"), ("jsonl", "json")):
+        chosen = [str(shards / f["path"]) for f in files if f["format"] == fmt]
+        if chosen:
+            missing = [p for p in chosen if not Path(p).is_file()]
+            if missing:
+                raise AugmentError(
+                    f"{missing[0]}: listed in manifest.json but missing; re-run 'augment export'"
+                )
+            return builder, chosen
+    return "", []
+
+
+def _to_prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
+    messages = row["messages"]
+    if not messages or messages[-1]["role"] != "assistant":
+        raise AugmentError(f"record {row.get('id')}: a chat record must end with an assistant turn")
+    return {"prompt": messages[:-1], "completion": messages[-1:]}
+
+
+def _replay_rows(shards: Path, fmt: str, corpus: Path | None, tokens: int, seed: int) -> list[dict[str, Any]]:
+    """Raw text worth `tokens` tokens (approx), documents first, then the generic corpus, cycled."""
+    pool: list[tuple[str, str]] = []
+    docs = shards.parent / "documents.jsonl"
+    if docs.is_file():
+        pool += [(d.get("title", ""), d["text"]) for d in read_jsonl(docs)]
+    if corpus is not None:
+        if not corpus.is_file():
+            raise AugmentError(f"{corpus}: replay corpus not found")
+        for i, row in enumerate(read_jsonl(corpus)):
+            if not isinstance(row.get("text"), str):
+                raise AugmentError(f"{corpus}:{i + 1}: replay corpus rows need a 'text' field")
+            pool.append(("", row["text"]))
+    if not pool:
+        raise AugmentError(
+            f"--replay needs the raw documents ({docs} is missing) or --replay-corpus with {{'text'}} rows"
+        )
+    rng = random.Random(seed)
+    order = list(range(len(pool)))
+    rows: list[dict[str, Any]] = []
+    total = 0
+    while total < tokens:
+        rng.shuffle(order)
+        for i in order:
+            title, text = pool[i]
+            if fmt == "cpt":
+                rows.append({"text": text})
+            else:
+                ask = f"Recite the document '{title}'." if title else "Recite a passage you have read."
+                rows.append(
+                    {
+                        "prompt": [{"role": "user", "content": ask}],
+                        "completion": [{"role": "assistant", "content": text}],
+                    }
+                )
+            total += approx_count(text)
+            if total >= tokens:
+                break
+    return rows
+
+
+def load_training_data(shards: Path, replay: float = 0.0, replay_corpus: Path | None = None, seed: int = 0):
+    """(train dataset, validation dataset or None, manifest, manifest sha256)."""
+    from datasets import Dataset, concatenate_datasets, load_dataset
+
+    manifest = read_manifest(shards)
+    fmt = manifest.get("format")
+    if fmt not in ("cpt", "chat"):
+        raise AugmentError(f"{shards}/manifest.json: unknown shard format {fmt!r}")
+    out = {}
+    for split in ("train", "val"):
+        builder, files = _files(shards, manifest, split)
+        if not files:
+            out[split] = None
+            continue
+        ds = load_dataset(builder, data_files=files, split="train")
+        if fmt == "cpt":
+            ds = ds.select_columns(["text"])
+        else:
+            ds = ds.map(_to_prompt_completion, remove_columns=ds.column_names)
+        out[split] = ds
+    train = out["train"]
+    if train is None or len(train) == 0:
+        raise AugmentError(f"{shards}: the manifest lists no training records")
+    if replay > 0:
+        synthetic = int(manifest.get("tokens", {}).get("train") or 0)
+        rows = _replay_rows(shards, fmt, replay_corpus, int(synthetic * replay / (1 - replay)), seed)
+        train = concatenate_datasets([train, Dataset.from_list(rows, features=train.features)]).shuffle(
+            seed=seed
+        )
+    return train, out["val"], manifest, sha256_file(shards / "manifest.json")

@@ -1,0 +1,275 @@
+"""`augment train`: fine-tune a causal LM on the shards with TRL's SFTTrainer (LoRA via peft, or full).
+
+The trainer does what transformers and TRL already do well — packing, chat templates with loss on
+the assistant turns, gradient accumulation, bf16, gradient checkpointing, checkpoints, resuming,
+multi-GPU under accelerate/torchrun — and augment adds the data (shards + replay), sensible
+defaults for CPU and GPU, a progress line with loss and tokens/s, and train.json.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from augment.errors import AugmentError
+from augment.io import write_json
+from augment.train.args import TrainConfig
+from augment.train.data import load_training_data
+from augment.train.models import resolve_model
+
+_INSTALL = "pip install 'augment[train]' (after a torch build for your machine, e.g. pip install torch==2.13.0 on CPU)"
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    steps: int
+    tokens: int
+    seconds: float
+    final_loss: float | None
+    eval_loss: float | None
+    resumed_from: str | None
+    loss_curve: list[dict[str, Any]] = field(default_factory=list)
+    model: Any = None  # the trained model, in memory
+
+
+def _imports():
+    try:
+        import torch
+        import transformers
+        import trl
+    except ImportError as e:
+        raise AugmentError(f"augment train needs {e.name}: {_INSTALL}") from None
+    return torch, transformers, trl
+
+
+def _progress_callback(transformers: Any, on_log: Callable[[dict[str, Any]], None]):
+    class Progress(transformers.TrainerCallback):
+        """Loss and tokens/s at every log step (TRL counts `num_tokens`)."""
+
+        def __init__(self) -> None:
+            self.t0 = time.monotonic()
+            self.tokens0: float | None = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not logs or "loss" not in logs:
+                return
+            tokens = float(logs.get("num_tokens", 0))
+            if self.tokens0 is None:  # first log of this process (a resumed run starts mid-way)
+                self.tokens0, self.t0 = tokens, time.monotonic()
+                rate = None
+            else:
+                rate = (tokens - self.tokens0) / max(time.monotonic() - self.t0, 1e-9)
+            on_log(
+                {
+                    "step": state.global_step,
+                    "max_steps": state.max_steps,
+                    "loss": float(logs["loss"]),
+                    "tokens": int(tokens),
+                    "tokens_per_s": rate,
+                    "epoch": logs.get("epoch"),
+                }
+            )
+
+    return Progress()
+
+
+def _sft_config(cls: Any, **kwargs: Any) -> Any:
+    """SFTConfig across transformers 4.x and 5.x, whose argument names moved."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(cls)}
+    if "warmup_ratio" not in names:  # 5.x: warmup_steps takes a ratio when given a float below 1
+        kwargs["warmup_steps"] = kwargs.pop("warmup_ratio")
+    if "activation_checkpointing" in names:
+        kwargs["activation_checkpointing"] = kwargs.pop("gradient_checkpointing")
+    return cls(**{k: v for k, v in kwargs.items() if k in names})
+
+
+def train(
+    cfg: TrainConfig,
+    on_log: Callable[[dict[str, Any]], None] = lambda e: None,
+    callbacks: list[Any] | None = None,
+) -> TrainResult:
+    """Fine-tune cfg.model on cfg.shards into cfg.output; returns what happened (and the model)."""
+    torch, transformers, trl = _imports()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded: local folders and cache only
+    import datasets
+
+    # augment prints one progress line per log step; the libraries' own bars and deprecation
+    # notices about their internals would bury it
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    for module in ("transformers", "trl", "peft", "accelerate"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)
+    t0 = time.monotonic()
+
+    model_path = resolve_model(cfg.model, cfg.trust_remote_code)
+    train_ds, val_ds, manifest, manifest_sha = load_training_data(
+        cfg.shards, cfg.replay, cfg.replay_corpus, cfg.seed
+    )
+    fmt = manifest["format"]
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            model_path, trust_remote_code=cfg.trust_remote_code
+        )
+    except OSError as e:
+        raise AugmentError(f"{cfg.model}: cannot load its tokenizer ({e})") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if fmt == "chat" and not tokenizer.chat_template:
+        raise AugmentError(
+            f"{cfg.model} has no chat template: export the run with --format cpt for this model"
+        )
+
+    cuda = torch.cuda.is_available()
+    bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and cuda and torch.cuda.is_bf16_supported())
+    checkpointing = cfg.gradient_checkpointing == "on" or (cfg.gradient_checkpointing == "auto" and cuda)
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            model_path,
+            dtype=torch.bfloat16 if bf16 and cfg.method == "full" else torch.float32,
+            trust_remote_code=cfg.trust_remote_code,
+        )
+    except OSError as e:
+        raise AugmentError(f"{cfg.model}: cannot load the model ({e})") from None
+
+    ckpt_dir = cfg.output / "checkpoints"
+    args = _sft_config(
+        trl.SFTConfig,
+        output_dir=str(ckpt_dir),
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.scheduler,
+        warmup_ratio=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_length=cfg.max_seq_len,
+        # continued pretraining: concatenate and cut into full sequences; chat: one example per row
+        packing=fmt == "cpt",
+        packing_strategy="wrapped",
+        dataset_text_field="text",
+        bf16=bf16,
+        gradient_checkpointing=checkpointing,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=1,
+        eval_strategy="epoch" if val_ds is not None and cfg.max_steps is None else "no",
+        report_to=[],
+        seed=cfg.seed,
+        use_cpu=not cuda,
+        disable_tqdm=True,
+    )
+    peft_config = None
+    if cfg.method == "lora":
+        from peft import LoraConfig
+
+        targets = (
+            cfg.lora_targets
+            if cfg.lora_targets == "all-linear"
+            else [t.strip() for t in cfg.lora_targets.split(",")]
+        )
+        peft_config = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=targets,
+            task_type="CAUSAL_LM",
+        )
+    trainer = trl.SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[_progress_callback(transformers, on_log), *(callbacks or [])],
+    )
+    # augment prints its own progress lines; the Trainer's would print every log as a dict
+    trainer.remove_callback(transformers.PrinterCallback)
+    last = (
+        transformers.trainer_utils.get_last_checkpoint(str(ckpt_dir))
+        if cfg.resume and ckpt_dir.is_dir()
+        else None
+    )
+    output = trainer.train(resume_from_checkpoint=last)
+    eval_loss = None
+    if val_ds is not None:
+        eval_loss = float(trainer.evaluate()["eval_loss"])
+
+    # the checkpoint: full weights, or the LoRA adapter (transformers loads either with from_pretrained)
+    cfg.output.mkdir(parents=True, exist_ok=True)
+    final = trainer.model
+    if cfg.method == "lora" and cfg.merge:
+        trainer.model.save_pretrained(cfg.output / "adapter", safe_serialization=True)
+        final = trainer.model.merge_and_unload()
+        final.save_pretrained(cfg.output, safe_serialization=True)
+    else:
+        trainer.model.save_pretrained(cfg.output, safe_serialization=True)
+    tokenizer.save_pretrained(cfg.output)
+
+    history = trainer.state.log_history
+    curve = [
+        {"step": h["step"], "loss": h["loss"], "epoch": h.get("epoch"), "tokens": h.get("num_tokens")}
+        for h in history
+        if "loss" in h
+    ]
+    tokens = int(max((h.get("num_tokens", 0) for h in history), default=0))
+    result = TrainResult(
+        output=cfg.output,
+        steps=trainer.state.global_step,
+        tokens=tokens,
+        seconds=time.monotonic() - t0,
+        final_loss=curve[-1]["loss"] if curve else float(output.training_loss),
+        eval_loss=eval_loss,
+        resumed_from=Path(last).name if last else None,
+        loss_curve=curve,
+        model=final,
+    )
+    runtime = float(output.metrics.get("train_runtime", result.seconds))
+    write_json(
+        cfg.output / "train.json",
+        {
+            "base_model": cfg.model,
+            "resolved_model": model_path,
+            "method": cfg.method,
+            "merged": cfg.merge,
+            "format": fmt,
+            "shards": str(cfg.shards),
+            "manifest_sha256": manifest_sha,
+            "train_rows": len(train_ds),
+            "hyperparameters": {
+                **cfg.model_dump(mode="json"),
+                "learning_rate": cfg.learning_rate,
+                "bf16": bf16,
+                "gradient_checkpointing": checkpointing,
+            },
+            "loss_curve": curve,
+            "eval_loss": eval_loss,
+            "steps": result.steps,
+            "tokens_seen": tokens,
+            "train_runtime_s": round(runtime, 3),
+            "tokens_per_s": round(tokens / runtime, 1) if runtime > 0 else None,
+            "resumed_from": result.resumed_from,
+            "versions": {
+                "torch": torch.__version__,
+                "transformers": transformers.__version__,
+                "trl": trl.__version__,
+            },
+        },
+    )
+    if not cfg.keep_checkpoints:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    return result

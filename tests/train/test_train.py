@@ -1,0 +1,219 @@
+"""augment train on CPU with a tiny Llama built from a config here and a tokenizer trained here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("trl")
+pytest.importorskip("peft")
+
+from augment.config import load_config  # noqa: E402
+from augment.errors import AugmentError  # noqa: E402
+from augment.io import read_jsonl  # noqa: E402
+from augment.pipeline import generate  # noqa: E402
+from augment.shards import export  # noqa: E402
+from augment.train.args import TrainConfig  # noqa: E402
+from augment.train.trainer import train  # noqa: E402
+from tests.conftest import EXAMPLES  # noqa: E402
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    cfg = load_config(EXAMPLES / "augment.toml", {"strategies": ["qa", "notes"]})
+    generate([str(EXAMPLES / "docs")], run, cfg)
+    return run
+
+
+@pytest.fixture(scope="module")
+def shards(run_dir: Path, tmp_path_factory) -> dict[str, Path]:
+    out = {}
+    for fmt in ("cpt", "chat"):
+        export(run_dir, fmt=fmt, val_fraction=0.1)
+        dst = tmp_path_factory.mktemp(fmt) / "run"
+        dst.mkdir()
+        shutil.copytree(run_dir / "shards", dst / "shards")
+        shutil.copy(run_dir / "documents.jsonl", dst / "documents.jsonl")
+        out[fmt] = dst / "shards"
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_model(run_dir: Path, tmp_path_factory) -> Path:
+    """A 2-layer Llama and a byte-level BPE tokenizer trained on the run's own text: no download."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    texts = [d["text"] for d in read_jsonl(run_dir / "documents.jsonl")]
+    texts += [r["text"] for p in (run_dir / "generated").glob("*.jsonl") for r in read_jsonl(p)]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(texts, trainer)
+    hf_tok = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
+    )
+    hf_tok.chat_template = CHAT_TEMPLATE
+    config = transformers.LlamaConfig(
+        vocab_size=len(hf_tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=hf_tok.bos_token_id,
+        eos_token_id=hf_tok.eos_token_id,
+        pad_token_id=hf_tok.pad_token_id,
+    )
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny")
+    transformers.LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
+    hf_tok.save_pretrained(path)
+    return path
+
+
+def lm_loss(model, tokenizer, texts: list[str]) -> float:
+    model.eval()
+    with torch.no_grad():
+        losses = []
+        for t in texts:
+            ids = tokenizer(t, return_tensors="pt", truncation=True, max_length=128).input_ids
+            losses.append(float(model(ids, labels=ids).loss))
+    return sum(losses) / len(losses)
+
+
+def logits(model, tokenizer, text: str = "Kestrel K2 burr grinder, step 16 for pour-over.") -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        return model(tokenizer(text, return_tensors="pt").input_ids).logits
+
+
+def cfg(shards: Path, model: Path, output: Path, **kw) -> TrainConfig:
+    base = dict(
+        shards=shards, model=str(model), output=output, max_seq_len=128, batch_size=8, logging_steps=1
+    )
+    return TrainConfig(**{**base, **kw})
+
+
+def test_full_cpt_lowers_loss_and_the_checkpoint_reloads(shards, tiny_model, tmp_path):
+    tok = transformers.AutoTokenizer.from_pretrained(tiny_model)
+    texts = [r["text"] for r in read_jsonl(next(shards["cpt"].glob("train-*.jsonl")))][:20]
+    before = lm_loss(transformers.AutoModelForCausalLM.from_pretrained(tiny_model), tok, texts)
+    logged = []
+    result = train(
+        cfg(shards["cpt"], tiny_model, tmp_path / "ckpt", method="full", epochs=3, lr=3e-3), logged.append
+    )
+    after = lm_loss(result.model, tok, texts)
+    assert after < before - 0.5, (before, after)
+    assert result.steps > 3 and result.tokens > 0 and logged and logged[-1]["loss"] > 0
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt")
+    assert torch.allclose(logits(reloaded, tok), logits(result.model, tok), atol=1e-5)
+    assert (tmp_path / "ckpt" / "model.safetensors").is_file()
+    assert not (tmp_path / "ckpt" / "checkpoints").exists()
+    info = json.loads((tmp_path / "ckpt" / "train.json").read_text())
+    assert info["format"] == "cpt" and info["method"] == "full" and len(info["manifest_sha256"]) == 64
+    assert (
+        info["loss_curve"][0]["loss"] > info["loss_curve"][-1]["loss"]
+        and info["tokens_seen"] == result.tokens
+    )
+    assert info["eval_loss"] is not None
+
+
+def test_lora_chat_merge_equals_the_adapter(shards, tiny_model, tmp_path):
+    from peft import PeftModel
+
+    out = tmp_path / "lora"
+    result = train(cfg(shards["chat"], tiny_model, out, method="lora", max_steps=6, lr=1e-2, merge=True))
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    merged = transformers.AutoModelForCausalLM.from_pretrained(out)
+    adapter = PeftModel.from_pretrained(
+        transformers.AutoModelForCausalLM.from_pretrained(tiny_model), out / "adapter"
+    )
+    assert torch.allclose(logits(merged, tok), logits(adapter, tok), atol=1e-4)
+    base = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert not torch.allclose(logits(merged, tok), logits(base, tok), atol=1e-4)  # training changed it
+    assert result.steps == 6 and json.loads((out / "train.json").read_text())["format"] == "chat"
+
+
+def test_resume_continues_from_the_saved_step(shards, tiny_model, tmp_path):
+    class Crash(transformers.TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt  # as if killed after the checkpoint at step 2
+
+    c = cfg(shards["cpt"], tiny_model, tmp_path / "ckpt", method="full", max_steps=5, save_steps=2)
+    with pytest.raises(KeyboardInterrupt):
+        train(c, callbacks=[Crash()])
+    assert (tmp_path / "ckpt" / "checkpoints" / "checkpoint-2").is_dir()
+    result = train(c)
+    assert result.resumed_from == "checkpoint-2" and result.steps == 5
+    assert [p["step"] for p in result.loss_curve][-3:] == [3, 4, 5]
+
+
+def test_replay_mixes_in_the_raw_documents(shards, tiny_model, tmp_path):
+    from augment.train.data import load_training_data
+
+    plain, _, manifest, _ = load_training_data(shards["cpt"])
+    mixed, _, _, _ = load_training_data(shards["cpt"], replay=0.5, seed=1)
+    docs = {d["text"] for d in read_jsonl(shards["cpt"].parent / "documents.jsonl")}
+    replayed = [r["text"] for r in mixed if r["text"] in docs]
+    assert len(mixed) == len(plain) + len(replayed) and replayed
+    from augment.tokens import approx_count
+
+    share = sum(map(approx_count, replayed)) / (
+        sum(map(approx_count, replayed)) + manifest["tokens"]["train"]
+    )
+    assert 0.45 <= share < 0.75  # whole documents, so a little over the asked share
+    chat, _, _, _ = load_training_data(shards["chat"], replay=0.2)
+    assert any(r["prompt"][0]["content"].startswith("Recite the document") for r in chat)
+
+
+def test_errors_are_one_line(cli, shards, tiny_model, tmp_path):
+    r = cli("train", shards["cpt"], "-o", tmp_path / "x")
+    assert r.code == 2 and r.err.strip() == "error: augment train needs --model"
+    r = cli("train", tmp_path, "--model", tiny_model, "-o", tmp_path / "x")
+    assert r.code == 1 and "no manifest.json" in r.err
+    r = cli("train", shards["cpt"], "--model", tmp_path / "nope", "-o", tmp_path / "x")
+    assert r.code == 1 and "no such model folder" in r.err
+    r = cli(
+        "train", shards["cpt"], "--model", tiny_model, "-o", tmp_path / "x", "--method", "full", "--merge"
+    )
+    assert r.code == 2 and "merge only applies to --method lora" in r.err
+    no_template = tmp_path / "plain"
+    shutil.copytree(tiny_model, no_template)
+    tok_cfg = json.loads((no_template / "tokenizer_config.json").read_text())
+    tok_cfg.pop("chat_template", None)
+    (no_template / "tokenizer_config.json").write_text(json.dumps(tok_cfg))
+    for f in no_template.glob("chat_template.*"):
+        f.unlink()
+    with pytest.raises(AugmentError, match="has no chat template"):
+        train(cfg(shards["chat"], no_template, tmp_path / "y"))
+
+
+def test_cli_trains_with_a_config_file(cli, shards, tiny_model, tmp_path):
+    conf = tmp_path / "train.toml"
+    conf.write_text(
+        f'model = "{tiny_model}"\nmethod = "lora"\nmax_steps = 2\nmax_seq_len = 64\nbatch_size = 4\nlogging_steps = 1\n'
+    )
+    r = cli("train", shards["cpt"], "-c", conf, "-o", tmp_path / "ckpt")
+    assert r.code == 0, r.err
+    assert "trained lora" in r.out and "train: step 2/2" in r.err
+    assert (tmp_path / "ckpt" / "adapter_model.safetensors").is_file()
+    loaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt")  # base + adapter
+    assert loaded is not None
