@@ -400,6 +400,77 @@ def train_cmd(
     )
 
 
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[
+        list[str], typer.Option("--model", "-m", help="Model to score; repeat to compare (first = baseline).")
+    ],
+    qa: Annotated[Path, typer.Option(help="QA JSONL: passages with 'questions', or one question per line.")],
+    mode: Annotated[
+        str, typer.Option(help="closed (question only) or open (passage in context).")
+    ] = "closed",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for report.json/.md/.png.")
+    ] = None,
+    with_title: Annotated[
+        bool, typer.Option("--with-title", help="Closed-book: give the passage title.")
+    ] = False,
+    limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Questions per generation batch.")] = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest answer generated.")] = 32,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Closed-book QA before and after training: EM, F1, containment and answer likelihood, with intervals."""
+    from augment.console import err_console, out_console, table
+    from augment.eval.data import load_qa
+    from augment.eval.report import build_report, fmt, write_report
+    from augment.eval.runner import METRICS, score_model
+
+    if mode not in ("closed", "open"):
+        raise ConfigError(f"--mode must be closed or open, got '{mode}'")
+    items = load_qa(qa)[:limit]
+    console = err_console()
+    results = []
+    for name in model:
+
+        def progress(done: int, total: int, name: str = name) -> None:
+            if not quiet:
+                console.print(f"eval {name}: {done}/{total} questions")
+
+        results.append(
+            score_model(
+                name,
+                items,
+                mode=mode,
+                with_title=with_title,
+                batch_size=batch_size,
+                max_new_tokens=max_new_tokens,
+                trust_remote_code=trust_remote_code,
+                on_progress=progress,
+            )
+        )
+    report = build_report(str(qa), mode, len(items), results)
+    rows = []
+    for m in report["models"]:
+        s = m["scores"]
+        rows.append([m["model"], *[fmt((s[k]["mean"], s[k]["lo"], s[k]["hi"])) for k in METRICS]])
+        if m["difference_vs_first"]:
+            d = m["difference_vs_first"]
+            rows.append(
+                [
+                    "  difference",
+                    *[f"{d[k]['mean']:+.3f} [{d[k]['lo']:+.3f}, {d[k]['hi']:+.3f}]" for k in METRICS],
+                ]
+            )
+    out_console().print(
+        table(f"{mode}-book QA, {len(items)} questions (95 % intervals)", ["model", *METRICS], rows)
+    )
+    if output is not None:
+        written = write_report(report, output, results, items)
+        out_console().print(f"report: {', '.join(str(p) for p in written)}", soft_wrap=True)
+
+
 @app.command()
 def stats(
     run_dir: RunDirArg,

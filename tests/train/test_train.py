@@ -13,79 +13,10 @@ transformers = pytest.importorskip("transformers")
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from augment.config import load_config  # noqa: E402
 from augment.errors import AugmentError  # noqa: E402
 from augment.io import read_jsonl  # noqa: E402
-from augment.pipeline import generate  # noqa: E402
-from augment.shards import export  # noqa: E402
 from augment.train.args import TrainConfig  # noqa: E402
 from augment.train.trainer import train  # noqa: E402
-from tests.conftest import EXAMPLES  # noqa: E402
-
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("run")
-    cfg = load_config(EXAMPLES / "augment.toml", {"strategies": ["qa", "notes"]})
-    generate([str(EXAMPLES / "docs")], run, cfg)
-    return run
-
-
-@pytest.fixture(scope="module")
-def shards(run_dir: Path, tmp_path_factory) -> dict[str, Path]:
-    out = {}
-    for fmt in ("cpt", "chat"):
-        export(run_dir, fmt=fmt, val_fraction=0.1)
-        dst = tmp_path_factory.mktemp(fmt) / "run"
-        dst.mkdir()
-        shutil.copytree(run_dir / "shards", dst / "shards")
-        shutil.copy(run_dir / "documents.jsonl", dst / "documents.jsonl")
-        out[fmt] = dst / "shards"
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny_model(run_dir: Path, tmp_path_factory) -> Path:
-    """A 2-layer Llama and a byte-level BPE tokenizer trained on the run's own text: no download."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    texts = [d["text"] for d in read_jsonl(run_dir / "documents.jsonl")]
-    texts += [r["text"] for p in (run_dir / "generated").glob("*.jsonl") for r in read_jsonl(p)]
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=600,
-        special_tokens=["<unk>", "<s>", "</s>", "<pad>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(texts, trainer)
-    hf_tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
-    )
-    hf_tok.chat_template = CHAT_TEMPLATE
-    config = transformers.LlamaConfig(
-        vocab_size=len(hf_tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        bos_token_id=hf_tok.bos_token_id,
-        eos_token_id=hf_tok.eos_token_id,
-        pad_token_id=hf_tok.pad_token_id,
-    )
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("tiny")
-    transformers.LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
-    hf_tok.save_pretrained(path)
-    return path
 
 
 def lm_loss(model, tokenizer, texts: list[str]) -> float:

@@ -1,0 +1,56 @@
+"""SQuAD-style answer scores and bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+
+import numpy as np
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = str.maketrans("", "", string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
+    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCT)).split())
+
+
+def exact_match(prediction: str, answers: list[str]) -> float:
+    p = normalize_answer(prediction)
+    return float(any(p == normalize_answer(a) for a in answers))
+
+
+def _f1(prediction: str, answer: str) -> float:
+    p, g = normalize_answer(prediction).split(), normalize_answer(answer).split()
+    common = sum((Counter(p) & Counter(g)).values())
+    if not p or not g:
+        return float(p == g)
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def f1_score(prediction: str, answers: list[str]) -> float:
+    """Token F1 against the best gold answer."""
+    return max(_f1(prediction, a) for a in answers)
+
+
+def contains(prediction: str, answers: list[str]) -> float:
+    """1 when a (normalised) gold answer appears in the (normalised) prediction."""
+    p = f" {normalize_answer(prediction)} "
+    return float(any(f" {normalize_answer(a)} " in p for a in answers if normalize_answer(a)))
+
+
+def bootstrap_ci(
+    values: list[float] | np.ndarray, n: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean and 95 % percentile-bootstrap interval (resampling questions)."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n, len(v)))].mean(axis=1)
+    return float(v.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))

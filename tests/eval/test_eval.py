@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from augment.errors import AugmentError
+from augment.eval import bootstrap_ci, exact_match, f1_score, load_qa, normalize_answer
+from augment.eval.metrics import contains
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def test_squad_normalisation_and_scores():
+    assert normalize_answer("The  Eiffel Tower!") == "eiffel tower"
+    assert exact_match("the eiffel tower.", ["Eiffel Tower"]) == 1.0
+    assert exact_match("Paris", ["Eiffel Tower"]) == 0.0
+    assert f1_score("in January 2023", ["January 6, 2023."]) == pytest.approx(2 * (2 / 3) * (2 / 3) / (4 / 3))
+    assert f1_score("nothing", ["a", "nothing at all"]) == pytest.approx(0.5)
+    assert contains("It was built in 1862 by Ada.", ["1862"]) == 1.0
+    assert contains("18620", ["1862"]) == 0.0
+
+
+def test_bootstrap_interval_brackets_the_mean_and_is_reproducible():
+    values = np.random.default_rng(1).normal(0.3, 1.0, 400)
+    mean, lo, hi = bootstrap_ci(values)
+    assert lo < mean < hi and hi - lo < 0.3
+    assert bootstrap_ci(values) == (mean, lo, hi)
+    assert bootstrap_ci([1.0] * 10) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="shared/data not present")
+def test_loads_the_shared_sets():
+    film = load_qa(DATA / "wikinewpages2023_film_dev.jsonl")
+    squad = load_qa(DATA / "squad_dev200.jsonl")
+    assert len(film) == 949 and len(squad) == 1024  # 2 unanswerable film questions left out
+    assert len(load_qa(DATA / "wikinewpages2023_film_dev.jsonl", skip_unanswerable=False)) == 951
+    assert squad[0].passage and squad[0].answers and squad[0].id == "56bec3153aeaaa14008c9389"
+
+
+def test_one_question_per_line_and_errors(tmp_path: Path):
+    f = tmp_path / "qa.jsonl"
+    f.write_text('{"question": "Who?", "answer": "Ada"}\n{"q": "When?", "answers": ["1862", "in 1862"]}\n')
+    items = load_qa(f)
+    assert [(i.question, i.answers) for i in items] == [("Who?", ["Ada"]), ("When?", ["1862", "in 1862"])]
+    f.write_text('{"question": "Who?"}\n')
+    with pytest.raises(AugmentError, match=r"qa.jsonl:1: no answers"):
+        load_qa(f)
+    f.write_text("nope\n")
+    with pytest.raises(AugmentError, match=r"qa.jsonl:1: invalid JSON"):
+        load_qa(f)
+
+
+def test_eval_before_and_after_training(cli, tmp_path: Path, shards, tiny_model):
+    pytest.importorskip("torch")
+    pytest.importorskip("trl")
+    from augment.io import read_jsonl
+    from augment.train.args import TrainConfig
+    from augment.train.trainer import train
+
+    cpt, base = shards["cpt"], tiny_model
+    # questions whose answers the training text states ("Question: ...\nAnswer: ...")
+    qa = tmp_path / "qa.jsonl"
+    recs = [r for r in read_jsonl(next(cpt.glob("train-*.jsonl"))) if "\nQuestion: " in r["text"]][:12]
+    rows = []
+    for r in recs:
+        q, a = r["text"].split("\nQuestion: ", 1)[1].split("\nAnswer: ", 1)
+        rows.append({"question": q, "answer": a})
+    qa.write_text("\n".join(json.dumps(x) for x in rows) + "\n")
+    trained = tmp_path / "trained"
+    train(
+        TrainConfig(
+            shards=cpt,
+            model=str(base),
+            output=trained,
+            method="full",
+            epochs=8,
+            lr=3e-3,
+            max_seq_len=128,
+            batch_size=8,
+        )
+    )
+
+    r = cli(
+        "eval",
+        "-m",
+        base,
+        "-m",
+        trained,
+        "--qa",
+        qa,
+        "-o",
+        tmp_path / "report",
+        "-q",
+        "--max-new-tokens",
+        "8",
+    )
+    assert r.code == 0, r.err
+    assert "closed-book QA, 12 questions" in r.out and "difference" in r.out
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    before, after = (m["scores"]["answer_nll"]["mean"] for m in report["models"])
+    diff = report["models"][1]["difference_vs_first"]["answer_nll"]
+    assert after < before and diff["hi"] < 0  # the trained model finds the gold answers likelier
+    assert (tmp_path / "report" / "report.md").read_text().startswith("# augment eval")
+    preds = json.loads((tmp_path / "report" / "predictions.json").read_text())
+    assert len(preds) == 12 and str(trained) in preds[0]
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "report" / "scores.png").stat().st_size > 1000
