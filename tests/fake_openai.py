@@ -160,51 +160,34 @@ class FakeOpenAI:
             return fast_reply(prompt)
         return reply_for(prompt)
 
-    async def chat(self, request: web.Request) -> web.StreamResponse:
+    async def _complete(self, request: web.Request, chat: bool) -> web.StreamResponse:
         body, resp, prompt = await self._common(request)
         if resp is not None:
             return resp
         key = hashlib.sha256(prompt.encode()).hexdigest()
         text = self._content(prompt, (key, self.seen[key]))
         self.statuses[200] += 1
+        if chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+        p, c = len(prompt.split()), len(text.split())
         return web.json_response(
             {
-                "id": f"chatcmpl-{key[:12]}",
-                "object": "chat.completion",
+                "id": f"{'chatcmpl' if chat else 'cmpl'}-{key[:12]}",
+                "object": "chat.completion" if chat else "text_completion",
                 "created": int(time.time()),
                 "model": body["model"],
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                ],
-                "usage": {
-                    "prompt_tokens": len(prompt.split()),
-                    "completion_tokens": len(text.split()),
-                    "total_tokens": len(prompt.split()) + len(text.split()),
-                },
+                "choices": [choice],
+                "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c},
             }
         )
 
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        return await self._complete(request, chat=True)
+
     async def completions(self, request: web.Request) -> web.StreamResponse:
-        body, resp, prompt = await self._common(request)
-        if resp is not None:
-            return resp
-        key = hashlib.sha256(prompt.encode()).hexdigest()
-        text = self._content(prompt, (key, self.seen[key]))
-        self.statuses[200] += 1
-        return web.json_response(
-            {
-                "id": f"cmpl-{key[:12]}",
-                "object": "text_completion",
-                "created": int(time.time()),
-                "model": body["model"],
-                "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
-                "usage": {
-                    "prompt_tokens": len(prompt.split()),
-                    "completion_tokens": len(text.split()),
-                    "total_tokens": len(prompt.split()) + len(text.split()),
-                },
-            }
-        )
+        return await self._complete(request, chat=False)
 
     async def list_models(self, request: web.Request) -> web.Response:
         return web.json_response(
