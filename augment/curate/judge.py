@@ -137,7 +137,7 @@ def judge_records(
             cache=ResponseCache(run_dir / "cache.sqlite"),
             parse=parse,
             limits=Limits(config.concurrency, config.rpm, config.tpm),
-            budget=Budget(None, None, state),
+            budget=Budget(None, None, state, count_tokens=config.tpm is not None),
             state=state,
             max_retries=config.max_retries,
             max_parse_retries=config.max_parse_retries,

@@ -224,7 +224,9 @@ async def _generate_records(
         cache=ResponseCache(run_dir / "cache.sqlite"),
         parse=parse,
         limits=limits,
-        budget=Budget(config.max_requests, config.max_tokens_total, state),
+        budget=Budget(
+            config.max_requests, config.max_tokens_total, state, count_tokens=config.tpm is not None
+        ),
         state=state,
         max_retries=config.max_retries,
         max_parse_retries=config.max_parse_retries,

@@ -64,14 +64,24 @@ class RunState:
 class Budget:
     """Hard limits on new requests and tokens per run; once hit, no new request is sent."""
 
-    def __init__(self, max_requests: int | None, max_tokens_total: int | None, state: RunState):
+    def __init__(
+        self,
+        max_requests: int | None,
+        max_tokens_total: int | None,
+        state: RunState,
+        count_tokens: bool = False,
+    ):
         self.max_requests = max_requests
         self.max_tokens = max_tokens_total
+        self.count_tokens = count_tokens  # a tokens-per-minute limit needs the estimate too
         self.state = state
         self._reserved = 0
 
     def estimate(self, req: GenRequest) -> int:
-        return approx_count(req.prompt) + req.max_tokens if self.max_tokens is not None else 0
+        """Tokens a request may cost (prompt + max_tokens), when a token budget or limit needs it."""
+        if self.max_tokens is None and not self.count_tokens:
+            return 0
+        return approx_count(req.prompt) + req.max_tokens
 
     def admit(self, estimate: int) -> bool:
         s = self.state

@@ -58,6 +58,32 @@ def test_slots_halve_on_frequent_429_but_not_on_sparse_ones():
     assert slots.limit == 18  # additive increase: +1 after 16 successes, +1 after 17 more
 
 
+def test_tokens_per_minute_limit_paces_calls(tmp_path: Path):
+    from augment.backends.mock import MockBackend
+    from augment.pipeline.runner import Budget, Runner, RunState
+    from augment.strategies.parsers import Parsed
+    from augment.types import GenRequest
+
+    # 40 requests of ~60 tokens (prompt + max_tokens) under 60,000 tokens/minute = 1,000/s: >= ~1.4 s
+    reqs = [GenRequest(f"k{i}", "word " * 10, 0.0, 50, 0, source="A sentence here.") for i in range(40)]
+    state = RunState()
+    runner = Runner(
+        MockBackend(),
+        cache=ResponseCache(tmp_path / "c.sqlite"),
+        parse=lambda req, res: Parsed(items=[{"text": res.text}]),
+        limits=Limits(64, tpm=60_000),
+        budget=Budget(None, None, state, count_tokens=True),
+        state=state,
+    )
+
+    async def collect() -> float:
+        t = time.monotonic()
+        _ = [o async for o in runner.run(reqs)]
+        return time.monotonic() - t
+
+    assert asyncio.run(collect()) >= 1.2
+
+
 def test_requests_per_minute_limit_paces_calls():
     async def scenario() -> float:
         limits = Limits(100, rpm=3000)  # 50 per second, bursts of a second's worth
