@@ -538,6 +538,35 @@ def stats(
         )
 
 
+@app.command()
+def show(
+    run_dir: RunDirArg,
+    strategy: Annotated[str | None, typer.Option("--strategy", "-s", help="Only this strategy.")] = None,
+    rejected: Annotated[bool, typer.Option("--rejected", help="Records curation dropped, with why.")] = False,
+    reason: Annotated[str | None, typer.Option(help="Only records dropped for this reason.")] = None,
+    n: Annotated[int, typer.Option("-n", help="How many records.")] = 5,
+) -> None:
+    """Sample records of a run: their training text and, for dropped ones, the reason."""
+    from rich.panel import Panel
+
+    from augment.console import out_console
+    from augment.stats import sample_records
+
+    records = sample_records(run_dir, strategy=strategy, rejected=rejected, reason=reason, n=n)
+    console = out_console()
+    if not records:
+        console.print("no matching records")
+        return
+    for rec in records:
+        why = (
+            f" | dropped: {rec['reason']}" + (f" (duplicate of {rec['dup_of']})" if rec.get("dup_of") else "")
+            if rec.get("reason")
+            else ""
+        )
+        title = f"{rec['strategy']}{'/' + rec['variant'] if rec.get('variant') else ''} | {rec['id']} | chunk {rec['chunk_id']}{why}"
+        console.print(Panel(rec["text"], title=title, title_align="left"), markup=False)
+
+
 @app.command("strategies")
 def strategies_cmd(prompts_dir: PromptsDirOpt = None) -> None:
     """List the strategies (prompt files) that 'generate' can run; add one by adding a file."""

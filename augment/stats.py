@@ -68,3 +68,36 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         if manifest is None
         else {"format": manifest["format"], "counts": manifest["counts"], "tokens": manifest["tokens"]},
     }
+
+
+def sample_records(
+    run_dir: Path,
+    *,
+    strategy: str | None = None,
+    rejected: bool = False,
+    reason: str | None = None,
+    n: int = 5,
+) -> list[dict[str, Any]]:
+    """The first `n` records of a run that match: generated (or curated kept/rejected when curated)."""
+    if not (run_dir / "run.json").is_file():
+        raise AugmentError(f"{run_dir}: not a run directory (no run.json); run 'augment generate' first")
+    if rejected or reason:
+        path = run_dir / "curated" / "rejected.jsonl"
+        if not path.is_file():
+            raise AugmentError(f"{run_dir}: not curated yet (run 'augment curate {run_dir}')")
+        paths = [path]
+    elif (run_dir / "curated" / "kept.jsonl").is_file():
+        paths = [run_dir / "curated" / "kept.jsonl"]
+    else:
+        paths = generated_files(run_dir)
+    out = []
+    for path in paths:
+        for rec in read_jsonl(path):
+            if strategy and rec.get("strategy") != strategy:
+                continue
+            if reason and rec.get("reason") != reason:
+                continue
+            out.append(rec)
+            if len(out) >= n:
+                return out
+    return out

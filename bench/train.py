@@ -102,7 +102,10 @@ def plain_loop(model_path: str, shards: Path, method: str, seq_len: int, batch: 
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(
-            model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+            model,
+            LoraConfig(
+                r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"
+            ),
         )
     ids = [
         i

@@ -131,3 +131,16 @@ def test_console_script_runs_the_examples_like_the_readme(tmp_path: Path):
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""  # --quiet: only the summary, on stdout
     assert (tmp_path / "demo" / "shards" / "manifest.json").is_file()
+
+
+def test_show_samples_records_and_drop_reasons(cli, examples: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    assert cli("generate", examples / "docs", "-o", run, "-c", examples / "augment.toml", "-q").code == 0
+    r = cli("show", run, "-s", "qa", "-n", "2")
+    assert r.code == 0 and r.out.count("qa | ") == 2 and "Question:" in r.out
+    r = cli("show", run, "--reason", "near_duplicate", "-n", "1")
+    assert r.code == 0 and "dropped: near_duplicate (duplicate of " in r.out
+    r = cli("show", run, "--reason", "no_such_reason")
+    assert r.code == 0 and "no matching records" in r.out
+    r = cli("show", tmp_path)
+    assert r.code == 1 and "not a run directory" in r.err
