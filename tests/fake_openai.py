@@ -42,6 +42,9 @@ def reply_for(prompt: str) -> str:
     if not m:
         return "I have no document to work with."
     instruction = m.group("instruction")
+    example = re.search(r"<example>\n(.*)\n</example>", instruction, re.DOTALL)
+    if '"faithfulness"' in instruction and example:  # augment's judge prompt
+        return MockBackend._judge(m.group("chunk"), example.group(1))
     if "JSON list" in instruction:
         parser, fields = "json_list", tuple(re.findall(r'"(\w+)": "\.\.\."', instruction)) or ("text",)
     elif "numbered list" in instruction:

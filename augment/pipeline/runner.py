@@ -105,39 +105,14 @@ class Budget:
             self.state.completion_tokens += result.usage.completion_tokens
 
 
-def _wait(base: float) -> Callable[[RetryCallState], float]:
-    """The server's Retry-After (plus up to 10 % jitter) when it gave one, else exponential backoff
-    with full jitter (base, 2 x base, 4 x base ... capped at 60 s)."""
-
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            return retry_after * random.uniform(1.0, 1.1)
-        return random.uniform(0, min(60.0, base * 2 ** (state.attempt_number - 1))) if base > 0 else 0.0
-
-    return wait
-
-
-class _Attempt:
-    """The bits of tenacity's RetryCallState that _wait reads."""
-
-    def __init__(self, attempt_number: int, exc: BaseException | None):
-        self.attempt_number = attempt_number
-        self._exc = exc
-        self.outcome = self
-
-    def exception(self) -> BaseException | None:
-        return self._exc
-
-
-def _first_failure(exc: BaseException) -> _Attempt:
-    return _Attempt(1, exc)
-
-
-def _shifted(state: RetryCallState) -> _Attempt:
-    # tenacity counts from the second attempt here, the first having gone out before it
-    return _Attempt(state.attempt_number + 1, state.outcome.exception() if state.outcome else None)
+def retry_delay(base: float, attempt: int, exc: BaseException | None) -> float:
+    """Seconds before retry number `attempt` (1 = after the first failure): the server's Retry-After
+    plus up to 10 % jitter when it gave one, else exponential backoff with full jitter (base,
+    2 x base, 4 x base ... capped at 60 s)."""
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        return retry_after * random.uniform(1.0, 1.1)
+    return random.uniform(0, min(60.0, base * 2 ** (attempt - 1))) if base > 0 else 0.0
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -184,7 +159,7 @@ class Runner:
                 raise
             first = e
         self.state.retries += 1
-        await asyncio.sleep(_wait(self.backend.retry_wait)(_first_failure(first)))
+        await asyncio.sleep(retry_delay(self.backend.retry_wait, 1, first))
 
         def count_retry(_: RetryCallState) -> None:
             self.state.retries += 1
@@ -192,7 +167,12 @@ class Runner:
         retrying = AsyncRetrying(
             retry=retry_if_exception(_retryable),
             stop=stop_after_attempt(self.max_retries),
-            wait=lambda state: _wait(self.backend.retry_wait)(_shifted(state)),
+            # tenacity numbers its attempts from here; the first went out before it
+            wait=lambda state: retry_delay(
+                self.backend.retry_wait,
+                state.attempt_number + 1,
+                state.outcome.exception() if state.outcome else None,
+            ),
             before_sleep=count_retry,
             reraise=True,
         )

@@ -87,7 +87,7 @@ def _as_items(data: Any, fields: tuple[str, ...]) -> list[Any]:
     raise ParseError(f"expected a JSON list, got {type(data).__name__}")
 
 
-def _coerce(i: int, raw: Any, fields: tuple[str, ...], rejected: list[str]) -> dict[str, str] | None:
+def _coerce(raw: Any, fields: tuple[str, ...], rejected: list[str]) -> dict[str, str] | None:
     if isinstance(raw, str) and len(fields) == 1:
         raw = {fields[0]: raw}
     if not isinstance(raw, dict):
@@ -147,8 +147,8 @@ def parse_json_list(text: str, fields: tuple[str, ...]) -> Parsed:
             raise
         raw_items = labelled
     out = Parsed()
-    for i, raw in enumerate(raw_items):
-        item = _coerce(i, raw, fields, out.rejected)
+    for raw in raw_items:
+        item = _coerce(raw, fields, out.rejected)
         if item is not None:
             out.items.append(item)
     if not out.items:

@@ -330,6 +330,37 @@ def test_stats_shows_cost(server, cli, examples: Path, tmp_path: Path):
     assert "cost" in cli("stats", tmp_path / "run").out
 
 
+def test_curate_judge_through_the_openai_backend(server, examples: Path, tmp_path: Path):
+    from augment.curate import curate
+
+    srv, url = server(keep_bodies=True)
+    run(examples, tmp_path / "run", url, strategies=["qa", "notes"])
+    generated_calls = srv.requests
+    cfg = load_config(
+        examples / "augment.toml",
+        {
+            "backend": "openai",
+            "model": "fake-model",
+            "base_url": url,
+            "judge": True,
+            "strategies": ["qa", "notes"],
+        },
+    )
+    summary = curate(tmp_path / "run", cfg)
+    judged = srv.requests - generated_calls
+    kept = list(read_jsonl(tmp_path / "run" / "curated" / "kept.jsonl"))
+    assert (
+        judged > 0
+        and judged
+        == len(kept) + summary.by_reason["judge_unfaithful"] + summary.by_reason["judge_not_useful"]
+    )
+    assert all(1 <= r["checks"]["judge"]["faithfulness"] <= 5 for r in kept)
+    judge_prompt = srv.bodies[-1]["messages"][0]["content"]
+    assert judge_prompt.startswith("Document: ") and "<example>" in judge_prompt  # sees its own chunk first
+    curate(tmp_path / "run", cfg)
+    assert srv.requests - generated_calls == judged  # verdicts are cached
+
+
 def test_retry_after_header_forms():
     assert retry_after_seconds({"retry-after": "2"}) == 2.0
     assert retry_after_seconds({"retry-after-ms": "1500"}) == 1.5

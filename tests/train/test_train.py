@@ -146,5 +146,7 @@ def test_cli_trains_with_a_config_file(cli, shards, tiny_model, tmp_path):
     assert r.code == 0, r.err
     assert "trained lora" in r.out and "train: step 2/2" in r.err
     assert (tmp_path / "ckpt" / "adapter_model.safetensors").is_file()
+    tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "ckpt")
     loaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt")  # base + adapter
-    assert loaded is not None
+    base = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert not torch.equal(logits(loaded, tok), logits(base, tok))  # the adapter was loaded and applied
