@@ -606,9 +606,11 @@ def main(argv: list[str] | None = None) -> None:
     except AugmentError as e:
         if os.environ.get("AUGMENT_DEBUG"):
             raise
+        from rich.markup import escape
+
         from augment.console import err_console
 
-        err_console().print(f"[red]error:[/red] {e}", soft_wrap=True)
+        err_console().print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True, highlight=False)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)

@@ -29,8 +29,15 @@ class RunConfig(BaseModel):
     chunk_tokens: int = Field(512, ge=16, le=100_000)
     chunk_overlap: int = Field(64, ge=0)
     # generation
-    backend: str = "mock"
+    backend: str = Field(
+        "auto",
+        description="auto | local | vllm | openai | mock (auto: openai if $OPENAI_BASE_URL, vllm on a GPU, else local)",
+    )
     model: str | None = None
+    prompt_style: Literal["auto", "chat", "completion"] = Field(
+        "auto",
+        description="chat prompts, or few-shot completion prompts for base models (auto: from the model)",
+    )
     strategies: list[str] = Field(default_factory=lambda: list(DEFAULT_STRATEGIES))
     prompts_dir: Path | None = Field(None, description="extra prompt files; override built-ins by name")
     samples: int | None = Field(
@@ -61,6 +68,16 @@ class RunConfig(BaseModel):
     http_client: Literal["aiohttp", "sdk"] = Field("aiohttp", description="aiohttp (fast) or the openai SDK")
     structured_output: Literal["auto", "on", "off"] = "auto"
     request_timeout: float = Field(600.0, gt=0, description="seconds per request")
+    # local and vllm backends (in-process models)
+    threads: int | None = Field(None, ge=1, description="local backend: CPU threads (default: all cores)")
+    context_tokens: int = Field(4096, ge=256, description="local/vllm: context window to allocate")
+    local_batch_size: int = Field(
+        8, ge=1, le=4096, description="local backend with a transformers model: batch size"
+    )
+    device: str = Field("auto", description="local backend with a transformers model: auto | cpu | cuda[:N]")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1, description="vllm: share of GPU memory to use")
+    tensor_parallel_size: int = Field(1, ge=1, description="vllm: GPUs per model")
+    trust_remote_code: bool = Field(False, description="local/vllm: run a model folder's own code")
     mock_fail_rate: float = Field(0.0, ge=0, le=1, description="mock backend: fraction of calls that fail")
     mock_malformed_rate: float = Field(
         0.0, ge=0, le=1, description="mock backend: fraction of malformed replies"

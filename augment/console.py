@@ -8,6 +8,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -45,7 +46,7 @@ class Reporter(AbstractContextManager):
 
     def skip(self, skipped: Any) -> None:
         if not self.quiet:
-            self.console.print(f"[yellow]{skipped}[/yellow]", markup=True, soft_wrap=True, highlight=False)
+            self.console.print(f"[yellow]{escape(str(skipped))}[/yellow]", soft_wrap=True, highlight=False)
 
     def start(self, state: Any) -> None:
         self.state = state

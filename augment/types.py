@@ -49,6 +49,12 @@ class GenRequest:
     # JSON schema of the reply, for servers that support structured output (json_list strategies)
     schema: dict[str, Any] | None = None
     target: str = ""  # judge requests: the text under review
+    # Prompt style. chat: `prompt` is one user message. completion: `prompt` is raw text to continue
+    # (few-shot, for base models); `primer` is the reply's beginning, already at the end of the prompt,
+    # and is put back in front of the reply before parsing; generation ends at any of `stop`.
+    chat: bool = True
+    primer: str = ""
+    stop: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

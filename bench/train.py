@@ -135,8 +135,8 @@ def measure(args: argparse.Namespace, which: str) -> dict:
     import torch
     import transformers
 
+    from augment.models import resolve_model
     from augment.train.args import TrainConfig
-    from augment.train.models import resolve_model
     from augment.train.trainer import train
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -36,8 +36,41 @@ def _unit(*parts: object) -> float:
     return int(hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:12], 16) / 16**12
 
 
+def completion_reply_for(prompt: str) -> str:
+    """A base model's continuation of a few-shot prompt: the part after the last `###` is the query."""
+    query = prompt.rsplit("\n###\n\n", 1)[1]
+    m = _DOC.match(query)
+    if not m:
+        return " I have no document to work with."
+    instruction, _, primer = m.group("instruction").rpartition("\n")
+    if primer == "Q:":
+        parser, fields = "json_list", ("question", "answer", "evidence")
+    elif primer == "1.":
+        parser, fields = "numbered_list", ("item",)
+    else:
+        parser, fields = "text", ("text",)
+    words = {"simple words": "simple", "academic": "academic", "dialogue": "qa_dialogue", "notes": "notes"}
+    variant = next((v for w, v in words.items() if w in instruction.lower()), "")
+    req = GenRequest(
+        key=hashlib.sha256(prompt.encode()).hexdigest(),
+        prompt=prompt,
+        temperature=0.0,
+        max_tokens=0,
+        seed=0,
+        parser=parser,
+        fields=fields,
+        source=m.group("chunk"),
+        variant=variant,
+        chat=False,
+        primer=primer,
+    )
+    return MockBackend().reply(req)
+
+
 def reply_for(prompt: str) -> str:
     """What the mock backend would answer, recovered from the prompt text alone."""
+    if "\n###\n\n" in prompt:
+        return completion_reply_for(prompt)
     m = _DOC.match(prompt)
     if not m:
         return "I have no document to work with."

@@ -8,6 +8,8 @@ entry-point group (value: "package.module:ClassName").
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -16,8 +18,10 @@ from augment.errors import ConfigError
 from augment.types import GenRequest, GenResult
 
 _BUILTIN = {
+    "local": "augment.backends.local:LocalBackend",
     "mock": "augment.backends.mock:MockBackend",
     "openai": "augment.backends.openai:OpenAIBackend",
+    "vllm": "augment.backends.vllm:VLLMBackend",
 }
 
 
@@ -33,6 +37,11 @@ class Backend(Protocol):
     @property
     def identity(self) -> str:
         """Name plus whatever else changes replies for the same prompt (e.g. the endpoint); part of cache keys."""
+        ...
+
+    @property
+    def chat(self) -> bool:
+        """Whether the model takes chat messages (has a chat template); if not, prompts are few-shot text."""
         ...
 
     async def generate(self, req: GenRequest) -> GenResult:
@@ -53,11 +62,32 @@ def available_backends() -> list[str]:
     return sorted(_table())
 
 
+def cuda_available() -> bool:
+    """A CUDA GPU that torch can use (False without torch; torch is imported only if it is installed)."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+def resolve_auto(config: RunConfig) -> str:
+    """`auto`: a server named by $OPENAI_BASE_URL or --base-url, else vLLM on a GPU, else the local CPU model."""
+    if config.base_url or os.environ.get("OPENAI_BASE_URL"):
+        return "openai"
+    if importlib.util.find_spec("vllm") is not None and cuda_available():
+        return "vllm"
+    return "local"
+
+
 def get_backend(config: RunConfig, **options: Any) -> Backend:
     table = _table()
-    target = table.get(config.backend)
+    name = resolve_auto(config) if config.backend == "auto" else config.backend
+    target = table.get(name)
     if target is None:
-        raise ConfigError(f"Unknown backend '{config.backend}'. Available: {', '.join(sorted(table))}")
+        raise ConfigError(f"Unknown backend '{config.backend}'. Available: auto, {', '.join(sorted(table))}")
+    if name != config.backend:
+        config = config.model_copy(update={"backend": name})
     module_name, _, cls_name = target.partition(":")
     cls = getattr(importlib.import_module(module_name), cls_name)
     return cls.from_config(config, **options)

@@ -192,6 +192,10 @@ class MockBackend:
     def identity(self) -> str:
         return self.name
 
+    @property
+    def chat(self) -> bool:
+        return True
+
     async def aclose(self) -> None:
         return None
 
@@ -212,6 +216,8 @@ class MockBackend:
         if req.parser == "judge":
             return self._judge(req.source, req.target)
         sents = sentences(req.source) or [" ".join(req.source.split())]
+        if not req.chat:
+            return self._continuation(req, sents, rng)
         if req.parser == "json_list":
             body = self._json_items(sents, req.fields, rng)
         elif req.parser == "numbered_list":
@@ -222,6 +228,21 @@ class MockBackend:
         else:
             body = self._rewrite(sents, req.variant or req.strategy, rng)
         return self._wrap(body, req.parser, rng)
+
+    def _continuation(self, req: GenRequest, sents: list[str], rng: random.Random) -> str:
+        """Completion style: the few-shot answer format, continuing from the primer (cut before any stop)."""
+        if req.parser == "json_list":
+            labels = {"question": "Q", "answer": "A"}
+            items = json.loads(self._json_items(sents, req.fields, rng))
+            body = "\n".join(
+                f"{labels.get(f, f.capitalize())}: {item[f]}" for item in items for f in req.fields
+            )
+        elif req.parser == "numbered_list":
+            picked = rng.sample(sents, min(len(sents), 8))
+            body = "\n".join(f"{i}. {_lower_first(condense(s))}" for i, s in enumerate(picked, 1))
+        else:
+            body = self._rewrite(sents, req.variant or req.strategy, rng)
+        return body.removeprefix(req.primer) if body.startswith(req.primer) else " " + body
 
     def _json_items(self, sents: list[str], fields: tuple[str, ...], rng: random.Random) -> str:
         items = []

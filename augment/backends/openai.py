@@ -130,6 +130,10 @@ class OpenAIBackend:
     def identity(self) -> str:
         return f"{self.name}/{self.endpoint}"
 
+    @property
+    def chat(self) -> bool:
+        return self.endpoint == "chat"
+
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIBackend(model={self._model!r}, base_url={self.base_url!r}, endpoint={self.endpoint!r})"
 
@@ -141,6 +145,8 @@ class OpenAIBackend:
             "max_tokens": req.max_tokens,
             "seed": req.seed,
         }
+        if req.stop:
+            body["stop"] = list(req.stop[:4])  # OpenAI accepts at most four
         if self.endpoint == "chat":
             body["messages"] = [{"role": "user", "content": req.prompt}]
             if req.schema is not None and self.structured:

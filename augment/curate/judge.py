@@ -136,7 +136,9 @@ def judge_records(
             backend,
             cache=ResponseCache(run_dir / "cache.sqlite"),
             parse=parse,
-            limits=Limits(config.concurrency, config.rpm, config.tpm),
+            limits=Limits(
+                getattr(backend, "concurrency", None) or config.concurrency, config.rpm, config.tpm
+            ),
             budget=Budget(None, None, state, count_tokens=config.tpm is not None),
             state=state,
             max_retries=config.max_retries,

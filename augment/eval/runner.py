@@ -45,7 +45,7 @@ def _load(model_name: str, trust_remote_code: bool):
         import transformers
     except ImportError as e:
         raise AugmentError(f"augment eval needs {e.name}: pip install 'augment[train]'") from None
-    from augment.train.models import resolve_model
+    from augment.models import resolve_model
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     transformers.utils.logging.disable_progress_bar()

@@ -113,8 +113,20 @@ def cost(config: RunConfig, prompt_tokens: int, completion_tokens: int) -> float
     )
 
 
+def prompt_style(config: RunConfig, backend: Backend) -> str:
+    """chat or completion: as configured, else what the model takes (base models: completion)."""
+    if config.prompt_style != "auto":
+        return config.prompt_style
+    return "chat" if getattr(backend, "chat", True) else "completion"
+
+
 def build_requests(
-    chunks: list[Chunk], strategies: list[Strategy], config: RunConfig, backend: str, model: str
+    chunks: list[Chunk],
+    strategies: list[Strategy],
+    config: RunConfig,
+    backend: str,
+    model: str,
+    style: str = "chat",
 ) -> list[tuple[Chunk, Strategy, GenRequest]]:
     """Every chunk of every document x every strategy x its variants and samples.
 
@@ -131,6 +143,7 @@ def build_requests(
                 samples=config.samples,
                 temperature=config.temperature,
                 max_tokens=config.max_tokens,
+                style=style,
             ):
                 out.append((chunk, strategy, req))
     return out
@@ -148,7 +161,6 @@ def generate(
     t0 = time.perf_counter()
     strategies = load_strategies(config.strategies, config.prompts_dir)
     tokenizer = Tokenizer(config.tokenizer)
-    backend = backend or get_backend(config)
 
     ingested = ingest(
         inputs,
@@ -163,12 +175,14 @@ def generate(
             f"No documents in {', '.join(inputs)} (looked for {looked}; {len(ingested.skipped)} skipped)."
             " Use --glob to change what is read."
         )
+    backend = backend or get_backend(config)  # after the input checks: loading a model takes a while
     run_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(run_dir / "documents.jsonl", (d.to_dict() for d in ingested.documents))
 
     chunker = Chunker(tokenizer, config.chunk_tokens, config.chunk_overlap)
     chunks = list(chunker.chunk_all(ingested.documents))
-    work = build_requests(chunks, strategies, config, backend.identity, backend.model)
+    style = prompt_style(config, backend)
+    work = build_requests(chunks, strategies, config, backend.identity, backend.model, style)
 
     summary = GenerateSummary(
         run_dir=run_dir,
@@ -183,6 +197,7 @@ def generate(
         "config": config.model_dump(mode="json"),
         "backend": backend.name,
         "model": backend.model,
+        "prompt_style": style,
         "strategies": {
             s.name: {"version": s.version, "sha256": s.sha256, "path": str(s.path)} for s in strategies
         },
@@ -215,10 +230,11 @@ async def _generate_records(
     by_name = {s.name: s for _, s, _ in work}
 
     def parse(req: GenRequest, result: GenResult):
-        return by_name[req.strategy].parse(result.text)
+        return by_name[req.strategy].parse(req.primer + result.text, result.finish_reason)
 
     state = summary.state
-    limits = Limits(config.concurrency, config.rpm, config.tpm)
+    # in-process engines take as many requests as they can batch; servers take config.concurrency
+    limits = Limits(getattr(backend, "concurrency", None) or config.concurrency, config.rpm, config.tpm)
     runner = Runner(
         backend,
         cache=ResponseCache(run_dir / "cache.sqlite"),

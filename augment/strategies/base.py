@@ -13,12 +13,21 @@ A prompt file is Markdown with a YAML front-matter header:
       text: "Question: {{ question }}\nAnswer: {{ answer }}"
       user: "{{ question }}"
       assistant: "{{ answer }}"
+    completion:                  # optional: the few-shot form for base models (no chat template)
+      instruction: "Questions about {{ title }}, each with its answer:"
+      example: "Q: ...\nA: ..."   # the answer for the example document (or a mapping per variant)
+      primer: "Q:"               # the reply's first characters, written into the prompt
+      stop: []                   # extra stop strings
     ---
     The instruction (Jinja2: title, chunk, variant).
 
-Every prompt starts with the shared document block (`_document.md`: the title and the chunk), and
-the strategy's instruction follows it, so the strategies run on one chunk share a prefix that a
-server's prefix cache can reuse.
+Chat style (models with a chat template, or any chat endpoint): the shared document block
+(`_document.md`: the title and the chunk) comes first and the strategy's instruction follows it,
+so the strategies run on one chunk share a prefix that a server's prefix cache can reuse.
+
+Completion style (base models, as SEAL and EntiGraph prompt them): the example document
+(`_example.md`) with the instruction and the worked example answer, a `###` line, then the chunk,
+the instruction and the primer; the model continues from there and stops at the next `###`.
 """
 
 from __future__ import annotations
@@ -39,6 +48,9 @@ from augment.strategies.parsers import PARSERS, Parsed
 from augment.types import Chunk, GenRequest, GenResult
 
 DOCUMENT_BLOCK = "_document.md"
+EXAMPLE_DOCUMENT = "_example.md"
+SEPARATOR = "###"
+COMPLETION_STOP = (SEPARATOR, "\nDocument:")
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n?(.*)\Z", re.DOTALL)
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
@@ -59,6 +71,14 @@ class RecordTemplates(BaseModel):
     assistant: str
 
 
+class CompletionForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instruction: str
+    example: str | dict[str, str]
+    primer: str = ""
+    stop: list[str] = Field(default_factory=list)
+
+
 class PromptHeader(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
@@ -71,6 +91,7 @@ class PromptHeader(BaseModel):
     samples: int = Field(1, ge=1)
     variants: list[str] = Field(default_factory=list)
     record: RecordTemplates
+    completion: CompletionForm | None = None
 
     @field_validator("version", mode="before")
     @classmethod
@@ -135,6 +156,7 @@ class Strategy:
     body: str
     document_block: str
     sha256: str
+    example_document: tuple[str, str] = ("", "")  # (title, text) of _example.md, for completion style
     _templates: dict[str, jinja2.Template | _Substitution] = field(default_factory=dict, repr=False)
 
     @property
@@ -185,6 +207,50 @@ class Strategy:
             self.path, self._prompt_template, "prompt", title=chunk.title, chunk=chunk.text, variant=variant
         )
 
+    def _completion_template(self, what: str, source: str) -> jinja2.Template | _Substitution:
+        key = f"completion.{what}"
+        if key not in self._templates:
+            self._templates[key] = _compile(self.path, source, key)
+        return self._templates[key]
+
+    def render_completion(self, chunk: Chunk, variant: str = "") -> tuple[str, str]:
+        """(prompt, primer) in completion style; without a `completion` header, the chat prompt as text."""
+        form = self.header.completion
+        if form is None:
+            return self.render(chunk, variant) + "\n\n", ""
+        if isinstance(form.example, dict):
+            if variant not in form.example:
+                raise ConfigError(f"{self.path}: completion.example has no entry for variant '{variant}'")
+            example = form.example[variant]
+        else:
+            example = form.example
+        block = _compile(self.path, self.document_block.rstrip(), "document block")
+        instruction = self._completion_template("instruction", form.instruction)
+        ex_title, ex_text = self.example_document
+        shot = "\n\n".join(
+            [
+                _render(self.path, block, "document block", title=ex_title, chunk=ex_text, variant=variant),
+                _render(self.path, instruction, "completion.instruction", title=ex_title, variant=variant),
+            ]
+        )
+        primer = _render(
+            self.path,
+            self._completion_template("primer", form.primer),
+            "completion.primer",
+            title=chunk.title,
+            variant=variant,
+        )
+        query = "\n\n".join(
+            [
+                _render(
+                    self.path, block, "document block", title=chunk.title, chunk=chunk.text, variant=variant
+                ),
+                _render(self.path, instruction, "completion.instruction", title=chunk.title, variant=variant),
+            ]
+        )
+        prompt = f"{shot}\n{example.strip()}\n{SEPARATOR}\n\n{query}\n{primer}"
+        return prompt, primer
+
     def build(
         self,
         chunk: Chunk,
@@ -195,17 +261,24 @@ class Strategy:
         samples: int | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        style: str = "chat",
     ) -> list[GenRequest]:
-        """One request per (variant, sample) of this chunk."""
+        """One request per (variant, sample) of this chunk, in `style` chat or completion."""
         temperature = self.header.temperature if temperature is None else temperature
         max_tokens = self.header.max_tokens if max_tokens is None else max_tokens
+        chat = style == "chat"
         requests = []
         for variant in self.header.variants or [""]:
-            prompt = self.render(chunk, variant)
+            if chat:
+                prompt, primer, stop = self.render(chunk, variant), "", ()
+            else:
+                prompt, primer = self.render_completion(chunk, variant)
+                stop = (*COMPLETION_STOP, *(self.header.completion.stop if self.header.completion else ()))
             for sample in range(samples or self.header.samples):
-                key = sha256_hex(
-                    "\x1f".join(map(str, (backend, model, prompt, temperature, max_tokens, seed, sample)))
-                )
+                parts: tuple[object, ...] = (backend, model, prompt, temperature, max_tokens, seed, sample)
+                if not chat:
+                    parts += ("completion", primer, *stop)
+                key = sha256_hex("\x1f".join(map(str, parts)))
                 requests.append(
                     GenRequest(
                         key=key,
@@ -219,18 +292,25 @@ class Strategy:
                         source=chunk.text,
                         variant=variant,
                         sample=sample,
-                        schema=self.schema,
+                        schema=self.schema if chat else None,
+                        chat=chat,
+                        primer=primer,
+                        stop=stop,
                     )
                 )
         return requests
 
-    def parse(self, text: str) -> Parsed:
+    def parse(self, text: str, finish_reason: str = "stop") -> Parsed:
+        """Items from a reply; a reply cut off by max_tokens loses its last, unfinished item or sentence."""
         try:
-            return PARSERS[self.header.parser](text, self.fields)
+            parsed = PARSERS[self.header.parser](text, self.fields)
         except ParseError:
             raise
         except Exception as e:  # a parser bug on odd input must not stop the run
             raise ParseError(f"parser {self.header.parser} failed: {type(e).__name__}") from e
+        if finish_reason == "length":
+            parsed = _drop_unfinished(parsed, self.header.parser)
+        return parsed
 
     def records(
         self, chunk: Chunk, req: GenRequest, result: GenResult, parsed: Parsed, *, backend: str, model: str
@@ -272,6 +352,23 @@ class Strategy:
                 }
             )
         return out
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]?(?=\s|$)")
+
+
+def _drop_unfinished(parsed: Parsed, parser: str) -> Parsed:
+    if parser != "text":
+        if len(parsed.items) < 2:
+            raise ParseError("reply cut off by max_tokens before its first item was finished")
+        return Parsed(parsed.items[:-1], [*parsed.rejected, "last item cut off by max_tokens"])
+    item = dict(parsed.items[0])
+    name = next(iter(item))
+    ends = [m.end() for m in _SENTENCE_END.finditer(item[name])]
+    if not ends or ends[-1] < len(item[name]) // 2:
+        raise ParseError("reply cut off by max_tokens mid-text")
+    item[name] = item[name][: ends[-1]]
+    return Parsed([item], parsed.rejected)
 
 
 def _read_prompt_file(path: Path) -> tuple[PromptHeader, str, str]:
@@ -323,15 +420,36 @@ def _document_block(prompts_dir: Path | None) -> tuple[Path, str]:
     raise ConfigError(f"{DOCUMENT_BLOCK} is missing from the prompts folder")
 
 
+def _example_document(prompts_dir: Path | None) -> tuple[str, str]:
+    """(title, text) of the example document that completion-style prompts show first."""
+    for d in ([Path(prompts_dir)] if prompts_dir else []) + [builtin_prompts_dir()]:
+        path = d / EXAMPLE_DOCUMENT
+        if path.is_file():
+            raw = path.read_text(encoding="utf-8")
+            m = _FRONT.match(raw)
+            meta = yaml.safe_load(m.group(1)) if m else None
+            if not m or not isinstance(meta, dict) or not meta.get("title") or not m.group(2).strip():
+                raise ConfigError(f"{path}: needs a '---' YAML header with a title, then the document text")
+            return str(meta["title"]), m.group(2).strip()
+    raise ConfigError(f"{EXAMPLE_DOCUMENT} is missing from the prompts folder")
+
+
 def load_strategy(path: Path, prompts_dir: Path | None = None) -> Strategy:
     header, body, text = _read_prompt_file(path)
     if header.name != path.stem:
         raise ConfigError(f"{path}: header name '{header.name}' must match the file name '{path.stem}'")
     block_path, block = _document_block(prompts_dir)
-    strategy = Strategy(header, path, body, block, sha256_hex(block + "\x1f" + text))
+    # the example document is part of every completion-style prompt, hence of its request keys
+    ex_title, ex_text = _example_document(prompts_dir)
+    strategy = Strategy(header, path, body, block, sha256_hex(block + "\x1f" + text), (ex_title, ex_text))
     for what in ("text", "user", "assistant"):
         strategy._template(what)  # fail now on a template syntax error, not mid-run
     _ = strategy._prompt_template
+    form = header.completion
+    if form is not None:
+        missing = [v for v in header.variants if isinstance(form.example, dict) and v not in form.example]
+        if missing or (isinstance(form.example, dict) and not header.variants):
+            raise ConfigError(f"{path}: completion.example needs one entry per variant (missing: {missing})")
     return strategy
 
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from augment.errors import AugmentError
 from augment.io import write_json
+from augment.models import resolve_model
 from augment.train.args import TrainConfig
 from augment.train.data import load_training_data
-from augment.train.models import resolve_model
 
 _INSTALL = "pip install 'augment[train]' (after a torch build for your machine, e.g. pip install torch==2.13.0 on CPU)"
 

@@ -40,7 +40,7 @@ def test_bad_files_are_reported_one_line_each(cli, tmp_path: Path):
     docs.mkdir()
     (docs / "ok.md").write_text("# Ok\n\nThe light was built in 1862 by Ada Penhallow.", encoding="utf-8")
     (docs / "bad.txt").write_bytes(b"\xff\xfe\x00\x00garbage")
-    r = cli("generate", docs, "-o", tmp_path / "run", "-s", "qa", "--no-export")
+    r = cli("generate", docs, "-o", tmp_path / "run", "-s", "qa", "--no-export", "--backend", "mock")
     assert r.code == 0, r.err
     assert f"skipped {docs / 'bad.txt'}: binary file (contains NUL bytes)" in r.err
     assert "│ skipped             │     1 │" in r.out or "skipped" in r.out
@@ -63,7 +63,7 @@ def test_bad_config_is_one_line_and_exit_code_2(cli, examples: Path, tmp_path: P
     r = cli("generate", examples / "docs", "-o", tmp_path / "run", "--strategies", "qa,quiz")
     assert r.code == 2 and r.err.count("\n") == 1 and "Unknown strategy 'quiz'" in r.err
     r = cli("generate", examples / "docs", "-o", tmp_path / "run", "--backend", "gpt")
-    assert r.code == 2 and "Unknown backend 'gpt'. Available: mock" in r.err
+    assert r.code == 2 and "Unknown backend 'gpt'. Available: auto, local, mock" in r.err
     r = cli("generate", examples / "docs", "-o", tmp_path / "run", "--chunk-tokens", "ten")
     assert r.code == 2 and "Invalid value for '--chunk-tokens'" in r.err
 

