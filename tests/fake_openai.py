@@ -44,7 +44,7 @@ def completion_reply_for(prompt: str) -> str:
         return " I have no document to work with."
     instruction, _, primer = m.group("instruction").rpartition("\n")
     if primer == "Q:":
-        parser, fields = "json_list", ("question", "answer", "evidence")
+        parser, fields = "json_list", ("question", "answer")
     elif primer == "1.":
         parser, fields = "numbered_list", ("item",)
     else:

@@ -101,7 +101,8 @@ class GroundingFilter:
 
     The evidence must match a span of the chunk (rapidfuzz partial ratio >= min_score, after
     folding case, punctuation and whitespace), and the answer must match within the evidence.
-    Records without both fields pass untouched.
+    A pair without evidence (the few-shot form asks small models for question and answer only)
+    needs its answer to match a span of the chunk itself. Records without an answer pass untouched.
     """
 
     name = "grounding"
@@ -118,7 +119,15 @@ class GroundingFilter:
 
         fields = rec.get("fields") or {}
         evidence, answer = fields.get(self.evidence_field), fields.get(self.answer_field)
-        if not isinstance(evidence, str) or not isinstance(answer, str):
+        if not isinstance(answer, str):
+            return None
+        if evidence is None:
+            ans, src = normalize(answer), normalize(chunk)
+            score = fuzz.partial_ratio(ans, src) if ans and len(ans) <= len(src) else 0.0
+            if score < self.min_score:
+                return Verdict("answer_not_in_source", detail=round(score, 1))
+            return round(score, 1)
+        if not isinstance(evidence, str):
             return None
         ev, src, ans = normalize(evidence), normalize(chunk), normalize(answer)
         if not ev:

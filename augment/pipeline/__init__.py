@@ -230,7 +230,7 @@ async def _generate_records(
     by_name = {s.name: s for _, s, _ in work}
 
     def parse(req: GenRequest, result: GenResult):
-        return by_name[req.strategy].parse(req.primer + result.text, result.finish_reason)
+        return by_name[req.strategy].parse(req.primer + result.text, result.finish_reason, req.chat)
 
     state = summary.state
     # in-process engines take as many requests as they can batch; servers take config.concurrency

@@ -18,6 +18,8 @@ A prompt file is Markdown with a YAML front-matter header:
       example: "Q: ...\nA: ..."   # the answer for the example document (or a mapping per variant)
       primer: "Q:"               # the reply's first characters, written into the prompt
       stop: []                   # extra stop strings
+      fields: [question, answer]  # optional: fewer fields than the chat form asks for
+      max_tokens: 384            # optional cap for this form (base models rarely end a list themselves)
     ---
     The instruction (Jinja2: title, chunk, variant).
 
@@ -77,6 +79,10 @@ class CompletionForm(BaseModel):
     example: str | dict[str, str]
     primer: str = ""
     stop: list[str] = Field(default_factory=list)
+    # the fields this form asks for, if fewer than the chat form's (small models drop a third field)
+    fields: list[str] | None = None
+    # base models rarely end a list on their own: a tighter cap than the chat form's saves their loops
+    max_tokens: int | None = Field(None, ge=1)
 
 
 class PromptHeader(BaseModel):
@@ -171,6 +177,10 @@ class Strategy:
     def fields(self) -> tuple[str, ...]:
         return tuple(self.header.fields)
 
+    def fields_for(self, chat: bool) -> tuple[str, ...]:
+        form = self.header.completion
+        return tuple(form.fields) if not chat and form is not None and form.fields else self.fields
+
     @cached_property
     def schema(self) -> dict[str, Any] | None:
         """JSON schema of a json_list reply, for servers with structured output.
@@ -264,16 +274,19 @@ class Strategy:
         style: str = "chat",
     ) -> list[GenRequest]:
         """One request per (variant, sample) of this chunk, in `style` chat or completion."""
-        temperature = self.header.temperature if temperature is None else temperature
-        max_tokens = self.header.max_tokens if max_tokens is None else max_tokens
         chat = style == "chat"
+        form = self.header.completion
+        temperature = self.header.temperature if temperature is None else temperature
+        if max_tokens is None:
+            own = None if chat or form is None else form.max_tokens
+            max_tokens = own or self.header.max_tokens
         requests = []
         for variant in self.header.variants or [""]:
             if chat:
                 prompt, primer, stop = self.render(chunk, variant), "", ()
             else:
                 prompt, primer = self.render_completion(chunk, variant)
-                stop = (*COMPLETION_STOP, *(self.header.completion.stop if self.header.completion else ()))
+                stop = (*COMPLETION_STOP, *(form.stop if form else ()))
             for sample in range(samples or self.header.samples):
                 parts: tuple[object, ...] = (backend, model, prompt, temperature, max_tokens, seed, sample)
                 if not chat:
@@ -288,7 +301,7 @@ class Strategy:
                         seed=seed,
                         strategy=self.name,
                         parser=self.header.parser,
-                        fields=self.fields,
+                        fields=self.fields_for(chat),
                         source=chunk.text,
                         variant=variant,
                         sample=sample,
@@ -300,16 +313,16 @@ class Strategy:
                 )
         return requests
 
-    def parse(self, text: str, finish_reason: str = "stop") -> Parsed:
+    def parse(self, text: str, finish_reason: str = "stop", chat: bool = True) -> Parsed:
         """Items from a reply; a reply cut off by max_tokens loses its last, unfinished item or sentence."""
         try:
-            parsed = PARSERS[self.header.parser](text, self.fields)
+            parsed = PARSERS[self.header.parser](text, self.fields_for(chat))
         except ParseError:
             raise
         except Exception as e:  # a parser bug on odd input must not stop the run
             raise ParseError(f"parser {self.header.parser} failed: {type(e).__name__}") from e
         if finish_reason == "length":
-            parsed = _drop_unfinished(parsed, self.header.parser)
+            parsed = _drop_unfinished(parsed, self.header.parser, text)
         return parsed
 
     def records(
@@ -357,8 +370,11 @@ class Strategy:
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]?(?=\s|$)")
 
 
-def _drop_unfinished(parsed: Parsed, parser: str) -> Parsed:
+def _drop_unfinished(parsed: Parsed, parser: str, text: str) -> Parsed:
     if parser != "text":
+        tail = " ".join(list(parsed.items[-1].values())[-1].split())[-40:]
+        if not " ".join(text.split()).endswith(tail):
+            return parsed  # the unfinished end was no usable item: the parser has dropped it already
         if len(parsed.items) < 2:
             raise ParseError("reply cut off by max_tokens before its first item was finished")
         return Parsed(parsed.items[:-1], [*parsed.rejected, "last item cut off by max_tokens"])
@@ -447,6 +463,8 @@ def load_strategy(path: Path, prompts_dir: Path | None = None) -> Strategy:
     _ = strategy._prompt_template
     form = header.completion
     if form is not None:
+        if form.fields and not set(form.fields) <= set(header.fields):
+            raise ConfigError(f"{path}: completion.fields must be a subset of fields {header.fields}")
         missing = [v for v in header.variants if isinstance(form.example, dict) and v not in form.example]
         if missing or (isinstance(form.example, dict) and not header.variants):
             raise ConfigError(f"{path}: completion.example needs one entry per variant (missing: {missing})")

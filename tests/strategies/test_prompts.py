@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from augment.errors import ConfigError
+from augment.errors import ConfigError, ParseError
 from augment.strategies import builtin_prompts_dir, discover_prompts, load_strategies, load_strategy
 from augment.strategies.parsers import Parsed
 from augment.types import Chunk, GenResult
@@ -116,3 +116,41 @@ def test_unknown_strategy_lists_the_available_ones():
         ConfigError, match=r"Unknown strategy 'quiz'. Available: inferences, notes, paraphrase, qa"
     ):
         load_strategies(["qa", "quiz"])
+
+
+def test_completion_style_is_few_shot_and_ends_with_the_primer():
+    for s in load_strategies(sorted(discover_prompts())):
+        chat = s.build(CHUNK, backend="mock", model="m", seed=0)
+        for req in s.build(CHUNK, backend="mock", model="m", seed=0, style="completion"):
+            assert not req.chat and req.schema is None and req.stop[0] == "###"
+            shot, query = req.prompt.split("\n###\n\n")
+            assert shot.startswith("Document: Orlen Valley Railway\n\n")  # the worked example first
+            assert query.startswith("Document: Merrow\n\n" + CHUNK.text)  # then this chunk
+            assert req.prompt.endswith("\n" + req.primer if req.primer else ":\n")
+            assert req.max_tokens <= s.header.max_tokens
+        # the two styles never share a cache entry
+        keys = {r.key for r in chat}
+        assert not keys & {r.key for r in s.build(CHUNK, backend="mock", model="m", seed=0, style="completion")}
+
+
+def test_a_reply_cut_off_by_max_tokens_loses_only_its_unfinished_end():
+    (qa,) = load_strategies(["qa"])
+    reply = "Q: When was the light completed?\nA: 1862\nQ: Who designed"
+    assert len(qa.parse(reply, "length", chat=False).items) == 1  # the unfinished item lacks fields anyway
+    cut = qa.parse(reply + " it?\nA: Ada Penhal", "length", chat=False)
+    assert [i["answer"] for i in cut.items] == ["1862"] and "cut off" in cut.rejected[-1]
+    assert qa.parse(reply + " it?\nA: Ada Penhal", "stop", chat=False).items[-1]["answer"] == "Ada Penhal"
+    (notes,) = load_strategies(["notes"])
+    text = "The Merrow light was completed in 1862. It was designed by Ada Penhallow. It is thirty"
+    assert notes.parse(text, "length").items[0]["text"] == text[: text.rindex(".") + 1]
+    with pytest.raises(ParseError, match="cut off"):
+        qa.parse("Q: When was the light completed?\nA: 18", "length", chat=False)
+
+
+def test_completion_examples_must_cover_every_variant(tmp_path: Path):
+    text = (builtin_prompts_dir() / "paraphrase.md").read_text(encoding="utf-8")
+    start = text.index("    simple: >-")
+    end = text.index("    academic: >-")
+    (tmp_path / "paraphrase.md").write_text(text[:start] + text[end:], encoding="utf-8")
+    with pytest.raises(ConfigError, match="missing: \\['simple'\\]"):
+        load_strategies(["paraphrase"], tmp_path)
