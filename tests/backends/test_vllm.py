@@ -129,7 +129,9 @@ def test_missing_vllm_or_gpu_is_one_clear_line(
         run(examples, tmp_path / "run", fake_vllm)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vllm is not installed (GPU machines only)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is None, reason="vllm is not installed (GPU machines only)"
+)
 def test_real_vllm_engine(tiny_model: Path, examples: Path, tmp_path: Path):
     from augment.backends.base import cuda_available
 

@@ -130,7 +130,9 @@ def test_completion_style_is_few_shot_and_ends_with_the_primer():
             assert req.max_tokens <= s.header.max_tokens
         # the two styles never share a cache entry
         keys = {r.key for r in chat}
-        assert not keys & {r.key for r in s.build(CHUNK, backend="mock", model="m", seed=0, style="completion")}
+        assert not keys & {
+            r.key for r in s.build(CHUNK, backend="mock", model="m", seed=0, style="completion")
+        }
 
 
 def test_a_reply_cut_off_by_max_tokens_loses_only_its_unfinished_end():
