@@ -10,12 +10,17 @@ the next batch; the event loop (cache writes, record files) keeps going meanwhil
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Sequence
 
 from augment.errors import BackendError
 from augment.types import GenRequest, GenResult
 
 RunBatch = Callable[[list[GenRequest]], Sequence[GenResult | BaseException]]
+
+
+def shared_prefix(a: str, b: str) -> int:
+    return len(os.path.commonprefix([a, b]))
 
 
 def request_seed(req: GenRequest) -> int:
@@ -30,9 +35,15 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 
 
 class MicroBatcher:
-    def __init__(self, run: RunBatch, max_batch: int):
+    """`max_batch` 1 with `prefix_order`: one request at a time, the next being the waiting request
+    whose prompt shares the longest prefix with the last one (an engine that keeps the evaluated
+    prefix, like llama.cpp, then skips re-reading it)."""
+
+    def __init__(self, run: RunBatch, max_batch: int, prefix_order: bool = False):
         self.run = run
         self.max_batch = max_batch
+        self.prefix_order = prefix_order and max_batch == 1
+        self._last = ""
         self.batches = 0  # engine calls so far
         self._pending: list[tuple[GenRequest, asyncio.Future[GenResult]]] = []
         self._worker: asyncio.Task[None] | None = None
@@ -50,7 +61,15 @@ class MicroBatcher:
             while seen != len(self._pending):  # let every request of this loop turn join the batch
                 seen = len(self._pending)
                 await asyncio.sleep(0)
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            if self.prefix_order:
+                pick = max(
+                    range(len(self._pending)),
+                    key=lambda i: shared_prefix(self._last, self._pending[i][0].prompt),
+                )
+                batch = [self._pending.pop(pick)]
+                self._last = batch[0][0].prompt
+            else:
+                batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             self.batches += 1
             try:
                 results = list(await asyncio.to_thread(self.run, [req for req, _ in batch]))

@@ -7,8 +7,9 @@ a CPU. It is a small base model: it has no chat template, so prompts are few-sho
 there to catch. For real data use a larger model behind the openai or vllm backend.
 
 - llama.cpp (llama-cpp-python): one sequence at a time on all cores (`threads`, default the core
-  count; its own default of half the cores is ~35 % slower on 2 cores). Requests run in
-  order, so the prompts of one chunk reuse the evaluated prefix they share.
+  count; its own default of half the cores is ~35 % slower on 2 cores). Of the requests waiting,
+  the one sharing the longest prefix with the last prompt goes next, so llama.cpp re-reads only
+  what differs (the few-shot example and instruction are the same for every chunk).
 - transformers: batches of `batch_size` requests (left-padded), on `device` (CUDA when present).
 """
 
@@ -186,9 +187,10 @@ class LocalBackend:
     def __init__(self, engine: LlamaCppEngine | TransformersEngine, model: str):
         self.engine = engine
         self._model = model
-        self.batcher = MicroBatcher(engine.run, engine.max_batch)
-        # enough queued requests to fill a batch and the next one; more would only wait
-        self.concurrency = max(4, 2 * engine.max_batch)
+        # llama.cpp: one at a time, picking from a pool of 32 the prompt that shares the most with the
+        # last one. transformers: enough queued requests to fill a batch and the next one.
+        self.batcher = MicroBatcher(engine.run, engine.max_batch, prefix_order=engine.max_batch == 1)
+        self.concurrency = 32 if engine.max_batch == 1 else 2 * engine.max_batch
 
     @classmethod
     def from_config(cls, config: RunConfig) -> LocalBackend:

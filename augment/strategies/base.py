@@ -367,7 +367,7 @@ class Strategy:
         return out
 
 
-_SENTENCE_END = re.compile(r"[.!?][\"')\]]?(?=\s|$)")
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]?(?=\s|$)|\n")  # a sentence or a line (notes, dialogue)
 
 
 def _drop_unfinished(parsed: Parsed, parser: str, text: str) -> Parsed:
@@ -383,7 +383,7 @@ def _drop_unfinished(parsed: Parsed, parser: str, text: str) -> Parsed:
     ends = [m.end() for m in _SENTENCE_END.finditer(item[name])]
     if not ends or ends[-1] < len(item[name]) // 2:
         raise ParseError("reply cut off by max_tokens mid-text")
-    item[name] = item[name][: ends[-1]]
+    item[name] = item[name][: ends[-1]].rstrip()
     return Parsed([item], parsed.rejected)
 
 
