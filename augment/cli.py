@@ -62,8 +62,26 @@ def generate(
     docs: Annotated[list[str], typer.Argument(help="Folders (read recursively), files or glob patterns.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Run directory to write.")],
     config: ConfigOpt = None,
-    backend: Annotated[str | None, typer.Option(help="Model backend (see 'augment strategies').")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name or path for the backend.")] = None,
+    backend: Annotated[
+        str | None,
+        typer.Option(help="auto (default), local, vllm, openai or mock (see 'augment strategies')."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model: a server's model name, or a .gguf file or model folder.")
+    ] = None,
+    prompt_style: Annotated[
+        str | None, typer.Option(help="chat, completion (few-shot, base models) or auto (from the model).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="local backend: CPU threads (default: all).")] = None,
+    context_tokens: Annotated[
+        int | None, typer.Option(help="local/vllm: context window to allocate.")
+    ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="local backend, transformers model: auto, cpu, cuda.")
+    ] = None,
+    trust_remote_code: Annotated[
+        bool | None, typer.Option("--trust-remote-code", help="local/vllm: run a model folder's own code.")
+    ] = None,
     strategies: Annotated[
         list[str] | None, typer.Option("--strategies", "-s", help="Strategies, comma-separated or repeated.")
     ] = None,
@@ -125,6 +143,11 @@ def generate(
             backend=backend,
             model=model,
             strategies=strategies,
+            prompt_style=prompt_style,
+            threads=threads,
+            context_tokens=context_tokens,
+            device=device,
+            trust_remote_code=trust_remote_code,
             prompts_dir=prompts_dir,
             samples=samples,
             seed=seed,

@@ -73,11 +73,12 @@ class Reporter(AbstractContextManager):
         s = self.state
         elapsed = max(time.monotonic() - self._t0, 1e-9)
         tok_s = (s.prompt_tokens + s.completion_tokens) / elapsed
+        answered = max(s.done, getattr(s, "answered", 0))
         info = (
-            f"{s.in_flight} in flight, {s.done / elapsed:.1f} req/s, {tok_s:,.0f} tok/s, "
+            f"{s.in_flight} in flight, {answered / elapsed:.1f} req/s, {tok_s:,.0f} tok/s, "
             f"{s.cached} cached, {s.retries} retries, {s.failed} failed"
         )
-        return info, s.done / elapsed
+        return info, answered / elapsed
 
     def advance(self, outcome: Any) -> None:
         if self.quiet:
@@ -91,7 +92,7 @@ class Reporter(AbstractContextManager):
         elif now - self._last >= self.interval or s.done == s.total:
             self._last = now
             info, rate = self._info()
-            eta = (s.total - s.done) / rate if rate > 0 else 0.0
+            eta = (s.total - max(s.done, getattr(s, "answered", 0))) / rate if rate > 0 else 0.0
             self.console.print(f"{self.label}: {s.done}/{s.total} requests, {info}, eta {eta:.0f}s")
 
     def __exit__(self, *exc: object) -> None:

@@ -45,7 +45,8 @@ class RunState:
     """Live counters, for progress display and the summary."""
 
     total: int = 0
-    done: int = 0
+    done: int = 0  # outcomes handed on, in request order
+    answered: int = 0  # outcomes finished, in any order (an engine may run them out of order)
     failed: int = 0
     calls: int = 0  # new model requests (not from the cache)
     cached: int = 0
@@ -236,6 +237,7 @@ class Runner:
             while tasks:
                 task = await finished.get()
                 tasks.discard(task)
+                self.state.answered += 1
                 outcome = task.result()  # a FatalBackendError propagates from here
                 pending[outcome.index] = outcome
                 if outcome.error and outcome.error.startswith("backend_error"):

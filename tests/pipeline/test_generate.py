@@ -195,3 +195,42 @@ def test_a_rerun_with_fewer_strategies_does_not_export_the_old_ones(examples: Pa
     assert (tmp_path / "run" / "generated" / "qa.jsonl").is_file()  # kept on disk, not deleted
     exported = export(tmp_path / "run", val_fraction=0)
     assert exported.counts["train"] == summary.records["notes"]
+
+
+def test_completion_style_end_to_end_and_in_the_cli(examples: Path, tmp_path: Path, cli):
+    chat = run(examples, tmp_path / "chat")
+    summary = run(examples, tmp_path / "run", prompt_style="completion")
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["prompt_style"] == "completion"
+    assert summary.complete and summary.failed_requests == 0 and summary.requests == chat.requests
+    assert set(summary.records) == {"qa", "paraphrase", "inferences", "notes"}
+    qa = list(read_jsonl(tmp_path / "run" / "generated" / "qa.jsonl"))
+    # the few-shot form asks for question and answer only; the primer "Q:" was put back before parsing
+    assert qa and all(set(r["fields"]) == {"question", "answer"} for r in qa)
+    assert all(r["fields"]["question"].startswith("Which word or phrase") for r in qa)
+    # no request of one style is served from the other's cache entry
+    r = cli(
+        "generate",
+        examples / "docs",
+        "-o",
+        tmp_path / "run",
+        "-c",
+        examples / "augment.toml",
+        "--prompt-style",
+        "completion",
+        "-q",
+    )
+    assert (
+        r.code == 0
+        and json.loads((tmp_path / "run" / "stats.json").read_text())["this_run"]["model_calls"] == 0
+    )
+    r = cli(
+        "generate",
+        examples / "docs",
+        "-o",
+        tmp_path / "run",
+        "-c",
+        examples / "augment.toml",
+        "--prompt-style",
+        "verse",
+    )
+    assert r.code == 2 and "prompt_style" in r.err

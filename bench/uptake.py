@@ -1,0 +1,222 @@
+"""Knowledge uptake: does training on augment's output teach a model the documents' facts?
+
+Four arms, the same base model, the same training steps, sequence length and hyper-parameters:
+
+  a. base         the model as it is
+  b. raw          trained on the evaluated passages themselves (repeated to the same token budget)
+  c. augment      trained on augment's curated synthetic data from the evaluated passages, plus
+                  replay of those passages (--replay)
+  d. format       trained like (c), with the same replay of the evaluated passages, but on synthetic
+                  data generated from *other* passages: it learns the answer format, not the facts
+
+Closed-book QA on the evaluated passages' questions (never in the training data: generation
+decontaminates against them) scores all four, plus the open-book base model as the ceiling.
+Training on question-answer text moves answer likelihood and F1 by format alone, so the knowledge
+gain is (c) - (d), reported with a paired bootstrap interval, next to (c) - (b) and (c) - (a).
+
+    python bench/uptake.py --qa ../shared/data/wikinewpages2023_film_dev.jsonl --passages 20 -o runs/uptake
+
+Every step is resumable (generation is cached; finished checkpoints and scores are reused), so a
+killed run continues where it stopped. It runs augment's own CLI for generate and train, as a
+user would, and its eval functions for scoring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from augment.eval.data import load_qa  # noqa: E402
+from augment.eval.runner import paired_differences, score_model  # noqa: E402
+from augment.io import read_jsonl, write_json, write_jsonl  # noqa: E402
+from augment.shards.writer import export  # noqa: E402
+from augment.tokens import approx_count  # noqa: E402
+
+METRICS = ("f1", "contains", "exact_match", "answer_nll")
+
+
+def sh(*args: object) -> None:
+    cmd = [str(a) for a in args]
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+
+
+def augment(*args: object) -> None:
+    sh(Path(sys.executable).parent / "augment", *args)
+
+
+def split_passages(qa: Path, n: int, seed: int) -> tuple[list[dict], list[dict]]:
+    rows = [r for r in read_jsonl(qa) if any(not q.get("unanswerable_from_text") for q in r["questions"])]
+    random.Random(seed).shuffle(rows)
+    if len(rows) < 2 * n:
+        raise SystemExit(f"{qa}: {len(rows)} passages, need {2 * n} (evaluated + other)")
+    return rows[:n], rows[n : 2 * n]
+
+
+def write_docs(folder: Path, rows: list[dict]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(folder / "passages.jsonl", ({"title": r["title"], "text": r["text"]} for r in rows))
+    return folder
+
+
+def raw_arm(out: Path, rows: list[dict], tokens: int) -> Path:
+    """Shards of the raw passages, cycled up to `tokens` (the synthetic arm's size)."""
+    run = out / "run_raw"
+    if (run / "shards" / "manifest.json").is_file():
+        return run / "shards"
+    records, total, k = [], 0, 0
+    while total < tokens:
+        for r in rows:
+            text = f"{r['title']}\n\n{r['text']}"
+            records.append({"id": f"raw-{k}-{r['id']}", "text": text, "messages": []})
+            total += approx_count(text)
+        k += 1
+    (run / "curated").mkdir(parents=True, exist_ok=True)
+    write_jsonl(run / "curated" / "kept.jsonl", records)
+    export(run, val_fraction=0.0, file_formats=["jsonl"])
+    return run / "shards"
+
+
+def with_replay_docs(shards: Path, dest: Path, eval_docs: Path) -> Path:
+    """A copy of `shards` whose run folder holds the evaluated passages, so --replay draws on them."""
+    import shutil
+
+    if not (dest / "shards").is_dir():
+        shutil.copytree(shards, dest / "shards")
+    shutil.copy(eval_docs, dest / "documents.jsonl")
+    return dest / "shards"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--qa", type=Path, default=REPO.parent / "shared/data/wikinewpages2023_film_dev.jsonl")
+    ap.add_argument("--passages", type=int, default=20, help="evaluated passages (and as many 'other' ones)")
+    ap.add_argument("--model", default="gemma3-270m", help="base model to train (train/eval)")
+    ap.add_argument("--strategies", default="qa,paraphrase,inferences")
+    ap.add_argument(
+        "--generate-args", default="", help="extra flags for augment generate, e.g. '--backend openai'"
+    )
+    ap.add_argument("--method", default="lora", choices=["lora", "full"])
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument("--max-seq-len", type=int, default=256)
+    ap.add_argument("--replay", type=float, default=0.2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("-o", "--out", type=Path, default=REPO / "runs" / "uptake")
+    args = ap.parse_args()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+
+    evaluated, other = split_passages(args.qa, args.passages, args.seed)
+    write_jsonl(out / "qa_eval.jsonl", evaluated)
+    eval_docs = write_docs(out / "docs_eval", evaluated)
+    other_docs = write_docs(out / "docs_other", other)
+
+    # generate + curate + export; the questions are kept out of both synthetic sets
+    extra = args.generate_args.split()
+    common = [
+        "--strategies",
+        args.strategies,
+        "--decontaminate",
+        out / "qa_eval.jsonl",
+        "--val-fraction",
+        "0",
+        *extra,
+    ]
+    augment("generate", eval_docs, "-o", out / "run_eval", *common, "--quiet")
+    augment("generate", other_docs, "-o", out / "run_other", *common, "--quiet")
+    synthetic_tokens = json.loads((out / "run_eval" / "shards" / "manifest.json").read_text())["tokens"][
+        "train"
+    ]
+
+    raw_docs = out / "run_eval" / "documents.jsonl"
+    shards = {
+        "raw": raw_arm(out, evaluated, int(synthetic_tokens / (1 - args.replay))),
+        "augment": with_replay_docs(out / "run_eval" / "shards", out / "train_augment", raw_docs),
+        "format": with_replay_docs(out / "run_other" / "shards", out / "train_format", raw_docs),
+    }
+    hyper = [
+        "--method",
+        args.method,
+        "--max-steps",
+        args.steps,
+        "--epochs",
+        1000,
+        "--batch-size",
+        args.batch_size,
+        "--max-seq-len",
+        args.max_seq_len,
+        "--seed",
+        args.seed,
+        "--save-steps",
+        args.steps,
+    ]
+    if args.lr:
+        hyper += ["--lr", args.lr]
+    checkpoints = {"base": args.model}
+    for arm, path in shards.items():
+        ckpt = out / "ckpt" / arm
+        replay = ["--replay", args.replay] if arm != "raw" else []
+        if not (ckpt / "train.json").is_file():
+            merge = ["--merge"] if args.method == "lora" else []
+            augment("train", path, "--model", args.model, "-o", ckpt, *hyper, *replay, *merge)
+        checkpoints[arm] = str(ckpt)
+
+    items = load_qa(out / "qa_eval.jsonl")
+    scores = {}
+    for arm, model in checkpoints.items():
+        print(f"scoring {arm} closed-book on {len(items)} questions", flush=True)
+        scores[arm] = score_model(model, items, mode="closed", with_title=True)
+    print("scoring base open-book", flush=True)
+    open_book = score_model(args.model, items, mode="open")
+
+    pairs = {
+        "c-d (knowledge)": ("format", "augment"),
+        "c-b": ("raw", "augment"),
+        "c-a": ("base", "augment"),
+        "d-a (format)": ("base", "format"),
+        "b-a": ("base", "raw"),
+    }
+    diffs = {name: paired_differences(scores[lo], scores[hi]) for name, (lo, hi) in pairs.items()}
+    result = {
+        "qa": str(args.qa),
+        "passages": args.passages,
+        "questions": len(items),
+        "model": args.model,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "synthetic_tokens": synthetic_tokens,
+        "closed": {arm: s.summary for arm, s in scores.items()},
+        "open_base": open_book.summary,
+        "differences": diffs,
+        "seconds": round(time.monotonic() - t0),
+    }
+    write_json(out / "uptake.json", result)
+
+    print(
+        f"\n{len(items)} questions on {args.passages} passages of {args.qa.name}; {args.model}, "
+        f"{args.method}, {args.steps} steps x {args.batch_size} x {args.max_seq_len} tokens per arm\n"
+    )
+    print("| arm | F1 | contains | EM | answer NLL |\n|---|---|---|---|---|")
+    rows = [*((arm, s.summary) for arm, s in scores.items()), ("base, open book", open_book.summary)]
+    for arm, summ in rows:
+        print(f"| {arm} | " + " | ".join(f"{summ[m][0]:.3f}" for m in METRICS) + " |")
+    print("\n| difference | F1 [95% CI] | answer NLL [95% CI] |\n|---|---|---|")
+    for name, d in diffs.items():
+        f1, nll = d["f1"], d["answer_nll"]
+        print(
+            f"| {name} | {f1[0]:+.3f} [{f1[1]:+.3f}, {f1[2]:+.3f}] | {nll[0]:+.3f} [{nll[1]:+.3f}, {nll[2]:+.3f}] |"
+        )
+
+
+if __name__ == "__main__":
+    main()
