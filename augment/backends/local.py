@@ -15,8 +15,10 @@ there to catch. For real data use a larger model behind the openai or vllm backe
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +27,31 @@ from augment.config import RunConfig
 from augment.errors import AugmentError, BackendError
 from augment.models import GEMMA_ALIAS, gguf_or_folder
 from augment.types import GenRequest, GenResult, Usage
+
+
+def _cores() -> int:
+    """CPU cores this process may use (a container's limit, not the host's count)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what llama.cpp's C code prints while loading (verbose=False does not cover all of it)."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 to redirect
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class LlamaCppEngine:
@@ -38,16 +65,17 @@ class LlamaCppEngine:
                 "the local backend needs llama-cpp-python for GGUF models: pip install 'augment[local]' "
                 "(it compiles on install, a few minutes)"
             ) from None
-        threads = threads or os.cpu_count() or 1
+        threads = threads or _cores()
         try:
-            self.llm = Llama(
-                model_path=str(path),
-                n_ctx=context_tokens,
-                n_threads=threads,
-                n_threads_batch=threads,
-                seed=seed,
-                verbose=False,
-            )
+            with _quiet_native_stderr():
+                self.llm = Llama(
+                    model_path=str(path),
+                    n_ctx=context_tokens,
+                    n_threads=threads,
+                    n_threads_batch=threads,
+                    seed=seed,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError) as e:
             raise AugmentError(f"{path}: llama.cpp cannot load this model ({e})") from None
         self.context_tokens = self.llm.n_ctx()
