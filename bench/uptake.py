@@ -76,7 +76,7 @@ def raw_arm(out: Path, rows: list[dict], tokens: int) -> Path:
     while total < tokens:
         for r in rows:
             text = f"{r['title']}\n\n{r['text']}"
-            records.append({"id": f"raw-{k}-{r['id']}", "text": text, "messages": []})
+            records.append({"id": f"raw-{k}-{r['id']}", "strategy": "raw", "text": text, "messages": []})
             total += approx_count(text)
         k += 1
     (run / "curated").mkdir(parents=True, exist_ok=True)
