@@ -51,18 +51,13 @@ def completion_reply_for(prompt: str) -> str:
         parser, fields = "text", ("text",)
     words = {"simple words": "simple", "academic": "academic", "dialogue": "qa_dialogue", "notes": "notes"}
     variant = next((v for w, v in words.items() if w in instruction.lower()), "")
+    return _mock_reply(prompt, m.group("chunk"), parser, fields, variant, chat=False, primer=primer)
+
+
+def _mock_reply(prompt: str, chunk: str, parser: str, fields: tuple[str, ...], variant: str, **style) -> str:
+    key = hashlib.sha256(prompt.encode()).hexdigest()
     req = GenRequest(
-        key=hashlib.sha256(prompt.encode()).hexdigest(),
-        prompt=prompt,
-        temperature=0.0,
-        max_tokens=0,
-        seed=0,
-        parser=parser,
-        fields=fields,
-        source=m.group("chunk"),
-        variant=variant,
-        chat=False,
-        primer=primer,
+        key, prompt, 0.0, 0, 0, parser=parser, fields=fields, source=chunk, variant=variant, **style
     )
     return MockBackend().reply(req)
 
@@ -85,18 +80,9 @@ def reply_for(prompt: str) -> str:
     else:
         parser, fields = "text", ("text",)
     variant = next((v for v in ("simple", "academic", "Student:") if v in instruction), "")
-    req = GenRequest(
-        key=hashlib.sha256(prompt.encode()).hexdigest(),
-        prompt=prompt,
-        temperature=0.0,
-        max_tokens=0,
-        seed=0,
-        parser=parser,
-        fields=fields,
-        source=m.group("chunk"),
-        variant="qa_dialogue" if variant == "Student:" else variant,
+    return _mock_reply(
+        prompt, m.group("chunk"), parser, fields, "qa_dialogue" if variant == "Student:" else variant
     )
-    return MockBackend().reply(req)
 
 
 def fast_reply(prompt: str) -> str:
