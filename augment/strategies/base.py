@@ -234,7 +234,7 @@ class Strategy:
             example = form.example[variant]
         else:
             example = form.example
-        block = _compile(self.path, self.document_block.rstrip(), "document block")
+        block = self._completion_template("document_block", self.document_block.rstrip())  # compiled once
         instruction = self._completion_template("instruction", form.instruction)
         ex_title, ex_text = self.example_document
         shot = "\n\n".join(

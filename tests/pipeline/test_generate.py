@@ -207,7 +207,7 @@ def test_completion_style_end_to_end_and_in_the_cli(examples: Path, tmp_path: Pa
     # the few-shot form asks for question and answer only; the primer "Q:" was put back before parsing
     assert qa and all(set(r["fields"]) == {"question", "answer"} for r in qa)
     assert all(r["fields"]["question"].startswith("Which word or phrase") for r in qa)
-    # no request of one style is served from the other's cache entry
+    # the same command through the CLI: every completion-style reply comes from the cache
     r = cli(
         "generate",
         examples / "docs",
