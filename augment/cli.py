@@ -47,6 +47,34 @@ JudgeOpt = Annotated[
     typer.Option("--judge/--no-judge", help="Score each record against its chunk with the model."),
 ]
 PromptsDirOpt = Annotated[Path | None, typer.Option("--prompts-dir", help="Folder of extra prompt files.")]
+DocsArg = Annotated[list[str], typer.Argument(help="Folders (read recursively), files or glob patterns.")]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option(help="auto (default), local, vllm, openai or mock (see 'augment strategies')."),
+]
+ModelOpt = Annotated[
+    str | None, typer.Option(help="Model: a server's model name, or a .gguf file or model folder.")
+]
+PromptStyleOpt = Annotated[
+    str | None, typer.Option(help="chat, completion (few-shot, base models) or auto (from the model).")
+]
+StrategiesOpt = Annotated[
+    list[str] | None, typer.Option("--strategies", "-s", help="Strategies, comma-separated or repeated.")
+]
+SamplesOpt = Annotated[int | None, typer.Option(help="Samples per request (overrides prompt files).")]
+ChunkTokensOpt = Annotated[int | None, typer.Option(help="Chunk size in tokens.")]
+ChunkOverlapOpt = Annotated[int | None, typer.Option(help="Overlap between chunks in tokens.")]
+TokenizerOpt = Annotated[str | None, typer.Option(help="'approx' or 'hf:PATH' to a tokenizer.json.")]
+GlobOpt = Annotated[list[str] | None, typer.Option(help="Only read files matching these patterns.")]
+TextFieldOpt = Annotated[str | None, typer.Option(help="Text field of .jsonl/.parquet rows.")]
+EndpointOpt = Annotated[str | None, typer.Option(help="openai backend: chat or completions.")]
+BudgetTokensOpt = Annotated[
+    int | None,
+    typer.Option(help="entigraph/active-reading: prompt + completion tokens each may spend per document."),
+]
+BudgetScopeOpt = Annotated[
+    str | None, typer.Option(help="--budget-tokens per 'document' (default) or for the whole 'corpus'.")
+]
 
 
 @app.callback()
@@ -59,19 +87,12 @@ def _root(
 
 @app.command()
 def generate(
-    docs: Annotated[list[str], typer.Argument(help="Folders (read recursively), files or glob patterns.")],
+    docs: DocsArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Run directory to write.")],
     config: ConfigOpt = None,
-    backend: Annotated[
-        str | None,
-        typer.Option(help="auto (default), local, vllm, openai or mock (see 'augment strategies')."),
-    ] = None,
-    model: Annotated[
-        str | None, typer.Option(help="Model: a server's model name, or a .gguf file or model folder.")
-    ] = None,
-    prompt_style: Annotated[
-        str | None, typer.Option(help="chat, completion (few-shot, base models) or auto (from the model).")
-    ] = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    prompt_style: PromptStyleOpt = None,
     threads: Annotated[int | None, typer.Option(help="local backend: CPU threads (default: all).")] = None,
     context_tokens: Annotated[
         int | None, typer.Option(help="local/vllm: context window to allocate.")
@@ -82,23 +103,23 @@ def generate(
     trust_remote_code: Annotated[
         bool | None, typer.Option("--trust-remote-code", help="local/vllm: run a model folder's own code.")
     ] = None,
-    strategies: Annotated[
-        list[str] | None, typer.Option("--strategies", "-s", help="Strategies, comma-separated or repeated.")
-    ] = None,
+    strategies: StrategiesOpt = None,
     prompts_dir: PromptsDirOpt = None,
-    samples: Annotated[int | None, typer.Option(help="Samples per request (overrides prompt files).")] = None,
+    samples: SamplesOpt = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
-    chunk_tokens: Annotated[int | None, typer.Option(help="Chunk size in tokens.")] = None,
-    chunk_overlap: Annotated[int | None, typer.Option(help="Overlap between chunks in tokens.")] = None,
-    tokenizer: Annotated[str | None, typer.Option(help="'approx' or 'hf:PATH' to a tokenizer.json.")] = None,
-    glob: Annotated[list[str] | None, typer.Option(help="Only read files matching these patterns.")] = None,
-    text_field: Annotated[str | None, typer.Option(help="Text field of .jsonl/.parquet rows.")] = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_scope: BudgetScopeOpt = None,
+    chunk_tokens: ChunkTokensOpt = None,
+    chunk_overlap: ChunkOverlapOpt = None,
+    tokenizer: TokenizerOpt = None,
+    glob: GlobOpt = None,
+    text_field: TextFieldOpt = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
     max_retries: Annotated[int | None, typer.Option(help="Retries of a failed request.")] = None,
     base_url: Annotated[
         str | None, typer.Option(help="OpenAI-compatible server URL (default $OPENAI_BASE_URL).")
     ] = None,
-    endpoint: Annotated[str | None, typer.Option(help="openai backend: chat or completions.")] = None,
+    endpoint: EndpointOpt = None,
     api_key_env: Annotated[
         str | None, typer.Option(help="Variable holding the API key (OPENAI_API_KEY).")
     ] = None,
@@ -151,6 +172,8 @@ def generate(
             prompts_dir=prompts_dir,
             samples=samples,
             seed=seed,
+            budget_tokens=budget_tokens,
+            budget_scope=budget_scope,
             chunk_tokens=chunk_tokens,
             chunk_overlap=chunk_overlap,
             tokenizer=tokenizer,
@@ -232,6 +255,11 @@ def _print_generate_summary(summary: Any, shards: Any) -> None:
         ["retries", st.retries],
     ]
     rows += [[f"records: {name}", n] for name, n in summary.records.items()]
+    for name, m in summary.multi_step.items():
+        rows += [
+            [f"{name}: tasks sent / found", f"{m['sent']} / {m['tasks']}"],
+            [f"{name}: tokens spent / budget", f"{m['spent_tokens']} / {m['budget_tokens']}"],
+        ]
     rows += [["prompt tokens", summary.prompt_tokens], ["completion tokens", summary.completion_tokens]]
     if summary.cost is not None:
         rows += [["cost", round(summary.cost, 4)]]
@@ -492,6 +520,84 @@ def eval_cmd(
     if output is not None:
         written = write_report(report, output, results, items)
         out_console().print(f"report: {', '.join(str(p) for p in written)}", soft_wrap=True)
+
+
+@app.command("plan")
+def plan_cmd(
+    docs: DocsArg,
+    config: ConfigOpt = None,
+    backend: BackendOpt = None,
+    model: ModelOpt = None,
+    prompt_style: PromptStyleOpt = None,
+    strategies: StrategiesOpt = None,
+    prompts_dir: PromptsDirOpt = None,
+    samples: SamplesOpt = None,
+    budget_tokens: BudgetTokensOpt = None,
+    budget_scope: BudgetScopeOpt = None,
+    chunk_tokens: ChunkTokensOpt = None,
+    chunk_overlap: ChunkOverlapOpt = None,
+    tokenizer: TokenizerOpt = None,
+    glob: GlobOpt = None,
+    text_field: TextFieldOpt = None,
+    endpoint: EndpointOpt = None,
+    price_prompt: Annotated[
+        float | None, typer.Option(help="Price per million prompt tokens, for the cost column.")
+    ] = None,
+    price_completion: Annotated[
+        float | None, typer.Option(help="Price per million completion tokens.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Estimate what 'generate' would send (requests, tokens, cost per strategy) without calling a model."""
+    from augment.config import load_config
+    from augment.console import err_console, out_console, table
+    from augment.plan import plan
+
+    cfg = load_config(
+        config,
+        dict(
+            backend=backend,
+            model=model,
+            prompt_style=prompt_style,
+            strategies=strategies,
+            prompts_dir=prompts_dir,
+            samples=samples,
+            budget_tokens=budget_tokens,
+            budget_scope=budget_scope,
+            chunk_tokens=chunk_tokens,
+            chunk_overlap=chunk_overlap,
+            tokenizer=tokenizer,
+            glob=glob,
+            text_field=text_field,
+            endpoint=endpoint,
+            price_prompt_per_m=price_prompt,
+            price_completion_per_m=price_completion,
+        ),
+    )
+    from rich.markup import escape
+
+    errors = err_console()
+    result = plan(
+        docs, cfg, on_skip=lambda s: errors.print(f"[yellow]{escape(str(s))}[/yellow]", soft_wrap=True)
+    )
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    priced = result.total.cost is not None
+    rows = [
+        [s.strategy, s.requests, s.prompt_tokens, s.completion_tokens, s.tokens]
+        + ([round(s.cost or 0.0, 4)] if priced else [])
+        for s in [*result.strategies, result.total]
+    ]
+    columns = ["strategy", "requests", "prompt tokens", "completion tokens (est.)", "tokens"]
+    out_console().print(
+        table(
+            f"plan: {result.documents} documents, {result.chunks} chunks, {result.style} prompts "
+            f"({result.style_reason})",
+            columns + (["cost"] if priced else []),
+            rows,
+        )
+    )
 
 
 @app.command()

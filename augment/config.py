@@ -55,6 +55,12 @@ class RunConfig(BaseModel):
     )
     max_requests: int | None = Field(None, ge=0, description="budget: new (uncached) model requests per run")
     max_tokens_total: int | None = Field(None, ge=0, description="budget: prompt + completion tokens per run")
+    budget_tokens: int | None = Field(
+        None, ge=1, description="entigraph/active-reading: tokens each may spend (default: its prompt file's)"
+    )
+    budget_scope: Literal["document", "corpus"] = Field(
+        "document", description="budget_tokens per document or for the whole corpus"
+    )
     price_prompt_per_m: float | None = Field(None, ge=0, description="price per million prompt tokens")
     price_completion_per_m: float | None = Field(
         None, ge=0, description="price per million completion tokens"

@@ -78,6 +78,9 @@ class Reporter(AbstractContextManager):
             f"{s.in_flight} in flight, {answered / elapsed:.1f} req/s, {tok_s:,.0f} tok/s, "
             f"{s.cached} cached, {s.retries} retries, {s.failed} failed"
         )
+        if getattr(s, "round", 0) > 1:  # multi-step strategies send their tasks in waves
+            info = f"wave {s.round}, {info}"
+
         return info, answered / elapsed
 
     def advance(self, outcome: Any) -> None:
@@ -88,7 +91,7 @@ class Reporter(AbstractContextManager):
         if self._bar is not None:
             if now - self._last >= 0.1 or s.done == s.total:
                 self._last = now
-                self._bar.update(self._task, completed=s.done, info=self._info()[0])
+                self._bar.update(self._task, completed=s.done, total=s.total, info=self._info()[0])
         elif now - self._last >= self.interval or s.done == s.total:
             self._last = now
             info, rate = self._info()

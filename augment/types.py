@@ -55,6 +55,10 @@ class GenRequest:
     chat: bool = True
     primer: str = ""
     stop: tuple[str, ...] = ()
+    # Multi-step strategies (entigraph, active-reading): which step this request is, and the template
+    # variables its prompt was rendered with (e.g. the entities whose relation it asks about).
+    step: str = ""
+    context: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

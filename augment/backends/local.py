@@ -54,6 +54,23 @@ def _quiet_native_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def takes_chat(model: str | None) -> bool | None:
+    """Whether a local model has a chat template, read without loading its weights (None: cannot tell)."""
+    kind, path = gguf_or_folder(model)
+    if kind == "hf":
+        config = path / "tokenizer_config.json"
+        if (path / "chat_template.jinja").is_file() or (path / "chat_template.json").is_file():
+            return True
+        return config.is_file() and '"chat_template"' in config.read_text(encoding="utf-8")
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return None
+    with _quiet_native_stderr():
+        vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    return bool(vocab.metadata.get("tokenizer.chat_template"))
+
+
 class LlamaCppEngine:
     kind = "llama.cpp"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections import Counter
 from typing import ClassVar
 
 from augment.config import RunConfig
@@ -158,6 +159,28 @@ _SCAFFOLD = set(
 )
 
 
+_CAPS = re.compile(r"\b[A-Z][\w'-]*(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'-]*)*")
+_YEAR = re.compile(r"\b1[5-9]\d\d\b|\b20\d\d\b")
+
+
+def _salient(text: str) -> list[str]:
+    """A mock entity list: capitalised names (without a leading function word), years, and content
+    words used more than once; most frequent first (ties: first seen)."""
+    found: list[str] = []
+    for sent in sentences(text) or [" ".join(text.split())]:
+        for m in _CAPS.finditer(sent):
+            words = m.group(0).split()
+            while words and (words[0].lower() in _STOP or words[0].lower() in _FUNCTION_WORDS):
+                words = words[1:]
+            if words and not (m.start() == 0 and len(words) == 1 and sent.count(words[0]) == 1):
+                found.append(" ".join(words))
+    found += _YEAR.findall(text)
+    common = Counter(w.lower() for w in re.findall(r"\b[a-z]{6,}\b", text) if w.lower() not in _STOP)
+    found += [w for w, n in common.items() if n > 1]
+    counts = Counter(found)
+    return sorted(dict.fromkeys(found), key=lambda n: -counts[n])
+
+
 def condense(sentence: str) -> str:
     """A telegraphic rewrite: the sentence's content words in order (keeps facts, breaks long copies)."""
     kept = [w for w in sentence.rstrip(".").split() if w.lower().strip(",;:") not in _STOP]
@@ -216,6 +239,11 @@ class MockBackend:
         if req.parser == "judge":
             return self._judge(req.source, req.target)
         sents = sentences(req.source) or [" ".join(req.source.split())]
+        if req.step:
+            body = self._step(req, sents, rng)
+            if not req.chat:
+                return body.removeprefix(req.primer) if body.startswith(req.primer) else " " + body
+            return self._wrap(body, req.parser, rng)
         if not req.chat:
             return self._continuation(req, sents, rng)
         if req.parser == "json_list":
@@ -228,6 +256,51 @@ class MockBackend:
         else:
             body = self._rewrite(sents, req.variant or req.strategy, rng)
         return self._wrap(body, req.parser, rng)
+
+    def _step(self, req: GenRequest, sents: list[str], rng: random.Random) -> str:
+        """Multi-step strategies: entity lists, relations, study plans and their application."""
+        names = _salient(req.source)
+        if req.step == "entities":
+            summary = " ".join(condense(s) for s in sents[:2])
+            if req.chat:
+                return json.dumps({"summary": summary, "entities": names[:12]}, ensure_ascii=False)
+            listing = "\n".join(f"{i}. {n}" for i, n in enumerate(names[:12], 1))
+            return f"Summary: {summary}\nEntities:\n{listing}"
+        if req.step == "relate":
+            group = req.variant.split(" | ")
+            about = [s for s in sents if any(g.lower() in s.lower() for g in group)]
+            about.sort(key=lambda s: -sum(g.lower() in s.lower() for g in group))  # stable
+            facts = " ".join(condense(s) for s in (about or sents)[:4])
+            return f"{' and '.join(group)} are linked in this account. {facts}"
+        if req.step == "plan":
+            numbers = list(dict.fromkeys(m.group(0) for m in _NUMBER.finditer(req.source)))
+            plan = []
+            if numbers:
+                plan.append(f"Timeline: put the events dated {', '.join(numbers[:3])} in order.")
+            plan += [f"Self-quiz: ask and answer questions about {n}." for n in names[:2]]
+            if len(names) >= 4:
+                plan.append(f"Comparison: compare {names[2]} and {names[3]}.")
+            plan.append(f"Summary: restate the {len(sents)} key facts in your own words.")
+            return "\n".join(f"{i}. {p}" for i, p in enumerate(plan, 1))
+        if req.step == "apply":
+            study = req.context.get("study", "")
+            if study.lower().startswith("timeline"):
+                dated = [s for s in sents if _NUMBER.search(s)]
+                dated.sort(key=lambda s: _NUMBER.search(s).group(0))  # type: ignore[union-attr]
+                return "\n".join(f"{_NUMBER.search(s).group(0)}: {condense(s)}" for s in dated) or condense(
+                    sents[0]
+                )  # type: ignore[union-attr]
+            focus = [n for n in names if n.lower() in study.lower()]
+            picked = [s for s in sents if any(f in s for f in focus)] or sents
+            if study.lower().startswith("self-quiz"):
+                lines = []
+                for s in picked:
+                    span = _answer_span(s)
+                    if span:
+                        lines += [f"Q: What completes this: {s.replace(span, '___', 1)}", f"A: {span}"]
+                return "\n".join(lines) or condense(picked[0])
+            return " ".join(f"Key point: {condense(s)}" for s in picked)
+        raise ValueError(f"mock: unknown step '{req.step}'")
 
     def _continuation(self, req: GenRequest, sents: list[str], rng: random.Random) -> str:
         """Completion style: the few-shot answer format, continuing from the primer (cut before any stop)."""
@@ -294,7 +367,7 @@ class MockBackend:
         # Real models wrap their payload; the parsers must cope with each of these.
         r = rng.random()
         if r < 0.25:
-            fence = "json" if parser == "json_list" else ""
+            fence = "json" if parser in ("json_list", "entities") else ""
             return f"```{fence}\n{body}\n```"
         if r < 0.5:
             return f"Sure, here is what you asked for:\n{body}" + (

@@ -26,10 +26,12 @@ from augment.errors import AugmentError
 from augment.ingest import SUPPORTED, Chunker, Skipped, ingest
 from augment.io import dumps, sha256_hex, write_json, write_jsonl
 from augment.pipeline.cache import ResponseCache
+from augment.pipeline.deep import DeepWork, chunk_budgets
 from augment.pipeline.limits import Limits
 from augment.pipeline.runner import Budget, Outcome, Runner, RunState
 from augment.pipeline.writer import OrderedJsonlWriter
 from augment.strategies import Strategy, load_strategies
+from augment.strategies.deep import DeepStrategy
 from augment.tokens import Tokenizer
 from augment.types import Chunk, GenRequest, GenResult
 
@@ -63,6 +65,10 @@ class GenerateSummary:
     complete: bool = False
     cost: float | None = None
     seconds: float = 0.0
+    # multi-step strategies: chunks, tasks available, tasks sent, tokens spent and budgeted
+    multi_step: dict[str, dict[str, int]] = field(default_factory=dict)
+    # requests answered (new or cached) and their tokens, per strategy (what `augment plan` estimates)
+    by_strategy: dict[str, Counter[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         s = self.state
@@ -81,6 +87,8 @@ class GenerateSummary:
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "cost": self.cost,
+            "multi_step": self.multi_step,
+            "by_strategy": {k: dict(v) for k, v in self.by_strategy.items()},
             "this_run": {
                 "model_calls": s.calls,
                 "from_cache": s.cached,
@@ -208,7 +216,7 @@ def generate(
     }
     write_json(run_dir / "run.json", run_info)
     try:
-        asyncio.run(_generate_records(backend, work, run_dir, config, summary, hooks))
+        asyncio.run(_generate_records(backend, work, run_dir, config, summary, hooks, style))
     finally:
         summary.seconds = time.perf_counter() - t0
         summary.cost = cost(config, summary.prompt_tokens, summary.completion_tokens)
@@ -226,11 +234,17 @@ async def _generate_records(
     config: RunConfig,
     summary: GenerateSummary,
     hooks: Hooks,
+    style: str,
 ) -> None:
     by_name = {s.name: s for _, s, _ in work}
 
     def parse(req: GenRequest, result: GenResult):
-        return by_name[req.strategy].parse(req.primer + result.text, result.finish_reason, req.chat)
+        strategy = by_name[req.strategy]
+        text = req.primer + result.text
+        if req.step:
+            assert isinstance(strategy, DeepStrategy)
+            return strategy.parse(text, result.finish_reason, req.chat, step=req.step, source=req.source)
+        return strategy.parse(text, result.finish_reason, req.chat)
 
     state = summary.state
     # in-process engines take as many requests as they can batch; servers take config.concurrency
@@ -249,7 +263,10 @@ async def _generate_records(
     )
     names = list(dict.fromkeys(s.name for _, s, _ in work))
     writers = {name: OrderedJsonlWriter(run_dir / "generated" / f"{name}.jsonl") for name in names}
+    deep_names = [n for n in names if isinstance(by_name[n], DeepStrategy)]
+    step_writers = {name: OrderedJsonlWriter(run_dir / "steps" / f"{name}.jsonl") for name in deep_names}
     failures = OrderedJsonlWriter(run_dir / "failures.jsonl")
+    deep = _deep_work(work, config)
 
     def fail(reason: str, chunk: Chunk, strategy: Strategy, req: GenRequest, raw: str | None) -> None:
         summary.failures[reason] += 1
@@ -261,46 +278,140 @@ async def _generate_records(
             "variant": req.variant,
             "sample": req.sample,
         }
+        if req.step:
+            row["step"] = req.step
         if raw is not None:
             row["raw"] = raw[:2000]
         failures.write_line(dumps(row) + "\n")
 
-    state.total = len(work)
-    hooks.on_start(state)
+    def first_step(dw: DeepWork, req: GenRequest, outcome: Outcome) -> None:
+        parsed = outcome.parsed
+        tasks = dw.strategy.tasks(dw.chunk, parsed, config.seed, config.samples) if parsed else []
+        dw.start(req, outcome.result, tasks)
+        if parsed is not None:
+            row = {
+                "chunk_id": dw.chunk.chunk_id,
+                "strategy": dw.strategy.name,
+                "step": req.step,
+                "request": req.key[:16],
+                "items": parsed.items,
+                **parsed.meta,
+                "tasks": len(tasks),
+                "budget_tokens": dw.budget,
+            }
+            step_writers[dw.strategy.name].write_line(dumps(row) + "\n")
+
+    def task_request(dw: DeepWork):
+        return lambda task: dw.strategy.task_request(
+            dw.chunk,
+            task,
+            backend=backend.identity,
+            model=backend.model,
+            seed=config.seed,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+            style=style,
+        )
+
+    # each round: (chunk, strategy, request, the multi-step work it belongs to, its worst-case tokens)
+    current: list[tuple[Chunk, Strategy, GenRequest, DeepWork | None, int]] = [
+        (chunk, strategy, req, deep.get((chunk.chunk_id, strategy.name)), 0) for chunk, strategy, req in work
+    ]
+    summary.requests = 0
     try:
-        async for outcome in runner.run([req for _, _, req in work]):
-            chunk, strategy, req = work[outcome.index]
-            state.done += 1
-            if outcome.skipped:
-                summary.not_sent += 1
+        while current:
+            state.round += 1
+            state.total += len(current)
+            summary.requests += len(current)
+            if state.round == 1:
+                hooks.on_start(state)
+            async for outcome in runner.run([req for _, _, req, _, _ in current]):
+                chunk, strategy, req, dw, worst = current[outcome.index]
+                state.done += 1
+                if outcome.skipped:
+                    summary.not_sent += 1
+                    hooks.on_advance(outcome)
+                    continue
+                state.cached += outcome.cached
+                if outcome.result is not None:
+                    usage = outcome.result.usage
+                    summary.prompt_tokens += usage.prompt_tokens
+                    summary.completion_tokens += usage.completion_tokens
+                    summary.by_strategy.setdefault(strategy.name, Counter()).update(
+                        requests=1,
+                        prompt_tokens=usage.prompt_tokens,
+                        completion_tokens=usage.completion_tokens,
+                    )
+                if dw is not None:
+                    if req.step == dw.strategy.steps[0]:
+                        first_step(dw, req, outcome)
+                    else:
+                        dw.spend(outcome.result, worst)
+                if outcome.parsed is None:
+                    summary.failed_requests += 1
+                    state.failed += 1
+                    raw = outcome.result.text if outcome.result is not None else None
+                    fail(outcome.error or "backend_error", chunk, strategy, req, raw)
+                    hooks.on_advance(outcome)
+                    continue
+                for reason in outcome.parsed.rejected:
+                    fail(f"parse_error: {reason}", chunk, strategy, req, None)
+                parents = dw.parents if dw is not None and req.step != dw.strategy.steps[0] else None
+                records = strategy.records(
+                    chunk,
+                    req,
+                    outcome.result,
+                    outcome.parsed,
+                    backend=backend.name,
+                    model=backend.model,
+                    parents=parents,
+                )
+                out = writers[strategy.name]
+                for rec in records:
+                    out.write_line(dumps(rec) + "\n")
+                summary.records[strategy.name] += len(records)
                 hooks.on_advance(outcome)
-                continue
-            state.cached += outcome.cached
-            if outcome.result is not None:
-                summary.prompt_tokens += outcome.result.usage.prompt_tokens
-                summary.completion_tokens += outcome.result.usage.completion_tokens
-            if outcome.parsed is None:
-                summary.failed_requests += 1
-                state.failed += 1
-                raw = outcome.result.text if outcome.result is not None else None
-                fail(outcome.error or "backend_error", chunk, strategy, req, raw)
-                hooks.on_advance(outcome)
-                continue
-            for reason in outcome.parsed.rejected:
-                fail(f"parse_error: {reason}", chunk, strategy, req, None)
-            records = strategy.records(
-                chunk, req, outcome.result, outcome.parsed, backend=backend.name, model=backend.model
-            )
-            out = writers[strategy.name]
-            for rec in records:
-                out.write_line(dumps(rec) + "\n")
-            summary.records[strategy.name] += len(records)
-            hooks.on_advance(outcome)
-        summary.complete = summary.not_sent == 0
+            if state.budget_stopped:
+                break  # the run stops here; a re-run recomputes the next waves from the cache
+            current = [
+                (dw.chunk, dw.strategy, req, dw, worst)
+                for dw in deep.values()
+                for req, worst in dw.wave(task_request(dw))
+            ]
+        summary.complete = summary.not_sent == 0 and not state.budget_stopped
     finally:
+        summary.multi_step = _multi_step_summary(deep)
         try:
-            for w in (*writers.values(), failures):
+            for w in (*writers.values(), *step_writers.values(), failures):
                 w.close(complete=summary.complete)
             runner.cache.close()
         finally:
             await backend.aclose()
+
+
+def _deep_work(
+    work: list[tuple[Chunk, Strategy, GenRequest]], config: RunConfig
+) -> dict[tuple[str, str], DeepWork]:
+    """A DeepWork (budget, tasks, spending) for every chunk of every multi-step strategy."""
+    chunks = list({c.chunk_id: c for c, _, _ in work}.values())
+    count = Tokenizer(config.tokenizer).count
+    out = {}
+    for strategy in {s.name: s for _, s, _ in work}.values():
+        if not isinstance(strategy, DeepStrategy):
+            continue
+        budgets = chunk_budgets(chunks, config.budget_tokens or strategy.budget_tokens, config.budget_scope)
+        for c in chunks:
+            out[(c.chunk_id, strategy.name)] = DeepWork(c, strategy, budgets[c.chunk_id], count)
+    return out
+
+
+def _multi_step_summary(deep: dict[tuple[str, str], DeepWork]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (_, name), dw in deep.items():
+        agg = out.setdefault(
+            name, {"chunks": 0, "tasks": 0, "sent": 0, "spent_tokens": 0, "budget_tokens": 0}
+        )
+        agg["chunks"] += 1
+        for k, v in dw.summary().items():
+            agg[k] += v
+    return out

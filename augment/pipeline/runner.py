@@ -55,6 +55,7 @@ class RunState:
     prompt_tokens: int = 0  # of new requests
     completion_tokens: int = 0
     budget_stopped: str | None = None
+    round: int = 0  # multi-step strategies: the wave of requests being sent (1 = the first)
     limits: Limits | None = field(default=None, repr=False)
 
     @property
@@ -214,7 +215,6 @@ class Runner:
 
     async def run(self, requests: Sequence[GenRequest]) -> AsyncIterator[Outcome]:
         """Yield one Outcome per request, in request order. Failures are outcomes, not exceptions."""
-        self.state.total = len(requests)
         # how far past the oldest unfinished request to start work: enough to keep every slot busy
         # while one slow request holds up the in-order output, bounded so memory stays flat
         window = max(4096, 64 * self.limits.slots.max)

@@ -38,11 +38,11 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from augment.errors import ConfigError, ParseError
 from augment.io import sha256_hex, stable_id
@@ -83,6 +83,33 @@ class CompletionForm(BaseModel):
     fields: list[str] | None = None
     # base models rarely end a list on their own: a tighter cap than the chat form's saves their loops
     max_tokens: int | None = Field(None, ge=1)
+    # multi-step strategies: the template variables of the worked example (e.g. its entities)
+    example_vars: dict[str, str] = Field(default_factory=dict)
+
+
+def _known_parser(v: str) -> str:
+    if v not in PARSERS:
+        raise ValueError(f"unknown parser '{v}' (available: {', '.join(PARSERS)})")
+    return v
+
+
+class FirstStep(BaseModel):
+    """The first step of a multi-step strategy: one request per chunk whose items the later step uses."""
+
+    model_config = ConfigDict(extra="forbid")
+    instruction: str
+    parser: str
+    fields: list[str]
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(1024, ge=1)
+    completion: CompletionForm | None = None
+    # training text made from the reply's summary, if it has one (entigraph); none if omitted
+    record: RecordTemplates | None = None
+    # for `augment plan`: expected completion tokens per chunk token, and items per reply
+    expect_completion: float = Field(0.5, gt=0)
+    expect_items: int = Field(8, ge=1)
+
+    _parser = field_validator("parser")(_known_parser)
 
 
 class PromptHeader(BaseModel):
@@ -90,6 +117,9 @@ class PromptHeader(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     version: str
     description: str = ""
+    # single: one request per chunk (and variant, sample); entigraph / active-reading: the `first`
+    # step's reply on a chunk gives the tasks (entity groups / study strategies) of the second step
+    kind: Literal["single", "entigraph", "active-reading"] = "single"
     parser: str
     fields: list[str] = Field(default_factory=lambda: ["text"])
     temperature: float = Field(0.7, ge=0, le=2)
@@ -98,18 +128,37 @@ class PromptHeader(BaseModel):
     variants: list[str] = Field(default_factory=list)
     record: RecordTemplates
     completion: CompletionForm | None = None
+    # for `augment plan`: expected completion tokens per chunk token (capped at max_tokens)
+    expect_completion: float = Field(0.5, gt=0)
+    # multi-step strategies only
+    first: FirstStep | None = None
+    budget_tokens: int | None = Field(None, ge=1, description="default token budget per document")
+    max_items: int = Field(20, ge=1, description="most first-step items used (entities, study strategies)")
+    group_sizes: list[int] = Field(
+        default_factory=lambda: [2, 3], description="entigraph: pairs, then triples"
+    )
 
     @field_validator("version", mode="before")
     @classmethod
     def _version_str(cls, v: Any) -> Any:
         return str(v) if isinstance(v, int | float) else v
 
-    @field_validator("parser")
-    @classmethod
-    def _known_parser(cls, v: str) -> str:
-        if v not in PARSERS:
-            raise ValueError(f"unknown parser '{v}' (available: {', '.join(PARSERS)})")
-        return v
+    _parser = field_validator("parser")(_known_parser)
+
+    @model_validator(mode="after")
+    def _steps(self) -> PromptHeader:
+        if self.kind == "single" and self.first is not None:
+            raise ValueError("'first' is only for multi-step kinds (entigraph, active-reading)")
+        if self.kind != "single":
+            if self.first is None:
+                raise ValueError(f"kind '{self.kind}' needs a 'first' step")
+            if self.variants:
+                raise ValueError(f"kind '{self.kind}' takes no variants (its tasks come from the first step)")
+            if self.budget_tokens is None:
+                raise ValueError(f"kind '{self.kind}' needs budget_tokens (tokens per document)")
+        if not self.group_sizes or any(n < 1 for n in self.group_sizes):
+            raise ValueError("group_sizes must list group sizes of 1 or more")
+        return self
 
 
 _VAR = re.compile(r"\{\{-?\s*([A-Za-z_]\w*)\s*-?\}\}")
@@ -188,6 +237,16 @@ class Strategy:
         Structured output needs an object at the top level, so the list sits under "items"; the
         json_list parser reads both shapes.
         """
+        if self.header.parser == "entities":
+            return {
+                "type": "object",
+                "properties": {
+                    "summary": {"type": "string"},
+                    "entities": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["summary", "entities"],
+                "additionalProperties": False,
+            }
         if self.header.parser != "json_list":
             return None
         item = {
@@ -212,9 +271,15 @@ class Strategy:
             self._templates[what] = _compile(self.path, getattr(self.header.record, what), f"record.{what}")
         return self._templates[what]
 
-    def render(self, chunk: Chunk, variant: str = "") -> str:
+    def render(self, chunk: Chunk, variant: str = "", context: dict[str, str] | None = None) -> str:
         return _render(
-            self.path, self._prompt_template, "prompt", title=chunk.title, chunk=chunk.text, variant=variant
+            self.path,
+            self._prompt_template,
+            "prompt",
+            title=chunk.title,
+            chunk=chunk.text,
+            variant=variant,
+            **(context or {}),
         )
 
     def _completion_template(self, what: str, source: str) -> jinja2.Template | _Substitution:
@@ -223,11 +288,14 @@ class Strategy:
             self._templates[key] = _compile(self.path, source, key)
         return self._templates[key]
 
-    def render_completion(self, chunk: Chunk, variant: str = "") -> tuple[str, str]:
+    def render_completion(
+        self, chunk: Chunk, variant: str = "", context: dict[str, str] | None = None
+    ) -> tuple[str, str]:
         """(prompt, primer) in completion style; without a `completion` header, the chat prompt as text."""
         form = self.header.completion
+        context = context or {}
         if form is None:
-            return self.render(chunk, variant) + "\n\n", ""
+            return self.render(chunk, variant, context) + "\n\n", ""
         if isinstance(form.example, dict):
             if variant not in form.example:
                 raise ConfigError(f"{self.path}: completion.example has no entry for variant '{variant}'")
@@ -240,7 +308,14 @@ class Strategy:
         shot = "\n\n".join(
             [
                 _render(self.path, block, "document block", title=ex_title, chunk=ex_text, variant=variant),
-                _render(self.path, instruction, "completion.instruction", title=ex_title, variant=variant),
+                _render(
+                    self.path,
+                    instruction,
+                    "completion.instruction",
+                    title=ex_title,
+                    variant=variant,
+                    **form.example_vars,
+                ),
             ]
         )
         primer = _render(
@@ -249,13 +324,21 @@ class Strategy:
             "completion.primer",
             title=chunk.title,
             variant=variant,
+            **context,
         )
         query = "\n\n".join(
             [
                 _render(
                     self.path, block, "document block", title=chunk.title, chunk=chunk.text, variant=variant
                 ),
-                _render(self.path, instruction, "completion.instruction", title=chunk.title, variant=variant),
+                _render(
+                    self.path,
+                    instruction,
+                    "completion.instruction",
+                    title=chunk.title,
+                    variant=variant,
+                    **context,
+                ),
             ]
         )
         prompt = f"{shot}\n{example.strip()}\n{SEPARATOR}\n\n{query}\n{primer}"
@@ -274,46 +357,74 @@ class Strategy:
         style: str = "chat",
     ) -> list[GenRequest]:
         """One request per (variant, sample) of this chunk, in `style` chat or completion."""
+        return [
+            self.request(
+                chunk,
+                variant=variant,
+                sample=sample,
+                backend=backend,
+                model=model,
+                seed=seed,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                style=style,
+            )
+            for variant in self.header.variants or [""]
+            for sample in range(samples or self.header.samples)
+        ]
+
+    def request(
+        self,
+        chunk: Chunk,
+        *,
+        variant: str,
+        sample: int,
+        backend: str,
+        model: str,
+        seed: int,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        style: str = "chat",
+        context: dict[str, str] | None = None,
+        step: str = "",
+        strategy: str | None = None,
+    ) -> GenRequest:
+        """The request for one variant and sample of this chunk; `context` adds template variables."""
         chat = style == "chat"
         form = self.header.completion
         temperature = self.header.temperature if temperature is None else temperature
         if max_tokens is None:
             own = None if chat or form is None else form.max_tokens
             max_tokens = own or self.header.max_tokens
-        requests = []
-        for variant in self.header.variants or [""]:
-            if chat:
-                prompt, primer, stop = self.render(chunk, variant), "", ()
-            else:
-                prompt, primer = self.render_completion(chunk, variant)
-                stop = (*COMPLETION_STOP, *(form.stop if form else ()))
-            for sample in range(samples or self.header.samples):
-                parts: tuple[object, ...] = (backend, model, prompt, temperature, max_tokens, seed, sample)
-                if not chat:
-                    parts += ("completion", primer, *stop)
-                key = sha256_hex("\x1f".join(map(str, parts)))
-                requests.append(
-                    GenRequest(
-                        key=key,
-                        prompt=prompt,
-                        temperature=temperature,
-                        max_tokens=max_tokens,
-                        seed=seed,
-                        strategy=self.name,
-                        parser=self.header.parser,
-                        fields=self.fields_for(chat),
-                        source=chunk.text,
-                        variant=variant,
-                        sample=sample,
-                        schema=self.schema if chat else None,
-                        chat=chat,
-                        primer=primer,
-                        stop=stop,
-                    )
-                )
-        return requests
+        if chat:
+            prompt, primer, stop = self.render(chunk, variant, context), "", ()
+        else:
+            prompt, primer = self.render_completion(chunk, variant, context)
+            stop = (*COMPLETION_STOP, *(form.stop if form else ()))
+        parts: tuple[object, ...] = (backend, model, prompt, temperature, max_tokens, seed, sample)
+        if not chat:
+            parts += ("completion", primer, *stop)
+        return GenRequest(
+            key=sha256_hex("\x1f".join(map(str, parts))),
+            prompt=prompt,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            strategy=strategy or self.name,
+            parser=self.header.parser,
+            fields=self.fields_for(chat),
+            source=chunk.text,
+            variant=variant,
+            sample=sample,
+            schema=self.schema if chat else None,
+            chat=chat,
+            primer=primer,
+            stop=stop,
+            step=step,
+            context=dict(context or {}),
+        )
 
-    def parse(self, text: str, finish_reason: str = "stop", chat: bool = True) -> Parsed:
+    def parse(self, text: str, finish_reason: str = "stop", chat: bool = True, step: str = "") -> Parsed:
         """Items from a reply; a reply cut off by max_tokens loses its last, unfinished item or sentence."""
         try:
             parsed = PARSERS[self.header.parser](text, self.fields_for(chat))
@@ -326,11 +437,20 @@ class Strategy:
         return parsed
 
     def records(
-        self, chunk: Chunk, req: GenRequest, result: GenResult, parsed: Parsed, *, backend: str, model: str
+        self,
+        chunk: Chunk,
+        req: GenRequest,
+        result: GenResult,
+        parsed: Parsed,
+        *,
+        backend: str,
+        model: str,
+        parents: list[dict[str, str]] | None = None,
     ) -> list[dict[str, Any]]:
+        """Records from a parsed reply; `parents` names the earlier steps' requests it was built on."""
         out = []
         for i, item in enumerate(parsed.items):
-            ctx = {"title": chunk.title, "variant": req.variant, **item}
+            ctx = {"title": chunk.title, "variant": req.variant, **req.context, **item}
             user = _render(self.path, self._template("user"), "record.user", **ctx)
             assistant = _render(self.path, self._template("assistant"), "record.assistant", **ctx)
             out.append(
@@ -362,8 +482,14 @@ class Strategy:
                         "prompt_tokens": result.usage.prompt_tokens,
                         "completion_tokens": result.usage.completion_tokens,
                     },
+                    "request": req.key[:16],
                 }
             )
+            if req.step:
+                out[-1]["step"] = req.step
+                out[-1]["task"] = dict(req.context)
+            if parents:
+                out[-1]["parents"] = parents
         return out
 
 
@@ -457,10 +583,22 @@ def load_strategy(path: Path, prompts_dir: Path | None = None) -> Strategy:
     block_path, block = _document_block(prompts_dir)
     # the example document is part of every completion-style prompt, hence of its request keys
     ex_title, ex_text = _example_document(prompts_dir)
-    strategy = Strategy(header, path, body, block, sha256_hex(block + "\x1f" + text), (ex_title, ex_text))
+    from augment.strategies.deep import DeepStrategy  # deep.py builds on this module
+
+    cls = Strategy if header.kind == "single" else DeepStrategy
+    strategy = cls(header, path, body, block, sha256_hex(block + "\x1f" + text), (ex_title, ex_text))
+    parts = [strategy] + ([strategy.first] if isinstance(strategy, DeepStrategy) else [])
+    for part in parts:
+        _check_templates(part, path)
+    return strategy
+
+
+def _check_templates(strategy: Strategy, path: Path) -> None:
+    """Fail at load time on a template syntax error or an inconsistent completion form, not mid-run."""
     for what in ("text", "user", "assistant"):
-        strategy._template(what)  # fail now on a template syntax error, not mid-run
+        strategy._template(what)
     _ = strategy._prompt_template
+    header = strategy.header
     form = header.completion
     if form is not None:
         if form.fields and not set(form.fields) <= set(header.fields):
@@ -468,7 +606,6 @@ def load_strategy(path: Path, prompts_dir: Path | None = None) -> Strategy:
         missing = [v for v in header.variants if isinstance(form.example, dict) and v not in form.example]
         if missing or (isinstance(form.example, dict) and not header.variants):
             raise ConfigError(f"{path}: completion.example needs one entry per variant (missing: {missing})")
-    return strategy
 
 
 def load_strategies(names: list[str], prompts_dir: Path | None = None) -> list[Strategy]:

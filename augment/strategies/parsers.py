@@ -21,6 +21,7 @@ from augment.errors import ParseError
 class Parsed:
     items: list[dict[str, str]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)  # reply-level fields (an entity list's summary)
 
 
 _FENCE = re.compile(r"```[\w+-]*[ \t]*\n(.*?)(?:^```|\Z)", re.DOTALL | re.MULTILINE)
@@ -192,8 +193,67 @@ def parse_text(text: str, fields: tuple[str, ...]) -> Parsed:
     return Parsed(items=[{(fields[0] if fields else "text"): body}])
 
 
+_SUMMARY = re.compile(r"^\s*[*_]*summary[*_]*\s*[:：][*_]*\s*(.*)$", re.IGNORECASE)
+_ENTITIES = re.compile(r"^\s*[*_]*(?:salient\s+)?entities[*_]*\s*[:：][*_]*\s*(.*)$", re.IGNORECASE)
+MAX_ENTITY_WORDS = 10
+
+
+def _clean_entity(raw: Any) -> str:
+    if isinstance(raw, dict):  # {"name": ..., "type": ...}
+        raw = raw.get("name") or raw.get("entity") or next(iter(raw.values()), "")
+    name = " ".join(str(raw).split()).strip("\"'`*_ ").rstrip(".,;:")
+    return re.sub(r"^\d{1,3}[.)]\s*", "", name)
+
+
+def parse_entities(text: str, fields: tuple[str, ...]) -> Parsed:
+    """Salient entities and an optional summary: a JSON object {"summary", "entities": [...]} (EntiGraph's
+    format), a JSON list of names, or text with a 'Summary:' line and the names as a list or after 'Entities:'."""
+    field_name = fields[0] if fields else "entity"
+    if not text.strip():
+        raise ParseError("empty response")
+    summary, names = "", []
+    try:
+        data = _find_json(text)
+    except ParseError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("entities"), list):
+        summary, names = str(data.get("summary") or ""), data["entities"]
+    elif isinstance(data, list) and data and all(isinstance(x, str | dict) for x in data):
+        names = data
+    else:
+        current = None
+        for line in strip_wrapping(text).splitlines():
+            if m := _SUMMARY.match(line):
+                summary, current = m.group(1), "summary"
+            elif m := _ENTITIES.match(line):
+                current = "entities"
+                names += [p for p in re.split(r"[;,]\s*", m.group(1)) if p.strip()]
+            elif m := _ITEM.match(line):
+                names.append(m.group(1))
+                current = "entities"
+            elif line.strip() and current == "summary":
+                summary += " " + line.strip()
+            elif not line.strip() and current == "summary":
+                current = None
+    out = Parsed(meta={"summary": " ".join(summary.split())} if summary.strip() else {})
+    seen: set[str] = set()
+    for raw in names:
+        name = _clean_entity(raw)
+        if not name or name.lower() in seen:
+            continue
+        if len(name.split()) > MAX_ENTITY_WORDS:
+            out.rejected.append(f"entity longer than {MAX_ENTITY_WORDS} words")
+            continue
+        seen.add(name.lower())
+        out.items.append({field_name: name})
+    if not out.items:
+        raise ParseError("no entities found")
+    return out
+
+
 PARSERS: dict[str, Callable[[str, tuple[str, ...]], Parsed]] = {
     "json_list": parse_json_list,
     "numbered_list": parse_numbered_list,
     "text": parse_text,
+    "entities": parse_entities,
 }

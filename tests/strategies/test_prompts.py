@@ -113,7 +113,8 @@ def test_bad_prompt_files_name_the_file_and_the_problem(tmp_path: Path, text: st
 
 def test_unknown_strategy_lists_the_available_ones():
     with pytest.raises(
-        ConfigError, match=r"Unknown strategy 'quiz'. Available: inferences, notes, paraphrase, qa"
+        ConfigError,
+        match=r"Unknown strategy 'quiz'. Available: active-reading, entigraph, inferences, notes, paraphrase, qa",
     ):
         load_strategies(["qa", "quiz"])
 
