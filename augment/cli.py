@@ -711,6 +711,7 @@ def strategies_cmd(prompts_dir: PromptsDirOpt = None) -> None:
             [
                 name,
                 s.version,
+                s.header.kind,
                 s.header.parser,
                 ", ".join(s.header.variants) or "-",
                 s.header.description,
@@ -718,7 +719,9 @@ def strategies_cmd(prompts_dir: PromptsDirOpt = None) -> None:
             ]
         )
     console = out_console()
-    console.print(table("strategies", ["name", "version", "parser", "variants", "description", "from"], rows))
+    console.print(
+        table("strategies", ["name", "version", "kind", "parser", "variants", "description", "from"], rows)
+    )
     console.print(f"built-in prompts: {builtin_prompts_dir()}", soft_wrap=True)
     if prompts_dir:
         console.print(

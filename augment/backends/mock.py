@@ -177,6 +177,8 @@ def _salient(text: str) -> list[str]:
     found += _YEAR.findall(text)
     common = Counter(w.lower() for w in re.findall(r"\b[a-z]{6,}\b", text) if w.lower() not in _STOP)
     found += [w for w, n in common.items() if n > 1]
+    if not found:  # a one-line definition: its longest words
+        found = sorted({w for w in re.findall(r"[A-Za-z]{5,}", text) if w.lower() not in _STOP}, key=len)[-3:]
     counts = Counter(found)
     return sorted(dict.fromkeys(found), key=lambda n: -counts[n])
 

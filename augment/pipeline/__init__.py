@@ -298,6 +298,10 @@ async def _generate_records(
                 **parsed.meta,
                 "tasks": len(tasks),
                 "budget_tokens": dw.budget,
+                "usage": {
+                    "prompt_tokens": outcome.result.usage.prompt_tokens if outcome.result else 0,
+                    "completion_tokens": outcome.result.usage.completion_tokens if outcome.result else 0,
+                },
             }
             step_writers[dw.strategy.name].write_line(dumps(row) + "\n")
 

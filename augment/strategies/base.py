@@ -20,8 +20,13 @@ A prompt file is Markdown with a YAML front-matter header:
       stop: []                   # extra stop strings
       fields: [question, answer]  # optional: fewer fields than the chat form asks for
       max_tokens: 384            # optional cap for this form (base models rarely end a list themselves)
+      example_vars: {}           # multi-step: the worked example's task variables
+    expect_completion: 1.2       # for `augment plan`: completion tokens per chunk token
+    kind: single                 # or entigraph / active-reading (two steps, see strategies/deep.py):
+    first: {...}                 #   the first step (instruction, parser, fields, completion ...)
+    budget_tokens: 12000         #   tokens per document, first step included
     ---
-    The instruction (Jinja2: title, chunk, variant).
+    The instruction (Jinja2: title, chunk, variant, and a multi-step task's variables).
 
 Chat style (models with a chat template, or any chat endpoint): the shared document block
 (`_document.md`: the title and the chunk) comes first and the strategy's instruction follows it,

@@ -8,6 +8,7 @@ so the rest of the reply still counts.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable
@@ -212,10 +213,16 @@ def parse_entities(text: str, fields: tuple[str, ...]) -> Parsed:
     if not text.strip():
         raise ParseError("empty response")
     summary, names = "", []
-    try:
-        data = _find_json(text)
-    except ParseError:
-        data = None
+    data: Any = None
+    start = text.find("{")  # the object first: _find_json would take its inner list for the payload
+    if start >= 0:
+        with contextlib.suppress(json.JSONDecodeError):
+            data = json.JSONDecoder().raw_decode(text, start)[0]
+    if not (isinstance(data, dict) and isinstance(data.get("entities"), list)):
+        try:
+            data = _find_json(text)
+        except ParseError:
+            data = None
     if isinstance(data, dict) and isinstance(data.get("entities"), list):
         summary, names = str(data.get("summary") or ""), data["entities"]
     elif isinstance(data, list) and data and all(isinstance(x, str | dict) for x in data):
