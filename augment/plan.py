@@ -18,9 +18,8 @@ from typing import Any
 
 from augment.backends.base import resolve_auto
 from augment.config import RunConfig
-from augment.errors import AugmentError
-from augment.ingest import Chunker, Skipped, ingest
-from augment.pipeline import build_requests, cost
+from augment.ingest import Chunker, Skipped
+from augment.pipeline import build_requests, cost, read_documents
 from augment.pipeline.deep import chunk_budgets
 from augment.strategies import Strategy, load_strategies
 from augment.strategies.deep import DeepStrategy, Task
@@ -167,15 +166,7 @@ def _deep_estimate(
 def plan(inputs: list[str], config: RunConfig, on_skip: Any = None) -> Plan:
     strategies = load_strategies(config.strategies, config.prompts_dir)
     tokenizer = Tokenizer(config.tokenizer)
-    ingested = ingest(
-        inputs,
-        patterns=config.glob,
-        text_field=config.text_field,
-        title_field=config.title_field,
-        on_skip=on_skip or (lambda s: None),
-    )
-    if not ingested.documents:
-        raise AugmentError(f"No documents in {', '.join(inputs)} ({len(ingested.skipped)} skipped)")
+    ingested = read_documents(inputs, config, on_skip or (lambda s: None))
     chunks = list(Chunker(tokenizer, config.chunk_tokens, config.chunk_overlap).chunk_all(ingested.documents))
     style, why = planned_style(config)
     # the backend's name and model only enter request keys, never prompts: any value renders the same

@@ -23,7 +23,7 @@ from augment import __version__
 from augment.backends import Backend, get_backend
 from augment.config import RunConfig
 from augment.errors import AugmentError
-from augment.ingest import SUPPORTED, Chunker, Skipped, ingest
+from augment.ingest import SUPPORTED, Chunker, IngestResult, Skipped, ingest
 from augment.io import dumps, sha256_hex, write_json, write_jsonl
 from augment.pipeline.cache import ResponseCache
 from augment.pipeline.deep import DeepWork, chunk_budgets
@@ -157,6 +157,24 @@ def build_requests(
     return out
 
 
+def read_documents(inputs: list[str], config: RunConfig, on_skip: Callable[[Skipped], None]) -> IngestResult:
+    """The documents `inputs` name, or a one-line error when there are none."""
+    ingested = ingest(
+        inputs,
+        patterns=config.glob,
+        text_field=config.text_field,
+        title_field=config.title_field,
+        on_skip=on_skip,
+    )
+    if not ingested.documents:
+        looked = ", ".join(config.glob or [f"*{s}" for s in SUPPORTED])
+        raise AugmentError(
+            f"No documents in {', '.join(inputs)} (looked for {looked}; {len(ingested.skipped)} skipped)."
+            " Use --glob to change what is read."
+        )
+    return ingested
+
+
 def generate(
     inputs: list[str],
     run_dir: Path,
@@ -169,20 +187,7 @@ def generate(
     t0 = time.perf_counter()
     strategies = load_strategies(config.strategies, config.prompts_dir)
     tokenizer = Tokenizer(config.tokenizer)
-
-    ingested = ingest(
-        inputs,
-        patterns=config.glob,
-        text_field=config.text_field,
-        title_field=config.title_field,
-        on_skip=hooks.on_skip,
-    )
-    if not ingested.documents:
-        looked = ", ".join(config.glob or [f"*{s}" for s in SUPPORTED])
-        raise AugmentError(
-            f"No documents in {', '.join(inputs)} (looked for {looked}; {len(ingested.skipped)} skipped)."
-            " Use --glob to change what is read."
-        )
+    ingested = read_documents(inputs, config, hooks.on_skip)
     backend = backend or get_backend(config)  # after the input checks: loading a model takes a while
     run_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(run_dir / "documents.jsonl", (d.to_dict() for d in ingested.documents))
