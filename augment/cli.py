@@ -639,6 +639,17 @@ def stats(
             [[k, v, s["record_tokens"][k]] for k, v in s["records"].items()],
         )
     )
+    if s["multi_step"]:
+        console.print(
+            table(
+                "multi-step strategies",
+                ["strategy", "chunks", "tasks found", "tasks sent", "tokens spent", "budget"],
+                [
+                    [k, m["chunks"], m["tasks"], m["sent"], m["spent_tokens"], m["budget_tokens"]]
+                    for k, m in s["multi_step"].items()
+                ],
+            )
+        )
     if s["failures"]:
         console.print(
             table("failures by reason", ["reason", "count"], [[k, v] for k, v in s["failures"].items()])

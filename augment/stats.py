@@ -54,6 +54,7 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         "retries": saved.get("this_run", {}).get("retries"),
         "records": dict(records),
         "record_tokens": dict(record_tokens),
+        "multi_step": saved.get("multi_step", {}),
         "failures": dict(failures.most_common()),
         "usage": {
             "prompt_tokens": saved.get("prompt_tokens", 0),

@@ -176,5 +176,8 @@ def test_plan_and_budget_flags_in_the_cli(tmp_path: Path, cli):
     r = cli("generate", docs, "-o", tmp_path / "run", *common, "--quiet", "--no-curate", "--no-export")
     assert r.code == 0, r.err
     assert "entigraph: tasks sent / found" in r.out and "tokens spent / budget" in r.out
+    assert "multi-step strategies" in cli("stats", tmp_path / "run").out
+    stats = json.loads(cli("stats", tmp_path / "run", "--json").out)
+    assert stats["multi_step"]["entigraph"]["budget_tokens"] == 3000 * 4  # documents
     r = cli("plan", docs, "--backend", "mock", "--budget-scope", "galaxy")
     assert r.code == 2 and "budget_scope" in r.err and len(r.err.strip().splitlines()) == 1
