@@ -51,6 +51,7 @@ class DeepWork:
     spent: int = 0  # tokens of the replies so far (first step included)
     scale: float = 1.0  # the backend's prompt tokens per estimated token (from the first step)
     failed: int = 0
+    _held: tuple[GenRequest, int] | None = None  # the task that did not fit the last wave, rendered
 
     def start(self, req: GenRequest, result: GenResult | None, tasks: list[Task]) -> None:
         """The first step came back (`tasks` empty if it failed)."""
@@ -78,9 +79,10 @@ class DeepWork:
         left = self.budget - self.spent
         out = []
         while self.next < len(self.tasks):
-            req = build(self.tasks[self.next])
-            worst = self.worst(req)
+            req, worst = self._held or (req := build(self.tasks[self.next]), self.worst(req))
+            self._held = None
             if worst > left:
+                self._held = (req, worst)  # not rendered again for the next wave
                 break
             left -= worst
             out.append((req, worst))
