@@ -75,6 +75,13 @@ BudgetTokensOpt = Annotated[
 BudgetScopeOpt = Annotated[
     str | None, typer.Option(help="--budget-tokens per 'document' (default) or for the whole 'corpus'.")
 ]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print a JSON summary on stdout (counts, tokens, failures, paths).")
+]
+CurateOpt = Annotated[
+    bool | None, typer.Option("--curate/--no-curate", help="Dedup and filter before exporting.")
+]
+ExportOpt = Annotated[bool | None, typer.Option("--export/--no-export", help="Write training shards.")]
 
 
 @app.callback()
@@ -139,24 +146,49 @@ def generate(
     mock_malformed_rate: Annotated[
         float | None, typer.Option(help="Mock backend: fraction of bad replies.")
     ] = None,
-    curate: Annotated[
-        bool | None, typer.Option("--curate/--no-curate", help="Dedup and filter before exporting.")
-    ] = None,
+    curate: CurateOpt = None,
     decontaminate: DecontaminateOpt = None,
     semantic_dedup: SemanticOpt = None,
     judge: JudgeOpt = None,
-    export: Annotated[
-        bool | None, typer.Option("--export/--no-export", help="Write shards after generating.")
-    ] = None,
+    export: ExportOpt = None,
     fmt: FormatOpt = None,
     val_fraction: ValFractionOpt = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="K/N: generate only part K (from 0) of N, into RUN/parts/; then 'augment merge RUN'."
+        ),
+    ] = None,
+    engine: Annotated[
+        str, typer.Option(help="local (this process) or ray (a Ray Data job; extra 'ray').")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="--engine ray: cluster address (default: $RAY_ADDRESS or a local one).")
+    ] = None,
+    ray_actors: Annotated[
+        int | None, typer.Option(help="--engine ray: generation actors (default: one per GPU, else 2).")
+    ] = None,
+    as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Read DOCS, generate every strategy for every chunk, and export training shards."""
+    """Read DOCS, generate every strategy for every chunk, and export training shards.
+
+    Exit code 0 only when the run is complete (every request answered); 1 when it stopped at a
+    budget or requests failed in the backend (re-run the same command to continue).
+    """
     from augment.config import load_config
     from augment.console import Reporter, err_console
     from augment.pipeline import Hooks
     from augment.pipeline import generate as run_generate
+    from augment.pipeline.parts import Shard
+
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"--engine must be local or ray, got '{engine}'")
+    part = Shard.parse(shard) if shard is not None else None
+    if part is not None and engine == "ray":
+        raise ConfigError(
+            "--shard splits a corpus over independent local jobs; --engine ray does that itself"
+        )
 
     cfg = load_config(
         config,
@@ -206,19 +238,66 @@ def generate(
     console = err_console()
     with Reporter(console, quiet=quiet) as rep:
         hooks = Hooks(on_skip=rep.skip, on_start=rep.start, on_advance=rep.advance)
-        summary = run_generate(docs, output, cfg, hooks)
+        if engine == "ray":
+            from augment.engines.ray import generate_ray
+
+            summary = generate_ray(docs, output, cfg, hooks, address=ray_address, actors=ray_actors)
+        else:
+            summary = run_generate(docs, output, cfg, hooks, shard=part)
     has_records = sum(summary.records.values()) > 0
-    curated = _curate(output, cfg, quiet) if cfg.curate and has_records else None
-    shards = _export(output, cfg) if cfg.export and has_records else None
-    _print_generate_summary(summary, shards)
-    if curated is not None:
-        _print_curate_summary(curated)
+    # a part is curated only after the merge: dedup must see every part's records
+    finish = part is None and has_records
+    curated = _curate(output, cfg, quiet or as_json) if cfg.curate and finish else None
+    shards = _export(output, cfg) if cfg.export and finish else None
+    if as_json:
+        print(json.dumps(_batch_summary(summary, curated, shards, str(part) if part else None), indent=2))
+    else:
+        _print_generate_summary(summary, shards)
+        if curated is not None:
+            _print_curate_summary(curated)
+        if part is not None and summary.complete:
+            console.print(
+                f"part {part} written to {summary.run_dir}; when every part is done: augment merge {output}",
+                soft_wrap=True,
+            )
     if summary.state.budget_stopped:
         console.print(
             f"[yellow]stopped at the budget ({summary.state.budget_stopped}): {summary.not_sent} of "
             f"{summary.requests} requests not sent. Re-run to continue; replies received are cached.[/yellow]",
             soft_wrap=True,
         )
+    elif summary.unanswered:
+        console.print(
+            f"[yellow]{summary.unanswered} requests failed in the backend (see failures.jsonl). "
+            "Re-run to send them again; replies received are cached.[/yellow]",
+            soft_wrap=True,
+        )
+    if not summary.complete:
+        raise typer.Exit(1)
+
+
+def _batch_summary(summary: Any, curated: Any, shards: Any, part: str | None) -> dict[str, Any]:
+    """What a batch job needs to know of a generate (or merge): counts, tokens, failures and paths."""
+    from augment.shards import generated_files
+
+    run_dir = Path(summary.run_dir)
+    out = {"run_dir": str(run_dir), "shard": part, **summary.to_dict()}
+    out["paths"] = {
+        "run_json": str(run_dir / "run.json"),
+        "stats": str(run_dir / "stats.json"),
+        "documents": str(run_dir / "documents.jsonl"),
+        "generated": [str(p) for p in generated_files(run_dir)],
+        "failures": str(run_dir / "failures.jsonl"),
+        "curated": str(run_dir / "curated" / "kept.jsonl") if curated is not None else None,
+        "shards": str(Path(shards.out_dir) / "manifest.json") if shards is not None else None,
+    }
+    out["curate"] = curated.to_dict() if curated is not None else None
+    out["export"] = (
+        {"format": shards.format, "counts": shards.counts, "tokens": shards.tokens}
+        if shards is not None
+        else None
+    )
+    return out
 
 
 def _export(run_dir: Path, cfg: Any):
@@ -309,6 +388,47 @@ def _run_config(run_dir: Path, config: Path | None, overrides: dict[str, Any]):
     return build_config(values, str(config) if config else "flags")
 
 
+@app.command("merge")
+def merge_cmd(
+    run_dir: RunDirArg,
+    curate: CurateOpt = None,
+    export: ExportOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Combine the parts of a sharded run (generate --shard K/N) into RUN, then curate and export.
+
+    Refuses, with exit code 1, unless every part is there and complete. Dedup runs on the merged
+    records, so it is global across parts.
+    """
+    from augment.console import out_console
+    from augment.pipeline.parts import merge
+
+    merged = merge(run_dir)
+    cfg = _run_config(run_dir, None, dict(curate=curate, export=export))
+    has_records = sum(merged.records.values()) > 0
+    curated = _curate(run_dir, cfg, quiet or as_json) if cfg.curate and has_records else None
+    shards = _export(run_dir, cfg) if cfg.export and has_records else None
+    if as_json:
+        out = merged.to_dict()
+        out["stats"] = json.loads((run_dir / "stats.json").read_text(encoding="utf-8"))
+        out["curate"] = curated.to_dict() if curated is not None else None
+        out["shards"] = str(Path(shards.out_dir) / "manifest.json") if shards is not None else None
+        print(json.dumps(out, indent=2))
+        return
+    out_console().print(
+        f"merged {merged.parts} parts into {run_dir}: {merged.documents} documents, "
+        f"{sum(merged.records.values())} records, {merged.failures} failures",
+        soft_wrap=True,
+    )
+    if curated is not None:
+        _print_curate_summary(curated)
+    if shards is not None:
+        out_console().print(
+            f"shards: {shards.out_dir} ({shards.format}; train {shards.counts['train']}, val {shards.counts['val']})"
+        )
+
+
 @app.command("curate")
 def curate_cmd(
     run_dir: RunDirArg,
@@ -326,6 +446,9 @@ def curate_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Dedup and filter a run's generated records into curated/kept.jsonl and curated/rejected.jsonl."""
+    from augment.pipeline.parts import merge_if_needed
+
+    merge_if_needed(run_dir)  # a sharded run is merged first, so dedup is global
     cfg = _run_config(
         run_dir,
         config,
@@ -353,7 +476,9 @@ def export_cmd(
 ) -> None:
     """Write training shards and manifest.json from a run's (curated) records."""
     from augment.console import out_console
+    from augment.pipeline.parts import merge_if_needed
 
+    merge_if_needed(run_dir)
     overrides = dict(format=fmt, val_fraction=val_fraction, shard_mb=shard_mb, file_formats=file_formats)
     cfg = _run_config(run_dir, None, overrides)
     shards = _export(run_dir, cfg)

@@ -28,6 +28,7 @@ from augment.io import dumps, sha256_hex, write_json, write_jsonl
 from augment.pipeline.cache import ResponseCache
 from augment.pipeline.deep import DeepWork, chunk_budgets
 from augment.pipeline.limits import Limits
+from augment.pipeline.parts import Shard, check_unsharded, prepare_part, write_manifest
 from augment.pipeline.runner import Budget, Outcome, Runner, RunState
 from augment.pipeline.writer import OrderedJsonlWriter
 from augment.strategies import Strategy, load_strategies
@@ -56,6 +57,7 @@ class GenerateSummary:
     chunks: int
     requests: int
     failed_requests: int = 0
+    unanswered: int = 0  # failed in the backend (not cached: a re-run sends them again)
     not_sent: int = 0  # requests left out because the budget was spent
     records: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
@@ -81,6 +83,7 @@ class GenerateSummary:
             "chunks": self.chunks,
             "requests": self.requests,
             "failed_requests": self.failed_requests,
+            "unanswered": self.unanswered,
             "not_sent": self.not_sent,
             "records": dict(self.records),
             "failures": dict(self.failures),
@@ -181,26 +184,47 @@ def generate(
     config: RunConfig,
     hooks: Hooks | None = None,
     backend: Backend | None = None,
+    shard: Shard | None = None,
 ) -> GenerateSummary:
-    """Ingest, chunk and generate every configured strategy into `run_dir` (resumable)."""
+    """Ingest, chunk and generate every configured strategy into `run_dir` (resumable).
+
+    With `shard`, only the documents of that part, into RUN/parts/<part>/ (see pipeline.parts).
+    """
     hooks = hooks or Hooks()
     t0 = time.perf_counter()
     strategies = load_strategies(config.strategies, config.prompts_dir)
     tokenizer = Tokenizer(config.tokenizer)
     ingested = read_documents(inputs, config, hooks.on_skip)
+    corpus = ingested.documents
+    if shard is None:
+        check_unsharded(run_dir)
+        documents, positions = corpus, list(range(len(corpus)))
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = prepare_part(run_dir, shard)
+        positions = [i for i, d in enumerate(corpus) if shard.owns(d.doc_id)]
+        documents = [corpus[i] for i in positions]
     backend = backend or get_backend(config)  # after the input checks: loading a model takes a while
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_jsonl(run_dir / "documents.jsonl", (d.to_dict() for d in ingested.documents))
+    write_jsonl(run_dir / "documents.jsonl", (d.to_dict() for d in documents))
 
     chunker = Chunker(tokenizer, config.chunk_tokens, config.chunk_overlap)
-    chunks = list(chunker.chunk_all(ingested.documents))
+    chunks = list(chunker.chunk_all(documents))
+    # a corpus-wide budget is shared over the chunks of every part, so a part needs them all
+    corpus_chunks = (
+        list(chunker.chunk_all(corpus))
+        if shard is not None
+        and config.budget_scope == "corpus"
+        and any(isinstance(s, DeepStrategy) for s in strategies)
+        else chunks
+    )
     style = prompt_style(config, backend)
     work = build_requests(chunks, strategies, config, backend.identity, backend.model, style)
 
     summary = GenerateSummary(
         run_dir=run_dir,
         files=ingested.files,
-        documents=len(ingested.documents),
+        documents=len(documents),
         skipped=ingested.skipped,
         chunks=len(chunks),
         requests=len(work),
@@ -214,14 +238,16 @@ def generate(
         "strategies": {
             s.name: {"version": s.version, "sha256": s.sha256, "path": str(s.path)} for s in strategies
         },
-        "source_fingerprint": sha256_hex("".join(sorted(d.sha256 for d in ingested.documents))),
+        "source_fingerprint": sha256_hex("".join(sorted(d.sha256 for d in corpus))),
         "versions": versions(),
         "argv": sys.argv[1:],
         "complete": False,
     }
+    if shard is not None:
+        run_info["shard"] = str(shard)
     write_json(run_dir / "run.json", run_info)
     try:
-        asyncio.run(_generate_records(backend, work, run_dir, config, summary, hooks, style))
+        asyncio.run(_generate_records(backend, work, run_dir, config, summary, hooks, style, corpus_chunks))
     finally:
         summary.seconds = time.perf_counter() - t0
         summary.cost = cost(config, summary.prompt_tokens, summary.completion_tokens)
@@ -229,6 +255,8 @@ def generate(
         run_info["complete"] = summary.complete
         run_info["timings"] = {"generate_s": round(summary.seconds, 3)}
         write_json(run_dir / "run.json", run_info)
+    if shard is not None and summary.complete:
+        write_manifest(run_dir, shard, positions, run_info)
     return summary
 
 
@@ -240,6 +268,7 @@ async def _generate_records(
     summary: GenerateSummary,
     hooks: Hooks,
     style: str,
+    corpus_chunks: list[Chunk] | None = None,
 ) -> None:
     by_name = {s.name: s for _, s, _ in work}
 
@@ -271,7 +300,7 @@ async def _generate_records(
     deep_names = [n for n in names if isinstance(by_name[n], DeepStrategy)]
     step_writers = {name: OrderedJsonlWriter(run_dir / "steps" / f"{name}.jsonl") for name in deep_names}
     failures = OrderedJsonlWriter(run_dir / "failures.jsonl")
-    deep = _deep_work(work, config)
+    deep = _deep_work(work, config, corpus_chunks)
 
     def fail(reason: str, chunk: Chunk, strategy: Strategy, req: GenRequest, raw: str | None) -> None:
         summary.failures[reason] += 1
@@ -285,6 +314,7 @@ async def _generate_records(
         }
         if req.step:
             row["step"] = req.step
+            row["wave"] = state.round
         if raw is not None:
             row["raw"] = raw[:2000]
         failures.write_line(dumps(row) + "\n")
@@ -359,6 +389,7 @@ async def _generate_records(
                 if outcome.parsed is None:
                     summary.failed_requests += 1
                     state.failed += 1
+                    summary.unanswered += outcome.result is None
                     raw = outcome.result.text if outcome.result is not None else None
                     fail(outcome.error or "backend_error", chunk, strategy, req, raw)
                     hooks.on_advance(outcome)
@@ -377,6 +408,8 @@ async def _generate_records(
                 )
                 out = writers[strategy.name]
                 for rec in records:
+                    if dw is not None:
+                        rec["wave"] = state.round  # the order a merge of sharded parts restores
                     out.write_line(dumps(rec) + "\n")
                 summary.records[strategy.name] += len(records)
                 hooks.on_advance(outcome)
@@ -387,7 +420,7 @@ async def _generate_records(
                 for dw in deep.values()
                 for req, worst in dw.wave(task_request(dw))
             ]
-        summary.complete = summary.not_sent == 0 and not state.budget_stopped
+        summary.complete = summary.not_sent == 0 and not state.budget_stopped and summary.unanswered == 0
     finally:
         summary.multi_step = _multi_step_summary(deep)
         try:
@@ -399,16 +432,21 @@ async def _generate_records(
 
 
 def _deep_work(
-    work: list[tuple[Chunk, Strategy, GenRequest]], config: RunConfig
+    work: list[tuple[Chunk, Strategy, GenRequest]],
+    config: RunConfig,
+    corpus_chunks: list[Chunk] | None = None,
 ) -> dict[tuple[str, str], DeepWork]:
-    """A DeepWork (budget, tasks, spending) for every chunk of every multi-step strategy."""
+    """A DeepWork (budget, tasks, spending) for every chunk of every multi-step strategy; budgets
+    are shared over `corpus_chunks` (all chunks of the corpus, when this is one part of it)."""
     chunks = list({c.chunk_id: c for c, _, _ in work}.values())
     count = Tokenizer(config.tokenizer).count
     out = {}
     for strategy in {s.name: s for _, s, _ in work}.values():
         if not isinstance(strategy, DeepStrategy):
             continue
-        budgets = chunk_budgets(chunks, config.budget_tokens or strategy.budget_tokens, config.budget_scope)
+        budgets = chunk_budgets(
+            corpus_chunks or chunks, config.budget_tokens or strategy.budget_tokens, config.budget_scope
+        )
         for c in chunks:
             out[(c.chunk_id, strategy.name)] = DeepWork(c, strategy, budgets[c.chunk_id], count)
     return out
