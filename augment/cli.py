@@ -239,7 +239,7 @@ def generate(
     with Reporter(console, quiet=quiet) as rep:
         hooks = Hooks(on_skip=rep.skip, on_start=rep.start, on_advance=rep.advance)
         if engine == "ray":
-            from augment.engines.ray import generate_ray
+            from augment.pipeline.ray_engine import generate_ray
 
             summary = generate_ray(docs, output, cfg, hooks, address=ray_address, actors=ray_actors)
         else:
@@ -247,7 +247,7 @@ def generate(
     has_records = sum(summary.records.values()) > 0
     # a part is curated only after the merge: dedup must see every part's records
     finish = part is None and has_records
-    curated = _curate(output, cfg, quiet or as_json) if cfg.curate and finish else None
+    curated = _curate(output, cfg, quiet or as_json, engine) if cfg.curate and finish else None
     shards = _export(output, cfg) if cfg.export and finish else None
     if as_json:
         print(json.dumps(_batch_summary(summary, curated, shards, str(part) if part else None), indent=2))
@@ -352,12 +352,12 @@ def _print_generate_summary(summary: Any, shards: Any) -> None:
         )
 
 
-def _curate(run_dir: Path, cfg: Any, quiet: bool):
+def _curate(run_dir: Path, cfg: Any, quiet: bool, engine: str = "local"):
     from augment.console import Reporter, err_console
     from augment.curate import curate as run_curate
 
     with Reporter(err_console(), quiet=quiet, label="judging") as rep:
-        return run_curate(run_dir, cfg, on_judge_start=rep.start, on_judge=rep.advance)
+        return run_curate(run_dir, cfg, on_judge_start=rep.start, on_judge=rep.advance, engine=engine)
 
 
 def _print_curate_summary(summary: Any) -> None:
@@ -443,6 +443,9 @@ def curate_cmd(
     copy_threshold: Annotated[
         float | None, typer.Option(help="Share of n-grams copied from the source.")
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="local, or ray: near-duplicate search as Ray Data transforms.")
+    ] = "local",
     quiet: QuietOpt = False,
 ) -> None:
     """Dedup and filter a run's generated records into curated/kept.jsonl and curated/rejected.jsonl."""
@@ -461,7 +464,9 @@ def curate_cmd(
             copy_threshold=copy_threshold,
         ),
     )
-    _print_curate_summary(_curate(run_dir, cfg, quiet))
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"--engine must be local or ray, got '{engine}'")
+    _print_curate_summary(_curate(run_dir, cfg, quiet, engine))
 
 
 @app.command("export")

@@ -130,8 +130,12 @@ def curate(
     backend: Any = None,
     on_judge_start: Callable[[Any], None] = lambda state: None,
     on_judge: Callable[[Any], None] = lambda outcome: None,
+    engine: str = "local",
 ) -> CurateSummary:
-    """Filter and deduplicate RUN/generated/ into RUN/curated/{kept,rejected}.jsonl."""
+    """Filter and deduplicate RUN/generated/ into RUN/curated/{kept,rejected}.jsonl.
+
+    engine "ray": near duplicates are found by Ray Data transforms (same answer, many machines).
+    """
     t0 = time.perf_counter()
     files = generated_files(run_dir)
     if not files:
@@ -171,10 +175,23 @@ def curate(
                 survivors.append(({**rec, "checks": checks}, doc["title"], chunk))
 
     if config.near_dedup and survivors:
-        dedup = MinHashDedup(
-            config.near_threshold, config.near_ngram, config.near_num_perm, config.near_bands, config.seed
-        )
-        matches = dedup.find([rec["text"] for rec, _, _ in survivors])
+        texts = [rec["text"] for rec, _, _ in survivors]
+        if engine == "ray":
+            from augment.pipeline.ray_engine import ray_near_duplicates
+
+            matches = ray_near_duplicates(
+                texts,
+                threshold=config.near_threshold,
+                ngram=config.near_ngram,
+                num_perm=config.near_num_perm,
+                bands=config.near_bands,
+                seed=config.seed,
+            )
+        else:
+            dedup = MinHashDedup(
+                config.near_threshold, config.near_ngram, config.near_num_perm, config.near_bands, config.seed
+            )
+            matches = dedup.find(texts)
         survivors = _drop_matches(survivors, matches, "near_duplicate", rejected, summary)
 
     if config.semantic_dedup and survivors:

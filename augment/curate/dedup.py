@@ -176,7 +176,8 @@ class MinHashDedup:
                         continue
                     seen.add(other)
                     sim = float(np.count_nonzero(sig[j] == sig[other])) / self.num_perm
-                    if sim >= self.threshold and sim > best_j:
+                    # the most similar kept text; of equally similar ones, the earliest
+                    if sim >= self.threshold and (sim > best_j or (sim == best_j and other < best)):
                         best, best_j = other, sim
             if best >= 0:
                 result[int(cand[j])] = (int(cand[best]), best_j)

@@ -30,7 +30,7 @@ from augment.pipeline.deep import DeepWork, chunk_budgets
 from augment.pipeline.limits import Limits
 from augment.pipeline.parts import Shard, check_unsharded, prepare_part, write_manifest
 from augment.pipeline.runner import Budget, Outcome, Runner, RunState
-from augment.pipeline.writer import OrderedJsonlWriter
+from augment.pipeline.writer import OrderedJsonlWriter, Writer
 from augment.strategies import Strategy, load_strategies
 from augment.strategies.deep import DeepStrategy
 from augment.tokens import Tokenizer
@@ -246,8 +246,16 @@ def generate(
     if shard is not None:
         run_info["shard"] = str(shard)
     write_json(run_dir / "run.json", run_info)
+    budgets = deep_budgets(corpus_chunks, strategies, config)
+    cache = ResponseCache(run_dir / "cache.sqlite")
+
+    def open_file(name: str) -> OrderedJsonlWriter:
+        return OrderedJsonlWriter(run_dir / name)
+
     try:
-        asyncio.run(_generate_records(backend, work, run_dir, config, summary, hooks, style, corpus_chunks))
+        asyncio.run(
+            _generate_records(backend, work, open_file, cache, config, summary, hooks, style, budgets)
+        )
     finally:
         summary.seconds = time.perf_counter() - t0
         summary.cost = cost(config, summary.prompt_tokens, summary.completion_tokens)
@@ -263,13 +271,17 @@ def generate(
 async def _generate_records(
     backend: Backend,
     work: list[tuple[Chunk, Strategy, GenRequest]],
-    run_dir: Path,
+    open_file: Callable[[str], Writer],
+    cache: ResponseCache,
     config: RunConfig,
     summary: GenerateSummary,
     hooks: Hooks,
     style: str,
-    corpus_chunks: list[Chunk] | None = None,
+    budgets: dict[str, dict[str, int]],
+    close_backend: bool = True,
 ) -> None:
+    """Send `work` (and the waves of multi-step strategies), write records, first steps and
+    failures in request order to the files `open_file` opens (paths relative to the run directory)."""
     by_name = {s.name: s for _, s, _ in work}
 
     def parse(req: GenRequest, result: GenResult):
@@ -285,7 +297,7 @@ async def _generate_records(
     limits = Limits(getattr(backend, "concurrency", None) or config.concurrency, config.rpm, config.tpm)
     runner = Runner(
         backend,
-        cache=ResponseCache(run_dir / "cache.sqlite"),
+        cache=cache,
         parse=parse,
         limits=limits,
         budget=Budget(
@@ -296,11 +308,11 @@ async def _generate_records(
         max_parse_retries=config.max_parse_retries,
     )
     names = list(dict.fromkeys(s.name for _, s, _ in work))
-    writers = {name: OrderedJsonlWriter(run_dir / "generated" / f"{name}.jsonl") for name in names}
+    writers = {name: open_file(f"generated/{name}.jsonl") for name in names}
     deep_names = [n for n in names if isinstance(by_name[n], DeepStrategy)]
-    step_writers = {name: OrderedJsonlWriter(run_dir / "steps" / f"{name}.jsonl") for name in deep_names}
-    failures = OrderedJsonlWriter(run_dir / "failures.jsonl")
-    deep = _deep_work(work, config, corpus_chunks)
+    step_writers = {name: open_file(f"steps/{name}.jsonl") for name in deep_names}
+    failures = open_file("failures.jsonl")
+    deep = _deep_work(work, config, budgets)
 
     def fail(reason: str, chunk: Chunk, strategy: Strategy, req: GenRequest, raw: str | None) -> None:
         summary.failures[reason] += 1
@@ -428,27 +440,39 @@ async def _generate_records(
                 w.close(complete=summary.complete)
             runner.cache.close()
         finally:
-            await backend.aclose()
+            if close_backend:
+                await backend.aclose()
+
+
+def deep_budgets(
+    chunks: list[Chunk], strategies: list[Strategy], config: RunConfig
+) -> dict[str, dict[str, int]]:
+    """strategy -> chunk_id -> tokens, for the multi-step strategies. `chunks` are every chunk the
+    budget is shared over: with --budget-scope corpus, all of the corpus's, even when this process
+    generates only part of it."""
+    return {
+        s.name: chunk_budgets(chunks, config.budget_tokens or s.budget_tokens, config.budget_scope)
+        for s in strategies
+        if isinstance(s, DeepStrategy)
+    }
 
 
 def _deep_work(
     work: list[tuple[Chunk, Strategy, GenRequest]],
     config: RunConfig,
-    corpus_chunks: list[Chunk] | None = None,
+    budgets: dict[str, dict[str, int]],
 ) -> dict[tuple[str, str], DeepWork]:
-    """A DeepWork (budget, tasks, spending) for every chunk of every multi-step strategy; budgets
-    are shared over `corpus_chunks` (all chunks of the corpus, when this is one part of it)."""
+    """A DeepWork (budget, tasks, spending) for every chunk of every multi-step strategy."""
     chunks = list({c.chunk_id: c for c, _, _ in work}.values())
     count = Tokenizer(config.tokenizer).count
     out = {}
     for strategy in {s.name: s for _, s, _ in work}.values():
         if not isinstance(strategy, DeepStrategy):
             continue
-        budgets = chunk_budgets(
-            corpus_chunks or chunks, config.budget_tokens or strategy.budget_tokens, config.budget_scope
-        )
         for c in chunks:
-            out[(c.chunk_id, strategy.name)] = DeepWork(c, strategy, budgets[c.chunk_id], count)
+            out[(c.chunk_id, strategy.name)] = DeepWork(
+                c, strategy, budgets[strategy.name][c.chunk_id], count
+            )
     return out
 
 

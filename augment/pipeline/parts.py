@@ -311,7 +311,7 @@ def merge(run_dir: Path) -> MergeSummary:
     )
 
     stats = [json.loads((p / "stats.json").read_text(encoding="utf-8")) for p in folders]
-    write_json(run_dir / "stats.json", _sum_stats(stats))
+    write_json(run_dir / "stats.json", sum_stats(stats))
     info = {k: v for k, v in run_infos[0].items() if k not in ("argv", "timings", "shard")}
     info["complete"] = True
     info["timings"] = {
@@ -322,7 +322,7 @@ def merge(run_dir: Path) -> MergeSummary:
     return summary
 
 
-def _sum_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
+def sum_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """stats.json of the merged run: counts summed; files and skipped inputs are the corpus's (every
     part read the same inputs)."""
 

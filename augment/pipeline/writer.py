@@ -13,8 +13,17 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Protocol
 
 FSYNC_EVERY_S = 1.0
+
+
+class Writer(Protocol):
+    """Where the pipeline writes lines in request order: a file here, a batch's rows on Ray."""
+
+    def write_line(self, line: str) -> None: ...
+
+    def close(self, complete: bool = True) -> None: ...
 
 
 class OrderedJsonlWriter:

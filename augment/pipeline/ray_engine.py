@@ -1,0 +1,381 @@
+"""`--engine ray`: the generate stage as a Ray Data job (optional extra `ray`).
+
+The driver reads the documents with the same readers as the local engine (same doc ids) and
+hands them to Ray as a dataset. `map_batches` runs `_Generate` actors, each owning one backend
+for its lifetime — an in-process vLLM engine per GPU actor, a client of an OpenAI-compatible
+server (point actors at a pool with a load balancer's URL), or the mock — and each batch of whole
+documents goes through the local engine's own request loop (chunking, strategies, multi-step
+waves and budgets, parsing), so requests, records and ids are those of a local run. Lines come
+back with the key that puts them in the local engine's order; records are written as Parquet
+(RUN/ray/generated/) and, sorted, as the run directory's usual JSONL files, so curate, export,
+stats and train read a Ray run like any other.
+
+What is per node and what is global: generation is per actor (no shared state; the response
+cache lives in the actor's memory, so a Ray run does not resume from a cache — Ray retries failed
+tasks itself; use `--shard` for resumable jobs); ordering the output is a distributed sort; the
+only all-to-all step in curation is the groupby on band hashes in `ray_near_duplicates`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from augment.config import RunConfig
+from augment.errors import AugmentError, ConfigError
+from augment.io import dumps, write_jsonl
+from augment.types import Document
+
+_KEYS = ["file", "wave", "group", "pos", "chunk", "seq"]
+_COLUMNS = [*_KEYS, "record", "line"]
+
+
+def _init_ray(address: str | None) -> Any:
+    try:
+        import ray
+    except ImportError as e:
+        raise AugmentError("--engine ray needs Ray Data: pip install 'augment[ray]'") from e
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # the driver reports; Ray's bars would fill CI logs
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    return ray
+
+
+class _Lines:
+    """Writers that keep lines in memory with the key that orders them as the local engine does."""
+
+    def __init__(self, positions: dict[str, int], order: dict[str, int]):
+        self.positions = positions
+        self.order = order
+        self.rows: list[dict[str, Any]] = []
+
+    def open(self, name: str) -> _Lines.File:
+        return _Lines.File(self, name)
+
+    class File:
+        def __init__(self, owner: _Lines, name: str):
+            self.owner, self.name = owner, name
+
+        def write_line(self, line: str) -> None:
+            row = json.loads(line)
+            doc_id, _, chunk = row["chunk_id"].rpartition(":")
+            wave = row.get("wave", 1)
+            # failures of later waves go strategy by strategy, as the local engine sends them
+            group = (
+                self.owner.order.get(row["strategy"], 0) if self.name == "failures.jsonl" and wave > 1 else 0
+            )
+            rows = self.owner.rows
+            rows.append(
+                {
+                    "file": self.name,
+                    "wave": wave,
+                    "group": group,
+                    "pos": self.owner.positions[doc_id],
+                    "chunk": int(chunk),
+                    "seq": len(rows),
+                    "record": self.name.startswith("generated/"),
+                    "line": line,
+                }
+            )
+
+        def close(self, complete: bool = True) -> None:
+            pass
+
+
+class _Generate:
+    """A Ray actor: one backend for its lifetime, the local request loop for each batch of documents."""
+
+    def __init__(self, config: dict[str, Any]):
+        from augment.backends import get_backend
+        from augment.ingest import Chunker
+        from augment.pipeline import prompt_style
+        from augment.strategies import load_strategies
+        from augment.tokens import Tokenizer
+
+        self.config = RunConfig(**config)
+        self.strategies = load_strategies(self.config.strategies, self.config.prompts_dir)
+        self.order = {s.name: i for i, s in enumerate(self.strategies)}
+        self.backend = get_backend(self.config)
+        self.style = prompt_style(self.config, self.backend)
+        self.chunker = Chunker(
+            Tokenizer(self.config.tokenizer), self.config.chunk_tokens, self.config.chunk_overlap
+        )
+        self.loop = asyncio.new_event_loop()  # one loop per actor: a server client's session outlives a batch
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        from augment.pipeline import GenerateSummary, Hooks, _generate_records, build_requests, deep_budgets
+        from augment.pipeline.cache import ResponseCache
+
+        docs = [Document(**json.loads(d)) for d in batch["document"]]
+        chunks = list(self.chunker.chunk_all(docs))
+        work = build_requests(
+            chunks, self.strategies, self.config, self.backend.identity, self.backend.model, self.style
+        )
+        budgets = deep_budgets(chunks, self.strategies, self.config)
+        for given in batch["budgets"]:  # --budget-scope corpus: shares computed over the whole corpus
+            for name, shares in json.loads(given).items():
+                budgets[name].update(shares)
+        lines = _Lines({d.doc_id: int(p) for d, p in zip(docs, batch["pos"], strict=True)}, self.order)
+        summary = GenerateSummary(
+            run_dir=Path("."),
+            files=0,
+            documents=len(docs),
+            skipped=[],
+            chunks=len(chunks),
+            requests=len(work),
+        )
+        cache = ResponseCache(Path(":memory:"))
+        self.loop.run_until_complete(
+            _generate_records(
+                self.backend,
+                work,
+                lines.open,
+                cache,
+                self.config,
+                summary,
+                Hooks(),
+                self.style,
+                budgets,
+                close_backend=False,
+            )
+        )
+        rows = lines.rows
+        # the batch's counts, for the run's stats.json
+        rows.append(dict.fromkeys(_KEYS, 0) | {"file": "", "record": False, "line": dumps(summary.to_dict())})
+        return {k: [r[k] for r in rows] for k in _COLUMNS}
+
+
+def generate_ray(
+    inputs: list[str],
+    run_dir: Path,
+    config: RunConfig,
+    hooks: Any = None,
+    *,
+    address: str | None = None,
+    actors: int | None = None,
+    docs_per_batch: int = 8,
+) -> Any:
+    """Generate into `run_dir` on a Ray cluster; the same files (and ids) as `pipeline.generate`."""
+    from augment.ingest import Chunker
+    from augment.pipeline import GenerateSummary, Hooks, deep_budgets, read_documents, versions
+    from augment.pipeline.parts import check_unsharded, sum_stats
+    from augment.strategies import load_strategies
+    from augment.strategies.deep import DeepStrategy
+    from augment.tokens import Tokenizer
+
+    hooks = hooks or Hooks()
+    for name in ("max_requests", "max_tokens_total"):
+        if getattr(config, name) is not None:
+            raise ConfigError(
+                f"--{name.replace('_', '-')} counts one process's requests; with --engine ray use --budget-tokens"
+            )
+    t0 = time.perf_counter()
+    strategies = load_strategies(config.strategies, config.prompts_dir)
+    ingested = read_documents(inputs, config, hooks.on_skip)
+    documents = ingested.documents
+    check_unsharded(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_jsonl(run_dir / "documents.jsonl", (d.to_dict() for d in documents))
+    given: list[dict[str, dict[str, int]]] = [{} for _ in documents]
+    if config.budget_scope == "corpus" and any(isinstance(s, DeepStrategy) for s in strategies):
+        chunker = Chunker(Tokenizer(config.tokenizer), config.chunk_tokens, config.chunk_overlap)
+        index = {d.doc_id: i for i, d in enumerate(documents)}
+        for name, shares in deep_budgets(list(chunker.chunk_all(documents)), strategies, config).items():
+            for chunk_id, tokens in shares.items():
+                given[index[chunk_id.rpartition(":")[0]]].setdefault(name, {})[chunk_id] = tokens
+
+    ray = _init_ray(address)
+    gpus = 1 if config.backend == "vllm" else 0
+    if actors is None:
+        actors = max(1, int(ray.cluster_resources().get("GPU", 0))) if gpus else 2
+    items = [
+        {"document": dumps(d.to_dict()), "pos": i, "budgets": dumps(given[i])}
+        for i, d in enumerate(documents)
+    ]
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), actors * 4)))
+    out = ds.map_batches(
+        _Generate,
+        fn_constructor_kwargs={"config": config.model_dump(mode="json")},
+        batch_size=docs_per_batch,
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_gpus=gpus,
+        num_cpus=0 if gpus else 1,
+    ).materialize()
+
+    from ray.data.expressions import col
+
+    lines = out.filter(expr=col("file") != "")
+    records = lines.filter(expr=col("record"))
+    records.map_batches(_parquet_rows, batch_format="pandas").write_parquet(
+        str(run_dir / "ray" / "generated")
+    )
+    writers: dict[str, Any] = {}
+    try:
+        for batch in lines.sort(_KEYS).iter_batches(batch_size=4096, batch_format="numpy"):
+            for name, line in zip(batch["file"], batch["line"], strict=True):
+                f = writers.get(name)
+                if f is None:
+                    path = run_dir / str(name)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    f = writers[name] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+                f.write(str(line))
+    finally:
+        for f in writers.values():
+            f.close()
+    if "failures.jsonl" not in writers:
+        (run_dir / "failures.jsonl").write_text("", encoding="utf-8")
+
+    parts = [json.loads(r["line"]) for r in out.filter(expr=col("file") == "").take_all()]
+    stats = sum_stats(parts) if parts else {}
+    summary = GenerateSummary(
+        run_dir=run_dir,
+        files=ingested.files,
+        documents=len(documents),
+        skipped=ingested.skipped,
+        chunks=stats.get("chunks", 0),
+        requests=stats.get("requests", 0),
+        failed_requests=stats.get("failed_requests", 0),
+        unanswered=stats.get("unanswered", 0),
+        records=Counter(stats.get("records", {})),
+        failures=Counter(stats.get("failures", {})),
+        prompt_tokens=stats.get("prompt_tokens", 0),
+        completion_tokens=stats.get("completion_tokens", 0),
+        multi_step=stats.get("multi_step", {}),
+        by_strategy={k: Counter(v) for k, v in stats.get("by_strategy", {}).items()},
+    )
+    this_run = stats.get("this_run", {})
+    summary.state.calls = this_run.get("model_calls", 0)
+    summary.state.cached = this_run.get("from_cache", 0)
+    summary.state.retries = this_run.get("retries", 0)
+    summary.complete = summary.unanswered == 0
+    summary.seconds = time.perf_counter() - t0
+    from augment.io import write_json
+    from augment.pipeline import cost
+
+    summary.cost = cost(config, summary.prompt_tokens, summary.completion_tokens)
+    write_json(run_dir / "stats.json", summary.to_dict())
+    write_json(
+        run_dir / "run.json",
+        {
+            "inputs": inputs,
+            "config": config.model_dump(mode="json"),
+            "engine": "ray",
+            "ray": {"actors": actors, "gpus_per_actor": gpus},
+            "backend": config.backend,
+            "model": config.model,
+            "strategies": {
+                s.name: {"version": s.version, "sha256": s.sha256, "path": str(s.path)} for s in strategies
+            },
+            "versions": versions(),
+            "complete": summary.complete,
+            "timings": {"generate_s": round(summary.seconds, 3)},
+        },
+    )
+    return summary
+
+
+def _parquet_rows(df: Any) -> Any:
+    import pandas as pd
+
+    recs = [json.loads(line) for line in df["line"]]
+    return pd.DataFrame(
+        {
+            "id": [r["id"] for r in recs],
+            "doc_id": [r["doc_id"] for r in recs],
+            "chunk_id": [r["chunk_id"] for r in recs],
+            "strategy": [r["strategy"] for r in recs],
+            "text": [r["text"] for r in recs],
+            "record": list(df["line"].str.rstrip("\n")),
+        }
+    )
+
+
+def ray_near_duplicates(
+    texts: list[str],
+    *,
+    threshold: float = 0.8,
+    ngram: int = 5,
+    num_perm: int = 128,
+    bands: int = 16,
+    seed: int = 0,
+    address: str | None = None,
+    texts_per_block: int = 2048,
+) -> list[tuple[int, float] | None]:
+    """Near duplicates as Ray Data transforms, with the same answer as `MinHashDedup.find`.
+
+    1. map_batches: MinHash signatures of word n-grams and one hash per LSH band (per node);
+    2. groupby on the band hash (the shuffle): texts sharing a bucket become candidate pairs;
+    3. the candidates' full signatures confirm each pair on the estimated Jaccard similarity, and
+       each text, in order, is a duplicate of its most similar earlier kept text (ties: the earliest).
+    """
+    from augment.curate.dedup import _GRAM_MUL, shingle_hashes
+
+    if num_perm % bands:
+        raise ValueError(f"near_num_perm ({num_perm}) must be a multiple of near_bands ({bands})")
+    result: list[tuple[int, float] | None] = [None] * len(texts)
+    if len(texts) < 2:
+        return result
+    ray = _init_ray(address)
+    rows = num_perm // bands
+
+    def signatures(texts_: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """MinHash signatures (one row per text) and whether each text has any n-gram."""
+        from rensa import RMinHash
+
+        h, off = shingle_hashes(texts_, ngram)
+        sig = RMinHash.digest_matrix_from_flat_token_hashes(h, off, num_perm, seed).to_rows()
+        return np.asarray(sig, dtype=np.uint64), np.diff(off.astype(np.int64)) > 0
+
+    def band_keys(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        sig, has_words = signatures([str(t) for t in batch["text"]])
+        keys = np.zeros((len(sig), bands), dtype=np.uint64)
+        for k in range(rows):
+            keys = keys * _GRAM_MUL + sig[:, k::rows][:, :bands]
+        keys = keys + np.arange(bands, dtype=np.uint64)
+        idx = np.repeat(batch["idx"][has_words], bands)
+        # int64 view: Arrow groups on it exactly (the bits are the band hash)
+        return {"band": keys[has_words].reshape(-1).view(np.int64), "idx": idx}
+
+    def pairs(group: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        idx = np.unique(group["idx"])  # sorted: each pair once, earlier text first
+        if len(idx) < 2:
+            return {"a": np.zeros(0, np.int64), "b": np.zeros(0, np.int64)}
+        a, b = np.triu_indices(len(idx), k=1)
+        return {"a": idx[a], "b": idx[b]}
+
+    ds = ray.data.from_items(
+        [{"idx": i, "text": t} for i, t in enumerate(texts)],
+        override_num_blocks=max(1, len(texts) // texts_per_block),
+    )
+    cand = (
+        ds.map_batches(band_keys, batch_format="numpy")
+        .groupby("band")
+        .map_groups(pairs, batch_format="numpy")
+        .take_all()
+    )
+    if not cand:
+        return result
+    pairs_ = np.unique(np.array([(r["a"], r["b"]) for r in cand], dtype=np.int64), axis=0)
+    members = np.unique(pairs_)
+    sig, _ = signatures([texts[i] for i in members])
+    where = {int(m): i for i, m in enumerate(members)}
+    sims = np.array([np.count_nonzero(sig[where[a]] == sig[where[b]]) / num_perm for a, b in pairs_.tolist()])
+    earlier: dict[int, list[tuple[int, float]]] = {}
+    for (a, b), s in zip(pairs_.tolist(), sims.tolist(), strict=True):
+        if s >= threshold:
+            earlier.setdefault(b, []).append((a, s))
+    for j in sorted(earlier):
+        kept = [(a, s) for a, s in earlier[j] if result[a] is None]
+        if kept:
+            a, s = max(kept, key=lambda x: (x[1], -x[0]))
+            result[j] = (a, s)
+    return result
