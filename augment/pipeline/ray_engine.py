@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 
 from augment.config import RunConfig
 from augment.errors import AugmentError, ConfigError
-from augment.io import dumps, write_jsonl
+from augment.io import dumps, sha256_hex, write_jsonl
 from augment.types import Document
 
 _KEYS = ["file", "wave", "group", "pos", "chunk", "seq"]
@@ -275,7 +276,9 @@ def generate_ray(
             "strategies": {
                 s.name: {"version": s.version, "sha256": s.sha256, "path": str(s.path)} for s in strategies
             },
+            "source_fingerprint": sha256_hex("".join(sorted(d.sha256 for d in documents))),
             "versions": versions(),
+            "argv": sys.argv[1:],
             "complete": summary.complete,
             "timings": {"generate_s": round(summary.seconds, 3)},
         },
@@ -313,7 +316,8 @@ def ray_near_duplicates(
     """Near duplicates as Ray Data transforms, with the same answer as `MinHashDedup.find`.
 
     1. map_batches: MinHash signatures of word n-grams and one hash per LSH band (per node);
-    2. groupby on the band hash (the shuffle): texts sharing a bucket become candidate pairs;
+    2. groupby on the band hash (the shuffle; hashes folded into at most 256 groups, each handled
+       as one numpy batch): texts sharing a bucket become candidate pairs;
     3. the candidates' full signatures confirm each pair on the estimated Jaccard similarity, and
        each text, in order, is a duplicate of its most similar earlier kept text (ties: the earliest).
     """
@@ -341,24 +345,39 @@ def ray_near_duplicates(
         for k in range(rows):
             keys = keys * _GRAM_MUL + sig[:, k::rows][:, :bands]
         keys = keys + np.arange(bands, dtype=np.uint64)
-        idx = np.repeat(batch["idx"][has_words], bands)
-        # int64 view: Arrow groups on it exactly (the bits are the band hash)
-        return {"band": keys[has_words].reshape(-1).view(np.int64), "idx": idx}
+        band = keys[has_words].reshape(-1)
+        return {
+            # the shuffle key: the band hash, folded to `partitions` groups so that each group is one
+            # numpy batch rather than one Python call per bucket (most buckets hold a single text)
+            "part": (band % np.uint64(partitions)).astype(np.int64),
+            "band": band.view(np.int64),
+            "idx": np.repeat(batch["idx"][has_words], bands),
+        }
 
     def pairs(group: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        idx = np.unique(group["idx"])  # sorted: each pair once, earlier text first
-        if len(idx) < 2:
+        """Every pair of texts that share a bucket (band hash), earlier text first."""
+        order = np.lexsort((group["idx"], group["band"]))
+        band, idx = group["band"][order], group["idx"][order]
+        starts = np.flatnonzero(np.diff(band, prepend=band[:1] - 1) != 0) if len(band) else band
+        ends = np.append(starts[1:], len(band))
+        a_out, b_out = [], []
+        for s, e in zip(starts[ends - starts > 1].tolist(), ends[ends - starts > 1].tolist(), strict=True):
+            members = np.unique(idx[s:e])
+            a, b = np.triu_indices(len(members), k=1)
+            a_out.append(members[a])
+            b_out.append(members[b])
+        if not a_out:
             return {"a": np.zeros(0, np.int64), "b": np.zeros(0, np.int64)}
-        a, b = np.triu_indices(len(idx), k=1)
-        return {"a": idx[a], "b": idx[b]}
+        return {"a": np.concatenate(a_out), "b": np.concatenate(b_out)}
 
     ds = ray.data.from_items(
         [{"idx": i, "text": t} for i, t in enumerate(texts)],
         override_num_blocks=max(1, len(texts) // texts_per_block),
     )
+    partitions = max(1, min(256, len(texts) * bands // 8192))
     cand = (
         ds.map_batches(band_keys, batch_format="numpy")
-        .groupby("band")
+        .groupby("part")
         .map_groups(pairs, batch_format="numpy")
         .take_all()
     )
