@@ -758,7 +758,7 @@ def stats(
                 ["prompt tokens", s["usage"]["prompt_tokens"]],
                 ["completion tokens", s["usage"]["completion_tokens"]],
                 *([["cost", s["cost"]]] if s["cost"] is not None else []),
-                ["complete", "yes" if s["complete"] else f"no ({s['budget_stopped'] or 'interrupted'})"],
+                ["complete", "yes" if s["complete"] else f"no ({_why_incomplete(s)})"],
             ],
         )
     )
@@ -806,6 +806,12 @@ def stats(
                 [["train", c["train"], t["train"]], ["val", c["val"], t["val"]]],
             )
         )
+
+
+def _why_incomplete(s: dict[str, Any]) -> str:
+    if s["budget_stopped"]:
+        return s["budget_stopped"]
+    return f"{s['unanswered']} requests unanswered" if s.get("unanswered") else "interrupted"
 
 
 @app.command()

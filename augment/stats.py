@@ -64,6 +64,7 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         "curated": curated,
         "complete": saved.get("complete"),
         "budget_stopped": saved.get("budget_stopped"),
+        "unanswered": saved.get("unanswered", 0),
         "this_run": saved.get("this_run", {}),
         "shards": None
         if manifest is None

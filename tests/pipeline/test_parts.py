@@ -187,3 +187,24 @@ def test_merge_without_parts_is_one_line(cli, tmp_path: Path):
     assert r.code == 1 and "no parts to merge" in r.err
     with pytest.raises(AugmentError, match="no parts to merge"):
         merge(tmp_path)
+
+
+def test_batch_job_json_and_exit_codes(cli, examples: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    base = [examples / "docs", "-o", run, "-c", examples / "augment.toml", "-s", "qa", "--json"]
+    # requests that fail in the backend leave the run incomplete: exit 1, and stats says why
+    r = cli("generate", *base, "--mock-fail-rate", "0.5", "--max-retries", "0")
+    s = json.loads(r.out)
+    assert r.code == 1 and s["complete"] is False and s["unanswered"] > 0
+    assert "requests failed in the backend" in r.err
+    assert f"no ({s['unanswered']} requests unanswered)" in cli("stats", run).out
+    # the re-run sends only those again and completes: exit 0, one JSON object on stdout
+    r = cli("generate", *base)
+    s = json.loads(r.out)
+    assert r.code == 0 and s["complete"] is True and 0 < s["this_run"]["model_calls"] < s["requests"]
+    assert s["this_run"]["from_cache"] > 0 and s["unanswered"] == 0
+    assert s["paths"]["generated"] == [str(run / "generated" / "qa.jsonl")]
+    assert (
+        Path(s["paths"]["shards"]).is_file()
+        and s["curate"]["kept"] == s["export"]["counts"]["train"] + s["export"]["counts"]["val"]
+    )
