@@ -68,7 +68,8 @@ def main() -> None:
 
     import ray
 
-    from augment.pipeline.ray_engine import generate_ray, ray_near_duplicates
+    from augment.curate.ray_dedup import ray_near_duplicates
+    from augment.pipeline.ray_engine import generate_ray
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -177,7 +177,7 @@ def curate(
     if config.near_dedup and survivors:
         texts = [rec["text"] for rec, _, _ in survivors]
         if engine == "ray":
-            from augment.pipeline.ray_engine import ray_near_duplicates
+            from augment.curate.ray_dedup import ray_near_duplicates
 
             matches = ray_near_duplicates(
                 texts,

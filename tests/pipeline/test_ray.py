@@ -17,7 +17,8 @@ from augment.pipeline import generate
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
-from augment.pipeline.ray_engine import generate_ray, ray_near_duplicates  # noqa: E402
+from augment.curate.ray_dedup import ray_near_duplicates  # noqa: E402
+from augment.pipeline.ray_engine import generate_ray  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
