@@ -34,7 +34,7 @@ from augment.pipeline.writer import OrderedJsonlWriter, Writer
 from augment.strategies import Strategy, load_strategies
 from augment.strategies.deep import DeepStrategy
 from augment.tokens import Tokenizer
-from augment.types import Chunk, GenRequest, GenResult
+from augment.types import Chunk, Document, GenRequest, GenResult
 
 __all__ = ["GenerateSummary", "Hooks", "RunState", "build_requests", "generate", "versions"]
 
@@ -112,6 +112,30 @@ def versions() -> dict[str, str]:
         with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
     return out
+
+
+def run_record(
+    inputs: list[str],
+    config: RunConfig,
+    strategies: list[Strategy],
+    corpus: list[Document],
+    backend: str,
+    model: str | None,
+) -> dict[str, Any]:
+    """run.json's fields that every engine writes (then `complete` and `timings` when it ends)."""
+    return {
+        "inputs": inputs,
+        "config": config.model_dump(mode="json"),
+        "backend": backend,
+        "model": model,
+        "strategies": {
+            s.name: {"version": s.version, "sha256": s.sha256, "path": str(s.path)} for s in strategies
+        },
+        "source_fingerprint": sha256_hex("".join(sorted(d.sha256 for d in corpus))),
+        "versions": versions(),
+        "argv": sys.argv[1:],
+        "complete": False,
+    }
 
 
 def cost(config: RunConfig, prompt_tokens: int, completion_tokens: int) -> float | None:
@@ -229,20 +253,8 @@ def generate(
         chunks=len(chunks),
         requests=len(work),
     )
-    run_info = {
-        "inputs": inputs,
-        "config": config.model_dump(mode="json"),
-        "backend": backend.name,
-        "model": backend.model,
-        "prompt_style": style,
-        "strategies": {
-            s.name: {"version": s.version, "sha256": s.sha256, "path": str(s.path)} for s in strategies
-        },
-        "source_fingerprint": sha256_hex("".join(sorted(d.sha256 for d in corpus))),
-        "versions": versions(),
-        "argv": sys.argv[1:],
-        "complete": False,
-    }
+    run_info = run_record(inputs, config, strategies, corpus, backend.name, backend.model)
+    run_info["prompt_style"] = style
     if shard is not None:
         run_info["shard"] = str(shard)
     write_json(run_dir / "run.json", run_info)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 
 from augment.config import RunConfig
 from augment.errors import ConfigError
-from augment.io import dumps, sha256_hex, write_jsonl
+from augment.io import dumps, write_json, write_jsonl
 from augment.ray_cluster import init_ray
 from augment.types import Document
 
@@ -154,7 +153,7 @@ def generate_ray(
 ) -> Any:
     """Generate into `run_dir` on a Ray cluster; the same files (and ids) as `pipeline.generate`."""
     from augment.ingest import Chunker
-    from augment.pipeline import GenerateSummary, Hooks, deep_budgets, read_documents, versions
+    from augment.pipeline import GenerateSummary, Hooks, cost, deep_budgets, read_documents, run_record
     from augment.pipeline.parts import check_unsharded, sum_stats
     from augment.strategies import load_strategies
     from augment.strategies.deep import DeepStrategy
@@ -246,30 +245,16 @@ def generate_ray(
     summary.state.retries = this_run.get("retries", 0)
     summary.complete = summary.unanswered == 0
     summary.seconds = time.perf_counter() - t0
-    from augment.io import write_json
-    from augment.pipeline import cost
-
     summary.cost = cost(config, summary.prompt_tokens, summary.completion_tokens)
     write_json(run_dir / "stats.json", summary.to_dict())
-    write_json(
-        run_dir / "run.json",
-        {
-            "inputs": inputs,
-            "config": config.model_dump(mode="json"),
-            "engine": "ray",
-            "ray": {"actors": actors, "gpus_per_actor": gpus},
-            "backend": config.backend,
-            "model": config.model,
-            "strategies": {
-                s.name: {"version": s.version, "sha256": s.sha256, "path": str(s.path)} for s in strategies
-            },
-            "source_fingerprint": sha256_hex("".join(sorted(d.sha256 for d in documents))),
-            "versions": versions(),
-            "argv": sys.argv[1:],
-            "complete": summary.complete,
-            "timings": {"generate_s": round(summary.seconds, 3)},
-        },
-    )
+    info = run_record(inputs, config, strategies, documents, config.backend, config.model)
+    info |= {
+        "engine": "ray",
+        "ray": {"actors": actors, "gpus_per_actor": gpus},
+        "complete": summary.complete,
+        "timings": {"generate_s": round(summary.seconds, 3)},
+    }
+    write_json(run_dir / "run.json", info)
     return summary
 
 
