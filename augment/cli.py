@@ -236,7 +236,7 @@ def generate(
         ),
     )
     console = err_console()
-    with Reporter(console, quiet=quiet) as rep:
+    with Reporter(console, quiet=quiet, unit="documents" if engine == "ray" else "requests") as rep:
         hooks = Hooks(on_skip=rep.skip, on_start=rep.start, on_advance=rep.advance)
         if engine == "ray":
             from augment.pipeline.ray_engine import generate_ray

@@ -32,10 +32,16 @@ class Reporter(AbstractContextManager):
     """Progress of a run: a bar on a terminal, a plain line every few seconds in a log (CI)."""
 
     def __init__(
-        self, console: Console, quiet: bool = False, interval: float = 5.0, label: str = "generating"
+        self,
+        console: Console,
+        quiet: bool = False,
+        interval: float = 5.0,
+        label: str = "generating",
+        unit: str = "requests",
     ):
         self.console = console
         self.label = label
+        self.unit = unit  # what `total` counts: requests (local engine) or documents (Ray)
         self.quiet = quiet
         self.interval = interval
         self.state: Any = None
@@ -67,17 +73,23 @@ class Reporter(AbstractContextManager):
             self._bar.start()
             self._task = self._bar.add_task("generate", total=state.total, info="")
         else:
-            self.console.print(f"{self.label}: {state.total} requests")
+            self.console.print(f"{self.label}: {state.total} {self.unit}")
 
     def _info(self) -> tuple[str, float]:
         s = self.state
         elapsed = max(time.monotonic() - self._t0, 1e-9)
         tok_s = (s.prompt_tokens + s.completion_tokens) / elapsed
         answered = max(s.done, getattr(s, "answered", 0))
+        rate = "req/s" if self.unit == "requests" else f"{self.unit}/s"
         info = (
-            f"{s.in_flight} in flight, {answered / elapsed:.1f} req/s, {tok_s:,.0f} tok/s, "
+            f"{answered / elapsed:.1f} {rate}, {tok_s:,.0f} tok/s, "
             f"{s.cached} cached, {s.retries} retries, {s.failed} failed"
         )
+        if getattr(s, "limits", None) is not None:  # this process's own calls (not a Ray job's)
+            info = f"{s.in_flight} in flight, {info}"
+        else:
+            info = f"{s.calls} model calls, {info}"
+
         if getattr(s, "round", 0) > 1:  # multi-step strategies send their tasks in waves
             info = f"wave {s.round}, {info}"
 
@@ -96,7 +108,7 @@ class Reporter(AbstractContextManager):
             self._last = now
             info, rate = self._info()
             eta = (s.total - max(s.done, getattr(s, "answered", 0))) / rate if rate > 0 else 0.0
-            self.console.print(f"{self.label}: {s.done}/{s.total} requests, {info}, eta {eta:.0f}s")
+            self.console.print(f"{self.label}: {s.done}/{s.total} {self.unit}, {info}, eta {eta:.0f}s")
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

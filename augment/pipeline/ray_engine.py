@@ -78,10 +78,55 @@ class _Lines:
             pass
 
 
+class _Progress:
+    """A Ray actor that adds up the batches' counts, for the driver's progress lines."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def add(self, counts: dict[str, int]) -> None:
+        self.counts.update(counts)
+
+    def get(self) -> dict[str, int]:
+        return dict(self.counts)
+
+
+def _run_with_progress(ray: Any, job: Any, progress: Any, total: int, hooks: Any, every: float = 1.0) -> Any:
+    """Run `job()` (which blocks on Ray) in a thread; meanwhile report documents done, as the local
+    engine reports requests (a bar on a terminal, plain lines in a log)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from augment.pipeline.runner import RunState
+
+    state = RunState(total=total)
+    hooks.on_start(state)
+
+    def poll() -> None:
+        c = ray.get(progress.get.remote())
+        state.done = state.answered = c.get("documents", 0)
+        state.calls, state.failed, state.retries = c.get("calls", 0), c.get("failed", 0), c.get("retries", 0)
+        state.prompt_tokens, state.completion_tokens = (
+            c.get("prompt_tokens", 0),
+            c.get("completion_tokens", 0),
+        )
+        hooks.on_advance(None)
+
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(job)
+        while True:
+            try:
+                result = future.result(timeout=every)
+                break
+            except TimeoutError:
+                poll()
+    poll()
+    return result
+
+
 class _Generate:
     """A Ray actor: one backend for its lifetime, the local request loop for each batch of documents."""
 
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, config: dict[str, Any], progress: Any = None):
         from augment.backends import get_backend
         from augment.ingest import Chunker
         from augment.pipeline import prompt_style
@@ -89,6 +134,7 @@ class _Generate:
         from augment.tokens import Tokenizer
 
         self.config = RunConfig(**config)
+        self.progress = progress  # a _Progress actor: what the driver's progress lines count
         self.strategies = load_strategies(self.config.strategies, self.config.prompts_dir)
         self.order = {s.name: i for i, s in enumerate(self.strategies)}
         self.backend = get_backend(self.config)
@@ -135,6 +181,19 @@ class _Generate:
                 close_backend=False,
             )
         )
+        if self.progress is not None:
+            s = summary.state
+            self.progress.add.remote(
+                {
+                    "documents": len(docs),
+                    "requests": summary.requests,
+                    "calls": s.calls,
+                    "failed": s.failed,
+                    "retries": s.retries,
+                    "prompt_tokens": s.prompt_tokens,
+                    "completion_tokens": s.completion_tokens,
+                }
+            )
         rows = lines.rows
         # the batch's counts, for the run's stats.json
         rows.append(dict.fromkeys(_KEYS, 0) | {"file": "", "record": False, "line": dumps(summary.to_dict())})
@@ -189,14 +248,16 @@ def generate_ray(
         for i, d in enumerate(documents)
     ]
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), actors * 4)))
-    out = ds.map_batches(
+    progress = ray.remote(num_cpus=0)(_Progress).remote()
+    job = ds.map_batches(
         _Generate,
-        fn_constructor_kwargs={"config": config.model_dump(mode="json")},
+        fn_constructor_kwargs={"config": config.model_dump(mode="json"), "progress": progress},
         batch_size=docs_per_batch,
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=gpus,
         num_cpus=0 if gpus else 1,
-    ).materialize()
+    ).materialize
+    out = _run_with_progress(ray, job, progress, len(documents), hooks)
 
     from ray.data.expressions import col
 

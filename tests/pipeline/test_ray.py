@@ -12,7 +12,7 @@ from augment.curate import curate
 from augment.curate.dedup import MinHashDedup
 from augment.errors import ConfigError
 from augment.io import read_jsonl
-from augment.pipeline import generate
+from augment.pipeline import Hooks, generate
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
@@ -49,7 +49,12 @@ def test_ray_engine_writes_the_local_engines_records(examples: Path, tmp_path: P
     docs = [str(examples / "docs")]
     local = generate(docs, tmp_path / "local", cfg)
     curate(tmp_path / "local", cfg)
-    summary = generate_ray(docs, tmp_path / "ray", cfg, actors=2, docs_per_batch=2)
+    seen = []  # progress: documents done, as the actors report them
+    hooks = Hooks(on_start=lambda state: seen.append(state), on_advance=lambda _: seen.append(seen[0].done))
+    summary = generate_ray(docs, tmp_path / "ray", cfg, hooks, actors=2, docs_per_batch=2)
+    state = seen[0]
+    assert state.total == 7 and seen[-1] == state.done == 7 and seen[1:] == sorted(seen[1:])
+    assert state.calls == summary.state.calls == local.state.calls and state.completion_tokens > 0
     curate(tmp_path / "ray", cfg, engine="ray")
     assert summary.complete and summary.records == local.records and summary.requests == local.requests
     assert summary.multi_step == local.multi_step and summary.failed_requests == local.failed_requests > 0
