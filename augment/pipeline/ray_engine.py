@@ -10,15 +10,19 @@ back with the key that puts them in the local engine's order; records are writte
 (RUN/ray/generated/) and, sorted, as the run directory's usual JSONL files, so curate, export,
 stats and train read a Ray run like any other.
 
-What is per node and what is global: generation is per actor (no shared state; the response
-cache lives in the actor's memory, so a Ray run does not resume from a cache — Ray retries failed
-tasks itself; use `--shard` for resumable jobs); ordering the output is a distributed sort; the
-only all-to-all step in curation is the groupby on band hashes in `ray_near_duplicates`.
+Replies are cached in RUN/ray/cache/, one SQLite file per batch of documents (a batch is the
+same documents on a re-run), so a stopped job re-run with the same command resumes with no new
+call for what was answered. On a cluster, RUN must be on a filesystem every node sees for that.
+
+What is per node and what is global: generation is per actor (no shared state); ordering the
+output is a distributed sort; the only all-to-all step in curation is the groupby on band hashes
+in `curate.ray_dedup`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import Counter
@@ -29,7 +33,7 @@ import numpy as np
 
 from augment.config import RunConfig
 from augment.errors import ConfigError
-from augment.io import dumps, write_json, write_jsonl
+from augment.io import atomic_write, dumps, sha256_hex, write_json, write_jsonl
 from augment.ray_cluster import init_ray
 from augment.types import Document
 
@@ -126,7 +130,7 @@ def _run_with_progress(ray: Any, job: Any, progress: Any, total: int, hooks: Any
 class _Generate:
     """A Ray actor: one backend for its lifetime, the local request loop for each batch of documents."""
 
-    def __init__(self, config: dict[str, Any], progress: Any = None):
+    def __init__(self, config: dict[str, Any], cache_dir: str, progress: Any = None):
         from augment.backends import get_backend
         from augment.ingest import Chunker
         from augment.pipeline import prompt_style
@@ -135,6 +139,7 @@ class _Generate:
 
         self.config = RunConfig(**config)
         self.progress = progress  # a _Progress actor: what the driver's progress lines count
+        self.cache_dir = Path(cache_dir)
         self.strategies = load_strategies(self.config.strategies, self.config.prompts_dir)
         self.order = {s.name: i for i, s in enumerate(self.strategies)}
         self.backend = get_backend(self.config)
@@ -166,7 +171,10 @@ class _Generate:
             chunks=len(chunks),
             requests=len(work),
         )
-        cache = ResponseCache(Path(":memory:"))
+        # one cache file per batch of documents (the batches are the same on a re-run), so a job that
+        # was stopped resumes without asking again, and no two actors write the same file
+        key = sha256_hex("\x1f".join(d.doc_id for d in docs))[:16]
+        cache = ResponseCache(self.cache_dir / f"{key}.sqlite")
         self.loop.run_until_complete(
             _generate_records(
                 self.backend,
@@ -251,7 +259,11 @@ def generate_ray(
     progress = ray.remote(num_cpus=0)(_Progress).remote()
     job = ds.map_batches(
         _Generate,
-        fn_constructor_kwargs={"config": config.model_dump(mode="json"), "progress": progress},
+        fn_constructor_kwargs={
+            "config": config.model_dump(mode="json"),
+            "cache_dir": str((run_dir / "ray" / "cache").resolve()),
+            "progress": progress,
+        },
         batch_size=docs_per_batch,
         compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=gpus,
@@ -266,24 +278,18 @@ def generate_ray(
     records.map_batches(_parquet_rows, batch_format="pandas").write_parquet(
         str(run_dir / "ray" / "generated")
     )
-    writers: dict[str, Any] = {}
-    try:
-        for batch in lines.sort(_KEYS).iter_batches(batch_size=4096, batch_format="numpy"):
-            for name, line in zip(batch["file"], batch["line"], strict=True):
-                f = writers.get(name)
-                if f is None:
-                    path = run_dir / str(name)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    f = writers[name] = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-                f.write(str(line))
-    finally:
-        for f in writers.values():
-            f.close()
-    if "failures.jsonl" not in writers:
-        (run_dir / "failures.jsonl").write_text("", encoding="utf-8")
-
     parts = [json.loads(r["line"]) for r in out.filter(expr=col("file") == "").take_all()]
     stats = sum_stats(parts) if parts else {}
+    # the files the local engine writes (empty ones too), each written whole or not at all
+    names = ["failures.jsonl"]
+    if stats.get("chunks"):
+        names += [f"generated/{s.name}.jsonl" for s in strategies]
+        names += [f"steps/{s.name}.jsonl" for s in strategies if isinstance(s, DeepStrategy)]
+    with contextlib.ExitStack() as stack:
+        writers = {name: stack.enter_context(atomic_write(run_dir / name)) for name in names}
+        for batch in lines.sort(_KEYS).iter_batches(batch_size=4096, batch_format="numpy"):
+            for name, line in zip(batch["file"], batch["line"], strict=True):
+                writers[str(name)].write(str(line))
     summary = GenerateSummary(
         run_dir=run_dir,
         files=ingested.files,
@@ -304,6 +310,9 @@ def generate_ray(
     summary.state.calls = this_run.get("model_calls", 0)
     summary.state.cached = this_run.get("from_cache", 0)
     summary.state.retries = this_run.get("retries", 0)
+    summary.state.reasks = this_run.get("reasks", 0)
+    summary.state.prompt_tokens = this_run.get("prompt_tokens", 0)
+    summary.state.completion_tokens = this_run.get("completion_tokens", 0)
     summary.complete = summary.unanswered == 0
     summary.seconds = time.perf_counter() - t0
     summary.cost = cost(config, summary.prompt_tokens, summary.completion_tokens)

@@ -66,6 +66,12 @@ def test_ray_engine_writes_the_local_engines_records(examples: Path, tmp_path: P
     ids = {r["id"] for p in (tmp_path / "local" / "generated").glob("*.jsonl") for r in read_jsonl(p)}
     assert set(table.column("id").to_pylist()) == ids and table.num_rows == len(ids)
 
+    # a re-run (as after a stopped job) takes every reply from the batches' caches: no model call
+    again = generate_ray(docs, tmp_path / "ray", cfg, actors=2, docs_per_batch=2)
+    assert again.state.calls == 0 and again.state.cached > 0 and again.records == summary.records
+    assert len(list((tmp_path / "ray" / "ray" / "cache").glob("*.sqlite"))) == 4  # 7 documents, 2 a batch
+    assert data_files(tmp_path / "ray") == data_files(tmp_path / "local")
+
 
 def test_ray_near_dedup_equals_local_and_crosses_blocks():
     rng = random.Random(7)
