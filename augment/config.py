@@ -105,6 +105,9 @@ class RunConfig(BaseModel):
     copy_exempt: list[str] = Field(
         default_factory=lambda: ["qa"], description="strategies that may quote their source"
     )
+    example_filter: bool = Field(
+        True, description="drop records naming what only the prompt's few-shot example contains"
+    )
     grounding: bool = True
     grounding_min_score: float = Field(90.0, ge=0, le=100)
     exact_dedup: bool = True

@@ -26,6 +26,7 @@ from augment.curate.filters import (
     BoilerplateFilter,
     CopyFilter,
     Decontaminator,
+    ExampleCopyFilter,
     GroundingFilter,
     LengthFilter,
     load_eval_items,
@@ -86,6 +87,11 @@ def build_steps(config: RunConfig, decontaminate: list[Path] | None = None) -> l
         steps.append(GroundingFilter(config.grounding_min_score))
     if config.copy_filter:
         steps.append(CopyFilter(config.copy_ngram, config.copy_threshold, config.copy_exempt))
+    if config.example_filter:
+        from augment.strategies import load_strategies
+
+        strategies = load_strategies(config.strategies, config.prompts_dir)
+        steps.append(ExampleCopyFilter({s.name: s.example_text() for s in strategies}))
     if config.exact_dedup:
         steps.append(ExactDedup())
     return steps

@@ -96,6 +96,50 @@ class CopyFilter:
         return round(containment, 3)
 
 
+# a capitalised word or a number of 3+ digits; names are told from sentence starts by what precedes them
+_TERM = re.compile(r"\b(?:[A-Z][\w'-]*[a-z][\w'-]*|\d{3,})\b")
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;\n\"(*•-]|\d\.)\s*$")
+
+
+def example_terms(text: str) -> set[str]:
+    """The names and numbers of a few-shot example: capitalised words that do not start a sentence
+    (or a line), and numbers of three or more digits."""
+    return {
+        m.group(0)
+        for m in _TERM.finditer(text)
+        if not _SENTENCE_START.search(text[max(0, m.start() - 4) : m.start()])
+    }
+
+
+class ExampleCopyFilter:
+    """Small base models copy the few-shot prompt's worked example into their answer ("the K2 is a
+    modern version of the Orlen Valley Railway"). A record that names something from its strategy's
+    example (a name, a year) that its own chunk does not contain is dropped: it teaches the example,
+    not the document.
+    """
+
+    name = "example_copy"
+
+    def __init__(self, examples: dict[str, str]):
+        self.terms = {name: example_terms(text) for name, text in examples.items()}
+        self._chunk_cache: tuple[str, set[str]] = ("", set())
+
+    def _chunk_words(self, chunk: str) -> set[str]:
+        if self._chunk_cache[0] is not chunk:
+            self._chunk_cache = (chunk, set(words(chunk)))
+        return self._chunk_cache[1]
+
+    def check(self, rec: dict, chunk: str) -> Verdict | float | None:
+        terms = self.terms.get(rec["strategy"])
+        if not terms:
+            return None
+        in_chunk = self._chunk_words(chunk)
+        # everything trained on: the text, and the turns of the chat form (a question too)
+        trained = "\n".join([rec.get("text", ""), *(m.get("content", "") for m in rec.get("messages") or [])])
+        leaked = sorted(t for t in set(_TERM.findall(trained)) & terms if not set(words(t)) <= in_chunk)
+        return Verdict("copies_example", detail=", ".join(leaked)) if leaked else None
+
+
 class GroundingFilter:
     """QA pairs must quote their source and answer from the quote.
 

@@ -293,6 +293,16 @@ class Strategy:
             self._templates[key] = _compile(self.path, source, key)
         return self._templates[key]
 
+    def example_text(self) -> str:
+        """Everything a few-shot prompt of this strategy shows the model besides the chunk: the
+        example document and the worked answers (curate checks that records did not copy them)."""
+        form = self.header.completion
+        parts = list(self.example_document)
+        if form is not None:
+            parts += list(form.example.values()) if isinstance(form.example, dict) else [form.example]
+            parts += list(form.example_vars.values())
+        return "\n".join(parts)
+
     def render_completion(
         self, chunk: Chunk, variant: str = "", context: dict[str, str] | None = None
     ) -> tuple[str, str]:

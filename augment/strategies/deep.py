@@ -94,6 +94,9 @@ class DeepStrategy(Strategy):
         assert self.header.budget_tokens is not None  # the header validator requires it
         return self.header.budget_tokens
 
+    def example_text(self) -> str:
+        return super().example_text() + "\n" + self.first.example_text()
+
     @cached_property
     def first(self) -> Strategy:
         step = self.header.first

@@ -240,3 +240,43 @@ def test_generate_curates_and_exports_the_kept_records(cli, examples: Path, tmp_
     r = cli("curate", tmp_path / "run", "--near-threshold", "0.99")
     assert r.code == 0 and "curate: kept" in r.out
     assert len(list(read_jsonl(tmp_path / "run" / "curated" / "kept.jsonl"))) > len(kept)
+
+
+def test_records_copying_the_few_shot_example_are_dropped(tmp_path: Path):
+    from augment.curate.filters import example_terms
+    from augment.strategies import load_strategies
+
+    # names and years of the bundled worked example (prompts/_example.md), not sentence starts
+    (qa,) = load_strategies(["qa"])
+    terms = example_terms(qa.example_text())
+    assert {"Orlen", "Kovel", "Brask", "Wren", "1898"} <= terms and not {"The", "Its", "Passenger"} & terms
+    recs = [
+        rec("para-example", "paraphrase", "Like the Orlen Valley Railway, the Merrow tower rises 31 metres."),
+        rec(
+            "qa-example",  # the question names the example's engineer; the answer alone is fine
+            "qa",
+            "",
+            question="Who designed the lighthouse Mara Kovel built?",
+            answer="Ada Penhallow",
+            evidence="designed by Ada Penhallow and completed in 1862",
+        ),
+        rec(
+            "infer-year", "inferences", "Cape Merrow's light was lit in 1898, 36 years after it was finished."
+        ),
+        # the example's words are fine where the chunk has them too (any case), or as plain words
+        rec(
+            "infer-ok",
+            "inferences",
+            "Merrow's keepers burned colza oil for 22 years; Tomas Rill was the last.",
+        ),
+        rec("para-ok", "paraphrase", "No railway or valley is mentioned; Granite came from the Cape itself."),
+    ]
+    _, summary, kept, rejected = run_curate(tmp_path, recs)
+    assert {k: r["reason"] for k, r in rejected.items()} == dict.fromkeys(
+        ["para-example", "qa-example", "infer-year"], "copies_example"
+    )
+    assert rejected["para-example"]["reason_detail"] == "Orlen, Railway, Valley"
+    assert rejected["infer-year"]["reason_detail"] == "1898"
+    assert set(kept) == {"infer-ok", "para-ok"}
+    _, _, kept, _ = run_curate(tmp_path / "off", recs, example_filter=False)
+    assert {"para-example", "infer-year"} <= set(kept)
