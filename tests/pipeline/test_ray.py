@@ -73,6 +73,26 @@ def test_ray_engine_writes_the_local_engines_records(examples: Path, tmp_path: P
     assert data_files(tmp_path / "ray") == data_files(tmp_path / "local")
 
 
+def test_ray_engine_against_a_real_openai_compatible_server(examples: Path, tmp_path: Path):
+    """Actors are HTTP clients of a server on 127.0.0.1 (several batches each, retried 500s)."""
+    from tests.fake_openai import FakeOpenAI, Faults
+
+    srv = FakeOpenAI(faults=Faults(rate_500=0.1))
+    url = srv.start()
+    try:
+        values = dict(backend="openai", model="fake-model", base_url=url, concurrency=4, max_retries=8)
+        cfg = load_config(examples / "augment.toml", {**values, "curate": False})
+        local = generate([str(examples / "docs")], tmp_path / "local", cfg)
+        calls = srv.requests
+        on_ray = generate_ray([str(examples / "docs")], tmp_path / "ray", cfg, actors=2, docs_per_batch=2)
+        assert on_ray.complete and on_ray.state.calls == local.state.calls == 77
+        assert srv.requests - calls >= 77 and srv.statuses[500] > 0  # the 500s were retried
+        for p in sorted((tmp_path / "local" / "generated").glob("*.jsonl")):
+            assert (tmp_path / "ray" / "generated" / p.name).read_bytes() == p.read_bytes(), p.name
+    finally:
+        srv.stop()
+
+
 def test_ray_near_dedup_equals_local_and_crosses_blocks():
     rng = random.Random(7)
     words = [f"w{i}" for i in range(400)]
