@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from augment.config import RunConfig
-from augment.errors import ConfigError
+from augment.errors import AugmentError, ConfigError
 from augment.io import atomic_write, dumps, sha256_hex, write_json, write_jsonl
 from augment.ray_cluster import init_ray
 from augment.types import Document
@@ -123,8 +124,30 @@ def _run_with_progress(ray: Any, job: Any, progress: Any, total: int, hooks: Any
                 break
             except TimeoutError:
                 poll()
+            except Exception as e:
+                raise _user_error(e) from None
     poll()
     return result
+
+
+def _user_error(e: BaseException) -> AugmentError:
+    """The AugmentError an actor raised (a dead server, a bad prompt file), out of Ray's wrapping, so
+    the CLI prints its one line; anything else as one line naming the Ray job.
+
+    Ray sends an actor's exception to the driver as text (its traceback inside a RayTaskError), so
+    the error is found by its qualified name in that text."""
+    from augment import errors
+
+    text = str(e)
+    for name, message in re.findall(r"augment\.errors\.(\w+): (.+)", text):
+        cls = getattr(errors, name, None)
+        if isinstance(cls, type) and issubclass(cls, AugmentError):
+            try:
+                return cls(message.strip())
+            except TypeError:
+                return AugmentError(message.strip())
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith(" ")]
+    return AugmentError(f"the Ray job failed: {lines[-1] if lines else type(e).__name__}")
 
 
 class _Generate:

@@ -10,7 +10,7 @@ import pytest
 from augment.config import load_config
 from augment.curate import curate
 from augment.curate.dedup import MinHashDedup
-from augment.errors import ConfigError
+from augment.errors import ConfigError, FatalBackendError
 from augment.io import read_jsonl
 from augment.pipeline import Hooks, generate
 
@@ -114,4 +114,11 @@ def test_ray_near_dedup_equals_local_and_crosses_blocks():
 def test_ray_refuses_per_process_budgets(examples: Path, tmp_path: Path):
     cfg = load_config(examples / "augment.toml", dict(max_requests=5))
     with pytest.raises(ConfigError, match="--max-requests counts one process's requests"):
+        generate_ray([str(examples / "docs")], tmp_path / "run", cfg)
+
+
+def test_an_actors_error_reaches_the_user_as_itself(examples: Path, tmp_path: Path):
+    # a server that always fails trips the breaker inside an actor; the driver raises that error
+    cfg = load_config(examples / "augment.toml", dict(mock_fail_rate=1.0, max_retries=0))
+    with pytest.raises(FatalBackendError, match="^20 requests in a row failed, the last with: backend_error"):
         generate_ray([str(examples / "docs")], tmp_path / "run", cfg)
