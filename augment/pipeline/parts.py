@@ -23,12 +23,69 @@ from pathlib import Path
 from typing import Any
 
 from augment.errors import AugmentError, ConfigError
-from augment.io import atomic_write, dumps, sha256_file, sha256_hex, write_json
+from augment.io import atomic_write, sha256_file, sha256_hex, write_json
 
 PARTS = "parts"
 _PART_NAME = re.compile(r"^(\d{5})-of-(\d{5})$")
 #: the files of a part that merge combines (relative paths; steps/ and generated/ hold one per strategy)
 _MERGED = ("documents.jsonl", "failures.jsonl")
+
+
+#: settings that may differ from job to job (where it runs, how fast, what it costs, what happens
+#: after the merge); every other setting shapes the records and must be the same in every part
+PER_JOB = frozenset(
+    {
+        "concurrency",
+        "max_retries",
+        "rpm",
+        "tpm",
+        "max_requests",
+        "max_tokens_total",
+        "price_prompt_per_m",
+        "price_completion_per_m",
+        "base_url",
+        "api_key_env",
+        "http_client",
+        "request_timeout",
+        "threads",
+        "local_batch_size",
+        "device",
+        "gpu_memory_utilization",
+        "tensor_parallel_size",
+        "prompts_dir",
+        "curate",
+        "decontaminate",
+        "decontaminate_ngram",
+        "min_record_tokens",
+        "max_record_tokens",
+        "boilerplate_filter",
+        "copy_filter",
+        "copy_ngram",
+        "copy_threshold",
+        "copy_exempt",
+        "example_filter",
+        "grounding",
+        "grounding_min_score",
+        "exact_dedup",
+        "near_dedup",
+        "near_threshold",
+        "near_ngram",
+        "near_num_perm",
+        "near_bands",
+        "semantic_dedup",
+        "semantic_threshold",
+        "semantic_scope",
+        "judge",
+        "judge_model",
+        "judge_min_faithfulness",
+        "judge_min_usefulness",
+        "export",
+        "format",
+        "file_formats",
+        "val_fraction",
+        "shard_mb",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -134,9 +191,12 @@ def write_manifest(folder: Path, shard: Shard, positions: list[int], run_info: d
             "shard": shard.index,
             "of": shard.count,
             "complete": True,
-            "config_sha256": sha256_hex(dumps(run_info["config"])),
+            "config": {k: v for k, v in run_info["config"].items() if k not in PER_JOB},
             "source_fingerprint": run_info["source_fingerprint"],
-            "strategies": run_info["strategies"],
+            # what the prompts are, not where this machine keeps them
+            "strategies": {
+                k: {"version": v["version"], "sha256": v["sha256"]} for k, v in run_info["strategies"].items()
+            },
             "positions": positions,
             "files": files,
         },
@@ -205,15 +265,22 @@ def check_parts(run_dir: Path) -> tuple[int, list[tuple[Path, dict[str, Any]]]]:
         manifest = json.loads((parts[k] / "manifest.json").read_text(encoding="utf-8"))
         if first is None:
             first = manifest
-        for key, what in (
-            ("config_sha256", "config"),
-            ("source_fingerprint", "documents"),
-            ("strategies", "prompt files"),
-        ):
+        differs = [
+            key
+            for key in first["config"] | manifest["config"]
+            if first["config"].get(key) != manifest["config"].get(key)
+        ]
+        if differs:
+            key = differs[0]
+            raise AugmentError(
+                f"{parts[k]}: shard {k}/{n} was generated with {key} = {json.dumps(manifest['config'].get(key))}, "
+                f"shard 0/{n} with {json.dumps(first['config'].get(key))}; re-run one of them with the other's setting"
+            )
+        for key, what in (("source_fingerprint", "documents"), ("strategies", "prompt files")):
             if manifest[key] != first[key]:
                 raise AugmentError(
                     f"{parts[k]}: shard {k}/{n} was generated with other {what} than shard 0/{n}; "
-                    "re-run it with the same inputs and config"
+                    "re-run it with the same inputs and prompt files"
                 )
         for name, meta in manifest["files"].items():
             path = parts[k] / name
