@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from augment.eval.data import load_qa  # noqa: E402
+from augment.eval.metrics import normalize_answer  # noqa: E402
 from augment.eval.runner import paired_differences, score_model  # noqa: E402
 from augment.io import read_jsonl, write_json, write_jsonl  # noqa: E402
 from augment.shards.writer import export  # noqa: E402
@@ -68,7 +69,10 @@ def write_docs(folder: Path, rows: list[dict]) -> Path:
 
 
 def raw_arm(out: Path, rows: list[dict], tokens: int) -> Path:
-    """Shards of the raw passages, cycled up to `tokens` (the synthetic arm's size)."""
+    """Shards of the raw passages, cycled up to `tokens` (what the training steps consume).
+
+    The budget depends on the training settings only, not on the synthetic arm's size, so arm (b)
+    trains on the same sequence of tokens however the synthetic data changes."""
     run = out / "run_raw"
     if (run / "shards" / "manifest.json").is_file():
         return run / "shards"
@@ -83,6 +87,28 @@ def raw_arm(out: Path, rows: list[dict], tokens: int) -> Path:
     write_jsonl(run / "curated" / "kept.jsonl", records)
     export(run, val_fraction=0.0, file_formats=["jsonl"])
     return run / "shards"
+
+
+def answer_coverage(items: list, run: Path, same_passage: bool = True) -> float:
+    """Mean over questions of the best share of the gold answer's words found in one kept record:
+    how much of what is asked the synthetic text states at all (0 to 1). `same_passage`: only
+    records generated from the question's passage count; else any record (the floor that common
+    words give, for the format control's data)."""
+    titles = {d["doc_id"]: d.get("title", "") for d in read_jsonl(run / "documents.jsonl")}
+    by_title: dict[str, list[set[str]]] = {}
+    for r in read_jsonl(run / "curated" / "kept.jsonl"):
+        key = titles.get(r["doc_id"], "") if same_passage else ""
+        by_title.setdefault(key, []).append(set(normalize_answer(r["text"]).split()))
+    total = 0.0
+    for it in items:
+        texts = by_title.get(it.title if same_passage else "", [])
+        best = 0.0
+        for a in it.answers:
+            gold = normalize_answer(a).split()
+            if gold and texts:
+                best = max(best, max(sum(w in t for w in gold) / len(gold) for t in texts))
+        total += best
+    return round(total / max(len(items), 1), 3)
 
 
 def with_replay_docs(shards: Path, dest: Path, eval_docs: Path) -> Path:
@@ -104,6 +130,7 @@ def main() -> None:
     ap.add_argument(
         "--generate-args", default="", help="extra flags for augment generate, e.g. '--backend openai'"
     )
+    ap.add_argument("--generate-only", action="store_true", help="generate, print the answer coverage, stop")
     ap.add_argument("--method", default="lora", choices=["lora", "full"])
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--lr", type=float, default=None)
@@ -139,9 +166,17 @@ def main() -> None:
         "train"
     ]
 
+    coverage = {
+        "augment": answer_coverage(load_qa(out / "qa_eval.jsonl"), out / "run_eval"),
+        "format": answer_coverage(load_qa(out / "qa_eval.jsonl"), out / "run_other", same_passage=False),
+    }
+    print(f"share of gold answer words stated in one synthetic record: {coverage}", flush=True)
+    if args.generate_only:
+        return
+
     raw_docs = out / "run_eval" / "documents.jsonl"
     shards = {
-        "raw": raw_arm(out, evaluated, int(synthetic_tokens / (1 - args.replay))),
+        "raw": raw_arm(out, evaluated, args.steps * args.batch_size * args.max_seq_len),
         "augment": with_replay_docs(out / "run_eval" / "shards", out / "train_augment", raw_docs),
         "format": with_replay_docs(out / "run_other" / "shards", out / "train_format", raw_docs),
     }
@@ -195,6 +230,7 @@ def main() -> None:
         "model": args.model,
         "args": {k: str(v) for k, v in vars(args).items()},
         "synthetic_tokens": synthetic_tokens,
+        "answer_coverage": coverage,
         "closed": {arm: s.summary for arm, s in scores.items()},
         "open_base": open_book.summary,
         "differences": diffs,

@@ -241,6 +241,11 @@ class MockBackend:
         if req.parser == "judge":
             return self._judge(req.source, req.target)
         sents = sentences(req.source) or [" ".join(req.source.split())]
+        if req.context.get("answer") and req.context.get("sentence"):  # kind spans: write the question
+            sentence, answer = req.context["sentence"], req.context["answer"]
+            cloze = sentence.replace(answer, "_____").rstrip(".")
+            body = f'Which word or phrase completes this statement: "{cloze}"?'
+            return " " + body if not req.chat else self._wrap(body, req.parser, rng)
         if req.step:
             body = self._step(req, sents, rng)
             if not req.chat:

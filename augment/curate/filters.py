@@ -43,6 +43,10 @@ _BOILERPLATE = [
     r"^(?:sure|certainly|of course|absolutely)\b[,!. ]",
     r"\bhere(?: is|'s| are) (?:a|an|the|your|some)\b[^.\n]{0,60}\b(?:rewrite|rewritten|paraphrase|summary|version|notes|list|pairs?)\b",
     r"\bi hope (?:this|that) helps\b",
+    # our own prompt scaffold, continued by a base model: the document block's closing line and
+    # the instructions' wording
+    r"^-{3,}\s*$",
+    r"\b(?:the|a) document above\b",
     r"\blet me know if\b",
     r"\b(?:the|this) (?:text|passage|document) (?:does not|doesn't) (?:say|mention|provide)\b",
 ]

@@ -297,12 +297,7 @@ async def _generate_records(
     by_name = {s.name: s for _, s, _ in work}
 
     def parse(req: GenRequest, result: GenResult):
-        strategy = by_name[req.strategy]
-        text = req.primer + result.text
-        if req.step:
-            assert isinstance(strategy, DeepStrategy)
-            return strategy.parse(text, result.finish_reason, req.chat, step=req.step, source=req.source)
-        return strategy.parse(text, result.finish_reason, req.chat)
+        return by_name[req.strategy].parse_request(req, req.primer + result.text, result.finish_reason)
 
     state = summary.state
     # in-process engines take as many requests as they can batch; servers take config.concurrency

@@ -57,7 +57,8 @@ from augment.types import Chunk, GenRequest, GenResult
 DOCUMENT_BLOCK = "_document.md"
 EXAMPLE_DOCUMENT = "_example.md"
 SEPARATOR = "###"
-COMPLETION_STOP = (SEPARATOR, "\nDocument:")
+# a base model that goes on past its answer starts the next document block or the line that ends one
+COMPLETION_STOP = (SEPARATOR, "\nDocument:", "\n---")
 _FRONT = re.compile(r"\A---[ \t]*\n(.*?)\n---[ \t]*\n?(.*)\Z", re.DOTALL)
 _env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
 
@@ -124,7 +125,8 @@ class PromptHeader(BaseModel):
     description: str = ""
     # single: one request per chunk (and variant, sample); entigraph / active-reading: the `first`
     # step's reply on a chunk gives the tasks (entity groups / study strategies) of the second step
-    kind: Literal["single", "entigraph", "active-reading"] = "single"
+    # spans: one request per answer span picked from the chunk (see strategies/spans.py)
+    kind: Literal["single", "spans", "entigraph", "active-reading"] = "single"
     parser: str
     fields: list[str] = Field(default_factory=lambda: ["text"])
     temperature: float = Field(0.7, ge=0, le=2)
@@ -139,6 +141,9 @@ class PromptHeader(BaseModel):
     first: FirstStep | None = None
     budget_tokens: int | None = Field(None, ge=1, description="default token budget per document")
     max_items: int = Field(20, ge=1, description="most first-step items used (entities, study strategies)")
+    cloze: bool = Field(
+        False, description="spans: each span also gives a fill-in-the-blank question built from its sentence"
+    )
     group_sizes: list[int] = Field(
         default_factory=lambda: [2, 3], description="entigraph: pairs, then triples"
     )
@@ -152,9 +157,11 @@ class PromptHeader(BaseModel):
 
     @model_validator(mode="after")
     def _steps(self) -> PromptHeader:
-        if self.kind == "single" and self.first is not None:
+        if self.kind in ("single", "spans") and self.first is not None:
             raise ValueError("'first' is only for multi-step kinds (entigraph, active-reading)")
-        if self.kind != "single":
+        if self.kind == "spans" and self.variants:
+            raise ValueError("kind 'spans' takes no variants (its requests are the chunk's answer spans)")
+        if self.kind not in ("single", "spans"):
             if self.first is None:
                 raise ValueError(f"kind '{self.kind}' needs a 'first' step")
             if self.variants:
@@ -451,6 +458,10 @@ class Strategy:
             parsed = _drop_unfinished(parsed, self.header.parser, text)
         return parsed
 
+    def parse_request(self, req: GenRequest, text: str, finish_reason: str) -> Parsed:
+        """Items from the reply to `req` (its primer included): `parse`, plus what a kind needs of the request."""
+        return self.parse(text, finish_reason, req.chat)
+
     def records(
         self,
         chunk: Chunk,
@@ -598,9 +609,10 @@ def load_strategy(path: Path, prompts_dir: Path | None = None) -> Strategy:
     block_path, block = _document_block(prompts_dir)
     # the example document is part of every completion-style prompt, hence of its request keys
     ex_title, ex_text = _example_document(prompts_dir)
-    from augment.strategies.deep import DeepStrategy  # deep.py builds on this module
+    from augment.strategies.deep import DeepStrategy  # deep.py and spans.py build on this module
+    from augment.strategies.spans import SpanStrategy
 
-    cls = Strategy if header.kind == "single" else DeepStrategy
+    cls = {"single": Strategy, "spans": SpanStrategy}.get(header.kind, DeepStrategy)
     strategy = cls(header, path, body, block, sha256_hex(block + "\x1f" + text), (ex_title, ex_text))
     parts = [strategy] + ([strategy.first] if isinstance(strategy, DeepStrategy) else [])
     for part in parts:

@@ -179,6 +179,9 @@ class DeepStrategy(Strategy):
         parsed = self.first.parse(text, finish_reason, chat)
         return self._check_entities(parsed, source) if self.kind == "entigraph" and source else parsed
 
+    def parse_request(self, req: GenRequest, text: str, finish_reason: str) -> Parsed:
+        return self.parse(text, finish_reason, req.chat, step=req.step, source=req.source)
+
     def _check_entities(self, parsed: Parsed, source: str) -> Parsed:
         """Entities that occur in the chunk, most mentioned first (ties: the model's order), capped."""
         field = self.first.fields[0]

@@ -280,3 +280,20 @@ def test_records_copying_the_few_shot_example_are_dropped(tmp_path: Path):
     assert set(kept) == {"infer-ok", "para-ok"}
     _, _, kept, _ = run_curate(tmp_path / "off", recs, example_filter=False)
     assert {"para-example", "infer-year"} <= set(kept)
+
+
+def test_a_base_model_continuing_into_the_prompt_scaffold_is_boilerplate(tmp_path: Path):
+    from augment.strategies.base import COMPLETION_STOP
+
+    leaked = (
+        "The Merrow light was finished in 1862.\n\n---\n\nThe document above about Merrow, rewritten in "
+        "simple words, keeping every fact: The Merrow light"
+    )
+    recs = [
+        rec("scaffold", "paraphrase", leaked),
+        rec("rule", "paraphrase", "The Merrow light was finished in 1862 by its builders.\n---"),
+    ]
+    _, _, kept, rejected = run_curate(tmp_path, recs, copy_filter=False)
+    assert not kept and {r["reason"] for r in rejected.values()} == {"boilerplate"}
+    # and generation stops there in the first place
+    assert any(stop and stop in leaked for stop in COMPLETION_STOP)

@@ -1,0 +1,334 @@
+"""Answer-first questions: the answers come from the chunk, the model only writes the questions.
+
+A small model asked for question-answer pairs about a document invents answers and asks vague
+questions ("Who is the character in the film?"). Here the answers are picked from the chunk
+itself — dates, numbers, quoted titles and names, sentence by sentence — and each becomes one
+request: "this sentence answers <answer>; write the question". Every record's answer is then a
+span of the chunk and its evidence the sentence it came from, whatever model writes the question,
+so the grounding filter checks it like any other QA record.
+
+Spans are picked with plain patterns (English capitalisation and number formats), in the order of
+the chunk's sentences: the first span of every sentence, then the second of every sentence, ...,
+up to the header's `max_items` per chunk, so a capped chunk still has every sentence asked about.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from augment.errors import ParseError
+from augment.strategies.base import Strategy
+from augment.strategies.parsers import Parsed
+from augment.types import Chunk, GenRequest, GenResult
+
+_MONTH = (
+    r"(?:January|February|March|April|May|June|July|August|September|October|November|December"
+    r"|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.?"
+)
+_UNIT = (
+    r"(?:million|billion|thousand|hundred|percent|per cent|%|years?|months?|weeks?|days?|hours?|"
+    r"minutes?|seconds?|km|kilometres?|kilometers?|metres?|meters?|miles?|feet|kg|tonnes?|tons?|"
+    r"episodes?|seasons?|films?|awards?|nominations?|people|copies|votes|seats)"
+)
+# in priority order: a span overlapping one already taken is skipped
+_PATTERNS = [
+    re.compile(
+        rf"\b\d{{1,2}}(?:\s*(?:–|-|to)\s*\d{{1,2}})?\s+{_MONTH}(?:\s+\d{{4}})?\b"  # 24 October 2022
+        rf"|\b{_MONTH}\s+\d{{1,2}}(?:\s*(?:–|-|to)\s*\d{{1,2}})?(?:,?\s+\d{{4}})?\b"  # September 16 to 24, 2023
+        rf"|\b{_MONTH}\s+\d{{4}}\b"  # May 2021
+    ),
+    re.compile(r"\"([^\"\n]{2,80})\"|“([^”\n]{2,80})”|«([^»\n]{2,80})»"),
+    re.compile(rf"(?:[$€£¥]\s?)?\b\d[\d,.]*(?:st|nd|rd|th)?\b(?:\s+{_UNIT}\b)?"),
+    re.compile(
+        r"\b[A-Z][\w'’&.-]*(?:\s+(?:(?:of|the|de|del|der|la|le|von|van|du|di|da|and|for|on|in)\s+)*"
+        r"[A-Z][\w'’&.-]*|\s+\d+\b)*"  # "Bank of England", "Apollo 11"; not "Fleadh on 9 July"
+    ),
+]
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[A-Z0-9\"“(])|\n+")
+_ABBREV = re.compile(
+    r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Inc|Ltd|Co|vs|No|Vol|U\.S|U\.K|[A-Z])\.$"
+)  # or "R." of a name
+# capitalised words that start sentences and name nothing
+_FUNCTION = {
+    *[
+        "a",
+        "an",
+        "the",
+        "it",
+        "its",
+        "he",
+        "she",
+        "his",
+        "her",
+        "they",
+        "their",
+        "them",
+        "this",
+        "that",
+        "these",
+        "those",
+        "there",
+        "here",
+    ],
+    *[
+        "in",
+        "on",
+        "at",
+        "of",
+        "for",
+        "to",
+        "by",
+        "from",
+        "with",
+        "as",
+        "after",
+        "before",
+        "during",
+        "when",
+        "while",
+        "since",
+        "until",
+        "if",
+    ],
+    *[
+        "but",
+        "and",
+        "or",
+        "so",
+        "yet",
+        "also",
+        "however",
+        "although",
+        "though",
+        "following",
+        "according",
+        "despite",
+    ],
+    *[
+        "upon",
+        "into",
+        "onto",
+        "we",
+        "our",
+        "you",
+        "your",
+        "i",
+        "my",
+        "what",
+        "who",
+        "whom",
+        "whose",
+        "which",
+        "where",
+        "why",
+        "how",
+    ],
+    *["was", "were", "is", "are", "be", "been", "being", "did", "does", "do", "has", "have", "had"],
+}
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    answer: str
+    sentence: str
+    start: int  # offset in the chunk
+
+
+def sentences(text: str) -> list[tuple[int, str]]:
+    """(offset, sentence) of `text`: split after . ! ? before a capital or digit, and at newlines;
+    abbreviations such as "Dr." or "U.S." do not end a sentence."""
+    out: list[tuple[int, str]] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        if _ABBREV.search(text[start : m.start()]):
+            continue
+        piece = text[start : m.start()]
+        if piece.strip():
+            out.append((start + len(piece) - len(piece.lstrip()), piece.strip()))
+        start = m.end()
+    if text[start:].strip():
+        piece = text[start:]
+        out.append((start + len(piece) - len(piece.lstrip()), piece.strip()))
+    return out
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def _stems(text: str) -> set[str]:
+    """Content words cut to 5 letters ("nominated", "nominations" -> "nomin")."""
+    return {w[:5] for w in _words(text) if w not in _FUNCTION and len(w) > 2}
+
+
+def cloze_question(sentence: str, answer: str, title: str) -> str:
+    blank = sentence.replace(answer, "_____", 1).rstrip(".")
+    about = f" about {title}" if title else ""
+    return f'What fills the blank in this sentence{about}: "{blank}"?'
+
+
+def _named(span: str, title_words: set[str]) -> bool:
+    """A span worth asking for: not only function words, not only words of the document's title."""
+    words = _words(span)
+    content = [w for w in words if w not in _FUNCTION]
+    if not content:
+        return False
+    return not set(content) <= title_words
+
+
+def pick_spans(text: str, title: str, limit: int) -> list[Span]:
+    """Candidate answers of `text`, round-robin over its sentences, at most `limit`."""
+    title_words = {w for w in _words(re.sub(r"\([^)]*\)", "", title)) if w not in _FUNCTION}
+    per_sentence: list[list[Span]] = []
+    for offset, sent in sentences(text):
+        taken: list[tuple[int, int]] = []
+        found: list[tuple[int, str]] = []
+        for pattern in _PATTERNS:
+            for m in pattern.finditer(sent):
+                group = next((i for i in range(1, (m.lastindex or 0) + 1) if m.group(i)), 0)
+                lo, hi = m.span(group)
+                answer = re.sub(r"['’]s?$", "", sent[lo:hi].strip(" ,;:.-"))  # Condit's -> Condit
+                lo = sent.find(answer, lo) if answer else lo
+                hi = lo + len(answer)
+                if len(answer) < 2 or any(lo < b and a < hi for a, b in taken):
+                    continue
+                if pattern is _PATTERNS[-1]:
+                    first = answer.split()[0]
+                    if lo == 0 and first.lower() in _FUNCTION:  # "The Kestrel ..." at a sentence start
+                        answer = answer[len(first) :].lstrip()
+                        lo = hi - len(answer)
+                    if not answer or (lo == 0 and " " not in answer):  # "Presented by ...": no name
+                        continue
+                if not _named(answer, title_words) or len(answer.split()) > 12:
+                    continue
+                taken.append((lo, hi))
+                found.append((lo, answer))
+        found.sort()
+        per_sentence.append([Span(a, sent, offset + lo) for lo, a in found])
+    # a name's single word ("Condit") is asked for through the full name ("Cecelia Condit")
+    longer = {w for spans in per_sentence for s in spans if " " in s.answer for w in _words(s.answer)}
+    per_sentence = [
+        [s for s in spans if " " in s.answer or s.answer.lower() not in longer or s.answer[0].isdigit()]
+        for spans in per_sentence
+    ]
+    out: list[Span] = []
+    seen: set[str] = set()
+    rank = 0
+    while len(out) < limit and any(rank < len(s) for s in per_sentence):
+        for spans in per_sentence:
+            if rank < len(spans) and len(out) < limit:
+                span = spans[rank]
+                key = span.answer.lower()
+                if key not in seen:  # one question per distinct answer
+                    seen.add(key)
+                    out.append(span)
+        rank += 1
+    return out
+
+
+class SpanStrategy(Strategy):
+    """A strategy of kind `spans`: one request per answer span of the chunk (see the module doc)."""
+
+    def build(
+        self,
+        chunk: Chunk,
+        *,
+        backend: str,
+        model: str,
+        seed: int,
+        samples: int | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        style: str = "chat",
+    ) -> list[GenRequest]:
+        labels: Counter[str] = Counter()
+        out = []
+        for span in pick_spans(chunk.text, chunk.title, self.header.max_items):
+            labels[span.answer] += 1
+            label = span.answer if labels[span.answer] == 1 else f"{span.answer} #{labels[span.answer]}"
+            for sample in range(samples or self.header.samples):
+                out.append(
+                    self.request(
+                        chunk,
+                        variant=label,
+                        sample=sample,
+                        backend=backend,
+                        model=model,
+                        seed=seed,
+                        temperature=temperature,
+                        max_tokens=max_tokens,
+                        style=style,
+                        # doc_title: the parser's relevance check leaves the title's words out
+                        context={"answer": span.answer, "sentence": span.sentence, "doc_title": chunk.title},
+                    )
+                )
+        return out
+
+    def parse_request(self, req: GenRequest, text: str, finish_reason: str) -> Parsed:
+        """The model's question, if it is one about this span's sentence; with `cloze: true` also
+        the sentence as a fill-in-the-blank question (kept when the model's question is not)."""
+        field = self.fields_for(req.chat)[0]
+        cloze = [{field: "", "form": "cloze"}]  # records() writes it: it needs the chunk's title
+        try:
+            question = self._question(self.parse(text, finish_reason, req.chat).items[0][field], req)
+        except ParseError as e:
+            if not self.header.cloze:
+                raise
+            return Parsed(cloze, [str(e)])
+        return Parsed([{field: question, "form": "model"}, *(cloze if self.header.cloze else [])])
+
+    @staticmethod
+    def _question(reply: str, req: GenRequest) -> str:
+        question = " ".join(reply.strip().split("\n", 1)[0].split())
+        question = re.sub(r"^(?:Q|Question)\s*[:.]\s*", "", question, flags=re.IGNORECASE)
+        answer, sentence = req.context["answer"], req.context["sentence"]
+        if not question.endswith("?"):
+            raise ParseError("the reply is not a question (no '?' on its first line)")
+        if len(question.split()) < 4:
+            raise ParseError(f"question too short: {question!r}")
+        if re.search(rf"(?<!\w){re.escape(answer.lower())}(?!\w)", question.lower()):
+            raise ParseError("the question contains its own answer")
+        # a question about this sentence shares its words: not only the title's, the answer's or
+        # generic ones ("What is the name of the film?" asked of every answer fails here)
+        skip = _stems(answer) | _stems(req.context.get("doc_title", ""))
+        shared = (_stems(question) & _stems(sentence)) - skip
+        if len(shared) < 2:
+            raise ParseError(f"the question does not ask about its sentence: {question!r}")
+        return question
+
+    def records(
+        self,
+        chunk: Chunk,
+        req: GenRequest,
+        result: GenResult,
+        parsed: Parsed,
+        *,
+        backend: str,
+        model: str,
+        parents: list[dict[str, str]] | None = None,
+    ) -> list[dict[str, Any]]:
+        # the answer and its evidence are the chunk's own words, from the request
+        answer, sentence = req.context["answer"], req.context["sentence"]
+        field = self.fields_for(req.chat)[0]
+        items = [
+            {
+                **item,
+                field: item[field] or cloze_question(sentence, answer, chunk.title),
+                "answer": answer,
+                "evidence": sentence,
+            }
+            for item in parsed.items
+        ]
+        return super().records(
+            chunk,
+            req,
+            result,
+            Parsed(items, parsed.rejected, parsed.meta),
+            backend=backend,
+            model=model,
+            parents=parents,
+        )

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from augment.cli import app
+from augment.curate.filters import GroundingFilter
+from augment.errors import ConfigError, ParseError
+from augment.strategies import load_strategy
+from augment.strategies.spans import SpanStrategy, pick_spans, sentences
+from augment.types import Chunk, GenResult, Usage
+
+TEXT = (
+    "Harrow Point is a 2019 Irish drama film directed by Nuala Brennan. It premiered at the Galway Film "
+    "Fleadh on 9 July 2019 and won the Best Irish Feature award. Brennan's brother Ciaran Brennan wrote "
+    'the score. The film was shot in 23 days on Achill Island, and Dr. Brennan later called it "a '
+    'postcard to the west".'
+)
+CHUNK = Chunk("h:0000", "h", 0, 0, len(TEXT), TEXT, "Harrow Point (film)", 80)
+
+
+def test_sentences_split_at_ends_but_not_after_abbreviations():
+    got = [s for _, s in sentences(TEXT)]
+    assert len(got) == 4
+    assert got[3].startswith("The film was shot in 23 days") and "Dr. Brennan" in got[3]
+    for offset, s in sentences(TEXT):
+        assert TEXT[offset : offset + len(s)] == s
+
+
+def test_spans_are_names_dates_numbers_and_quotes_never_the_title():
+    answers = [s.answer for s in pick_spans(TEXT, CHUNK.title, 50)]
+    assert "9 July 2019" in answers  # a date whole, not "9" and "2019"
+    assert "Nuala Brennan" in answers and "Ciaran Brennan" in answers
+    assert "Brennan" not in answers  # the surname alone is asked through the full name
+    assert "a postcard to the west" in answers  # quoted, without its quotes
+    assert "23 days" in answers and "Achill Island" in answers
+    assert "Galway Film Fleadh" in answers and "Best Irish Feature" in answers
+    assert not any("Harrow" in a or a in ("The", "It", "The film") for a in answers)
+    assert len(answers) == len({a.lower() for a in answers})
+    for span in pick_spans(TEXT, CHUNK.title, 50):
+        assert span.answer in span.sentence and TEXT[span.start :].startswith(span.answer)
+
+
+def test_a_capped_chunk_asks_about_every_sentence_first():
+    spans = pick_spans(TEXT, CHUNK.title, 4)
+    assert len(spans) == 4
+    assert len({s.sentence for s in spans}) == 4  # one per sentence before any second one
+    assert [s.answer for s in pick_spans(TEXT, CHUNK.title, 4)] == [s.answer for s in spans]
+
+
+@pytest.fixture
+def spans() -> SpanStrategy:
+    s = load_strategy(Path(__file__).parents[2] / "prompts" / "qa-spans.md")
+    assert isinstance(s, SpanStrategy)
+    return s
+
+
+def _reply(s: SpanStrategy, req, text: str):
+    result = GenResult(text=text, finish_reason="stop", usage=Usage(10, 10))
+    parsed = s.parse_request(req, req.primer + text, "stop")
+    return parsed, s.records(CHUNK, req, result, parsed, backend="mock", model="m")
+
+
+def test_one_request_per_span_with_the_answer_in_the_prompt(spans: SpanStrategy):
+    reqs = spans.build(CHUNK, backend="mock", model="m", seed=0)
+    assert [r.variant for r in reqs] == [s.answer for s in pick_spans(TEXT, CHUNK.title, 24)]
+    date = next(r for r in reqs if r.variant == "9 July 2019")
+    assert '"9 July 2019"' in date.prompt and date.context["sentence"] in date.prompt
+    completion = spans.build(CHUNK, backend="mock", model="m", seed=0, style="completion")
+    assert completion[0].prompt.rstrip().endswith("Question about Harrow Point (film):")
+    assert completion[0].stop and "\n" in completion[0].stop
+    assert len({r.key for r in reqs + completion}) == 2 * len(reqs)
+
+
+def test_a_question_about_its_sentence_is_kept_with_the_chunks_answer_and_a_cloze(spans: SpanStrategy):
+    req = next(r for r in spans.build(CHUNK, backend="mock", model="m", seed=0) if r.variant == "9 July 2019")
+    parsed, records = _reply(spans, req, "When did Harrow Point premiere at the Galway Film Fleadh?")
+    assert [it["form"] for it in parsed.items] == ["model", "cloze"] and not parsed.rejected
+    model, cloze = records
+    assert model["text"] == (
+        "Harrow Point (film)\nQuestion: When did Harrow Point premiere at the Galway Film Fleadh?\n"
+        "Answer: 9 July 2019"
+    )
+    assert model["fields"]["evidence"] == req.context["sentence"]
+    assert "_____" in cloze["fields"]["question"] and "9 July 2019" not in cloze["fields"]["question"]
+    assert cloze["fields"]["answer"] == "9 July 2019" and cloze["id"] != model["id"]
+    grounding = GroundingFilter()
+    assert all(isinstance(grounding.check(r, TEXT), float) for r in records)
+
+
+@pytest.mark.parametrize(
+    "reply, reason",
+    [
+        ("What is the name of the film?", "does not ask about its sentence"),
+        ("When did the film premiere on 9 July 2019 at the Fleadh?", "contains its own answer"),
+        ("The film premiered in July.", "not a question"),
+        ("When?", "too short"),
+    ],
+)
+def test_a_bad_question_is_reported_and_only_the_cloze_is_kept(spans: SpanStrategy, reply: str, reason: str):
+    req = next(r for r in spans.build(CHUNK, backend="mock", model="m", seed=0) if r.variant == "9 July 2019")
+    parsed, records = _reply(spans, req, reply)
+    assert [it["form"] for it in parsed.items] == ["cloze"]
+    assert len(parsed.rejected) == 1 and reason in parsed.rejected[0]
+    assert [r["fields"]["answer"] for r in records] == ["9 July 2019"]
+    spans.header.cloze = False
+    try:
+        with pytest.raises(ParseError, match=reason):
+            spans.parse_request(req, reply, "stop")
+    finally:
+        spans.header.cloze = True
+
+
+def test_spans_kind_takes_no_variants(tmp_path: Path):
+    src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
+    bad = tmp_path / "qa-spans.md"
+    bad.write_text(src.replace("kind: spans\n", "kind: spans\nvariants: [a, b]\n"))
+    with pytest.raises(ConfigError, match="kind 'spans' takes no variants"):
+        load_strategy(bad)
+
+
+def test_mock_run_gives_grounded_records_for_every_span(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "harrow.md").write_text(f"# Harrow Point (film)\n\n{TEXT}\n")
+    run = tmp_path / "run"
+    res = CliRunner().invoke(
+        app,
+        ["generate", str(docs), "-o", str(run), "--backend", "mock", "--strategies", "qa-spans", "--quiet"],
+    )
+    assert res.exit_code == 0, res.output
+    records = [json.loads(line) for line in (run / "generated" / "qa-spans.jsonl").read_text().splitlines()]
+    doc = json.loads((run / "documents.jsonl").read_text().splitlines()[0])
+    answers = {r["fields"]["answer"] for r in records}
+    assert answers == {s.answer for s in pick_spans(doc["text"], doc["title"], 24)}
+    assert all(
+        r["fields"]["answer"] in doc["text"] and r["fields"]["evidence"] in doc["text"] for r in records
+    )
+    assert {r["fields"]["form"] for r in records} == {"model", "cloze"}
+    kept = [json.loads(line) for line in (run / "curated" / "kept.jsonl").read_text().splitlines()]
+    assert kept and all(r["strategy"] == "qa-spans" for r in kept)
