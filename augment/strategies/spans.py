@@ -48,86 +48,18 @@ _PATTERNS = [
     ),
 ]
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[A-Z0-9\"“(])|\n+")
-_ABBREV = re.compile(
-    r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Inc|Ltd|Co|vs|No|Vol|U\.S|U\.K|[A-Z])\.$"
-)  # or "R." of a name
-# capitalised words that start sentences and name nothing
-_FUNCTION = {
-    *[
-        "a",
-        "an",
-        "the",
-        "it",
-        "its",
-        "he",
-        "she",
-        "his",
-        "her",
-        "they",
-        "their",
-        "them",
-        "this",
-        "that",
-        "these",
-        "those",
-        "there",
-        "here",
-    ],
-    *[
-        "in",
-        "on",
-        "at",
-        "of",
-        "for",
-        "to",
-        "by",
-        "from",
-        "with",
-        "as",
-        "after",
-        "before",
-        "during",
-        "when",
-        "while",
-        "since",
-        "until",
-        "if",
-    ],
-    *[
-        "but",
-        "and",
-        "or",
-        "so",
-        "yet",
-        "also",
-        "however",
-        "although",
-        "though",
-        "following",
-        "according",
-        "despite",
-    ],
-    *[
-        "upon",
-        "into",
-        "onto",
-        "we",
-        "our",
-        "you",
-        "your",
-        "i",
-        "my",
-        "what",
-        "who",
-        "whom",
-        "whose",
-        "which",
-        "where",
-        "why",
-        "how",
-    ],
-    *["was", "were", "is", "are", "be", "been", "being", "did", "does", "do", "has", "have", "had"],
-}
+# titles, abbreviations and a name's initial ("R. K. Suresh") do not end a sentence
+_ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Inc|Ltd|Co|vs|No|Vol|U\.S|U\.K|[A-Z])\.$")
+# capitalised words that start sentences and name nothing; left out of the question check too
+_FUNCTION = frozenset(
+    (  # noqa: SIM905
+        "a an the it its he she his her they their them this that these those there here "
+        "in on at of for to by from with as after before during when while since until if "
+        "but and or so yet also however although though following according despite upon into onto "
+        "we our you your i my what who whom whose which where why how "
+        "was were is are be been being did does do has have had"
+    ).split()
+)
 _WORD = re.compile(r"\w+")
 
 
