@@ -27,6 +27,7 @@ def test_sentences_split_at_ends_but_not_after_abbreviations():
     assert got[3].startswith("The film was shot in 23 days") and "Dr. Brennan" in got[3]
     for offset, s in sentences(TEXT):
         assert TEXT[offset : offset + len(s)] == s
+    assert len(sentences("It stars Bobby Simha and R. K. Suresh. It was shot in Chennai.")) == 2
 
 
 def test_spans_are_names_dates_numbers_and_quotes_never_the_title():
