@@ -390,10 +390,15 @@ class Strategy:
                 temperature=temperature,
                 max_tokens=max_tokens,
                 style=style,
+                context=context,
             )
-            for variant in self.header.variants or [""]
+            for variant, context in self.variants_for(chunk)
             for sample in range(samples or self.header.samples)
         ]
+
+    def variants_for(self, chunk: Chunk) -> list[tuple[str, dict[str, str]]]:
+        """(variant, template variables) of the requests for `chunk`: the header's variants."""
+        return [(variant, {}) for variant in self.header.variants or [""]]
 
     def request(
         self,

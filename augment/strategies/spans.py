@@ -15,7 +15,6 @@ up to the header's `max_items` per chunk, so a capped chunk still has every sent
 from __future__ import annotations
 
 import re
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,40 +164,12 @@ def pick_spans(text: str, title: str, limit: int) -> list[Span]:
 class SpanStrategy(Strategy):
     """A strategy of kind `spans`: one request per answer span of the chunk (see the module doc)."""
 
-    def build(
-        self,
-        chunk: Chunk,
-        *,
-        backend: str,
-        model: str,
-        seed: int,
-        samples: int | None = None,
-        temperature: float | None = None,
-        max_tokens: int | None = None,
-        style: str = "chat",
-    ) -> list[GenRequest]:
-        labels: Counter[str] = Counter()
-        out = []
-        for span in pick_spans(chunk.text, chunk.title, self.header.max_items):
-            labels[span.answer] += 1
-            label = span.answer if labels[span.answer] == 1 else f"{span.answer} #{labels[span.answer]}"
-            for sample in range(samples or self.header.samples):
-                out.append(
-                    self.request(
-                        chunk,
-                        variant=label,
-                        sample=sample,
-                        backend=backend,
-                        model=model,
-                        seed=seed,
-                        temperature=temperature,
-                        max_tokens=max_tokens,
-                        style=style,
-                        # doc_title: the parser's relevance check leaves the title's words out
-                        context={"answer": span.answer, "sentence": span.sentence, "doc_title": chunk.title},
-                    )
-                )
-        return out
+    def variants_for(self, chunk: Chunk) -> list[tuple[str, dict[str, str]]]:
+        # doc_title: the parser's relevance check leaves the title's words out
+        return [
+            (span.answer, {"answer": span.answer, "sentence": span.sentence, "doc_title": chunk.title})
+            for span in pick_spans(chunk.text, chunk.title, self.header.max_items)  # distinct answers
+        ]
 
     def parse_request(self, req: GenRequest, text: str, finish_reason: str) -> Parsed:
         """The model's question, if it is one about this span's sentence; with `cloze: true` also
