@@ -110,6 +110,15 @@ class RunConfig(BaseModel):
     )
     grounding: bool = True
     grounding_min_score: float = Field(90.0, ge=0, le=100)
+    unsupported_filter: bool = Field(
+        True, description="drop records whose names and numbers are mostly not in their source"
+    )
+    unsupported_max_share: float = Field(
+        0.2, ge=0, lt=1, description="share of a record's names and numbers that may be unsupported"
+    )
+    unsupported_exempt: list[str] = Field(
+        default_factory=list, description="strategies whose records may bring in outside names"
+    )
     exact_dedup: bool = True
     near_dedup: bool = True
     near_threshold: float = Field(0.8, gt=0, le=1)
@@ -132,7 +141,15 @@ class RunConfig(BaseModel):
     val_fraction: float = Field(0.05, ge=0, lt=1)
     shard_mb: float = Field(256.0, gt=0)
 
-    @field_validator("strategies", "glob", "file_formats", "copy_exempt", "decontaminate", mode="before")
+    @field_validator(
+        "strategies",
+        "glob",
+        "file_formats",
+        "copy_exempt",
+        "unsupported_exempt",
+        "decontaminate",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, v: Any) -> Any:
         if isinstance(v, str):

@@ -350,7 +350,7 @@ class MockBackend:
         if style == "qa_dialogue":
             lines = []
             for s in short:
-                lines += [f"Student: What else should I know? ({len(s.split())} words)", f"Teacher: {s}"]
+                lines += [f"Student: And what about {' '.join(s.split()[:2])}?", f"Teacher: {s}"]
             return "\n".join(lines)
         if style == "notes":
             return "\n".join("- " + s for s in short)

@@ -6,8 +6,8 @@ for duplicates, `dup_of`), and RUN/curated/stats.json. Every input record ends i
 the two files.
 
 Order: decontamination, then the cheap per-record filters (length, boilerplate, grounding,
-copying), then exact and near-duplicate removal among the survivors — so that the member of a
-duplicate cluster that is kept is one that passed the filters — then the optional judge, which
+copying, the few-shot example's names, names and numbers the source does not have), then exact and
+near-duplicate removal among the survivors — so that the member of a duplicate cluster that is kept is one that passed the filters — then the optional judge, which
 costs a model call per record and so sees only what is left.
 """
 
@@ -29,6 +29,7 @@ from augment.curate.filters import (
     ExampleCopyFilter,
     GroundingFilter,
     LengthFilter,
+    UnsupportedTermsFilter,
     load_eval_items,
 )
 from augment.errors import AugmentError
@@ -92,6 +93,8 @@ def build_steps(config: RunConfig, decontaminate: list[Path] | None = None) -> l
 
         strategies = load_strategies(config.strategies, config.prompts_dir)
         steps.append(ExampleCopyFilter({s.name: s.example_text() for s in strategies}))
+    if config.unsupported_filter:  # after the example filter: that diagnosis is the more specific one
+        steps.append(UnsupportedTermsFilter(config.unsupported_max_share, exempt=config.unsupported_exempt))
     if config.exact_dedup:
         steps.append(ExactDedup())
     return steps
@@ -170,7 +173,10 @@ def curate(
             chunk = doc["text"][start:end]
             checks: dict[str, Any] = {}
             for step in steps:
-                result = step.check(rec, chunk)
+                if getattr(step, "uses_title", False):
+                    result = step.check(rec, chunk, doc.get("title", ""))
+                else:
+                    result = step.check(rec, chunk)
                 if isinstance(result, Verdict):
                     rejected.append(_reject(rec, result))
                     summary.rejected[(rec["strategy"], result.reason)] += 1

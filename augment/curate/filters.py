@@ -191,6 +191,89 @@ class GroundingFilter:
         return round(min(in_chunk, supported), 1)
 
 
+# a number as written ("1981", "26th", "1980s", "3.5"): compared by its digits
+_NUMBER = re.compile(r"\b\d[\d,.]*(?:st|nd|rd|th|s)?\b")
+# a list's own numbering ("1. ", "2) ") is not a fact
+_ENUMERATOR = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
+
+
+_NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()  # noqa: SIM905
+
+
+def _digits(token: str) -> str:
+    return "".join(c for c in token if c.isdigit())
+
+
+def source_numbers(text: str) -> set[str]:
+    """The numbers a text states (digits, and "two" as "2"), and the sums and differences of two of
+    them: "36 years later" is supported by 1862 and 1898."""
+    found = {_digits(m) for m in _NUMBER.findall(text)}
+    found |= {str(i) for i, w in enumerate(_NUMBER_WORDS) if w in set(words(text))}
+    ints = sorted({int(n) for n in found if n and len(n) <= 5})[:200]
+    for i, a in enumerate(ints):
+        for b in ints[i + 1 :]:
+            found |= {str(b - a), str(a + b)}
+    return found
+
+
+class UnsupportedTermsFilter:
+    """A record must not assert names and numbers its source does not have.
+
+    Small generators rewrite "directed by Víctor Soto" as "directed by Alberto del Rio", or add a
+    year, a city, a cast. Such a record teaches a false fact next to the true one. The terms of a
+    record are its capitalised words that do not start a sentence and its numbers (as in
+    `example_terms`); a term is supported when each of its words is in the chunk or the document's
+    title (a word of six or more letters also by its first five: "Mexican" by "Mexico"), a number
+    when its digits are (or it is the sum or difference of two numbers there: an inference may count
+    the years between two dates). The record is dropped when more than `max_share` of its terms are
+    unsupported and at least `min_count` of them are: a well-known name that an inference adds is
+    kept, a rewrite that swaps the cast is not. Strategies in `exempt` are not checked.
+    """
+
+    name = "unsupported_terms"
+    uses_title = True
+
+    def __init__(self, max_share: float = 0.2, min_count: int = 1, exempt: list[str] | None = None):
+        self.max_share = max_share
+        self.min_count = min_count
+        self.exempt = set(exempt or [])
+        self._cache: tuple[str, set[str], set[str], set[str]] = ("", set(), set(), set())
+
+    def _source(self, source: str) -> tuple[set[str], set[str], set[str]]:
+        if self._cache[0] != source:
+            ws = set(words(source))
+            self._cache = (
+                source,
+                ws,
+                {w[:5] for w in ws if len(w) >= 6},
+                source_numbers(source),
+            )
+        return self._cache[1:]
+
+    def unsupported(self, text: str, source: str) -> tuple[list[str], int]:
+        """(the unsupported terms, how many terms) of `text` against `source`."""
+        ws, stems, numbers = self._source(source)
+        text = _ENUMERATOR.sub(" ", text)
+        names = example_terms(text)
+        names = {re.sub(r"['’]s$", "", n) for n in names if not any(c.isdigit() for c in n)}
+        nums = {m for m in _NUMBER.findall(text)}
+        missing = [n for n in sorted(names) if any(w not in ws and w[:5] not in stems for w in words(n))]
+        missing += [n for n in sorted(nums) if _digits(n) not in numbers]
+        return missing, len(names) + len(nums)
+
+    def check(self, rec: dict, chunk: str, title: str = "") -> Verdict | float | None:
+        if rec["strategy"] in self.exempt:
+            return None
+        trained = "\n".join([rec.get("text", ""), *(m.get("content", "") for m in rec.get("messages") or [])])
+        missing, total = self.unsupported(trained, f"{title}\n{chunk}")
+        if not total:
+            return None
+        share = len(missing) / total
+        if len(missing) >= self.min_count and share > self.max_share:
+            return Verdict("unsupported_terms", detail=", ".join(missing[:8]))
+        return round(share, 3)
+
+
 def load_eval_items(path: Path) -> list[str]:
     """Questions (and answers) of an evaluation file: passages with "questions", or one item a line."""
     items: list[str] = []

@@ -157,6 +157,7 @@ def test_each_step_can_be_turned_off(tmp_path: Path):
         copy_filter=False,
         grounding=False,
         boilerplate_filter=False,
+        unsupported_filter=False,
         min_record_tokens=0,
     )
     assert not rejected and len(kept) == len(PLANTED)
@@ -196,7 +197,10 @@ def test_judge_with_the_mock_backend(tmp_path: Path):
         "made-up", "inferences", "Zebras graze on Mars beside purple volcanoes every Tuesday morning."
     )
     records = [*PLANTED[:1], PLANTED[4], invented]
-    run, summary, kept, rejected = run_curate(tmp_path, records, judge=True, backend="mock")
+    # (the names filter would catch "Mars" and "Tuesday" first; this tests the judge)
+    run, summary, kept, rejected = run_curate(
+        tmp_path, records, judge=True, backend="mock", unsupported_filter=False
+    )
     assert rejected["made-up"]["reason"] == "judge_unfaithful"
     assert set(kept) == {"para", "infer"}
     verdict = kept["para"]["checks"]["judge"]
@@ -207,7 +211,8 @@ def test_judge_with_the_mock_backend(tmp_path: Path):
     cache = ResponseCache(run / "cache.sqlite")
     assert len(cache) == 3
     cache.close()
-    curate(run, load_config(None, {"backend": "mock", "judge": True, "judge_min_faithfulness": 1}))
+    again = {"backend": "mock", "judge": True, "judge_min_faithfulness": 1, "unsupported_filter": False}
+    curate(run, load_config(None, again))
     assert len(list(read_jsonl(run / "curated" / "kept.jsonl"))) == 3
 
 
@@ -278,7 +283,11 @@ def test_records_copying_the_few_shot_example_are_dropped(tmp_path: Path):
     assert rejected["para-example"]["reason_detail"] == "Orlen, Railway, Valley"
     assert rejected["infer-year"]["reason_detail"] == "1898"
     assert set(kept) == {"infer-ok", "para-ok"}
-    _, _, kept, _ = run_curate(tmp_path / "off", recs, example_filter=False)
+    _, _, kept, rejected = run_curate(tmp_path / "off", recs, example_filter=False)
+    assert {"para-example", "infer-year"} <= {
+        k for k, r in rejected.items() if r["reason"] == "unsupported_terms"
+    }
+    _, _, kept, _ = run_curate(tmp_path / "both", recs, example_filter=False, unsupported_filter=False)
     assert {"para-example", "infer-year"} <= set(kept)
 
 
@@ -297,3 +306,50 @@ def test_a_base_model_continuing_into_the_prompt_scaffold_is_boilerplate(tmp_pat
     assert not kept and {r["reason"] for r in rejected.values()} == {"boilerplate"}
     # and generation stops there in the first place
     assert any(stop and stop in leaked for stop in COMPLETION_STOP)
+
+
+def test_records_asserting_names_and_numbers_the_source_lacks_are_dropped(tmp_path: Path):
+    recs = [
+        # a small model's "paraphrase": the designer, the height and the date are swapped
+        rec(
+            "para-swapped",
+            "paraphrase",
+            "The lighthouse at Cape Merrow, designed by Isambard Brunel, was finished in 1870 and stands "
+            "45 metres tall.",
+        ),
+        # the differences of the source's dates are inferences, not inventions (1884 - 1862)
+        rec("infer-years", "inferences", "Cape Merrow's light burned colza oil for 22 years, from 1862 on."),
+        # "two winters" supports 2; the document's title supports its own name; "Cornish" by "Cornwall"
+        # would count, one outside name among many is tolerated
+        rec(
+            "para-ok",
+            "paraphrase",
+            "For 2 winters storms stopped work at Cape Merrow; Ada Penhallow finished Merrow's tower in "
+            "1862, 31 metres of granite. Tomas Rill left in 1989, and Port Anselm took over, as Trinity "
+            "House does elsewhere.",
+        ),
+        rec(
+            "qa-renamed",
+            "qa",
+            "",
+            question="Who was the last keeper at Cape Merrow, hired by Lord Harwood?",
+            answer="Tomas Rill",
+            evidence="The last keeper, Tomas Rill, left the station in 1989",
+        ),
+    ]
+    _, summary, kept, rejected = run_curate(tmp_path, recs)
+    assert {k: r["reason"] for k, r in rejected.items()} == dict.fromkeys(
+        ["para-swapped", "qa-renamed"], "unsupported_terms"
+    )
+    assert rejected["para-swapped"]["reason_detail"] == "Brunel, Isambard, 1870, 45"
+    assert rejected["qa-renamed"]["reason_detail"] == "Harwood, Lord"
+    assert set(kept) == {"infer-years", "para-ok"}
+    assert 0 < kept["para-ok"]["checks"]["unsupported_terms"] <= 0.2
+    assert summary.by_reason["unsupported_terms"] == 2
+    # the share is a setting, a strategy can be exempt, and the filter can be turned off
+    _, _, kept, _ = run_curate(tmp_path / "share", recs, unsupported_max_share=0.5)
+    assert "qa-renamed" in kept and "para-swapped" not in kept  # 2 of 6 terms, and 4 of 6
+    _, _, kept, _ = run_curate(tmp_path / "exempt", recs, unsupported_exempt=["qa"])
+    assert "qa-renamed" in kept and "para-swapped" not in kept
+    _, _, kept, _ = run_curate(tmp_path / "off", recs, unsupported_filter=False)
+    assert set(kept) == {r["id"] for r in recs}
