@@ -57,9 +57,13 @@ def augment(*args: object) -> None:
 def split_passages(qa: Path, n: int, seed: int) -> tuple[list[dict], list[dict]]:
     rows = [r for r in read_jsonl(qa) if any(not q.get("unanswerable_from_text") for q in r["questions"])]
     random.Random(seed).shuffle(rows)
-    if len(rows) < 2 * n:
-        raise SystemExit(f"{qa}: {len(rows)} passages, need {2 * n} (evaluated + other)")
-    return rows[:n], rows[n : 2 * n]
+    evaluated = rows[:n]
+    # the format control's passages come from other pages: SQuAD has several passages per article
+    titles = {r["title"] for r in evaluated}
+    other = [r for r in rows[n:] if r["title"] not in titles][:n]
+    if len(evaluated) < n or len(other) < n:
+        raise SystemExit(f"{qa}: {len(rows)} passages, need {n} evaluated and {n} from other pages")
+    return evaluated, other
 
 
 def write_docs(folder: Path, rows: list[dict]) -> Path:
@@ -235,6 +239,12 @@ def main() -> None:
         "open_base": open_book.summary,
         "differences": diffs,
         "seconds": round(time.monotonic() - t0),
+        # per question, for reading what each arm answered (same order as qa_eval.jsonl's questions)
+        "questions_asked": [{"q": it.question, "answers": it.answers} for it in items],
+        "per_question": {
+            arm: {"prediction": s.predictions, **{m: s.per_item[m] for m in ("f1", "answer_nll")}}
+            for arm, s in [*scores.items(), ("base, open book", open_book)]
+        },
     }
     write_json(out / "uptake.json", result)
 
