@@ -350,7 +350,7 @@ class MockBackend:
         if style == "qa_dialogue":
             lines = []
             for s in short:
-                lines += [f"Student: And what about {' '.join(s.split()[:2])}?", f"Teacher: {s}"]
+                lines += ["Student: What else should I know?", f"Teacher: {s}"]
             return "\n".join(lines)
         if style == "notes":
             return "\n".join("- " + s for s in short)
