@@ -105,6 +105,11 @@ _TERM = re.compile(r"\b(?:[A-Z][\w'-]*[a-z][\w'-]*|\d{3,})\b")
 _SENTENCE_START = re.compile(r"(?:^|[.!?:;\n\"(*•-]|\d\.)\s*$")
 
 
+def trained_text(rec: dict) -> str:
+    """Everything a record trains on: its text, and the turns of its chat form (a question too)."""
+    return "\n".join([rec.get("text", ""), *(m.get("content", "") for m in rec.get("messages") or [])])
+
+
 def example_terms(text: str) -> set[str]:
     """The names and numbers of a few-shot example: capitalised words that do not start a sentence
     (or a line), and numbers of three or more digits."""
@@ -138,8 +143,7 @@ class ExampleCopyFilter:
         if not terms:
             return None
         in_chunk = self._chunk_words(chunk)
-        # everything trained on: the text, and the turns of the chat form (a question too)
-        trained = "\n".join([rec.get("text", ""), *(m.get("content", "") for m in rec.get("messages") or [])])
+        trained = trained_text(rec)
         leaked = sorted(t for t in set(_TERM.findall(trained)) & terms if not set(words(t)) <= in_chunk)
         return Verdict("copies_example", detail=", ".join(leaked)) if leaked else None
 
@@ -208,7 +212,8 @@ def source_numbers(text: str) -> set[str]:
     """The numbers a text states (digits, and "two" as "2"), and the sums and differences of two of
     them: "36 years later" is supported by 1862 and 1898."""
     found = {_digits(m) for m in _NUMBER.findall(text)}
-    found |= {str(i) for i, w in enumerate(_NUMBER_WORDS) if w in set(words(text))}
+    vocabulary = set(words(text))
+    found |= {str(i) for i, w in enumerate(_NUMBER_WORDS) if w in vocabulary}
     ints = sorted({int(n) for n in found if n and len(n) <= 5})[:200]
     for i, a in enumerate(ints):
         for b in ints[i + 1 :]:
@@ -264,8 +269,7 @@ class UnsupportedTermsFilter:
     def check(self, rec: dict, chunk: str, title: str = "") -> Verdict | float | None:
         if rec["strategy"] in self.exempt:
             return None
-        trained = "\n".join([rec.get("text", ""), *(m.get("content", "") for m in rec.get("messages") or [])])
-        missing, total = self.unsupported(trained, f"{title}\n{chunk}")
+        missing, total = self.unsupported(trained_text(rec), f"{title}\n{chunk}")
         if not total:
             return None
         share = len(missing) / total
