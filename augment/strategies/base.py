@@ -144,6 +144,9 @@ class PromptHeader(BaseModel):
     cloze: bool = Field(
         False, description="spans: each span also gives a fill-in-the-blank question built from its sentence"
     )
+    wh: bool = Field(
+        False, description="spans: each span also gives its sentence as a question asked in place, by rule"
+    )
     group_sizes: list[int] = Field(
         default_factory=lambda: [2, 3], description="entigraph: pairs, then triples"
     )

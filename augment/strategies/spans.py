@@ -102,6 +102,88 @@ def cloze_question(sentence: str, answer: str, title: str) -> str:
     return f'What fills the blank in this sentence{about}: "{blank}"?'
 
 
+# a name is asked for as "who" at a sentence's start unless it names a place or body
+_NOT_PERSON = re.compile(
+    r"\b(?:Festival|Awards?|Film|Films|University|College|School|Company|Society|Institute|Association"
+    r"|Council|Productions|Studios?|Pictures|Records|Group|Club|Party|Museum|Church|River|Island|City"
+    r"|Network|Channel|Television|Radio|Bank|Agency|Department|Ministry|Corporation|League|Team)\b"
+)
+_ORDINAL = re.compile(r"^\d+(?:st|nd|rd|th)$")
+_YEAR = re.compile(r"^(?:1[0-9]|20)\d\d$")
+_YEAR_BEFORE = frozenset("in since from until till by before after of on during".split())  # noqa: SIM905
+_CLAUSE_END = re.compile(r",|;|:|\(| [–—-] | (?:while|whereas|which|who|where|but|although)\b")
+
+
+def _wh_phrase(answer: str, before: str, at_start: bool) -> tuple[str, int] | None:
+    """What asks for `answer` in place ("directed by whom"), and how many words before it the
+    phrase replaces (the preposition of "held in Sydney" -> "held where"); None when no phrase
+    fits (ordinals: "the 27th edition" has no in-place question)."""
+    prev = before.split()[-1].lower() if before.split() else ""
+    if _PATTERNS[0].fullmatch(answer):
+        return ("what dates" if re.search(r"\d\s*(?:–|-|to)\s*\d", answer) else "what date"), 0
+    if _YEAR.match(answer):  # "released in 2019", not "a 2019 film" (no in-place question there)
+        return ("what year", 0) if prev in _YEAR_BEFORE else None
+    if answer[0].isdigit() or answer[0] in "$€£¥":
+        if _ORDINAL.match(answer):
+            return None
+        if answer[0] in "$€£¥":
+            return "how much", 0
+        unit = answer.split(maxsplit=1)[1] if " " in answer else ""
+        if unit in ("percent", "per cent", "%") or answer.endswith("%"):
+            return "what percentage", 0
+        return (f"how many {unit}" if unit else "how many"), 0
+    if prev in ("by", "starring", "featuring"):
+        return "whom", 0
+    if prev in ("in", "at", "near") and not at_start:
+        return "where", 1
+    if at_start:
+        person = len(answer.split()) <= 3 and not _NOT_PERSON.search(answer)
+        return ("Who" if person else "What"), 0
+    return "what", 0
+
+
+def wh_question(sentence: str, answer: str, title: str) -> str | None:
+    """The sentence asked about `answer` in place, by rule: "Harrow Point is a 2019 Irish drama
+    film directed by whom?" A sentence opening with "It" or "The film" (the title's kind) names its
+    subject instead, and the question ends at the clause that holds the answer. None when no
+    question phrase fits the answer or what is left is too short to ask anything."""
+    lo = sentence.find(answer)
+    if lo < 0:
+        return None
+    start, end = lo, lo + len(answer)
+    close = re.match(r"[.!?,]?[\"”»]", sentence[end:]) if lo > 0 and sentence[lo - 1] in '"“«' else None
+    if close:  # a quoted title is asked for whole, quotes and all
+        start, end = lo - 1, end + close.end()
+    before = sentence[:start]
+    if before.count("(") > before.count(")"):  # "(generally known as the AFI Awards)": no question
+        return None
+    if close:  # a quoted name in title case is a work's title ("The Fabelmans"); else a quote
+        phrase: tuple[str, int] | None = ("what title" if answer[0].isupper() else "what", 0)
+    else:
+        phrase = _wh_phrase(answer, before, at_start=not before.strip())
+    if phrase is None:
+        return None
+    wh, drop = phrase
+    head = before.split()
+    if drop:
+        head = head[:-drop]
+    rest = sentence[end:]
+    cut = _CLAUSE_END.search(rest)
+    rest = rest[: cut.start()] if cut else rest
+    question = re.sub(r"\s*&\w*$", "", " ".join([*head, wh, *rest.split()]).rstrip(" .,;:!?"))
+    if question.count('"') % 2 and question.endswith('"'):  # the sentence's closing quote
+        question = question[:-1].rstrip()
+    name = re.sub(r"\s*\([^)]*\)\s*$", "", title).strip()
+    kind = re.search(r"\b(\w+)\)\s*$", title)
+    subjects = [r"It", *([rf"The {re.escape(kind.group(1))}"] if kind else [])]
+    if name and head:
+        question = re.sub(rf"^(?:{'|'.join(subjects)})(?=\s)", name, question, count=1)
+        question = re.sub(r"^Its(?=\s)", f"{name}'s", question, count=1)
+    if len(question.split()) < 4:
+        return None
+    return question[0].upper() + question[1:] + "?"
+
+
 def _named(span: str, title_words: set[str]) -> bool:
     """A span worth asking for: not only function words, not only words of the document's title."""
     words = _words(span)
@@ -173,16 +255,22 @@ class SpanStrategy(Strategy):
 
     def parse_request(self, req: GenRequest, text: str, finish_reason: str) -> Parsed:
         """The model's question, if it is one about this span's sentence; with `cloze: true` also
-        the sentence as a fill-in-the-blank question (kept when the model's question is not)."""
+        the sentence as a fill-in-the-blank question, and with `wh: true` the sentence asked in
+        place (both kept when the model's question is not)."""
         field = self.fields_for(req.chat)[0]
-        cloze = [{field: "", "form": "cloze"}]  # records() writes it: it needs the chunk's title
+        ruled = []  # records() writes their questions: they need the chunk's title
+        if self.header.cloze:
+            ruled.append({field: "", "form": "cloze"})
+        ctx = req.context
+        if self.header.wh and wh_question(ctx["sentence"], ctx["answer"], ctx.get("doc_title", "")):
+            ruled.append({field: "", "form": "wh"})
         try:
             question = self._question(self.parse(text, finish_reason, req.chat).items[0][field], req)
         except ParseError as e:
-            if not self.header.cloze:
+            if not ruled:
                 raise
-            return Parsed(cloze, [str(e)])
-        return Parsed([{field: question, "form": "model"}, *(cloze if self.header.cloze else [])])
+            return Parsed(ruled, [str(e)])
+        return Parsed([{field: question, "form": "model"}, *ruled])
 
     @staticmethod
     def _question(reply: str, req: GenRequest) -> str:
@@ -220,7 +308,12 @@ class SpanStrategy(Strategy):
         items = [
             {
                 **item,
-                field: item[field] or cloze_question(sentence, answer, chunk.title),
+                field: item[field]
+                or (
+                    wh_question(sentence, answer, chunk.title)
+                    if item["form"] == "wh"
+                    else cloze_question(sentence, answer, chunk.title)
+                ),
                 "answer": answer,
                 "evidence": sentence,
             }

@@ -9,7 +9,7 @@ from augment.cli import app
 from augment.curate.filters import GroundingFilter
 from augment.errors import ConfigError, ParseError
 from augment.strategies import load_strategy
-from augment.strategies.spans import SpanStrategy, pick_spans, sentences
+from augment.strategies.spans import SpanStrategy, pick_spans, sentences, wh_question
 from augment.types import Chunk, GenResult, Usage
 
 TEXT = (
@@ -78,8 +78,8 @@ def test_one_request_per_span_with_the_answer_in_the_prompt(spans: SpanStrategy)
 def test_a_question_about_its_sentence_is_kept_with_the_chunks_answer_and_a_cloze(spans: SpanStrategy):
     req = next(r for r in spans.build(CHUNK, backend="mock", model="m", seed=0) if r.variant == "9 July 2019")
     parsed, records = _reply(spans, req, "When did Harrow Point premiere at the Galway Film Fleadh?")
-    assert [it["form"] for it in parsed.items] == ["model", "cloze"] and not parsed.rejected
-    model, cloze = records
+    assert [it["form"] for it in parsed.items] == ["model", "cloze", "wh"] and not parsed.rejected
+    model, cloze, wh = records
     assert model["text"] == (
         "Harrow Point (film)\nQuestion: When did Harrow Point premiere at the Galway Film Fleadh?\n"
         "Answer: 9 July 2019"
@@ -87,6 +87,11 @@ def test_a_question_about_its_sentence_is_kept_with_the_chunks_answer_and_a_cloz
     assert model["fields"]["evidence"] == req.context["sentence"]
     assert "_____" in cloze["fields"]["question"] and "9 July 2019" not in cloze["fields"]["question"]
     assert cloze["fields"]["answer"] == "9 July 2019" and cloze["id"] != model["id"]
+    assert wh["text"] == (
+        "Harrow Point (film)\nQuestion: Harrow Point premiered at the Galway Film Fleadh on what date and "
+        "won the Best Irish Feature award?\nAnswer: 9 July 2019"
+    )
+    assert len({model["id"], cloze["id"], wh["id"]}) == 3
     grounding = GroundingFilter()
     assert all(isinstance(grounding.check(r, TEXT), float) for r in records)
 
@@ -103,15 +108,47 @@ def test_a_question_about_its_sentence_is_kept_with_the_chunks_answer_and_a_cloz
 def test_a_bad_question_is_reported_and_only_the_cloze_is_kept(spans: SpanStrategy, reply: str, reason: str):
     req = next(r for r in spans.build(CHUNK, backend="mock", model="m", seed=0) if r.variant == "9 July 2019")
     parsed, records = _reply(spans, req, reply)
-    assert [it["form"] for it in parsed.items] == ["cloze"]
+    assert [it["form"] for it in parsed.items] == ["cloze", "wh"]
     assert len(parsed.rejected) == 1 and reason in parsed.rejected[0]
-    assert [r["fields"]["answer"] for r in records] == ["9 July 2019"]
+    assert [r["fields"]["answer"] for r in records] == ["9 July 2019"] * 2
     spans.header.cloze = False
+    assert [it["form"] for it in spans.parse_request(req, reply, "stop").items] == ["wh"]
+    spans.header.wh = False
     try:
         with pytest.raises(ParseError, match=reason):
             spans.parse_request(req, reply, "stop")
     finally:
-        spans.header.cloze = True
+        spans.header.cloze = spans.header.wh = True
+
+
+@pytest.mark.parametrize(
+    "sentence, answer, question",
+    [
+        # the answer's place asked by what it is; "It" / "The film" name the title's subject
+        ("It was directed by Nuala Brennan.", "Nuala Brennan", "Harrow Point was directed by whom?"),
+        ("The film was shot in 23 days.", "23 days", "Harrow Point was shot in how many days?"),
+        ("Its budget was $5 million.", "$5 million", "Harrow Point's budget was how much?"),
+        ("It was released in 2019 in Ireland.", "2019", "Harrow Point was released in what year in Ireland?"),
+        ("The crew met in Galway.", "Galway", "The crew met where?"),
+        ("Mara Kovel wrote it in 1898.", "Mara Kovel", "Who wrote it in 1898?"),
+        ("Euston Films made it in 1974.", "Euston Films", "What made it in 1974?"),
+        # the question ends with the answer's clause
+        (
+            'It won the "Best Irish Feature" award, and Brennan left.',
+            "Best Irish Feature",
+            "Harrow Point won the what title award?",
+        ),
+        ("It premiered on 9 July 2019, a Tuesday.", "9 July 2019", "Harrow Point premiered on what date?"),
+        ("It ran from June 3 to 9, 2023.", "June 3 to 9, 2023", "Harrow Point ran from what dates?"),
+        # no question word fits: an ordinal, a year used as an adjective, an aside in brackets
+        ("The 27th edition was held in Cork.", "27th", None),
+        ("Harrow Point is a 2019 drama.", "2019", None),
+        ("The awards (known as the AFI Awards) were held in Melbourne.", "AFI Awards", None),
+        ("It was directed by Nuala Brennan.", "Ciaran Brennan", None),  # not in the sentence
+    ],
+)
+def test_wh_question_asks_for_the_span_in_place(sentence: str, answer: str, question: str | None):
+    assert wh_question(sentence, answer, "Harrow Point (film)") == question
 
 
 def test_spans_kind_takes_no_variants(tmp_path: Path):
@@ -141,6 +178,6 @@ def test_mock_run_gives_grounded_records_for_every_span(tmp_path: Path):
     assert all(
         r["fields"]["answer"] in doc["text"] and r["fields"]["evidence"] in doc["text"] for r in records
     )
-    assert {r["fields"]["form"] for r in records} == {"model", "cloze"}
+    assert {r["fields"]["form"] for r in records} == {"model", "cloze", "wh"}
     kept = [json.loads(line) for line in (run / "curated" / "kept.jsonl").read_text().splitlines()]
     assert kept and all(r["strategy"] == "qa-spans" for r in kept)
