@@ -18,7 +18,7 @@ import numpy as np
 
 from augment.errors import AugmentError
 from augment.eval.data import QAItem
-from augment.eval.metrics import bootstrap_ci, contains, exact_match, f1_score
+from augment.eval.metrics import answer_span, bootstrap_ci, contains, exact_match, f1_score
 
 METRICS = ("exact_match", "f1", "contains", "answer_nll")
 
@@ -108,7 +108,7 @@ def score_model(
 
 def _answer_nll(torch: Any, tok: Any, model: Any, dev: str, prompt: str, answer: str) -> float:
     p = tok(prompt, return_tensors="pt").input_ids
-    a = tok(" " + answer.strip(), add_special_tokens=False, return_tensors="pt").input_ids
+    a = tok(" " + answer_span(answer), add_special_tokens=False, return_tensors="pt").input_ids
     ids = torch.cat([p, a], dim=1).to(dev)
     labels = ids.clone()
     labels[:, : p.shape[1]] = -100

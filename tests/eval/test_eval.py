@@ -8,7 +8,7 @@ import pytest
 
 from augment.errors import AugmentError
 from augment.eval import bootstrap_ci, exact_match, f1_score, load_qa, normalize_answer
-from augment.eval.metrics import contains
+from augment.eval.metrics import answer_span, contains
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -21,6 +21,24 @@ def test_squad_normalisation_and_scores():
     assert f1_score("nothing", ["a", "nothing at all"]) == pytest.approx(0.5)
     assert contains("It was built in 1862 by Ada.", ["1862"]) == 1.0
     assert contains("18620", ["1862"]) == 0.0
+
+
+def test_answer_likelihood_is_scored_without_the_closing_full_stop():
+    assert answer_span("January 6, 2023.") == "January 6, 2023"
+    assert answer_span(' "Heroic." ') == '"Heroic"'
+    assert answer_span("Who? Me!") == "Who? Me"
+    assert answer_span("U.S.") == "U.S." and answer_span("Ronald R.") == "Ronald R."
+    assert answer_span("...") == "..." and answer_span("1862") == "1862"
+
+
+def test_answer_nll_scores_the_answer_span(tiny_model):
+    pytest.importorskip("torch")
+    from augment.eval.runner import _answer_nll, _load
+
+    torch, tok, model, dev = _load(str(tiny_model), False)
+    prompt = "Question: Where is the line?\nAnswer:"
+    nll = {a: _answer_nll(torch, tok, model, dev, prompt, a) for a in ("Brask", "Brask.", "Tessin")}
+    assert nll["Brask."] == nll["Brask"] != nll["Tessin"]
 
 
 def test_bootstrap_interval_brackets_the_mean_and_is_reproducible():
