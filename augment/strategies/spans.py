@@ -258,12 +258,17 @@ class SpanStrategy(Strategy):
         the sentence as a fill-in-the-blank question, and with `wh: true` the sentence asked in
         place (both kept when the model's question is not)."""
         field = self.fields_for(req.chat)[0]
-        ruled = []  # records() writes their questions: they need the chunk's title
+        sentence, answer, title = (
+            req.context["sentence"],
+            req.context["answer"],
+            req.context.get("doc_title", ""),
+        )
+        ruled = []
         if self.header.cloze:
-            ruled.append({field: "", "form": "cloze"})
-        ctx = req.context
-        if self.header.wh and wh_question(ctx["sentence"], ctx["answer"], ctx.get("doc_title", "")):
-            ruled.append({field: "", "form": "wh"})
+            ruled.append({field: cloze_question(sentence, answer, title), "form": "cloze"})
+        wh = wh_question(sentence, answer, title) if self.header.wh else None
+        if wh:
+            ruled.append({field: wh, "form": "wh"})
         try:
             question = self._question(self.parse(text, finish_reason, req.chat).items[0][field], req)
         except ParseError as e:
@@ -304,21 +309,7 @@ class SpanStrategy(Strategy):
     ) -> list[dict[str, Any]]:
         # the answer and its evidence are the chunk's own words, from the request
         answer, sentence = req.context["answer"], req.context["sentence"]
-        field = self.fields_for(req.chat)[0]
-        items = [
-            {
-                **item,
-                field: item[field]
-                or (
-                    wh_question(sentence, answer, chunk.title)
-                    if item["form"] == "wh"
-                    else cloze_question(sentence, answer, chunk.title)
-                ),
-                "answer": answer,
-                "evidence": sentence,
-            }
-            for item in parsed.items
-        ]
+        items = [{**item, "answer": answer, "evidence": sentence} for item in parsed.items]
         return super().records(
             chunk,
             req,
