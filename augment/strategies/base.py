@@ -147,6 +147,11 @@ class PromptHeader(BaseModel):
     wh: bool = Field(
         False, description="spans: each span also gives its sentence as a question asked in place, by rule"
     )
+    front: bool = Field(
+        False,
+        description="spans: each span also gives a short question about the sentence's subject, "
+        "its question word first ('Who directed Beginning?'), where the sentence's shape allows",
+    )
     group_sizes: list[int] = Field(
         default_factory=lambda: [2, 3], description="entigraph: pairs, then triples"
     )

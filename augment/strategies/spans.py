@@ -184,6 +184,84 @@ def wh_question(sentence: str, answer: str, title: str) -> str | None:
     return question[0].upper() + question[1:] + "?"
 
 
+_AUX = frozenset("is was are were".split())  # noqa: SIM905
+# past participles that do not end in -ed ("written by", "held in", "shot on")
+_PARTICIPLE = frozenset(
+    (  # noqa: SIM905
+        "born built written made held shot known set given won sung drawn taken chosen seen run begun "
+        "broadcast led brought bought sold sent found told shown grown thrown worn torn spoken stolen "
+        "driven ridden risen fallen beaten bitten hidden eaten forgotten gotten frozen woven done"
+    ).split()
+)
+_PREPOSITION = frozenset("by in on at of from for to into with as near during since until".split())  # noqa: SIM905
+# a clause boundary between the subject's verb and the answer: the answer may belong to another subject
+_CLAUSE_WORD = frozenset(
+    "who whom whose which that where when while whereas although because but after before if".split()  # noqa: SIM905
+)
+
+
+def _participle(word: str) -> bool:
+    return (word.endswith("ed") and len(word) > 4) or word in _PARTICIPLE
+
+
+def front_question(sentence: str, answer: str, title: str) -> str | None:
+    """A short question about the sentence's subject, its question word first, by rule: "Beginning
+    is a 2023 Tamil-language drama film directed by Jagan Vijaya" asks "Who directed Beginning?",
+    "The ceremony was held in Melbourne" asks "Where was the ceremony held?". It needs a sentence
+    of the shape <subject> is/was/are/were ... <participle> [preposition] <answer> with no clause
+    between the verb and the answer (the answer must belong to the subject); None otherwise. The
+    in-place question keeps the sentence's other facts, which are not in a reader's question;
+    this one keys the answer on the subject and its relation alone."""
+    lo = sentence.find(answer)
+    quoted = lo > 0 and sentence[lo - 1] in '"“«'
+    if lo <= 0:
+        return None
+    before = re.sub(r"\s*\([^)]*\)", "", sentence[: lo - 1 if quoted else lo])  # "(AFI)" is no clause
+    if "(" in before:
+        return None
+    words = before.split()
+    aux = next((i for i, w in enumerate(words) if w.lower() in _AUX), None)
+    if aux is None or not 1 <= aux <= 6 or not words[0][0].isupper():
+        return None
+    if any(re.search(r"[,;:]", w) or w.lower() in _CLAUSE_WORD for w in words[:aux]):
+        return None  # "In 2019, the film was ...", "When it was ...": no plain subject
+    middle = [w.lower().strip(",") for w in words[aux + 1 :]]
+    prep = middle[-1] if middle and middle[-1] in _PREPOSITION else ""
+    verb_at = len(middle) - 1 - (1 if prep else 0)
+    if verb_at < 0 or not _participle(middle[verb_at]):
+        return None
+    between = words[aux + 1 : aux + 1 + verb_at]
+    if any(w.lower().strip(",") in _AUX | _CLAUSE_WORD for w in between):
+        return None
+    if any(re.search(r"[;:]", w) for w in between) or any("," in w for w in between[:-1]):
+        return None  # a comma only right before the participle ("a film, directed by ...")
+    verb = middle[verb_at]
+    phrase = ("what", 0) if quoted else _wh_phrase(answer, before, at_start=False)
+    if phrase is None:
+        return None
+    wh = phrase[0]
+    subject = words[:aux]
+    name = re.sub(r"\s*\([^)]*\)\s*$", "", title).strip()
+    kind = re.search(r"\b(\w+)\)\s*$", title)
+    first = " ".join(subject).lower()
+    if name and (first == "it" or (kind and first == f"the {kind.group(1).lower()}")):
+        subject = [name]
+    elif subject[0].lower() in _FUNCTION and (len(subject) == 1 or not subject[1][0].isupper()):
+        subject = [subject[0].lower(), *subject[1:]]  # "the ceremony", not "the Long Road"
+    subj, be = " ".join(subject), words[aux].lower()
+    if wh == "whom" and prep == "by":
+        question = f"Who {verb} {subj}" if verb.endswith("ed") else f"By whom {be} {subj} {verb}"
+    elif wh in ("what date", "what dates", "what year"):
+        question = f"When {be} {subj} {verb}"
+    elif wh == "where":
+        question = f"Where {be} {subj} {verb}"
+    elif wh in ("whom", "what"):
+        question = f"{'Who' if wh == 'whom' else 'What'} {be} {subj} {verb} {prep}"
+    else:  # how many days, how much, what percentage, what title
+        question = f"{wh[0].upper()}{wh[1:]} {be} {subj} {verb} {prep}"
+    return question.rstrip() + "?"
+
+
 def _named(span: str, title_words: set[str]) -> bool:
     """A span worth asking for: not only function words, not only words of the document's title."""
     words = _words(span)
@@ -255,8 +333,9 @@ class SpanStrategy(Strategy):
 
     def parse_request(self, req: GenRequest, text: str, finish_reason: str) -> Parsed:
         """The model's question, if it is one about this span's sentence; with `cloze: true` also
-        the sentence as a fill-in-the-blank question, and with `wh: true` the sentence asked in
-        place (both kept when the model's question is not)."""
+        the sentence as a fill-in-the-blank question, with `wh: true` the sentence asked in
+        place and with `front: true` a short question about its subject (all kept when the
+        model's question is not)."""
         field = self.fields_for(req.chat)[0]
         sentence, answer, title = (
             req.context["sentence"],
@@ -269,6 +348,9 @@ class SpanStrategy(Strategy):
         wh = wh_question(sentence, answer, title) if self.header.wh else None
         if wh:
             ruled.append({field: wh, "form": "wh"})
+        front = front_question(sentence, answer, title) if self.header.front else None
+        if front:
+            ruled.append({field: front, "form": "front"})
         try:
             question = self._question(self.parse(text, finish_reason, req.chat).items[0][field], req)
         except ParseError as e:

@@ -9,7 +9,7 @@ from augment.cli import app
 from augment.curate.filters import GroundingFilter
 from augment.errors import ConfigError, ParseError
 from augment.strategies import load_strategy
-from augment.strategies.spans import SpanStrategy, pick_spans, sentences, wh_question
+from augment.strategies.spans import SpanStrategy, front_question, pick_spans, sentences, wh_question
 from augment.types import Chunk, GenResult, Usage
 
 TEXT = (
@@ -151,6 +151,42 @@ def test_wh_question_asks_for_the_span_in_place(sentence: str, answer: str, ques
     assert wh_question(sentence, answer, "Harrow Point (film)") == question
 
 
+@pytest.mark.parametrize(
+    "sentence, answer, question",
+    [
+        # <subject> is/was ... <participle> [preposition] <answer>: the question word first
+        (
+            "Harrow Point is a 2019 Irish drama film directed by Nuala Brennan.",
+            "Nuala Brennan",
+            "Who directed Harrow Point?",
+        ),
+        (
+            "Harrow Point is a 2019 film, produced by Euston Films.",
+            "Euston Films",
+            "Who produced Harrow Point?",
+        ),
+        ("It was written by Mara Kovel in Cork.", "Mara Kovel", "By whom was Harrow Point written?"),
+        ("It was released on 9 July 2019.", "9 July 2019", "When was Harrow Point released?"),
+        ("The ceremony was held in Melbourne.", "Melbourne", "Where was the ceremony held?"),
+        ("The film was shot in 23 days.", "23 days", "How many days was Harrow Point shot in?"),
+        ('It is based on "The Long Road" by Ann Lee.', "The Long Road", "What is Harrow Point based on?"),
+        ("The Long Road was adapted by Ann Lee.", "Ann Lee", "Who adapted The Long Road?"),
+        # the answer may belong to another subject, or there is no plain subject: no question
+        ("It was released in 2019, and the sequel was directed by Ann Lee.", "Ann Lee", None),
+        ("It is a drama which was directed by Ann Lee.", "Ann Lee", None),
+        ("In 2019, the film was directed by Ann Lee.", "Ann Lee", None),
+        ("It was directed by Ann Lee and starring Tom Cole.", "Tom Cole", None),  # no participle before
+        ("Harrow Point premiered in Galway.", "Galway", None),  # no is/was
+        ("Ann Lee was the director.", "Ann Lee", None),  # the answer is the subject
+        ("The 27th edition was held in Cork.", "27th", None),
+    ],
+)
+def test_front_question_asks_about_the_subject_question_word_first(
+    sentence: str, answer: str, question: str | None
+):
+    assert front_question(sentence, answer, "Harrow Point (film)") == question
+
+
 def test_spans_kind_takes_no_variants(tmp_path: Path):
     src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
     bad = tmp_path / "qa-spans.md"
@@ -178,6 +214,13 @@ def test_mock_run_gives_grounded_records_for_every_span(tmp_path: Path):
     assert all(
         r["fields"]["answer"] in doc["text"] and r["fields"]["evidence"] in doc["text"] for r in records
     )
-    assert {r["fields"]["form"] for r in records} == {"model", "cloze", "wh"}
+    assert {r["fields"]["form"] for r in records} == {"model", "cloze", "wh", "front"}
+    front = {
+        r["fields"]["question"]: r["fields"]["answer"] for r in records if r["fields"]["form"] == "front"
+    }
+    assert front == {
+        "Who directed Harrow Point?": "Nuala Brennan",
+        "How many days was Harrow Point shot in?": "23 days",
+    }
     kept = [json.loads(line) for line in (run / "curated" / "kept.jsonl").read_text().splitlines()]
     assert kept and all(r["strategy"] == "qa-spans" for r in kept)
