@@ -246,6 +246,8 @@ def front_question(sentence: str, answer: str, title: str) -> str | None:
     first = " ".join(subject).lower()
     if name and (first == "it" or (kind and first == f"the {kind.group(1).lower()}")):
         subject = [name]
+    elif first in _FUNCTION:  # "They were ...", "He was ...": a question about nobody in particular
+        return None
     elif subject[0].lower() in _FUNCTION and (len(subject) == 1 or not subject[1][0].isupper()):
         subject = [subject[0].lower(), *subject[1:]]  # "the ceremony", not "the Long Road"
     subj, be = " ".join(subject), words[aux].lower()

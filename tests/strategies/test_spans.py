@@ -178,6 +178,7 @@ def test_wh_question_asks_for_the_span_in_place(sentence: str, answer: str, ques
         ("It was directed by Ann Lee and starring Tom Cole.", "Tom Cole", None),  # no participle before
         ("Harrow Point premiered in Galway.", "Galway", None),  # no is/was
         ("Ann Lee was the director.", "Ann Lee", None),  # the answer is the subject
+        ("They were transported to camps in Germany.", "Germany", None),  # a pronoun is no subject
         ("The 27th edition was held in Cork.", "27th", None),
     ],
 )
