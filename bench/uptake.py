@@ -42,6 +42,14 @@ from augment.shards.writer import export  # noqa: E402
 from augment.tokens import approx_count  # noqa: E402
 
 METRICS = ("f1", "contains", "exact_match", "answer_nll")
+# the differences reported, (lower arm, higher arm): (c) - (d) is the knowledge gain
+PAIRS = {
+    "c-d (knowledge)": ("format", "augment"),
+    "c-b": ("raw", "augment"),
+    "c-a": ("base", "augment"),
+    "d-a (format)": ("base", "format"),
+    "b-a": ("base", "raw"),
+}
 
 
 def sh(*args: object) -> None:
@@ -219,14 +227,7 @@ def main() -> None:
     print("scoring base open-book", flush=True)
     open_book = score_model(args.model, items, mode="open")
 
-    pairs = {
-        "c-d (knowledge)": ("format", "augment"),
-        "c-b": ("raw", "augment"),
-        "c-a": ("base", "augment"),
-        "d-a (format)": ("base", "format"),
-        "b-a": ("base", "raw"),
-    }
-    diffs = {name: paired_differences(scores[lo], scores[hi]) for name, (lo, hi) in pairs.items()}
+    diffs = {name: paired_differences(scores[lo], scores[hi]) for name, (lo, hi) in PAIRS.items()}
     result = {
         "qa": str(args.qa),
         "passages": args.passages,

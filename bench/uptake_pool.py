@@ -21,17 +21,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from uptake import PAIRS  # noqa: E402  (bench/ is this script's folder, first on sys.path)
+
 from augment.eval.metrics import bootstrap_ci  # noqa: E402
 from augment.io import write_json  # noqa: E402
 
 ARMS = ("base", "raw", "augment", "format")
-PAIRS = {
-    "c-d (knowledge)": ("format", "augment"),
-    "c-b": ("raw", "augment"),
-    "c-a": ("base", "augment"),
-    "d-a (format)": ("base", "format"),
-    "b-a": ("base", "raw"),
-}
 METRICS = ("f1", "answer_nll")
 PER_RUN = ("seed", "out")  # the settings a pooled run may differ in
 
