@@ -142,6 +142,13 @@ def _wh_phrase(answer: str, before: str, at_start: bool) -> tuple[str, int] | No
     return "what", 0
 
 
+def _title_name(title: str) -> tuple[str, str | None]:
+    """The name a sentence calls the document by, and the kind its title's brackets give:
+    "Harrow Point (film)" -> ("Harrow Point", "film"), so "It" / "The film" can be named."""
+    kind = re.search(r"\b(\w+)\)\s*$", title)
+    return re.sub(r"\s*\([^)]*\)\s*$", "", title).strip(), kind.group(1) if kind else None
+
+
 def wh_question(sentence: str, answer: str, title: str) -> str | None:
     """The sentence asked about `answer` in place, by rule: "Harrow Point is a 2019 Irish drama
     film directed by whom?" A sentence opening with "It" or "The film" (the title's kind) names its
@@ -173,9 +180,8 @@ def wh_question(sentence: str, answer: str, title: str) -> str | None:
     question = re.sub(r"\s*&\w*$", "", " ".join([*head, wh, *rest.split()]).rstrip(" .,;:!?"))
     if question.count('"') % 2 and question.endswith('"'):  # the sentence's closing quote
         question = question[:-1].rstrip()
-    name = re.sub(r"\s*\([^)]*\)\s*$", "", title).strip()
-    kind = re.search(r"\b(\w+)\)\s*$", title)
-    subjects = [r"It", *([rf"The {re.escape(kind.group(1))}"] if kind else [])]
+    name, kind = _title_name(title)
+    subjects = [r"It", *([rf"The {re.escape(kind)}"] if kind else [])]
     if name and head:
         question = re.sub(rf"^(?:{'|'.join(subjects)})(?=\s)", name, question, count=1)
         question = re.sub(r"^Its(?=\s)", f"{name}'s", question, count=1)
@@ -241,10 +247,9 @@ def front_question(sentence: str, answer: str, title: str) -> str | None:
         return None
     wh = phrase[0]
     subject = words[:aux]
-    name = re.sub(r"\s*\([^)]*\)\s*$", "", title).strip()
-    kind = re.search(r"\b(\w+)\)\s*$", title)
+    name, kind = _title_name(title)
     first = " ".join(subject).lower()
-    if name and (first == "it" or (kind and first == f"the {kind.group(1).lower()}")):
+    if name and (first == "it" or (kind and first == f"the {kind.lower()}")):
         subject = [name]
     elif first in _FUNCTION:  # "They were ...", "He was ...": a question about nobody in particular
         return None
