@@ -94,6 +94,11 @@ class RunConfig(BaseModel):
         default_factory=list, description="JSONL eval files whose questions must not leak"
     )
     decontaminate_ngram: int = Field(13, ge=4, le=100)
+    decontaminate_answers: bool = Field(
+        False,
+        description="match the eval file's answers too, not only its questions (a long gold answer is "
+        "often a sentence of the documents themselves: every record quoting it would be dropped)",
+    )
     min_record_tokens: int = Field(3, ge=0)
     max_record_tokens: int = Field(4096, ge=1)
     boilerplate_filter: bool = True

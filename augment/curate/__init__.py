@@ -78,7 +78,11 @@ def build_steps(config: RunConfig, decontaminate: list[Path] | None = None) -> l
     steps: list[Any] = []
     files = list(decontaminate or []) + list(config.decontaminate)
     if files:
-        items = [item for f in dict.fromkeys(files) for item in load_eval_items(Path(f))]
+        items = [
+            item
+            for f in dict.fromkeys(files)
+            for item in load_eval_items(Path(f), answers=config.decontaminate_answers)
+        ]
         steps.append(Decontaminator(items, ngram=config.decontaminate_ngram))
     steps.append(
         LengthFilter(Tokenizer(config.tokenizer), config.min_record_tokens, config.max_record_tokens)

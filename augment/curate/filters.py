@@ -278,8 +278,10 @@ class UnsupportedTermsFilter:
         return round(share, 3)
 
 
-def load_eval_items(path: Path) -> list[str]:
-    """Questions (and answers) of an evaluation file: passages with "questions", or one item a line."""
+def load_eval_items(path: Path, answers: bool = False) -> list[str]:
+    """Questions of an evaluation file (with `answers`, their answers too): passages with
+    "questions", or one item a line. Answers are left out by default: a gold answer is a span of
+    the documents, and records quoting the documents are what training on them is for."""
     items: list[str] = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -297,12 +299,11 @@ def load_eval_items(path: Path) -> list[str]:
             if not isinstance(q, dict):
                 continue
             question = q.get("q") or q.get("question")
-            answers = q.get("answers") or q.get("answer") or []
+            golds = q.get("answers") or q.get("answer") or []
             if isinstance(question, str):
                 items.append(question)
-            items.extend(
-                a for a in (answers if isinstance(answers, list) else [answers]) if isinstance(a, str)
-            )
+            if answers:
+                items.extend(a for a in (golds if isinstance(golds, list) else [golds]) if isinstance(a, str))
     if not items:
         raise AugmentError(
             f"{path}: no questions found (expected 'q'/'question' and 'answers'/'answer' fields)"
@@ -311,7 +312,7 @@ def load_eval_items(path: Path) -> list[str]:
 
 
 class Decontaminator:
-    """Drop records that share a long word n-gram with an evaluation question or answer.
+    """Drop records that share a long word n-gram with an evaluation question (or answer).
 
     An item shorter than `ngram` words counts whole (if it has at least `min_words` words): a
     9-word question is leaked when the record contains those 9 words in a row.

@@ -56,6 +56,7 @@ PER_JOB = frozenset(
         "curate",
         "decontaminate",
         "decontaminate_ngram",
+        "decontaminate_answers",
         "min_record_tokens",
         "max_record_tokens",
         "boilerplate_filter",

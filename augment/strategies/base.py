@@ -152,6 +152,11 @@ class PromptHeader(BaseModel):
         description="spans: each span also gives a short question about the sentence's subject, "
         "its question word first ('Who directed Beginning?'), where the sentence's shape allows",
     )
+    phrases: bool = Field(
+        False,
+        description="spans: also pick the object of a sentence's verb as an answer ('explored the "
+        "mountains' -> 'the mountains', asked 'What did Tesla explore?'), not only names, dates and numbers",
+    )
     group_sizes: list[int] = Field(
         default_factory=lambda: [2, 3], description="entigraph: pairs, then triples"
     )

@@ -222,6 +222,8 @@ def front_question(sentence: str, answer: str, title: str) -> str | None:
     quoted = lo > 0 and sentence[lo - 1] in '"“«'
     if lo <= 0:
         return None
+    if answer[0].islower() and not quoted:  # a verb's object (phrase_spans): "What did Tesla explore?"
+        return object_question(sentence[:lo], title)
     before = re.sub(r"\s*\([^)]*\)", "", sentence[: lo - 1 if quoted else lo])  # "(AFI)" is no clause
     if "(" in before:
         return None
@@ -269,6 +271,179 @@ def front_question(sentence: str, answer: str, title: str) -> str | None:
     return question.rstrip() + "?"
 
 
+# words that end an object phrase ("explored the mountains | in hunter's garb"); "of" does not
+_BOUNDARY = (_PREPOSITION - {"of"}) | frozenset(
+    (  # noqa: SIM905
+        "among between through across against under over within without via throughout toward towards "
+        "about around after before despite like per upon beyond behind along including than so"
+    ).split()
+)
+# an introductory phrase that may stand before a sentence's subject ("In 1874, Tesla ...")
+_INTRO = _BOUNDARY | frozenset(
+    "there later then eventually initially originally today thus however also when while".split()  # noqa: SIM905
+)
+_QUANTIFIER = frozenset("many most some several all both each every few no other such".split())  # noqa: SIM905
+_OBJECT_PRONOUN = frozenset("him her them it us me itself himself herself themselves".split())  # noqa: SIM905
+# verbs whose object is no fact of its own: auxiliaries, modals and reporting verbs ("said that ...")
+_NOT_MAIN = frozenset("be have do will would can could may might must shall should say".split())  # noqa: SIM905
+
+
+def _finite_verb(word: str) -> tuple[str, str] | None:
+    """(lemma, "did" | "does" | "do") when `word` is a finite form of a full verb: its past tense
+    ("explored" -> explore, did), or, where it cannot be a noun or an adjective too, its present
+    ("operates" -> does, "operate" -> do). Lemmas and forms come from lemminflect's dictionary."""
+    w = word.lower()
+    if not w.isalpha() or word[0].isupper():
+        return None
+    from lemminflect import getAllInflections, getAllLemmas
+
+    lemmas = getAllLemmas(w)
+    if "VERB" not in lemmas or lemmas["VERB"][0] in _NOT_MAIN:
+        return None
+    lemma = lemmas["VERB"][0]
+    forms = getAllInflections(lemma, upos="VERB")
+    if w in forms.get("VBD", ()):
+        return lemma, "did"
+    if "NOUN" in lemmas or "ADJ" in lemmas or "ADV" in lemmas:  # "works", "forms", "like"
+        return None
+    if w in forms.get("VBZ", ()):
+        return lemma, "does"
+    return (lemma, "do") if w == lemma else None
+
+
+def _adverb(word: str) -> bool:
+    from lemminflect import getAllLemmas
+
+    return "ADV" in getAllLemmas(word)
+
+
+def _can_be_verb(word: str) -> bool:
+    from lemminflect import getAllLemmas
+
+    w = _clean(word)
+    return "VERB" in getAllLemmas(w) and w not in _FUNCTION
+
+
+def _clean(word: str) -> str:
+    return word.lower().strip("\"“”'’,;:.()–—")
+
+
+def phrase_spans(sentence: str) -> list[tuple[int, str]]:
+    """(offset, answer) for the object of each full verb of `sentence` that has one: the words
+    after the verb up to a comma, a clause word or a preposition other than "of", at most 10
+    ("There, he explored the mountains in hunter's garb" -> "the mountains"). A verb right after
+    an auxiliary or "to" is left out ("was located", "to provide"), as is an object that starts
+    with a pronoun or a clause ("made him stronger", "said that ...")."""
+    tokens = [(m.start(), m.group()) for m in re.finditer(r"\S+", sentence)]
+    out: list[tuple[int, str]] = []
+    i = 1
+    while i < len(tokens):
+        word = tokens[i][1]
+        prev = _clean(tokens[i - 1][1])
+        if (
+            word != word.strip(",;:()")
+            or not _finite_verb(word)
+            or prev in _AUX | _NOT_MAIN | {"to", "has", "had"}
+        ):
+            i += 1
+            continue
+        j = i + 1
+        if j + 1 < len(tokens) and _clean(tokens[j][1]) in ("and", "or") and _finite_verb(tokens[j + 1][1]):
+            j += 2  # "contrasted and contradicted X": the object of both
+        if j < len(tokens) and _clean(tokens[j][1]) in _BOUNDARY | {"of"}:
+            if _clean(tokens[j][1]) == "to" and j + 1 < len(tokens) and _can_be_verb(tokens[j + 1][1]):
+                i = j + 1  # "designed to instill ...": an infinitive, no object
+                continue
+            j += 1  # "found by", "contrasted with X": the object follows the preposition
+        obj: list[tuple[int, str]] = []
+        ended = False
+        while j < len(tokens) and len(obj) < 10:
+            pos, w = tokens[j]
+            lw = _clean(w)
+            if lw in _CLAUSE_WORD | _AUX | {"has", "have", "had"} or (obj and lw in _BOUNDARY) or not lw:
+                ended = True
+                break
+            if lw in ("and", "or") and j + 1 < len(tokens) and _finite_verb(tokens[j + 1][1]):
+                ended = True
+                break
+            obj.append((pos, w))
+            j += 1
+            if re.search(r"[,;:()]|[.!?]$", w):
+                ended = True
+                break
+        ended = ended or j == len(tokens)
+        i = j
+        first = _clean(obj[0][1]) if obj else ""
+        if not obj or not ended or first in _OBJECT_PRONOUN | _CLAUSE_WORD | _NOT_MAIN | {"been"}:
+            continue
+        if len(obj) == 1 and (first in _FUNCTION | {"place"} or _finite_verb(first) or _adverb(first)):
+            continue  # "designed to instill", "survives today", "took place"
+        lo = obj[0][0]
+        answer = sentence[lo : obj[-1][0] + len(obj[-1][1])].rstrip(",;:.!?)").strip('"“”')
+        answer = re.sub(r"\s*\([^)]*$", "", answer)
+        # a lower-case content word: "the Galway Film Fleadh" is the name's span already
+        if (
+            answer
+            and answer[0].islower()
+            and any(w.islower() and w.lower() not in _FUNCTION for w in answer.split())
+        ):
+            out.append((sentence.find(answer, lo), answer))
+    return out
+
+
+def _person_title(title: str) -> bool:
+    """ "Nikola Tesla", not "Packet switching" or "Sky (United Kingdom)": "he" / "she" is its name."""
+    words = title.split()
+    return (
+        2 <= len(words) <= 4
+        and all(w[0].isupper() and w.isalpha() for w in words)
+        and not _NOT_PERSON.search(title)
+    )
+
+
+def object_question(before: str, title: str) -> str | None:
+    """ "What did <subject> <verb>?" for the object that follows `before`, the sentence up to it:
+    "In 1874, Tesla evaded" -> "What did Tesla evade?". The subject is the 1 to 6 words before the
+    verb, after an opening phrase ("In 1874,", "There,"); "he" / "she" become a person's title,
+    "it" any title; None for another pronoun, or a subject with a clause or an auxiliary in it."""
+    words = re.sub(r"\s*\([^)]*\)", "", before).split()
+    prep = _clean(words[-1]) if words and _clean(words[-1]) in _BOUNDARY | {"of"} else ""
+    k = len(words) - 1 - (1 if prep else 0)
+    if k < 1 or words[k] != words[k].strip(",;:") or not (verb := _finite_verb(words[k])):
+        return None
+    lemma, do = verb
+    end = k - 2 if k >= 2 and words[k - 1].lower() == "and" and _finite_verb(words[k - 2]) else k
+    subject = words[:end]
+    comma = max((i for i, w in enumerate(subject) if w.endswith(",")), default=-1)
+    opened = comma >= 0
+    if opened:  # "In 1874, Tesla", "There, he": an opening phrase, not a subject with a clause
+        if not (_clean(subject[0]) in _INTRO or subject[0][0].isdigit()):
+            return None
+        subject = subject[comma + 1 :]
+    if (
+        not 1 <= len(subject) <= 6
+        or not (subject[0][0].isupper() or opened)
+        or _clean(subject[0]) in _BOUNDARY
+    ):
+        return None  # "Around the world many governments operate": no plain subject
+    if any(
+        re.search(r"[,;:()\"“”]", w) or _clean(w) in _AUX | _CLAUSE_WORD | {"has", "have", "had", "and", "or"}
+        for w in subject
+    ):
+        return None  # "He restored the Secretariat and left ...": a second verb, not one subject
+    name, kind = _title_name(title)
+    first = " ".join(subject).lower()
+    if first in ("he", "she") and _person_title(title):
+        subject = [title]
+    elif name and (first == "it" or (kind and first == f"the {kind.lower()}")):
+        subject = [name]
+    elif first in _FUNCTION:  # "They explored ...": a question about nobody in particular
+        return None
+    elif subject[0].lower() in _FUNCTION | _QUANTIFIER and (len(subject) == 1 or not subject[1][0].isupper()):
+        subject = [subject[0].lower(), *subject[1:]]  # "the new concept", not "the Long Road"
+    return f"What {do} {' '.join(subject)} {lemma}{' ' + prep if prep else ''}?"
+
+
 def _named(span: str, title_words: set[str]) -> bool:
     """A span worth asking for: not only function words, not only words of the document's title."""
     words = _words(span)
@@ -278,8 +453,9 @@ def _named(span: str, title_words: set[str]) -> bool:
     return not set(content) <= title_words
 
 
-def pick_spans(text: str, title: str, limit: int) -> list[Span]:
-    """Candidate answers of `text`, round-robin over its sentences, at most `limit`."""
+def pick_spans(text: str, title: str, limit: int, phrases: bool = False) -> list[Span]:
+    """Candidate answers of `text`, round-robin over its sentences, at most `limit`; with
+    `phrases`, verbs' objects too (they may hold a name that is a span of its own)."""
     title_words = {w for w in _words(re.sub(r"\([^)]*\)", "", title)) if w not in _FUNCTION}
     per_sentence: list[list[Span]] = []
     for offset, sent in sentences(text):
@@ -305,6 +481,8 @@ def pick_spans(text: str, title: str, limit: int) -> list[Span]:
                     continue
                 taken.append((lo, hi))
                 found.append((lo, answer))
+        if phrases:
+            found += [(lo, a) for lo, a in phrase_spans(sent) if _named(a, title_words)]
         found.sort()
         per_sentence.append([Span(a, sent, offset + lo) for lo, a in found])
     # a name's single word ("Condit") is asked for through the full name ("Cecelia Condit")
@@ -335,7 +513,8 @@ class SpanStrategy(Strategy):
         # doc_title: the parser's relevance check leaves the title's words out
         return [
             (span.answer, {"answer": span.answer, "sentence": span.sentence, "doc_title": chunk.title})
-            for span in pick_spans(chunk.text, chunk.title, self.header.max_items)  # distinct answers
+            # distinct answers
+            for span in pick_spans(chunk.text, chunk.title, self.header.max_items, self.header.phrases)
         ]
 
     def parse_request(self, req: GenRequest, text: str, finish_reason: str) -> Parsed:

@@ -216,6 +216,25 @@ def test_judge_with_the_mock_backend(tmp_path: Path):
     assert len(list(read_jsonl(run / "curated" / "kept.jsonl"))) == 3
 
 
+def test_decontamination_matches_questions_and_only_optionally_answers(tmp_path: Path):
+    # a SQuAD-style gold answer that is a clause of the document: a record quoting the document
+    # holds it, and is no leak of the question
+    answer = "the keepers switched from colza oil to paraffin"
+    quoting = rec(
+        "quote", "qa", "", question="What changed in 1884?", answer=answer, evidence=f"In 1884 {answer}"
+    )
+    evals = tmp_path / "eval.jsonl"
+    evals.write_text(
+        json.dumps({"q": "What fuel change happened at Cape Merrow?", "answers": [answer]}) + "\n"
+    )
+    _, _, kept, _ = run_curate(tmp_path / "q", [quoting], decontaminate=[str(evals)])
+    assert set(kept) == {"quote"}
+    _, _, kept, rejected = run_curate(
+        tmp_path / "qa", [quoting], decontaminate=[str(evals)], decontaminate_answers=True
+    )
+    assert not kept and rejected["quote"]["reason"] == "eval_contamination"
+
+
 def test_decontamination_file_errors_are_one_line(tmp_path: Path):
     from augment.errors import AugmentError
 

@@ -9,7 +9,14 @@ from augment.cli import app
 from augment.curate.filters import GroundingFilter
 from augment.errors import ConfigError, ParseError
 from augment.strategies import load_strategy
-from augment.strategies.spans import SpanStrategy, front_question, pick_spans, sentences, wh_question
+from augment.strategies.spans import (
+    SpanStrategy,
+    front_question,
+    phrase_spans,
+    pick_spans,
+    sentences,
+    wh_question,
+)
 from augment.types import Chunk, GenResult, Usage
 
 TEXT = (
@@ -66,7 +73,7 @@ def _reply(s: SpanStrategy, req, text: str):
 
 def test_one_request_per_span_with_the_answer_in_the_prompt(spans: SpanStrategy):
     reqs = spans.build(CHUNK, backend="mock", model="m", seed=0)
-    assert [r.variant for r in reqs] == [s.answer for s in pick_spans(TEXT, CHUNK.title, 24)]
+    assert [r.variant for r in reqs] == [s.answer for s in pick_spans(TEXT, CHUNK.title, 24, phrases=True)]
     date = next(r for r in reqs if r.variant == "9 July 2019")
     assert '"9 July 2019"' in date.prompt and date.context["sentence"] in date.prompt
     completion = spans.build(CHUNK, backend="mock", model="m", seed=0, style="completion")
@@ -188,6 +195,99 @@ def test_front_question_asks_about_the_subject_question_word_first(
     assert front_question(sentence, answer, "Harrow Point (film)") == question
 
 
+@pytest.mark.parametrize(
+    "sentence, objects",
+    [
+        ("There, he explored the mountains in hunter's garb.", ["the mountains"]),  # up to a preposition
+        ("He read many books while in Tomingaj.", ["many books"]),  # up to a clause word
+        (
+            "This concept contrasted and contradicted the principles of pre-allocation of bandwidth, largely.",
+            ["the principles of pre-allocation of bandwidth"],  # "of" does not end it; two verbs, one object
+        ),
+        # a relative clause's verb has its object too
+        (
+            "Many governments operate teacher's colleges, which certify teachers.",
+            ["teacher's colleges", "teachers"],
+        ),
+        ("The series consists of three horror films.", ["three horror films"]),  # the verb's preposition
+        ("Tesla said that this contact with nature made him stronger.", []),  # a clause, a pronoun
+        ("The plant was located near the river.", []),  # after an auxiliary: no active verb
+        ("There are bodies designed to instill and update the knowledge.", []),  # an infinitive alone
+        ("The festival took place in Sudbury.", []),  # an idiom's noun
+        ("It premiered at the Galway Film Fleadh.", []),  # a name with no lower-case word: a name span
+    ],
+)
+def test_phrase_spans_are_the_objects_of_verbs(sentence: str, objects: list[str]):
+    got = phrase_spans(sentence)
+    assert [a for _, a in got] == objects
+    assert all(sentence[lo : lo + len(a)] == a for lo, a in got)
+
+
+@pytest.mark.parametrize(
+    "sentence, answer, title, question",
+    [
+        (
+            "In 1874, Tesla evaded being drafted into the army.",
+            "being drafted",
+            "Nikola Tesla",
+            "What did Tesla evade?",
+        ),
+        # "he" is a person's title; the same sentence about a thing has no subject to name
+        (
+            "There, he explored the mountains in garb.",
+            "the mountains",
+            "Nikola Tesla",
+            "What did Nikola Tesla explore?",
+        ),
+        ("There, he explored the mountains in garb.", "the mountains", "Packet switching", None),
+        (
+            "The new concept found little resonance among engineers.",
+            "little resonance",
+            "Packet switching",
+            "What did the new concept find?",
+        ),
+        (
+            "Many governments operate teacher's colleges.",
+            "teacher's colleges",
+            "Teacher",
+            "What do many governments operate?",
+        ),
+        (
+            "The series consists of three horror films.",
+            "three horror films",
+            "Hostel (film series)",
+            "What does Hostel consist of?",
+        ),
+        (
+            "It follows a woman's thoughts.",
+            "a woman's thoughts",
+            "Beneath the Skin (film)",
+            "What does Beneath the Skin follow?",
+        ),
+        # an opening phrase that is no introduction, a second verb, a clause: no question
+        (
+            "Around the world many governments operate teacher's colleges.",
+            "teacher's colleges",
+            "Teacher",
+            None,
+        ),
+        ("He restored the Secretariat and left the old structure.", "the old structure", "Kublai Khan", None),
+        ("Tesla, who was ill, explored the mountains.", "the mountains", "Nikola Tesla", None),
+        ("They explored the mountains.", "the mountains", "Nikola Tesla", None),
+    ],
+)
+def test_front_question_for_a_verbs_object_asks_what_the_subject_did(
+    sentence: str, answer: str, title: str, question: str | None
+):
+    assert front_question(sentence, answer, title) == question
+
+
+def test_phrases_are_picked_only_when_asked_for():
+    plain = {s.answer for s in pick_spans(TEXT, CHUNK.title, 50)}
+    more = {s.answer for s in pick_spans(TEXT, CHUNK.title, 50, phrases=True)}
+    assert more - plain == {"the score", "the Best Irish Feature award"}
+
+
 def test_spans_kind_takes_no_variants(tmp_path: Path):
     src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
     bad = tmp_path / "qa-spans.md"
@@ -211,7 +311,8 @@ def test_mock_run_gives_grounded_records_for_every_span(tmp_path: Path):
     records = [json.loads(line) for line in (run / "generated" / "qa-spans.jsonl").read_text().splitlines()]
     doc = json.loads((run / "documents.jsonl").read_text().splitlines()[0])
     answers = {r["fields"]["answer"] for r in records}
-    assert answers == {s.answer for s in pick_spans(doc["text"], doc["title"], 24)}
+    assert answers == {s.answer for s in pick_spans(doc["text"], doc["title"], 24, phrases=True)}
+    assert {"the score", "the Best Irish Feature award"} <= answers  # verbs' objects (phrases: true)
     assert all(
         r["fields"]["answer"] in doc["text"] and r["fields"]["evidence"] in doc["text"] for r in records
     )
@@ -222,6 +323,7 @@ def test_mock_run_gives_grounded_records_for_every_span(tmp_path: Path):
     assert front == {
         "Who directed Harrow Point?": "Nuala Brennan",
         "How many days was Harrow Point shot in?": "23 days",
+        "What did Brennan's brother Ciaran Brennan write?": "the score",
     }
     kept = [json.loads(line) for line in (run / "curated" / "kept.jsonl").read_text().splitlines()]
     assert kept and all(r["strategy"] == "qa-spans" for r in kept)
