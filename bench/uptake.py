@@ -16,7 +16,7 @@ gain is (c) - (d), reported with a paired bootstrap interval, next to (c) - (b) 
 
     python bench/uptake.py --qa ../shared/data/wikinewpages2023_film_dev.jsonl --passages 20 -o runs/uptake
 
-Every step is resumable (generation is cached; finished checkpoints and scores are reused), so a
+Every step is resumable (generation is cached, finished checkpoints are reused; scoring runs again), so a
 killed run continues where it stopped. It runs augment's own CLI for generate and train, as a
 user would, and its eval functions for scoring.
 """

@@ -7,6 +7,14 @@ bootstrap over all of them. Runs must share the model and the training settings 
 and --out), else the arms they pool are not the same treatment.
 
     python bench/uptake_pool.py runs/uptake-s0/uptake.json runs/uptake-s1/uptake.json -o pooled.json
+
+It also splits the questions by whether arm (c)'s data *anticipated* them: a kept record of the
+run's `run_eval/` holds a question whose answer is one of the gold answers and that shares at least
+half of the evaluated question's content words. Generating such questions from the passage alone
+(the evaluated questions are never shown to the generator, and decontamination drops records that
+repeat them) is what the method is for, but a reader should see how much of the gain comes from
+questions the generator happened to ask, and how much carries over to the rest. One run alone is
+a pool of one.
 """
 
 from __future__ import annotations
@@ -23,12 +31,45 @@ sys.path.insert(0, str(REPO))
 
 from uptake import PAIRS  # noqa: E402  (bench/ is this script's folder, first on sys.path)
 
-from augment.eval.metrics import bootstrap_ci  # noqa: E402
-from augment.io import write_json  # noqa: E402
+from augment.eval.metrics import bootstrap_ci, normalize_answer  # noqa: E402
+from augment.io import read_jsonl, write_json  # noqa: E402
 
 ARMS = ("base", "raw", "augment", "format")
 METRICS = ("f1", "answer_nll")
 PER_RUN = ("seed", "out")  # the settings a pooled run may differ in
+# words that say what kind of question it is, not what it is about
+_FUNCTION_WORDS_TEXT = (
+    "what who whom whose when where why how which did does do is was were are be been being has "
+    "have had of in on to for by with and or from as at that this these those its his her their "
+    "it he she they"
+)
+_FUNCTION_WORDS = set(_FUNCTION_WORDS_TEXT.split())
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in normalize_answer(text).split() if w not in _FUNCTION_WORDS}
+
+
+def anticipated(run_dir: Path, questions: list[dict], share: float = 0.5) -> list[bool] | None:
+    """Per evaluated question: does a kept record of `run_dir/run_eval` ask it (its answer a gold
+    answer, its question holding >= `share` of the question's content words)? None when the run's
+    folder is not beside its uptake.json."""
+    kept = run_dir / "run_eval" / "curated" / "kept.jsonl"
+    if not kept.is_file():
+        return None
+    by_answer: dict[str, list[set[str]]] = {}
+    for r in read_jsonl(kept):
+        fields = r.get("fields") or {}
+        if fields.get("question") and fields.get("answer"):
+            by_answer.setdefault(normalize_answer(fields["answer"]), []).append(
+                _content_words(fields["question"])
+            )
+    flags = []
+    for q in questions:
+        words = _content_words(q["q"])
+        asked = [w for a in q["answers"] for w in by_answer.get(normalize_answer(a), [])]
+        flags.append(bool(words) and any(len(words & w) >= share * len(words) for w in asked))
+    return flags
 
 
 def pool(runs: list[tuple[Path, dict]]) -> dict:
@@ -41,7 +82,10 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
         if diff:
             raise SystemExit(f"{path}: settings differ from {first_path} in {', '.join(diff)}")
     per = {arm: {m: [] for m in METRICS} for arm in ARMS}
+    flags: list[bool] | None = []
     for path, run in runs:
+        run_flags = anticipated(path.parent, run.get("questions_asked", []))
+        flags = None if flags is None or run_flags is None else flags + run_flags
         for arm in ARMS:
             scores = run.get("per_question", {}).get(arm)
             if scores is None:
@@ -49,6 +93,25 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
             for m in METRICS:
                 per[arm][m].extend(scores[m])
     arrays = {arm: {m: np.asarray(v, dtype=float) for m, v in d.items()} for arm, d in per.items()}
+    split = None
+    if flags is not None and len(flags) == len(arrays["base"]["f1"]):
+        mask = np.asarray(flags, dtype=bool)
+        split = {
+            name: {
+                "questions": int(part.sum()),
+                "closed": {arm: {m: float(a[m][part].mean()) for m in METRICS} for arm, a in arrays.items()}
+                if part.any()
+                else {},
+                "differences": {
+                    pair: {m: bootstrap_ci(arrays[hi][m][part] - arrays[lo][m][part]) for m in METRICS}
+                    for pair, (lo, hi) in PAIRS.items()
+                    if pair in ("c-d (knowledge)", "c-b")
+                }
+                if part.any()
+                else {},
+            }
+            for name, part in (("anticipated", mask), ("not anticipated", ~mask))
+        }
     return {
         "runs": [str(p) for p, _ in runs],
         "seeds": [run["args"].get("seed") for _, run in runs],
@@ -59,6 +122,7 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
             name: {m: bootstrap_ci(arrays[hi][m] - arrays[lo][m]) for m in METRICS}
             for name, (lo, hi) in PAIRS.items()
         },
+        "by_anticipation": split,
     }
 
 
@@ -84,6 +148,27 @@ def main() -> None:
     for name, d in result["differences"].items():
         cells = [f"{d[m][0]:+.3f} [{d[m][1]:+.3f}, {d[m][2]:+.3f}]" for m in METRICS]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    split = result["by_anticipation"]
+    if split is None:
+        print("\n(no split by anticipated questions: a run's folder is not beside its uptake.json)")
+        return
+    print("\nquestions (c)'s data anticipated (its gold answer, half its content words) and the rest\n")
+    print(
+        "| questions | n | (c) F1 | (d) F1 | (c) - (d) F1 [95% CI] | (c) - (d) NLL [95% CI] | (c) - (b) F1 | (c) - (b) NLL |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, part in split.items():
+        if not part["questions"]:
+            continue
+        cd, cb = part["differences"]["c-d (knowledge)"], part["differences"]["c-b"]
+        cells = [f"{cd[m][0]:+.3f} [{cd[m][1]:+.3f}, {cd[m][2]:+.3f}]" for m in METRICS]
+        cells += [f"{cb[m][0]:+.3f} [{cb[m][1]:+.3f}, {cb[m][2]:+.3f}]" for m in METRICS]
+        arms = part["closed"]
+        print(
+            f"| {name} | {part['questions']} | {arms['augment']['f1']:.3f} | {arms['format']['f1']:.3f} | "
+            + " | ".join(cells)
+            + " |"
+        )
 
 
 if __name__ == "__main__":

@@ -53,3 +53,50 @@ def test_runs_with_other_settings_do_not_pool(tmp_path: Path):
     res = _pool(a, b)
     assert res.returncode != 0
     assert res.stderr.strip() == f"{b}: settings differ from {a} in lr"
+
+
+def _kept(run_dir: Path, records: list[tuple[str, str]]) -> None:
+    kept = run_dir / "run_eval" / "curated" / "kept.jsonl"
+    kept.parent.mkdir(parents=True)
+    lines = [json.dumps({"strategy": "qa-spans", "fields": {"question": q, "answer": a}}) for q, a in records]
+    lines.append(json.dumps({"strategy": "paraphrase", "fields": {"text": "Radek Beran directed it."}}))
+    kept.write_text("\n".join(lines) + "\n")
+
+
+def test_questions_are_split_by_whether_the_synthetic_data_asked_them(tmp_path: Path):
+    questions = [
+        {"q": "Who directed The Little Man?", "answers": ["Radek Beran."]},  # asked, other words
+        {"q": "When was The Little Man released?", "answers": ["2015"]},  # answer, other question
+        {"q": "Where was it filmed?", "answers": ["Prague"]},  # its answer is nowhere
+    ]
+    arms = {"base": [0, 0, 0], "raw": [0, 0, 1], "augment": [1, 0, 1], "format": [0, 0, 0]}
+    paths = []
+    for seed in (0, 1):
+        run_dir = tmp_path / f"s{seed}"
+        run_dir.mkdir()
+        path = _run(run_dir / "uptake.json", seed, arms)
+        data = json.loads(path.read_text())
+        data["questions_asked"] = questions
+        path.write_text(json.dumps(data))
+        _kept(
+            run_dir,
+            [("The Little Man was directed by whom?", "Radek Beran"), ("Who scored the film?", "2015")],
+        )
+        paths.append(path)
+    res = _pool(*paths, out=tmp_path / "pooled.json")
+    assert res.returncode == 0, res.stderr
+    split = json.loads((tmp_path / "pooled.json").read_text())["by_anticipation"]
+    assert split["anticipated"]["questions"] == 2 and split["not anticipated"]["questions"] == 4
+    assert split["anticipated"]["differences"]["c-d (knowledge)"]["f1"][0] == 1.0
+    # not anticipated: (c) - (d) per question 0, 1, 0, 1; (c) - (b) all 0
+    assert split["not anticipated"]["differences"]["c-d (knowledge)"]["f1"][0] == 0.5
+    assert split["not anticipated"]["differences"]["c-b"]["f1"][0] == 0.0
+    assert "| anticipated | 2 | 1.000 | 0.000 | +1.000 [" in res.stdout
+
+
+def test_no_split_when_a_run_folder_is_missing(tmp_path: Path):
+    arms = {"base": [0], "raw": [0], "augment": [1], "format": [0]}
+    res = _pool(_run(tmp_path / "a.json", 0, arms), out=tmp_path / "pooled.json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "pooled.json").read_text())["by_anticipation"] is None
+    assert "no split by anticipated questions" in res.stdout
