@@ -33,21 +33,15 @@ from uptake import PAIRS  # noqa: E402  (bench/ is this script's folder, first o
 
 from augment.eval.metrics import bootstrap_ci, normalize_answer  # noqa: E402
 from augment.io import read_jsonl, write_json  # noqa: E402
+from augment.strategies.spans import FUNCTION_WORDS  # noqa: E402
 
 ARMS = ("base", "raw", "augment", "format")
 METRICS = ("f1", "answer_nll")
 PER_RUN = ("seed", "out")  # the settings a pooled run may differ in
-# words that say what kind of question it is, not what it is about
-_FUNCTION_WORDS_TEXT = (
-    "what who whom whose when where why how which did does do is was were are be been being has "
-    "have had of in on to for by with and or from as at that this these those its his her their "
-    "it he she they"
-)
-_FUNCTION_WORDS = set(_FUNCTION_WORDS_TEXT.split())
 
 
 def _content_words(text: str) -> set[str]:
-    return {w for w in normalize_answer(text).split() if w not in _FUNCTION_WORDS}
+    return {w for w in normalize_answer(text).split() if w not in FUNCTION_WORDS}
 
 
 def anticipated(run_dir: Path, questions: list[dict], share: float = 0.5) -> list[bool] | None:

@@ -50,7 +50,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[A-Z0-9\"“(])|\n+"
 # titles, abbreviations and a name's initial ("R. K. Suresh") do not end a sentence
 _ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Inc|Ltd|Co|vs|No|Vol|U\.S|U\.K|[A-Z])\.$")
 # capitalised words that start sentences and name nothing; left out of the question check too
-_FUNCTION = frozenset(
+FUNCTION_WORDS = frozenset(
     (  # noqa: SIM905
         "a an the it its he she his her they their them this that these those there here "
         "in on at of for to by from with as after before during when while since until if "
@@ -93,7 +93,7 @@ def _words(text: str) -> list[str]:
 
 def _stems(text: str) -> set[str]:
     """Content words cut to 5 letters ("nominated", "nominations" -> "nomin")."""
-    return {w[:5] for w in _words(text) if w not in _FUNCTION and len(w) > 2}
+    return {w[:5] for w in _words(text) if w not in FUNCTION_WORDS and len(w) > 2}
 
 
 def cloze_question(sentence: str, answer: str, title: str) -> str:
@@ -253,9 +253,9 @@ def front_question(sentence: str, answer: str, title: str) -> str | None:
     first = " ".join(subject).lower()
     if name and (first == "it" or (kind and first == f"the {kind.lower()}")):
         subject = [name]
-    elif first in _FUNCTION:  # "They were ...", "He was ...": a question about nobody in particular
+    elif first in FUNCTION_WORDS:  # "They were ...", "He was ...": a question about nobody in particular
         return None
-    elif subject[0].lower() in _FUNCTION and (len(subject) == 1 or not subject[1][0].isupper()):
+    elif subject[0].lower() in FUNCTION_WORDS and (len(subject) == 1 or not subject[1][0].isupper()):
         subject = [subject[0].lower(), *subject[1:]]  # "the ceremony", not "the Long Road"
     subj, be = " ".join(subject), words[aux].lower()
     if wh == "whom" and prep == "by":
@@ -321,7 +321,7 @@ def _can_be_verb(word: str) -> bool:
     from lemminflect import getAllLemmas
 
     w = _clean(word)
-    return "VERB" in getAllLemmas(w) and w not in _FUNCTION
+    return "VERB" in getAllLemmas(w) and w not in FUNCTION_WORDS
 
 
 def _clean(word: str) -> str:
@@ -376,7 +376,7 @@ def phrase_spans(sentence: str) -> list[tuple[int, str]]:
         first = _clean(obj[0][1]) if obj else ""
         if not obj or not ended or first in _OBJECT_PRONOUN | _CLAUSE_WORD | _NOT_MAIN | {"been"}:
             continue
-        if len(obj) == 1 and (first in _FUNCTION | {"place"} or _finite_verb(first) or _adverb(first)):
+        if len(obj) == 1 and (first in FUNCTION_WORDS | {"place"} or _finite_verb(first) or _adverb(first)):
             continue  # "designed to instill", "survives today", "took place"
         lo = obj[0][0]
         answer = sentence[lo : obj[-1][0] + len(obj[-1][1])].rstrip(",;:.!?)").strip('"“”')
@@ -385,7 +385,7 @@ def phrase_spans(sentence: str) -> list[tuple[int, str]]:
         if (
             answer
             and answer[0].islower()
-            and any(w.islower() and w.lower() not in _FUNCTION for w in answer.split())
+            and any(w.islower() and w.lower() not in FUNCTION_WORDS for w in answer.split())
         ):
             out.append((sentence.find(answer, lo), answer))
     return out
@@ -437,9 +437,11 @@ def object_question(before: str, title: str) -> str | None:
         subject = [title]
     elif name and (first == "it" or (kind and first == f"the {kind.lower()}")):
         subject = [name]
-    elif first in _FUNCTION:  # "They explored ...": a question about nobody in particular
+    elif first in FUNCTION_WORDS:  # "They explored ...": a question about nobody in particular
         return None
-    elif subject[0].lower() in _FUNCTION | _QUANTIFIER and (len(subject) == 1 or not subject[1][0].isupper()):
+    elif subject[0].lower() in FUNCTION_WORDS | _QUANTIFIER and (
+        len(subject) == 1 or not subject[1][0].isupper()
+    ):
         subject = [subject[0].lower(), *subject[1:]]  # "the new concept", not "the Long Road"
     return f"What {do} {' '.join(subject)} {lemma}{' ' + prep if prep else ''}?"
 
@@ -447,7 +449,7 @@ def object_question(before: str, title: str) -> str | None:
 def _named(span: str, title_words: set[str]) -> bool:
     """A span worth asking for: not only function words, not only words of the document's title."""
     words = _words(span)
-    content = [w for w in words if w not in _FUNCTION]
+    content = [w for w in words if w not in FUNCTION_WORDS]
     if not content:
         return False
     return not set(content) <= title_words
@@ -456,7 +458,7 @@ def _named(span: str, title_words: set[str]) -> bool:
 def pick_spans(text: str, title: str, limit: int, phrases: bool = False) -> list[Span]:
     """Candidate answers of `text`, round-robin over its sentences, at most `limit`; with
     `phrases`, verbs' objects too (they may hold a name that is a span of its own)."""
-    title_words = {w for w in _words(re.sub(r"\([^)]*\)", "", title)) if w not in _FUNCTION}
+    title_words = {w for w in _words(re.sub(r"\([^)]*\)", "", title)) if w not in FUNCTION_WORDS}
     per_sentence: list[list[Span]] = []
     for offset, sent in sentences(text):
         taken: list[tuple[int, int]] = []
@@ -472,7 +474,7 @@ def pick_spans(text: str, title: str, limit: int, phrases: bool = False) -> list
                     continue
                 if pattern is _PATTERNS[-1]:
                     first = answer.split()[0]
-                    if lo == 0 and first.lower() in _FUNCTION:  # "The Kestrel ..." at a sentence start
+                    if lo == 0 and first.lower() in FUNCTION_WORDS:  # "The Kestrel ..." at a sentence start
                         answer = answer[len(first) :].lstrip()
                         lo = hi - len(answer)
                     if not answer or (lo == 0 and " " not in answer):  # "Presented by ...": no name
