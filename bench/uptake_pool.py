@@ -66,6 +66,21 @@ def anticipated(run_dir: Path, questions: list[dict], share: float = 0.5) -> lis
     return flags
 
 
+def _part(arrays: dict, part: np.ndarray) -> dict:
+    """Arm means and the (c) - (d), (c) - (b) intervals over the questions `part` selects."""
+    if not part.any():
+        return {"questions": 0, "closed": {}, "differences": {}}
+    return {
+        "questions": int(part.sum()),
+        "closed": {arm: {m: float(a[m][part].mean()) for m in METRICS} for arm, a in arrays.items()},
+        "differences": {
+            pair: {m: bootstrap_ci(arrays[hi][m][part] - arrays[lo][m][part]) for m in METRICS}
+            for pair, (lo, hi) in PAIRS.items()
+            if pair in ("c-d (knowledge)", "c-b")
+        },
+    }
+
+
 def pool(runs: list[tuple[Path, dict]]) -> dict:
     """Concatenated per-question scores of `runs`, each arm's mean and each difference's interval."""
     first_path, first = runs[0]
@@ -90,22 +105,7 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
     split = None
     if flags is not None and len(flags) == len(arrays["base"]["f1"]):
         mask = np.asarray(flags, dtype=bool)
-        split = {
-            name: {
-                "questions": int(part.sum()),
-                "closed": {arm: {m: float(a[m][part].mean()) for m in METRICS} for arm, a in arrays.items()}
-                if part.any()
-                else {},
-                "differences": {
-                    pair: {m: bootstrap_ci(arrays[hi][m][part] - arrays[lo][m][part]) for m in METRICS}
-                    for pair, (lo, hi) in PAIRS.items()
-                    if pair in ("c-d (knowledge)", "c-b")
-                }
-                if part.any()
-                else {},
-            }
-            for name, part in (("anticipated", mask), ("not anticipated", ~mask))
-        }
+        split = {"anticipated": _part(arrays, mask), "not anticipated": _part(arrays, ~mask)}
     return {
         "runs": [str(p) for p, _ in runs],
         "seeds": [run["args"].get("seed") for _, run in runs],
