@@ -157,6 +157,11 @@ class PromptHeader(BaseModel):
         description="spans: also pick the object of a sentence's verb as an answer ('explored the "
         "mountains' -> 'the mountains', asked 'What did Tesla explore?'), not only names, dates and numbers",
     )
+    definitions: bool = Field(
+        False,
+        description="spans: also pick what a definition says its subject is ('Sacramento is an American "
+        "road film directed by ...' -> 'an American road film', asked 'What is Sacramento?')",
+    )
     group_sizes: list[int] = Field(
         default_factory=lambda: [2, 3], description="entigraph: pairs, then triples"
     )

@@ -222,8 +222,8 @@ def front_question(sentence: str, answer: str, title: str) -> str | None:
     quoted = lo > 0 and sentence[lo - 1] in '"“«'
     if lo <= 0:
         return None
-    if answer[0].islower() and not quoted:  # a verb's object (phrase_spans): "What did Tesla explore?"
-        return object_question(sentence[:lo], title)
+    if answer[0].islower() and not quoted:  # a verb's object or a definition ("What is Sacramento?")
+        return definition_question(sentence[:lo], title) or object_question(sentence[:lo], title)
     before = re.sub(r"\s*\([^)]*\)", "", sentence[: lo - 1 if quoted else lo])  # "(AFI)" is no clause
     if "(" in before:
         return None
@@ -391,6 +391,90 @@ def phrase_spans(sentence: str) -> list[tuple[int, str]]:
     return out
 
 
+_ARTICLE = frozenset("a an the one".split())  # noqa: SIM905
+
+
+def _subject(words: list[str], title: str, opened: bool = False) -> list[str] | None:
+    """The words of a sentence's subject as a question names it: "it" / "the film" become the
+    title's name, "he" / "she" a person's title; None for another pronoun, for more than 6 words
+    or words with a clause, a comma, an auxiliary or a second verb's "and" in them ("Tesla, who
+    was ill, ..."; "He restored X and left ..."). `opened`: an opening phrase stood before it
+    ("There, he ..."), so it need not be capitalised."""
+    if (
+        not 1 <= len(words) <= 6
+        or not (words[0][0].isupper() or opened)
+        or _clean(words[0]) in _INTRO  # "Today the cottages are ...": an opening, no subject
+        or any(
+            re.search(r"[,;:()\"“”]", w)
+            or _clean(w) in _AUX | _CLAUSE_WORD | {"has", "have", "had", "and", "or"}
+            for w in words
+        )
+    ):
+        return None
+    name, kind = _title_name(title)
+    first = " ".join(words).lower()
+    if first in ("he", "she") and _person_title(title):
+        return [title]
+    if name and (first == "it" or (kind and first == f"the {kind.lower()}")):
+        return [name]
+    if first in FUNCTION_WORDS:  # "They explored ...": a question about nobody in particular
+        return None
+    if words[0].lower() in FUNCTION_WORDS | _QUANTIFIER and (len(words) == 1 or not words[1][0].isupper()):
+        return [words[0].lower(), *words[1:]]  # "the new concept", not "the Long Road"
+    return words
+
+
+def definition_spans(sentence: str) -> list[tuple[int, str]]:
+    """(offset, answer) for what a sentence of the shape <subject> is/was/are/were a/an/the ...
+    says its subject is: the noun phrase after the verb, up to a comma, a clause word, a
+    participle or a preposition other than "of", at most 12 words ("Sacramento is an upcoming
+    American comedy road trip film directed by ..." -> "an upcoming American comedy road trip
+    film"). Definitions open most reference pages and manual sections, and a reader's "What is
+    X?" / "What genre is X?" asks for them; a name or a date inside is a span of its own."""
+    plain = re.sub(r"\s*\([^)]*\)", "", sentence)  # "Nothing But Lies (French: ...) is a ..."
+    words = plain.split()
+    aux = next((i for i, w in enumerate(words[:9]) if w.lower() in _AUX), None)
+    if aux is None or aux + 1 >= len(words) or _clean(words[aux + 1]) not in _ARTICLE:
+        return []
+    obj: list[str] = []
+    for i in range(aux + 1, len(words)):
+        w, lw = words[i], _clean(words[i])
+        after = _clean(words[i + 1]) if i + 1 < len(words) else ""
+        if obj and lw in _BOUNDARY and after in ("which", "whom"):
+            return []  # "the stock level at which an order is raised": the clause is the definition
+        if obj and (lw in _CLAUSE_WORD | _AUX | _BOUNDARY or _participle(lw)):
+            break
+        if obj and lw in ("and", "or") and _participle(after):
+            break  # "a film written and directed by ..."
+        obj.append(w)
+        if re.search(r"[,;:]|[.!?]$", w) or len(obj) > 12:
+            break
+    answer = " ".join(obj).rstrip(",;:.!?").strip('"“”')
+    if (
+        len(obj) > 12
+        or len(obj) < 2
+        or not any(w.islower() and w not in _ARTICLE for w in answer.split()[1:])
+    ):
+        return []
+    lo = sentence.find(answer)
+    return [(lo, answer)] if lo > 0 else []
+
+
+def definition_question(before: str, title: str) -> str | None:
+    """ "What is <subject>?" for the noun phrase a definition says its subject is (`before`, the
+    sentence up to it, ends with is/was/are/were): "Sacramento is" -> "What is Sacramento?",
+    "Tapas Paul was" -> "Who was Tapas Paul?" (the title names a person)."""
+    words = re.sub(r"\s*\([^)]*\)", "", before).split()
+    if len(words) < 2 or words[-1].lower() not in _AUX:
+        return None
+    name, _ = _title_name(title)
+    subject = words[:-1] if " ".join(words[:-1]) == name else _subject(words[:-1], title)
+    if subject is None:
+        return None
+    who = words[0].lower() in ("he", "she") and len(words) == 2  # a person's title stood for "he"
+    return f"{'Who' if who else 'What'} {words[-1].lower()} {' '.join(subject)}?"
+
+
 def _person_title(title: str) -> bool:
     """ "Nikola Tesla", not "Packet switching" or "Sky (United Kingdom)": "he" / "she" is its name."""
     words = title.split()
@@ -420,29 +504,9 @@ def object_question(before: str, title: str) -> str | None:
         if not (_clean(subject[0]) in _INTRO or subject[0][0].isdigit()):
             return None
         subject = subject[comma + 1 :]
-    if (
-        not 1 <= len(subject) <= 6
-        or not (subject[0][0].isupper() or opened)
-        or _clean(subject[0]) in _BOUNDARY
-    ):
-        return None  # "Around the world many governments operate": no plain subject
-    if any(
-        re.search(r"[,;:()\"“”]", w) or _clean(w) in _AUX | _CLAUSE_WORD | {"has", "have", "had", "and", "or"}
-        for w in subject
-    ):
-        return None  # "He restored the Secretariat and left ...": a second verb, not one subject
-    name, kind = _title_name(title)
-    first = " ".join(subject).lower()
-    if first in ("he", "she") and _person_title(title):
-        subject = [title]
-    elif name and (first == "it" or (kind and first == f"the {kind.lower()}")):
-        subject = [name]
-    elif first in FUNCTION_WORDS:  # "They explored ...": a question about nobody in particular
+    subject = _subject(subject, title, opened)
+    if subject is None:
         return None
-    elif subject[0].lower() in FUNCTION_WORDS | _QUANTIFIER and (
-        len(subject) == 1 or not subject[1][0].isupper()
-    ):
-        subject = [subject[0].lower(), *subject[1:]]  # "the new concept", not "the Long Road"
     return f"What {do} {' '.join(subject)} {lemma}{' ' + prep if prep else ''}?"
 
 
@@ -455,9 +519,12 @@ def _named(span: str, title_words: set[str]) -> bool:
     return not set(content) <= title_words
 
 
-def pick_spans(text: str, title: str, limit: int, phrases: bool = False) -> list[Span]:
+def pick_spans(
+    text: str, title: str, limit: int, phrases: bool = False, definitions: bool = False
+) -> list[Span]:
     """Candidate answers of `text`, round-robin over its sentences, at most `limit`; with
-    `phrases`, verbs' objects too (they may hold a name that is a span of its own)."""
+    `phrases`, verbs' objects too, with `definitions` what an "X is a ..." sentence says X is
+    (either may hold a name that is a span of its own)."""
     title_words = {w for w in _words(re.sub(r"\([^)]*\)", "", title)) if w not in FUNCTION_WORDS}
     per_sentence: list[list[Span]] = []
     for offset, sent in sentences(text):
@@ -485,6 +552,8 @@ def pick_spans(text: str, title: str, limit: int, phrases: bool = False) -> list
                 found.append((lo, answer))
         if phrases:
             found += [(lo, a) for lo, a in phrase_spans(sent) if _named(a, title_words)]
+        if definitions:
+            found += [(lo, a) for lo, a in definition_spans(sent) if _named(a, title_words)]
         found.sort()
         per_sentence.append([Span(a, sent, offset + lo) for lo, a in found])
     # a name's single word ("Condit") is asked for through the full name ("Cecelia Condit")
@@ -516,7 +585,9 @@ class SpanStrategy(Strategy):
         return [
             (span.answer, {"answer": span.answer, "sentence": span.sentence, "doc_title": chunk.title})
             # distinct answers
-            for span in pick_spans(chunk.text, chunk.title, self.header.max_items, self.header.phrases)
+            for span in pick_spans(
+                chunk.text, chunk.title, self.header.max_items, self.header.phrases, self.header.definitions
+            )
         ]
 
     def parse_request(self, req: GenRequest, text: str, finish_reason: str) -> Parsed:

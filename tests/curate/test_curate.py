@@ -170,6 +170,18 @@ def test_thresholds_move_the_line(tmp_path: Path):
     assert rejected["para"]["reason"] == "copies_source"  # a real paraphrase still shares some word pairs
 
 
+def test_span_answers_may_quote_their_source_a_rewrite_may_not(tmp_path: Path):
+    long_span = "after two winters of storms had delayed the work"  # 9 words of the chunk
+    recs = [
+        rec("span", "qa-spans", long_span, question="When was the lighthouse completed?", answer=long_span),
+        rec("copy", "paraphrase", f"Completed in 1862 {long_span}."),
+    ]
+    _, _, kept, rejected = run_curate(tmp_path, recs)
+    assert set(kept) == {"span"} and rejected["copy"]["reason"] == "copies_source"
+    _, _, kept, rejected = run_curate(tmp_path / "strict", recs, copy_exempt=[])
+    assert not kept and {r["reason"] for r in rejected.values()} == {"copies_source"}
+
+
 def test_boilerplate_phrase_in_the_source_is_not_boilerplate(tmp_path: Path):
     recs = [rec("faq", "inferences", "Let me know if the light fails, the keepers said.")]
     _, _, kept, _ = run_curate(tmp_path, recs)

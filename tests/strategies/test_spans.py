@@ -11,6 +11,7 @@ from augment.errors import ConfigError, ParseError
 from augment.strategies import load_strategy
 from augment.strategies.spans import (
     SpanStrategy,
+    definition_spans,
     front_question,
     phrase_spans,
     pick_spans,
@@ -286,6 +287,83 @@ def test_phrases_are_picked_only_when_asked_for():
     plain = {s.answer for s in pick_spans(TEXT, CHUNK.title, 50)}
     more = {s.answer for s in pick_spans(TEXT, CHUNK.title, 50, phrases=True)}
     assert more - plain == {"the score", "the Best Irish Feature award"}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "title", "answer", "question"),
+    [
+        (
+            "Sacramento is an upcoming American comedy road trip film directed by Michael Angarano, who wrote it.",
+            "Sacramento (upcoming film)",
+            "an upcoming American comedy road trip film",
+            "What is Sacramento?",
+        ),
+        # a parenthesis after the subject; "written and directed by" ends the phrase
+        (
+            "Nothing But Lies (French: Rien que des mensonges) is a 1933 French comedy film written and "
+            "directed by Karl Anton.",
+            "Nothing But Lies (1933 film)",
+            "a 1933 French comedy film",
+            "What is Nothing But Lies?",
+        ),
+        # a clause word ends it; "he" is the person the title names
+        (
+            "He was an Indian actor and politician who is known for his work.",
+            "Tapas Paul",
+            "an Indian actor and politician",
+            "Who was Tapas Paul?",
+        ),
+        (
+            "It was the first film shot on the island.",
+            "Harrow Point (film)",
+            "the first film",
+            "What was Harrow Point?",
+        ),
+        (
+            "A bin location is the smallest addressable storage place in a warehouse.",
+            "Bin location",
+            "the smallest addressable storage place",
+            "What is a bin location?",
+        ),
+        (
+            "The film was a commercial success.",
+            "Harrow Point (film)",
+            "a commercial success",
+            "What was Harrow Point?",
+        ),
+        # an opening phrase before the subject: the phrase is asked for, but no subject to name
+        ("In 2019 the film was a hit.", "Harrow Point (film)", "a hit", None),
+        (
+            "Today the keepers' cottages are a small museum, open in summer.",
+            "Cape Merrow",
+            "a small museum",
+            None,
+        ),
+    ],
+)
+def test_definition_spans_say_what_the_subject_is(
+    sentence: str, title: str, answer: str, question: str | None
+):
+    assert [a for _, a in definition_spans(sentence)] == [answer]
+    assert front_question(sentence, answer, title) == question
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The reorder point is the stock level at which a new purchase order is raised.",  # the clause defines
+        "The ceremony was held in Melbourne.",  # no article: not a definition
+        "Its director is a Brennan.",  # no lower-case word after the article
+    ],
+)
+def test_definition_spans_leave_out_what_is_no_definition(sentence: str):
+    assert definition_spans(sentence) == []
+
+
+def test_definitions_are_picked_only_when_asked_for():
+    plain = {s.answer for s in pick_spans(TEXT, CHUNK.title, 50, phrases=True)}
+    more = {s.answer for s in pick_spans(TEXT, CHUNK.title, 50, phrases=True, definitions=True)}
+    assert more - plain == {"a 2019 Irish drama film"}
 
 
 def test_spans_kind_takes_no_variants(tmp_path: Path):
