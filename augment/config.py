@@ -108,8 +108,8 @@ class RunConfig(BaseModel):
         0.5, gt=0, le=1, description="n-gram containment in the source that counts as a copy"
     )
     copy_exempt: list[str] = Field(
-        default_factory=lambda: ["qa", "qa-spans"],
-        description="strategies that may quote their source (their answers are spans of it)",
+        default_factory=lambda: ["qa"],
+        description="strategies that may quote their source (strategies of kind spans always may)",
     )
     example_filter: bool = Field(
         True, description="drop records naming what only the prompt's few-shot example contains"

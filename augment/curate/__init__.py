@@ -91,12 +91,16 @@ def build_steps(config: RunConfig, decontaminate: list[Path] | None = None) -> l
         steps.append(BoilerplateFilter())
     if config.grounding:
         steps.append(GroundingFilter(config.grounding_min_score))
-    if config.copy_filter:
-        steps.append(CopyFilter(config.copy_ngram, config.copy_threshold, config.copy_exempt))
-    if config.example_filter:
+    strategies = []
+    if config.copy_filter or config.example_filter:
         from augment.strategies import load_strategies
 
         strategies = load_strategies(config.strategies, config.prompts_dir)
+    if config.copy_filter:
+        # a spans strategy's answers are spans of the chunk by construction (qa-spans, a user's own)
+        spans = [s.name for s in strategies if s.header.kind == "spans"]
+        steps.append(CopyFilter(config.copy_ngram, config.copy_threshold, [*config.copy_exempt, *spans]))
+    if config.example_filter:
         steps.append(ExampleCopyFilter({s.name: s.example_text() for s in strategies}))
     if config.unsupported_filter:  # after the example filter: that diagnosis is the more specific one
         steps.append(UnsupportedTermsFilter(config.unsupported_max_share, exempt=config.unsupported_exempt))

@@ -176,9 +176,11 @@ def test_span_answers_may_quote_their_source_a_rewrite_may_not(tmp_path: Path):
         rec("span", "qa-spans", long_span, question="When was the lighthouse completed?", answer=long_span),
         rec("copy", "paraphrase", f"Completed in 1862 {long_span}."),
     ]
-    _, _, kept, rejected = run_curate(tmp_path, recs)
+    # qa-spans is of kind spans: exempt whatever copy_exempt lists
+    _, _, kept, rejected = run_curate(tmp_path, recs, strategies=["qa-spans", "paraphrase"], copy_exempt=[])
     assert set(kept) == {"span"} and rejected["copy"]["reason"] == "copies_source"
-    _, _, kept, rejected = run_curate(tmp_path / "strict", recs, copy_exempt=[])
+    # not a spans strategy of this run (a user's file of that name could be anything): checked
+    _, _, kept, rejected = run_curate(tmp_path / "other", recs, strategies=["paraphrase"])
     assert not kept and {r["reason"] for r in rejected.values()} == {"copies_source"}
 
 
