@@ -462,8 +462,9 @@ def definition_spans(sentence: str) -> list[tuple[int, str]]:
 
 def definition_question(before: str, title: str) -> str | None:
     """ "What is <subject>?" for the noun phrase a definition says its subject is (`before`, the
-    sentence up to it, ends with is/was/are/were): "Sacramento is" -> "What is Sacramento?",
-    "Tapas Paul was" -> "Who was Tapas Paul?" (the title names a person)."""
+    sentence up to it, ends with is/was/are/were): "Sacramento is" -> "What is Sacramento?";
+    "He was" -> "Who was Nikola Tesla?" where "he" stands for a person's title (a name alone does
+    not tell a person from a film: "What was Tapas Paul?")."""
     words = re.sub(r"\s*\([^)]*\)", "", before).split()
     if len(words) < 2 or words[-1].lower() not in _AUX:
         return None
