@@ -18,7 +18,9 @@ gain is (c) - (d), reported with a paired bootstrap interval, next to (c) - (b) 
 
 Every step is resumable (generation is cached, finished checkpoints are reused; scoring runs again), so a
 killed run continues where it stopped. It runs augment's own CLI for generate and train, as a
-user would, and its eval functions for scoring.
+user would, and its eval functions for scoring. `--train-seed N` trains every arm again on the
+same passages and data in another order (a replicate; `bench/uptake_pool.py` averages replicates
+question by question).
 """
 
 from __future__ import annotations
@@ -149,7 +151,14 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--max-seq-len", type=int, default=256)
     ap.add_argument("--replay", type=float, default=0.2)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0, help="draws the passages; also the training seed")
+    ap.add_argument(
+        "--train-seed",
+        type=int,
+        default=None,
+        help="train the arms again with this seed on the same passages and data (a replicate: "
+        "checkpoints in ckpt-tN/, result in uptake-tN.json; uptake_pool.py averages replicates)",
+    )
     ap.add_argument("-o", "--out", type=Path, default=REPO / "runs" / "uptake")
     args = ap.parse_args()
     out: Path = args.out
@@ -204,15 +213,16 @@ def main() -> None:
         "--max-seq-len",
         args.max_seq_len,
         "--seed",
-        args.seed,
+        args.seed if args.train_seed is None else args.train_seed,
         "--save-steps",
         args.steps,
     ]
     if args.lr:
         hyper += ["--lr", args.lr]
+    replicate = "" if args.train_seed is None else f"-t{args.train_seed}"
     checkpoints = {"base": args.model}
     for arm, path in shards.items():
-        ckpt = out / "ckpt" / arm
+        ckpt = out / f"ckpt{replicate}" / arm
         replay = ["--replay", args.replay] if arm != "raw" else []
         if not (ckpt / "train.json").is_file():
             merge = ["--merge"] if args.method == "lora" else []
@@ -247,7 +257,7 @@ def main() -> None:
             for arm, s in [*scores.items(), ("base, open book", open_book)]
         },
     }
-    write_json(out / "uptake.json", result)
+    write_json(out / f"uptake{replicate}.json", result)
 
     print(
         f"\n{len(items)} questions on {args.passages} passages of {args.qa.name}; {args.model}, "

@@ -6,6 +6,11 @@ each question is one paired observation of the arms' difference, and the interva
 bootstrap over all of them. Runs must share the model and the training settings (all but --seed
 and --out), else the arms they pool are not the same treatment.
 
+Runs of the same --seed with another --train-seed are *replicates*: the same passages, data and
+questions, every arm trained again in another order. One 24-step training run moves with its data
+order as much as the intervals are wide, so replicates are averaged question by question first;
+the interval is then over questions of the mean over training runs.
+
     python bench/uptake_pool.py runs/uptake-s0/uptake.json runs/uptake-s1/uptake.json -o pooled.json
 
 It also splits the questions by whether arm (c)'s data *anticipated* them: a kept record of the
@@ -37,7 +42,7 @@ from augment.strategies.spans import FUNCTION_WORDS  # noqa: E402
 
 ARMS = ("base", "raw", "augment", "format")
 METRICS = ("f1", "answer_nll")
-PER_RUN = ("seed", "out")  # the settings a pooled run may differ in
+PER_RUN = ("seed", "train_seed", "out")  # the settings a pooled run may differ in
 
 
 def _content_words(text: str) -> set[str]:
@@ -81,8 +86,29 @@ def _part(arrays: dict, part: np.ndarray) -> dict:
     }
 
 
+def _replicate_mean(group: list[tuple[Path, dict]]) -> dict[str, dict[str, list[float]]]:
+    """Per arm and metric, the per-question mean over runs that trained again on the same
+    passages (same --seed, other --train-seed)."""
+    first_path, first = group[0]
+    asked = first.get("questions_asked")
+    for path, run in group[1:]:
+        if run.get("questions_asked") != asked:
+            raise SystemExit(f"{path}: same --seed as {first_path} but other questions")
+    mean: dict[str, dict[str, list[float]]] = {}
+    for arm in ARMS:
+        per_run = []
+        for path, run in group:
+            scores = run.get("per_question", {}).get(arm)
+            if scores is None:
+                raise SystemExit(f"{path}: no per-question scores for arm {arm!r} (rerun bench/uptake.py)")
+            per_run.append(scores)
+        mean[arm] = {m: np.mean([s[m] for s in per_run], axis=0).tolist() for m in METRICS}
+    return mean
+
+
 def pool(runs: list[tuple[Path, dict]]) -> dict:
-    """Concatenated per-question scores of `runs`, each arm's mean and each difference's interval."""
+    """Per-question scores of `runs` (replicates of one passage draw averaged first), concatenated
+    over draws; each arm's mean and each difference's interval over questions."""
     first_path, first = runs[0]
     fixed = {k: v for k, v in first["args"].items() if k not in PER_RUN}
     for path, run in runs[1:]:
@@ -90,15 +116,16 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
         diff = sorted(k for k in fixed.keys() | other.keys() if fixed.get(k) != other.get(k))
         if diff:
             raise SystemExit(f"{path}: settings differ from {first_path} in {', '.join(diff)}")
+    draws: dict[str, list[tuple[Path, dict]]] = {}
+    for path, run in runs:
+        draws.setdefault(str(run["args"].get("seed")), []).append((path, run))
     per = {arm: {m: [] for m in METRICS} for arm in ARMS}
     flags: list[bool] | None = []
-    for path, run in runs:
+    for group in draws.values():
+        path, run = group[0]
         run_flags = anticipated(path.parent, run.get("questions_asked", []))
         flags = None if flags is None or run_flags is None else flags + run_flags
-        for arm in ARMS:
-            scores = run.get("per_question", {}).get(arm)
-            if scores is None:
-                raise SystemExit(f"{path}: no per-question scores for arm {arm!r} (rerun bench/uptake.py)")
+        for arm, scores in _replicate_mean(group).items():
             for m in METRICS:
                 per[arm][m].extend(scores[m])
     arrays = {arm: {m: np.asarray(v, dtype=float) for m, v in d.items()} for arm, d in per.items()}
@@ -109,6 +136,7 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
     return {
         "runs": [str(p) for p, _ in runs],
         "seeds": [run["args"].get("seed") for _, run in runs],
+        "replicates": {seed: len(group) for seed, group in draws.items()},
         "questions": int(len(arrays["base"]["f1"])),
         "settings": fixed,
         "closed": {arm: {m: float(a[m].mean()) for m in METRICS} for arm, a in arrays.items()},
@@ -134,7 +162,8 @@ def main() -> None:
     result = pool(runs)
     if args.out:
         write_json(args.out, result)
-    print(f"\n{result['questions']} questions pooled from {len(runs)} runs (seeds {result['seeds']})\n")
+    reps = ", ".join(f"{n} of seed {seed}" for seed, n in result["replicates"].items())
+    print(f"\n{result['questions']} questions pooled from {len(runs)} runs ({reps})\n")
     print("| arm | F1 | answer NLL |\n|---|---|---|")
     for arm, s in result["closed"].items():
         print(f"| {arm} | {s['f1']:.3f} | {s['answer_nll']:.3f} |")

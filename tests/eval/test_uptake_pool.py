@@ -12,12 +12,15 @@ import numpy as np
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "uptake_pool.py"
 
 
-def _run(path: Path, seed: int, f1: dict[str, list[float]], lr: str = "0.0001") -> Path:
+def _run(
+    path: Path, seed: int, f1: dict[str, list[float]], lr: str = "0.0001", train_seed: int | None = None
+) -> Path:
     n = len(f1["base"])
     per = {
         arm: {"f1": v, "answer_nll": [3.0 - x for x in v], "prediction": [""] * n} for arm, v in f1.items()
     }
     args = {"seed": str(seed), "out": str(path.parent), "lr": lr, "model": "m", "steps": "24"}
+    args["train_seed"] = str(train_seed)
     path.write_text(json.dumps({"args": args, "per_question": per}))
     return path
 
@@ -44,6 +47,38 @@ def test_runs_pool_question_by_question(tmp_path: Path):
     assert pooled["differences"]["c-d (knowledge)"]["answer_nll"][0] == -c_minus_d.mean()
     assert pooled["closed"]["augment"]["f1"] == 0.8
     assert "| c-d (knowledge) | +0.400 [" in res.stdout
+
+
+def test_replicates_of_one_draw_are_averaged_per_question_before_pooling(tmp_path: Path):
+    a = _run(tmp_path / "a.json", 0, {"base": [0, 0], "raw": [0, 0], "augment": [1, 0], "format": [0, 0]})
+    a2 = _run(
+        tmp_path / "a2.json",
+        0,
+        {"base": [0, 0], "raw": [0, 0], "augment": [0, 0.5], "format": [0, 1]},
+        train_seed=7,
+    )
+    b = _run(tmp_path / "b.json", 1, {"base": [0], "raw": [0], "augment": [1], "format": [0]})
+    res = _pool(a, a2, b, out=tmp_path / "pooled.json")
+    assert res.returncode == 0, res.stderr
+    pooled = json.loads((tmp_path / "pooled.json").read_text())
+    # seed 0's two questions once each, averaged over its two training runs; then seed 1's
+    assert pooled["questions"] == 3 and pooled["replicates"] == {"0": 2, "1": 1}
+    c_minus_d = np.array([0.5, 0.25, 1.0]) - np.array([0.0, 0.5, 0.0])
+    assert pooled["differences"]["c-d (knowledge)"]["f1"][0] == c_minus_d.mean()
+    assert pooled["closed"]["augment"]["f1"] == np.mean([0.5, 0.25, 1.0])
+    assert "pooled from 3 runs (2 of seed 0, 1 of seed 1)" in res.stdout
+
+
+def test_replicates_must_ask_the_same_questions(tmp_path: Path):
+    arms = {"base": [0], "raw": [0], "augment": [1], "format": [0]}
+    a, a2 = _run(tmp_path / "a.json", 0, arms), _run(tmp_path / "a2.json", 0, arms, train_seed=7)
+    for path, q in ((a, "Who?"), (a2, "When?")):
+        data = json.loads(path.read_text())
+        data["questions_asked"] = [{"q": q, "answers": ["x"]}]
+        path.write_text(json.dumps(data))
+    res = _pool(a, a2)
+    assert res.returncode != 0
+    assert res.stderr.strip() == f"{a2}: same --seed as {a} but other questions"
 
 
 def test_runs_with_other_settings_do_not_pool(tmp_path: Path):
