@@ -91,6 +91,12 @@ def _replicate_mean(group: list[tuple[Path, dict]]) -> dict[str, dict[str, list[
     passages (same --seed, other --train-seed)."""
     first_path, first = group[0]
     asked = first.get("questions_asked")
+    trained: dict[str, Path] = {}
+    for path, run in group:
+        seed = str(run["args"].get("train_seed"))
+        if seed in trained:
+            raise SystemExit(f"{path}: the same training run as {trained[seed]} (pool it once)")
+        trained[seed] = path
     for path, run in group[1:]:
         if run.get("questions_asked") != asked:
             raise SystemExit(f"{path}: same --seed as {first_path} but other questions")

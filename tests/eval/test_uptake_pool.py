@@ -81,6 +81,14 @@ def test_replicates_must_ask_the_same_questions(tmp_path: Path):
     assert res.stderr.strip() == f"{a2}: same --seed as {a} but other questions"
 
 
+def test_one_training_run_is_not_pooled_twice(tmp_path: Path):
+    arms = {"base": [0], "raw": [0], "augment": [1], "format": [0]}
+    a, again = _run(tmp_path / "a.json", 0, arms), _run(tmp_path / "again.json", 0, arms)
+    res = _pool(a, again)
+    assert res.returncode != 0
+    assert res.stderr.strip() == f"{again}: the same training run as {a} (pool it once)"
+
+
 def test_runs_with_other_settings_do_not_pool(tmp_path: Path):
     arms = {"base": [0], "raw": [0], "augment": [1], "format": [0]}
     a = _run(tmp_path / "a.json", 0, arms)
