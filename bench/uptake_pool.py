@@ -90,26 +90,23 @@ def _replicate_mean(group: list[tuple[Path, dict]]) -> dict[str, dict[str, list[
     """Per arm and metric, the per-question mean over runs that trained again on the same
     passages (same --seed, other --train-seed)."""
     first_path, first = group[0]
-    asked = first.get("questions_asked")
     trained: dict[str, Path] = {}
     for path, run in group:
-        seed = str(run["args"].get("train_seed"))
+        # without --train-seed the run trained with --seed
+        seed = run["args"].get("train_seed", "None")
+        seed = run["args"].get("seed") if seed == "None" else seed
         if seed in trained:
             raise SystemExit(f"{path}: the same training run as {trained[seed]} (pool it once)")
         trained[seed] = path
-    for path, run in group[1:]:
-        if run.get("questions_asked") != asked:
+        if run.get("questions_asked") != first.get("questions_asked"):
             raise SystemExit(f"{path}: same --seed as {first_path} but other questions")
-    mean: dict[str, dict[str, list[float]]] = {}
-    for arm in ARMS:
-        per_run = []
-        for path, run in group:
-            scores = run.get("per_question", {}).get(arm)
-            if scores is None:
-                raise SystemExit(f"{path}: no per-question scores for arm {arm!r} (rerun bench/uptake.py)")
-            per_run.append(scores)
-        mean[arm] = {m: np.mean([s[m] for s in per_run], axis=0).tolist() for m in METRICS}
-    return mean
+        missing = [arm for arm in ARMS if arm not in run.get("per_question", {})]
+        if missing:
+            raise SystemExit(f"{path}: no per-question scores for arm {missing[0]!r} (rerun bench/uptake.py)")
+    return {
+        arm: {m: np.mean([run["per_question"][arm][m] for _, run in group], axis=0).tolist() for m in METRICS}
+        for arm in ARMS
+    }
 
 
 def pool(runs: list[tuple[Path, dict]]) -> dict:

@@ -87,6 +87,10 @@ def test_one_training_run_is_not_pooled_twice(tmp_path: Path):
     res = _pool(a, again)
     assert res.returncode != 0
     assert res.stderr.strip() == f"{again}: the same training run as {a} (pool it once)"
+    # --train-seed equal to --seed trains exactly as the run without it
+    same = _run(tmp_path / "same.json", 0, arms, train_seed=0)
+    res = _pool(a, same)
+    assert res.stderr.strip() == f"{same}: the same training run as {a} (pool it once)"
 
 
 def test_runs_with_other_settings_do_not_pool(tmp_path: Path):
