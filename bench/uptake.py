@@ -20,7 +20,8 @@ Every step is resumable (generation is cached, finished checkpoints are reused; 
 killed run continues where it stopped. It runs augment's own CLI for generate and train, as a
 user would, and its eval functions for scoring. `--train-seed N` trains every arm again on the
 same passages and data in another order (a replicate; `bench/uptake_pool.py` averages replicates
-question by question).
+question by question; `bench/uptake_select.py` gives every arm its best training setting
+among several runs, chosen on held-out questions).
 """
 
 from __future__ import annotations
@@ -230,6 +231,7 @@ def main() -> None:
         checkpoints[arm] = str(ckpt)
 
     items = load_qa(out / "qa_eval.jsonl")
+    passage_ids = {r["text"]: str(r["id"]) for r in evaluated}
     scores = {}
     for arm, model in checkpoints.items():
         print(f"scoring {arm} closed-book on {len(items)} questions", flush=True)
@@ -252,6 +254,8 @@ def main() -> None:
         "seconds": round(time.monotonic() - t0),
         # per question, for reading what each arm answered (same order as qa_eval.jsonl's questions)
         "questions_asked": [{"q": it.question, "answers": it.answers} for it in items],
+        # the passage each question is about (uptake_select.py folds by passage)
+        "question_passages": [passage_ids[it.passage] for it in items],
         "per_question": {
             arm: {"prediction": s.predictions, **{m: s.per_item[m] for m in ("f1", "answer_nll")}}
             for arm, s in [*scores.items(), ("base, open book", open_book)]

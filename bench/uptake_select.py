@@ -1,0 +1,161 @@
+"""Every arm at its best training setting, chosen on held-out questions, then the uptake table.
+
+Training longer can widen (c) - (d) without (c) learning more: the format control, trained longer
+on other passages' questions, answers with their facts more surely and its likelihood of the gold
+answers falls. A fair comparison lets every arm choose its own training setting (steps, learning
+rate, ...) among the same candidates, and chooses on questions it does not report. The candidates
+are runs of bench/uptake.py on the same passage draw (same --seed) that differ in training
+settings. Each draw's passages are split into two folds (alternate passages, so questions about one
+passage never choose for each other); for each fold, every arm takes the candidate whose mean
+--by score on the *other* fold is best, and the fold's questions are scored with that choice.
+Each question is scored by a checkpoint chosen without it, and every arm, the controls included,
+gets the same procedure. Draws are then pooled question by question, as in uptake_pool.py, and
+replicates (--train-seed) of one candidate are averaged first.
+
+    python bench/uptake_select.py runs/s0-24/uptake.json runs/s0-48/uptake.json \\
+        runs/s1-24/uptake.json runs/s1-48/uptake.json -o selected.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from uptake import PAIRS, split_passages  # noqa: E402  (bench/ is this script's folder, first on sys.path)
+from uptake_pool import ARMS, METRICS, PER_RUN, _replicate_mean  # noqa: E402
+
+from augment.eval.metrics import bootstrap_ci  # noqa: E402
+from augment.io import write_json  # noqa: E402
+
+LOWER_IS_BETTER = {"answer_nll"}
+
+
+def question_passages(path: Path, run: dict) -> list[str]:
+    """The passage each evaluated question is about, in the run's question order: as the run wrote
+    it, else drawn again from its --qa, --passages and --seed the way bench/uptake.py drew them."""
+    if run.get("question_passages"):
+        return [str(p) for p in run["question_passages"]]
+    args = run.get("args", {})
+    qa = Path(args.get("qa", ""))
+    found = next((p for p in (qa, REPO / qa, REPO.parent / "shared" / "data" / qa.name) if p.is_file()), None)
+    if found is None:
+        raise SystemExit(f"{path}: no question_passages and its QA file {qa} is not found")
+    evaluated, _ = split_passages(found, int(args["passages"]), int(args["seed"]))
+    ids = [str(r["id"]) for r in evaluated for q in r["questions"] if not q.get("unanswerable_from_text")]
+    if len(ids) != len(run.get("questions_asked", [])):
+        raise SystemExit(
+            f"{path}: {found} gives {len(ids)} questions, the run asked {len(run['questions_asked'])}"
+        )
+    return ids
+
+
+def folds(passages: list[str]) -> np.ndarray:
+    """Fold 0 or 1 per question: alternate passages in the order they first appear."""
+    order = {p: k for k, p in enumerate(dict.fromkeys(passages))}
+    return np.asarray([order[p] % 2 for p in passages])
+
+
+def candidates(runs: list[tuple[Path, dict]]) -> tuple[list[str], dict[str, dict[str, list]]]:
+    """The training settings the runs differ in, and per draw (--seed) its candidates by label
+    ("steps=24"), each a list of replicate runs."""
+    settings = [{k: v for k, v in run["args"].items() if k not in PER_RUN} for _, run in runs]
+    varying = sorted(k for k in set().union(*settings) if len({s.get(k) for s in settings}) > 1)
+    draws: dict[str, dict[str, list]] = {}
+    for (path, run), s in zip(runs, settings, strict=True):
+        label = ", ".join(f"{k}={s.get(k)}" for k in varying) or "as run"
+        draws.setdefault(str(run["args"].get("seed")), {}).setdefault(label, []).append((path, run))
+    labels = sorted({label for d in draws.values() for label in d})
+    for seed, cands in draws.items():
+        if sorted(cands) != labels:
+            missing = next(label for label in labels if label not in cands)
+            raise SystemExit(f"seed {seed}: no run with {missing} (every draw needs every candidate)")
+        first_path, first = next(iter(cands.values()))[0]
+        for group in cands.values():
+            for path, run in group:
+                if run.get("questions_asked") != first.get("questions_asked"):
+                    raise SystemExit(f"{path}: same --seed as {first_path} but other questions")
+    return varying, draws
+
+
+def select(runs: list[tuple[Path, dict]], by: str = "answer_nll") -> dict:
+    """Per question, each arm's scores under the candidate chosen on the other fold; pooled."""
+    varying, draws = candidates(runs)
+    better = np.argmin if by in LOWER_IS_BETTER else np.argmax
+    per = {arm: {m: [] for m in METRICS} for arm in ARMS}
+    chosen: dict[str, dict[str, list[str]]] = {}
+    for seed, cands in draws.items():
+        labels = sorted(cands)
+        means = {label: _replicate_mean(group) for label, group in cands.items()}
+        path, run = cands[labels[0]][0]
+        fold = folds(question_passages(path, run))
+        n = len(fold)
+        for arm in ARMS:
+            picked = np.empty(n, dtype=int)
+            for f in (0, 1):
+                held = fold != f
+                score = [
+                    np.mean(np.asarray(means[label][arm][by])[held]) if held.any() else 0.0
+                    for label in labels
+                ]
+                picked[fold == f] = int(better(score))
+            chosen.setdefault(arm, {})[seed] = [
+                labels[picked[fold == f][0]] for f in (0, 1) if (fold == f).any()
+            ]
+            for m in METRICS:
+                table = np.asarray([means[label][arm][m] for label in labels], dtype=float)
+                per[arm][m].extend(table[picked, np.arange(n)].tolist())
+    arrays = {arm: {m: np.asarray(v, dtype=float) for m, v in d.items()} for arm, d in per.items()}
+    return {
+        "runs": [str(p) for p, _ in runs],
+        "candidates_differ_in": varying,
+        "chosen_by": by,
+        "chosen": chosen,
+        "questions": int(len(arrays["base"]["f1"])),
+        "closed": {arm: {m: float(a[m].mean()) for m in METRICS} for arm, a in arrays.items()},
+        "differences": {
+            name: {m: bootstrap_ci(arrays[hi][m] - arrays[lo][m]) for m in METRICS}
+            for name, (lo, hi) in PAIRS.items()
+        },
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", type=Path, nargs="+", help="uptake.json files of bench/uptake.py")
+    ap.add_argument(
+        "--by", default="answer_nll", choices=METRICS, help="the score that chooses (default: answer_nll)"
+    )
+    ap.add_argument("-o", "--out", type=Path, help="write the table as JSON")
+    args = ap.parse_args()
+    runs = []
+    for path in args.runs:
+        try:
+            runs.append((path, json.loads(path.read_text())))
+        except (OSError, json.JSONDecodeError) as e:
+            raise SystemExit(f"{path}: cannot read an uptake result ({e})") from None
+    result = select(runs, by=args.by)
+    if args.out:
+        write_json(args.out, result)
+    print(
+        f"\n{result['questions']} questions; every arm chose among runs differing in "
+        f"{', '.join(result['candidates_differ_in']) or 'nothing'} by {args.by} on the other fold\n"
+    )
+    print("| arm | chosen (per seed: fold 0, fold 1) | F1 | answer NLL |\n|---|---|---|---|")
+    for arm, s in result["closed"].items():
+        picks = "; ".join(f"seed {seed}: {' / '.join(p)}" for seed, p in result["chosen"][arm].items())
+        print(f"| {arm} | {picks} | {s['f1']:.3f} | {s['answer_nll']:.3f} |")
+    print("\n| difference | F1 [95% CI] | answer NLL [95% CI] |\n|---|---|---|")
+    for name, d in result["differences"].items():
+        cells = [f"{d[m][0]:+.3f} [{d[m][1]:+.3f}, {d[m][2]:+.3f}]" for m in METRICS]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
