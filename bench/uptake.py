@@ -136,6 +136,22 @@ def with_replay_docs(shards: Path, dest: Path, eval_docs: Path) -> Path:
     return dest / "shards"
 
 
+def trained_as_asked(ckpt: Path, settings: dict) -> bool:
+    """Whether `ckpt` holds a finished training run (reused, so a killed run resumes); exits when
+    it was trained with other settings, which reusing would report under the wrong ones."""
+    info = ckpt / "train.json"
+    if not info.is_file():
+        return False
+    trained = json.loads(info.read_text()).get("hyperparameters", {})
+    diff = [f"{k}={trained.get(k)} (asked {v})" for k, v in settings.items() if trained.get(k) != v]
+    if diff:
+        raise SystemExit(
+            f"{ckpt}: trained with {', '.join(diff)}; use another -o (copy run_eval/ and run_other/ "
+            "there to reuse the generation)"
+        )
+    return True
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qa", type=Path, default=REPO.parent / "shared/data/wikinewpages2023_film_dev.jsonl")
@@ -225,7 +241,16 @@ def main() -> None:
     for arm, path in shards.items():
         ckpt = out / f"ckpt{replicate}" / arm
         replay = ["--replay", args.replay] if arm != "raw" else []
-        if not (ckpt / "train.json").is_file():
+        settings = {
+            "method": args.method,
+            "max_steps": args.steps,
+            "lr": args.lr,
+            "batch_size": args.batch_size,
+            "max_seq_len": args.max_seq_len,
+            "seed": args.seed if args.train_seed is None else args.train_seed,
+            "replay": args.replay if arm != "raw" else 0.0,
+        }
+        if not trained_as_asked(ckpt, settings):
             merge = ["--merge"] if args.method == "lora" else []
             augment("train", path, "--model", args.model, "-o", ckpt, *hyper, *replay, *merge)
         checkpoints[arm] = str(ckpt)

@@ -1,0 +1,43 @@
+"""bench/uptake.py: a finished checkpoint is reused only when it was trained as asked."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from augment.train.args import TrainConfig
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from uptake import trained_as_asked  # noqa: E402
+
+ASKED = {
+    "method": "full",
+    "max_steps": 24,
+    "lr": 1e-4,
+    "batch_size": 4,
+    "max_seq_len": 256,
+    "seed": 0,
+    "replay": 0.5,
+}
+
+
+def _trained(ckpt: Path, **settings) -> None:
+    # train.json's hyperparameters as the trainer writes them: the TrainConfig, dumped as JSON
+    cfg = TrainConfig(shards=ckpt / "shards", model="m", output=ckpt, **settings)
+    ckpt.mkdir(parents=True)
+    (ckpt / "train.json").write_text(json.dumps({"hyperparameters": cfg.model_dump(mode="json")}))
+
+
+def test_a_checkpoint_trained_as_asked_is_reused(tmp_path: Path):
+    assert trained_as_asked(tmp_path / "none", ASKED) is False
+    _trained(tmp_path / "ckpt", **ASKED)
+    assert trained_as_asked(tmp_path / "ckpt", ASKED) is True
+
+
+def test_a_checkpoint_trained_otherwise_is_refused(tmp_path: Path):
+    _trained(tmp_path / "ckpt", **{**ASKED, "max_steps": 24})
+    with pytest.raises(SystemExit, match=r"ckpt: trained with max_steps=24 \(asked 48\); use another -o"):
+        trained_as_asked(tmp_path / "ckpt", {**ASKED, "max_steps": 48})
