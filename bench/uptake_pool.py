@@ -151,17 +151,23 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
     }
 
 
+def load_runs(paths: list[Path]) -> list[tuple[Path, dict]]:
+    """Each uptake.json with its path; a line naming the file when one cannot be read."""
+    runs = []
+    for path in paths:
+        try:
+            runs.append((path, json.loads(path.read_text())))
+        except (OSError, json.JSONDecodeError) as e:
+            raise SystemExit(f"{path}: cannot read an uptake result ({e})") from None
+    return runs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+", help="uptake.json files of bench/uptake.py")
     ap.add_argument("-o", "--out", type=Path, help="write the pooled table as JSON")
     args = ap.parse_args()
-    runs = []
-    for path in args.runs:
-        try:
-            runs.append((path, json.loads(path.read_text())))
-        except (OSError, json.JSONDecodeError) as e:
-            raise SystemExit(f"{path}: cannot read an uptake result ({e})") from None
+    runs = load_runs(args.runs)
     result = pool(runs)
     if args.out:
         write_json(args.out, result)

@@ -19,7 +19,6 @@ replicates (--train-seed) of one candidate are averaged first.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -29,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from uptake import PAIRS, split_passages  # noqa: E402  (bench/ is this script's folder, first on sys.path)
-from uptake_pool import ARMS, METRICS, PER_RUN, _replicate_mean  # noqa: E402
+from uptake_pool import ARMS, METRICS, PER_RUN, _replicate_mean, load_runs  # noqa: E402
 
 from augment.eval.metrics import bootstrap_ci  # noqa: E402
 from augment.io import write_json  # noqa: E402
@@ -134,12 +133,7 @@ def main() -> None:
     )
     ap.add_argument("-o", "--out", type=Path, help="write the table as JSON")
     args = ap.parse_args()
-    runs = []
-    for path in args.runs:
-        try:
-            runs.append((path, json.loads(path.read_text())))
-        except (OSError, json.JSONDecodeError) as e:
-            raise SystemExit(f"{path}: cannot read an uptake result ({e})") from None
+    runs = load_runs(args.runs)
     result = select(runs, by=args.by)
     if args.out:
         write_json(args.out, result)
