@@ -520,6 +520,12 @@ def train_cmd(
         bool | None, typer.Option("--merge/--no-merge", help="LoRA: write merged weights.")
     ] = None,
     save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps (for resuming).")] = None,
+    snapshot_steps: Annotated[
+        str | None,
+        typer.Option(
+            help="Also write the weights at these steps to OUTPUT/step-N, e.g. 24,48 (to eval each)."
+        ),
+    ] = None,
     resume: Annotated[
         bool | None, typer.Option("--resume/--no-resume", help="Continue from the last checkpoint.")
     ] = None,
@@ -550,6 +556,7 @@ def train_cmd(
         replay_corpus=replay_corpus,
         merge=merge,
         save_steps=save_steps,
+        snapshot_steps=snapshot_steps,
         resume=resume,
         seed=seed,
         trust_remote_code=trust_remote_code,

@@ -176,6 +176,13 @@ def main() -> None:
         help="train the arms again with this seed on the same passages and data (a replicate: "
         "checkpoints in ckpt-tN/, result in uptake-tN.json; uptake_pool.py averages replicates)",
     )
+    ap.add_argument(
+        "--score-steps",
+        default="",
+        help="also score every arm at these earlier steps of the same training run (e.g. 24,48: "
+        "snapshots of augment train --snapshot-steps; results in uptake-stepN.json, with at_step set, "
+        "candidates for uptake_select.py)",
+    )
     ap.add_argument("-o", "--out", type=Path, default=REPO / "runs" / "uptake")
     args = ap.parse_args()
     out: Path = args.out
@@ -236,6 +243,11 @@ def main() -> None:
     ]
     if args.lr:
         hyper += ["--lr", args.lr]
+    score_at = sorted({int(x) for x in args.score_steps.replace(" ", "").split(",") if x})
+    if any(not 0 < n < args.steps for n in score_at):
+        raise SystemExit(f"--score-steps {args.score_steps}: each step must be between 1 and --steps - 1")
+    if score_at:
+        hyper += ["--snapshot-steps", ",".join(map(str, score_at))]
     replicate = "" if args.train_seed is None else f"-t{args.train_seed}"
     checkpoints = {"base": args.model}
     for arm, path in shards.items():
@@ -249,6 +261,7 @@ def main() -> None:
             "max_seq_len": args.max_seq_len,
             "seed": args.seed if args.train_seed is None else args.train_seed,
             "replay": args.replay if arm != "raw" else 0.0,
+            **({"snapshot_steps": score_at} if score_at else {}),
         }
         if not trained_as_asked(ckpt, settings):
             merge = ["--merge"] if args.method == "lora" else []
@@ -256,27 +269,53 @@ def main() -> None:
         checkpoints[arm] = str(ckpt)
 
     items = load_qa(out / "qa_eval.jsonl")
-    passage_ids = {r["text"]: str(r["id"]) for r in evaluated}
-    scores = {}
-    for arm, model in checkpoints.items():
-        print(f"scoring {arm} closed-book on {len(items)} questions", flush=True)
-        scores[arm] = score_model(model, items, mode="closed", with_title=True)
+    print(f"scoring base closed-book on {len(items)} questions", flush=True)
+    base = score_model(args.model, items, mode="closed", with_title=True)
     print("scoring base open-book", flush=True)
     open_book = score_model(args.model, items, mode="open")
+    for step in [*score_at, args.steps]:
+        scores = {"base": base}
+        for arm, ckpt in checkpoints.items():
+            if arm != "base":
+                model = ckpt if step == args.steps else str(Path(ckpt) / f"step-{step}")
+                print(f"scoring {arm} at step {step} closed-book on {len(items)} questions", flush=True)
+                scores[arm] = score_model(model, items, mode="closed", with_title=True)
+        name = f"uptake{replicate}" + ("" if step == args.steps else f"-step{step}")
+        extra = {
+            "synthetic_tokens": synthetic_tokens,
+            "answer_coverage": coverage,
+            "seconds": round(time.monotonic() - t0),
+        }
+        at_step = step if score_at else None
+        report(out / f"{name}.json", args, at_step, evaluated, items, scores, open_book, extra)
 
+
+def report(
+    path: Path,
+    args: argparse.Namespace,
+    at_step: int | None,
+    evaluated: list[dict],
+    items: list,
+    scores: dict,
+    open_book,
+    extra: dict,
+) -> None:
+    """Write one scored point (the arms' checkpoints at `at_step`, or at the end) and print its tables."""
     diffs = {name: paired_differences(scores[lo], scores[hi]) for name, (lo, hi) in PAIRS.items()}
+    run_args = {k: str(v) for k, v in vars(args).items() if k != "score_steps"}
+    if at_step is not None:
+        run_args["at_step"] = str(at_step)  # uptake_select.py treats each step as a candidate
+    passage_ids = {r["text"]: str(r["id"]) for r in evaluated}
     result = {
         "qa": str(args.qa),
         "passages": args.passages,
         "questions": len(items),
         "model": args.model,
-        "args": {k: str(v) for k, v in vars(args).items()},
-        "synthetic_tokens": synthetic_tokens,
-        "answer_coverage": coverage,
+        "args": run_args,
+        **extra,
         "closed": {arm: s.summary for arm, s in scores.items()},
         "open_base": open_book.summary,
         "differences": diffs,
-        "seconds": round(time.monotonic() - t0),
         # per question, for reading what each arm answered (same order as qa_eval.jsonl's questions)
         "questions_asked": [{"q": it.question, "answers": it.answers} for it in items],
         # the passage each question is about (uptake_select.py folds by passage)
@@ -286,11 +325,12 @@ def main() -> None:
             for arm, s in [*scores.items(), ("base, open book", open_book)]
         },
     }
-    write_json(out / f"uptake{replicate}.json", result)
+    write_json(path, result)
 
+    steps = args.steps if at_step is None else f"{at_step} (of {args.steps})"
     print(
         f"\n{len(items)} questions on {args.passages} passages of {args.qa.name}; {args.model}, "
-        f"{args.method}, {args.steps} steps x {args.batch_size} x {args.max_seq_len} tokens per arm\n"
+        f"{args.method}, {steps} steps x {args.batch_size} x {args.max_seq_len} tokens per arm -> {path}\n"
     )
     print("| arm | F1 | contains | EM | answer NLL |\n|---|---|---|---|---|")
     rows = [*((arm, s.summary) for arm, s in scores.items()), ("base, open book", open_book.summary)]

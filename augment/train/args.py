@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class TrainConfig(BaseModel):
@@ -47,13 +47,37 @@ class TrainConfig(BaseModel):
     save_steps: int = Field(200, ge=1)
     resume: bool = Field(True, description="continue from the last checkpoint in OUTPUT/checkpoints")
     keep_checkpoints: bool = False
+    snapshot_steps: list[int] = Field(
+        default_factory=list,
+        description="also write the weights at these optimizer steps to OUTPUT/step-N, loadable like "
+        "the final checkpoint (a learning curve from one run; '24,48' or a list)",
+    )
     logging_steps: int = Field(10, ge=1)
     trust_remote_code: bool = False
+
+    @field_validator("snapshot_steps", mode="before")
+    @classmethod
+    def _steps_list(cls, v: object) -> object:
+        if isinstance(v, str):
+            try:
+                return [int(x) for x in v.replace(" ", "").split(",") if x]
+            except ValueError:
+                raise ValueError(f"snapshot_steps: {v!r} is not a comma-separated list of steps") from None
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
         if self.merge and self.method != "lora":
             raise ValueError("merge only applies to --method lora")
+        for step in self.snapshot_steps:
+            if step < 1:
+                raise ValueError(f"snapshot_steps: step {step} is not a training step (they start at 1)")
+            if self.max_steps is not None and step >= self.max_steps:
+                raise ValueError(
+                    f"snapshot_steps: step {step} is not before max_steps {self.max_steps} "
+                    "(the final weights are OUTPUT itself)"
+                )
+        self.snapshot_steps = sorted(set(self.snapshot_steps))
         return self
 
     @property

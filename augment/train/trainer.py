@@ -80,6 +80,42 @@ def _progress_callback(transformers: Any, on_log: Callable[[dict[str, Any]], Non
     return Progress()
 
 
+def _save_weights(model: Any, tokenizer: Any, dest: Path, cfg: TrainConfig, copy: bool = False) -> Any:
+    """Write `model` the way the final checkpoint is written: full weights, or the LoRA adapter, or
+    with --merge the merged weights (adapter in dest/adapter); returns the model written. `copy`
+    merges a copy, so training can go on with the adapter."""
+    import copy as copy_
+
+    dest.mkdir(parents=True, exist_ok=True)
+    written = model
+    if cfg.method == "lora" and cfg.merge:
+        model.save_pretrained(dest / "adapter", safe_serialization=True)
+        written = (copy_.deepcopy(model) if copy else model).merge_and_unload()
+    written.save_pretrained(dest, safe_serialization=True)
+    tokenizer.save_pretrained(dest)
+    return written
+
+
+def _snapshot_callback(transformers: Any, cfg: TrainConfig, tokenizer: Any):
+    class Snapshots(transformers.TrainerCallback):
+        """The weights at cfg.snapshot_steps, in OUTPUT/step-N (written whole, then renamed)."""
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            step = state.global_step
+            if step not in cfg.snapshot_steps or not state.is_world_process_zero:
+                return
+            dest = cfg.output / f"step-{step}"
+            tmp = cfg.output / f".step-{step}.tmp"
+            shutil.rmtree(tmp, ignore_errors=True)
+            _save_weights(model, tokenizer, tmp, cfg, copy=True)
+            loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
+            write_json(tmp / "snapshot.json", {"step": step, "of_max_steps": state.max_steps, "loss": loss})
+            shutil.rmtree(dest, ignore_errors=True)
+            tmp.rename(dest)
+
+    return Snapshots()
+
+
 def _trainer_class(transformers: Any, trl: Any) -> Any:
     class Trainer(trl.SFTTrainer):
         """SFTTrainer's data preparation (packing, chat template, assistant-only labels) with the model's
@@ -211,7 +247,11 @@ def train(
         eval_dataset=val_ds,
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=[_progress_callback(transformers, on_log), *(callbacks or [])],
+        callbacks=[
+            _progress_callback(transformers, on_log),
+            *([_snapshot_callback(transformers, cfg, tokenizer)] if cfg.snapshot_steps else []),
+            *(callbacks or []),
+        ],
     )
     # augment prints its own progress lines; the Trainer's would print every log as a dict
     trainer.remove_callback(transformers.PrinterCallback)
@@ -226,15 +266,7 @@ def train(
         eval_loss = float(trainer.evaluate()["eval_loss"])
 
     # the checkpoint: full weights, or the LoRA adapter (transformers loads either with from_pretrained)
-    cfg.output.mkdir(parents=True, exist_ok=True)
-    final = trainer.model
-    if cfg.method == "lora" and cfg.merge:
-        trainer.model.save_pretrained(cfg.output / "adapter", safe_serialization=True)
-        final = trainer.model.merge_and_unload()
-        final.save_pretrained(cfg.output, safe_serialization=True)
-    else:
-        trainer.model.save_pretrained(cfg.output, safe_serialization=True)
-    tokenizer.save_pretrained(cfg.output)
+    final = _save_weights(trainer.model, tokenizer, cfg.output, cfg)
 
     history = trainer.state.log_history
     curve = [
@@ -284,6 +316,7 @@ def train(
             "train_runtime_s": round(runtime, 3),
             "tokens_per_s": round(tokens / runtime, 1) if runtime > 0 else None,
             "resumed_from": result.resumed_from,
+            "snapshots": [f"step-{n}" for n in cfg.snapshot_steps if (cfg.output / f"step-{n}").is_dir()],
             "versions": {
                 "torch": torch.__version__,
                 "transformers": transformers.__version__,

@@ -41,3 +41,12 @@ def test_a_checkpoint_trained_otherwise_is_refused(tmp_path: Path):
     _trained(tmp_path / "ckpt", **{**ASKED, "max_steps": 24})
     with pytest.raises(SystemExit, match=r"ckpt: trained with max_steps=24 \(asked 48\); use another -o"):
         trained_as_asked(tmp_path / "ckpt", {**ASKED, "max_steps": 48})
+
+
+def test_a_checkpoint_without_the_asked_snapshots_is_refused(tmp_path: Path):
+    # --score-steps scores OUTPUT/step-N: a run trained without those snapshots cannot be reused
+    _trained(tmp_path / "ckpt", **ASKED)
+    with pytest.raises(SystemExit, match=r"snapshot_steps=\[\] \(asked \[12\]\)"):
+        trained_as_asked(tmp_path / "ckpt", {**ASKED, "snapshot_steps": [12]})
+    _trained(tmp_path / "snap", **ASKED, snapshot_steps="12")
+    assert trained_as_asked(tmp_path / "snap", {**ASKED, "snapshot_steps": [12]}) is True

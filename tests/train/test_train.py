@@ -150,3 +150,49 @@ def test_cli_trains_with_a_config_file(cli, shards, tiny_model, tmp_path):
     loaded = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "ckpt")  # base + adapter
     base = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
     assert not torch.equal(logits(loaded, tok), logits(base, tok))  # the adapter was loaded and applied
+
+
+def test_snapshots_hold_the_weights_of_their_step(cli, shards, tiny_model, tmp_path):
+    class Watch(transformers.TrainerCallback):
+        """The trained weights at each step end (runs after the snapshot callback)."""
+
+        seen: dict[int, dict[str, torch.Tensor]] = {}
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            self.seen[state.global_step] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    out = tmp_path / "ckpt"
+    c = cfg(shards["cpt"], tiny_model, out, method="full", max_steps=5, lr=3e-3, snapshot_steps="4, 2")
+    assert c.snapshot_steps == [2, 4]
+    result = train(c, callbacks=[Watch()])
+    assert result.steps == 5 and sorted(p.name for p in out.glob("step-*")) == ["step-2", "step-4"]
+    assert not list(out.glob(".step-*"))  # no temp folder left
+    for step in (2, 4):
+        snap = transformers.AutoModelForCausalLM.from_pretrained(out / f"step-{step}")
+        for name, value in snap.state_dict().items():
+            assert torch.equal(value, Watch.seen[step][name]), (step, name)
+        assert json.loads((out / f"step-{step}" / "snapshot.json").read_text())["step"] == step
+    tok = transformers.AutoTokenizer.from_pretrained(out / "step-2")
+    two = transformers.AutoModelForCausalLM.from_pretrained(out / "step-2")
+    final = transformers.AutoModelForCausalLM.from_pretrained(out)
+    assert not torch.allclose(logits(two, tok), logits(final, tok), atol=1e-4)  # training went on
+    assert json.loads((out / "train.json").read_text())["snapshots"] == ["step-2", "step-4"]
+
+    # LoRA with --merge: a snapshot is merged weights (from a copy: training goes on with the adapter)
+    r = cli(
+        "train", shards["chat"], "--model", tiny_model, "-o", tmp_path / "lora", "--max-steps", "4",
+        "--lr", "1e-2", "--batch-size", "4", "--max-seq-len", "64", "--merge", "--snapshot-steps", "2",
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    snap = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "lora" / "step-2")
+    final = transformers.AutoModelForCausalLM.from_pretrained(tmp_path / "lora")
+    base = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+    assert not (tmp_path / "lora" / "step-2" / "adapter_model.safetensors").exists()  # merged, not an adapter
+    assert not torch.allclose(logits(snap, tok), logits(base, tok), atol=1e-4)
+    assert not torch.allclose(logits(snap, tok), logits(final, tok), atol=1e-4)
+
+    r = cli("train", shards["cpt"], "--model", tiny_model, "-o", tmp_path / "x", "--max-steps", "4",
+            "--snapshot-steps", "4")  # fmt: skip
+    assert r.code == 2 and "snapshot_steps: step 4 is not before max_steps 4" in r.err
+    r = cli("train", shards["cpt"], "--model", tiny_model, "-o", tmp_path / "x", "--snapshot-steps", "2,x")
+    assert r.code == 2 and "is not a comma-separated list of steps" in r.err
