@@ -21,7 +21,9 @@ killed run continues where it stopped. It runs augment's own CLI for generate an
 user would, and its eval functions for scoring. `--train-seed N` trains every arm again on the
 same passages and data in another order (a replicate; `bench/uptake_pool.py` averages replicates
 question by question; `bench/uptake_select.py` gives every arm its best training setting
-among several runs, chosen on held-out questions).
+among several runs, chosen on held-out questions). `--score-steps 24,48` scores every arm also at
+those steps of the same training run (snapshots), so one run gives the learning curve and
+uptake_select.py its candidates.
 """
 
 from __future__ import annotations
