@@ -109,7 +109,10 @@ def _snapshot_callback(transformers: Any, cfg: TrainConfig, tokenizer: Any):
             shutil.rmtree(tmp, ignore_errors=True)
             _save_weights(model, tokenizer, tmp, cfg, copy=True)
             loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
-            write_json(tmp / "snapshot.json", {"step": step, "of_max_steps": state.max_steps, "loss": loss})
+            write_json(
+                tmp / "snapshot.json",
+                {"step": step, "of_max_steps": state.max_steps, "last_logged_loss": loss},
+            )
             shutil.rmtree(dest, ignore_errors=True)
             tmp.rename(dest)
 
