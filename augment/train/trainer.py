@@ -100,6 +100,14 @@ def _snapshot_callback(transformers: Any, cfg: TrainConfig, tokenizer: Any):
     class Snapshots(transformers.TrainerCallback):
         """The weights at cfg.snapshot_steps, in OUTPUT/step-N (written whole, then renamed)."""
 
+        def on_train_begin(self, args, state, control, **kwargs):
+            # with --epochs the run's length is known only now
+            late = [n for n in cfg.snapshot_steps if n >= state.max_steps]
+            if late:
+                raise AugmentError(
+                    f"snapshot_steps: step {late[0]} is not before this run's last step {state.max_steps}"
+                )
+
         def on_step_end(self, args, state, control, model=None, **kwargs):
             step = state.global_step
             if step not in cfg.snapshot_steps or not state.is_world_process_zero:

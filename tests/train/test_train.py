@@ -194,5 +194,7 @@ def test_snapshots_hold_the_weights_of_their_step(cli, shards, tiny_model, tmp_p
     r = cli("train", shards["cpt"], "--model", tiny_model, "-o", tmp_path / "x", "--max-steps", "4",
             "--snapshot-steps", "4")  # fmt: skip
     assert r.code == 2 and "snapshot_steps: step 4 is not before max_steps 4" in r.err
+    with pytest.raises(AugmentError, match="step 10000 is not before this run's last step"):
+        train(cfg(shards["cpt"], tiny_model, tmp_path / "e", epochs=1, snapshot_steps=[10000]))
     r = cli("train", shards["cpt"], "--model", tiny_model, "-o", tmp_path / "x", "--snapshot-steps", "2,x")
     assert r.code == 2 and "is not a comma-separated list of steps" in r.err
