@@ -45,6 +45,7 @@ from augment.eval.runner import paired_differences, score_model  # noqa: E402
 from augment.io import read_jsonl, write_json, write_jsonl  # noqa: E402
 from augment.shards.writer import export  # noqa: E402
 from augment.tokens import approx_count  # noqa: E402
+from augment.train.args import step_list  # noqa: E402
 
 METRICS = ("f1", "contains", "exact_match", "answer_nll")
 # the differences reported, (lower arm, higher arm): (c) - (d) is the knowledge gain
@@ -245,7 +246,10 @@ def main() -> None:
     ]
     if args.lr:
         hyper += ["--lr", args.lr]
-    score_at = sorted({int(x) for x in args.score_steps.replace(" ", "").split(",") if x})
+    try:
+        score_at = sorted(set(step_list(args.score_steps)))
+    except ValueError as e:
+        raise SystemExit(f"--score-steps: {e}") from None
     if any(not 0 < n < args.steps for n in score_at):
         raise SystemExit(f"--score-steps {args.score_steps}: each step must be between 1 and --steps - 1")
     if score_at:

@@ -8,6 +8,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
+def step_list(text: str) -> list[int]:
+    """'24, 48' -> [24, 48]; a ValueError naming the text when it is not a list of whole numbers."""
+    try:
+        return [int(x) for x in text.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise ValueError(f"snapshot_steps: {text!r} is not a comma-separated list of steps") from None
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
@@ -58,12 +66,7 @@ class TrainConfig(BaseModel):
     @field_validator("snapshot_steps", mode="before")
     @classmethod
     def _steps_list(cls, v: object) -> object:
-        if isinstance(v, str):
-            try:
-                return [int(x) for x in v.replace(" ", "").split(",") if x]
-            except ValueError:
-                raise ValueError(f"snapshot_steps: {v!r} is not a comma-separated list of steps") from None
-        return v
+        return step_list(v) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
