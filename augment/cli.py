@@ -607,16 +607,53 @@ def eval_cmd(
     batch_size: Annotated[int, typer.Option(help="Questions per generation batch.")] = 8,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer generated.")] = 32,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code")] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="auto (vLLM when installed and a GPU is visible, else transformers), transformers or vllm."
+        ),
+    ] = "auto",
+    judge: Annotated[
+        bool, typer.Option("--judge", help="Also have a model grade each answer against the gold answers.")
+    ] = False,
+    judge_backend: Annotated[
+        str | None, typer.Option(help="Grader's backend: auto, local, vllm, openai or mock.")
+    ] = None,
+    judge_model: Annotated[
+        str | None, typer.Option(help="Grader model: a server's model name, or a .gguf file or model folder.")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="Run config for the grader (base_url, concurrency, prompts_dir...)."
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Closed-book QA before and after training: EM, F1, containment and answer likelihood, with intervals."""
     from augment.console import err_console, out_console, table
     from augment.eval.data import load_qa
     from augment.eval.report import build_report, fmt, write_report
-    from augment.eval.runner import METRICS, score_model
+    from augment.eval.runner import score_model, score_model_vllm, vllm_available
 
     if mode not in ("closed", "open"):
         raise ConfigError(f"--mode must be closed or open, got '{mode}'")
+    if engine not in ("auto", "transformers", "vllm"):
+        raise ConfigError(f"--engine must be auto, transformers or vllm, got '{engine}'")
+    use_vllm = engine == "vllm" or (engine == "auto" and vllm_available())
+    if not judge and (judge_backend or judge_model or config):
+        raise ConfigError("--judge-backend, --judge-model and --config set up the grader: add --judge")
+    judge_config = None
+    if judge:  # check the grader's settings before any model is scored
+        from augment.backends import available_backends
+        from augment.config import load_config
+
+        judge_config = load_config(config, {"backend": judge_backend, "model": judge_model})
+        if judge_config.backend not in ("auto", *available_backends()):
+            raise ConfigError(
+                f"--judge-backend: unknown backend '{judge_config.backend}'. "
+                f"Available: auto, {', '.join(available_backends())}"
+            )
     items = load_qa(qa)[:limit]
     console = err_console()
     results = []
@@ -626,37 +663,64 @@ def eval_cmd(
             if not quiet:
                 console.print(f"eval {name}: {done}/{total} questions")
 
-        results.append(
-            score_model(
-                name,
-                items,
-                mode=mode,
-                with_title=with_title,
-                batch_size=batch_size,
-                max_new_tokens=max_new_tokens,
-                trust_remote_code=trust_remote_code,
-                on_progress=progress,
+        common = dict(mode=mode, with_title=with_title, max_new_tokens=max_new_tokens, on_progress=progress)
+        if use_vllm:
+            results.append(score_model_vllm(name, items, trust_remote_code=trust_remote_code, **common))
+        else:
+            results.append(
+                score_model(name, items, batch_size=batch_size, trust_remote_code=trust_remote_code, **common)
             )
-        )
+    if judge_config is not None:
+        _grade_results(results, items, judge_config, output, console, quiet)
     report = build_report(str(qa), mode, len(items), results)
+    metrics = report["metrics"]
     rows = []
     for m in report["models"]:
         s = m["scores"]
-        rows.append([m["model"], *[fmt((s[k]["mean"], s[k]["lo"], s[k]["hi"])) for k in METRICS]])
+        rows.append([m["model"], *[fmt((s[k]["mean"], s[k]["lo"], s[k]["hi"])) for k in metrics]])
         if m["difference_vs_first"]:
             d = m["difference_vs_first"]
             rows.append(
                 [
                     "  difference",
-                    *[f"{d[k]['mean']:+.3f} [{d[k]['lo']:+.3f}, {d[k]['hi']:+.3f}]" for k in METRICS],
+                    *[f"{d[k]['mean']:+.3f} [{d[k]['lo']:+.3f}, {d[k]['hi']:+.3f}]" for k in metrics],
                 ]
             )
     out_console().print(
-        table(f"{mode}-book QA, {len(items)} questions (95 % intervals)", ["model", *METRICS], rows)
+        table(f"{mode}-book QA, {len(items)} questions (95 % intervals)", ["model", *metrics], rows)
     )
+    for m in report["models"]:
+        if m.get("ungraded"):
+            console.print(
+                f"warning: the grader failed on {m['ungraded']} of {m['model']}'s answers (left out)"
+            )
     if output is not None:
         written = write_report(report, output, results, items)
         out_console().print(f"report: {', '.join(str(p) for p in written)}", soft_wrap=True)
+
+
+def _grade_results(results: list, items: list, config, output: Path | None, console, quiet: bool) -> None:
+    """`augment eval --judge`: grade every model's answers with `config`'s backend; replies cached in
+    OUTPUT/grades.sqlite (a temporary folder without -o)."""
+    import tempfile
+
+    from augment.backends import get_backend
+    from augment.eval.judge import grade_answers
+
+    def progress(done: int, total: int) -> None:
+        if not quiet and (done == total or done % 50 == 0):
+            console.print(f"judge: {done}/{total} answers graded")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "grades.sqlite"
+        if output is not None:
+            output.mkdir(parents=True, exist_ok=True)
+            cache = output / "grades.sqlite"
+        graded = grade_answers(
+            items, [r.predictions for r in results], get_backend(config), config, cache, progress
+        )
+    for r, (grades, reasons) in zip(results, graded, strict=True):
+        r.add_grades(grades, reasons)
 
 
 @app.command("plan")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import random
 import re
 import threading
 import time
@@ -30,6 +31,9 @@ from augment.types import GenRequest
 _DOC = re.compile(
     r"\ADocument: (?P<title>[^\n]*)\n\n(?P<chunk>.*?)\n\n---\n\n(?P<instruction>.*)\Z", re.DOTALL
 )
+
+
+_GRADE = re.compile(r"^Gold answers: (?P<answers>[^\n]*)\nStudent's answer: (?P<prediction>[^\n]*)$", re.M)
 
 
 def _unit(*parts: object) -> float:
@@ -66,6 +70,10 @@ def reply_for(prompt: str) -> str:
     """What the mock backend would answer, recovered from the prompt text alone."""
     if "\n###\n\n" in prompt:
         return completion_reply_for(prompt)
+    grade = _GRADE.search(prompt)
+    if grade:  # augment eval's grader prompt
+        rng = random.Random(prompt)
+        return MockBackend._grade(grade.group("answers").split(" | "), grade.group("prediction"), rng)
     m = _DOC.match(prompt)
     if not m:
         return "I have no document to work with."

@@ -240,6 +240,8 @@ class MockBackend:
         rng = random.Random(req.key)
         if req.parser == "judge":
             return self._judge(req.source, req.target)
+        if req.parser == "grade":
+            return self._grade(req.source.split("\n"), req.target, rng)
         sents = sentences(req.source) or [" ".join(req.source.split())]
         if req.context.get("answer") and req.context.get("sentence"):  # kind spans: write the question
             sentence, answer = req.context["sentence"], req.context["answer"]
@@ -368,6 +370,22 @@ class MockBackend:
         usefulness = 4 if len(content) >= 6 else 3 if len(content) >= 3 else 1
         reason = f"{share:.0%} of the example's content words appear in the source"
         return json.dumps({"faithfulness": faithfulness, "usefulness": usefulness, "reason": reason})
+
+    @classmethod
+    def _grade(cls, answers: list[str], prediction: str, rng: random.Random) -> str:
+        # correct when the prediction holds every number and at least half the words of a gold answer
+        said = {w.lower() for w in re.findall(r"\w+", prediction)}
+        best, share, correct = "", 0.0, False
+        for answer in answers:
+            words = [w.lower() for w in re.findall(r"\w+", answer) if w.lower() not in ("a", "an", "the")]
+            if not words:
+                continue
+            s = sum(w in said for w in words) / len(words)
+            ok = s >= 0.5 and all(w in said for w in words if w.isdigit())
+            if (ok, s) > (correct, share):
+                best, share, correct = answer, s, ok
+        reason = f"it states {share:.0%} of the words of the gold answer {best!r}" if best else "no gold word"
+        return cls._wrap(json.dumps({"correct": correct, "reason": reason}), "grade", rng)
 
     @staticmethod
     def _wrap(body: str, parser: str, rng: random.Random) -> str:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
-from augment.eval.runner import METRICS, ModelScores, paired_differences
+from augment.eval.runner import JUDGE, ModelScores, metrics_of, paired_differences
 from augment.io import atomic_path, write_json
 
 LOWER_IS_BETTER = {"answer_nll"}
+
+
+def _no_nan(obj: Any) -> Any:
+    """`obj` with NaN (a question the grader could not grade) as null, so the files are valid JSON."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _no_nan(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_no_nan(v) for v in obj]
+    return obj
 
 
 def fmt(ci: tuple[float, float, float]) -> str:
@@ -18,15 +30,18 @@ def fmt(ci: tuple[float, float, float]) -> str:
 
 def build_report(qa: str, mode: str, items: int, results: list[ModelScores]) -> dict[str, Any]:
     base = results[0]
+    metrics = metrics_of(results)
     return {
         "qa": qa,
         "mode": mode,
         "questions": items,
+        "metrics": list(metrics),
         "models": [
             {
                 "model": r.model,
                 "seconds": round(r.seconds, 2),
-                "scores": {m: dict(zip(("mean", "lo", "hi"), r.summary[m], strict=True)) for m in METRICS},
+                **({"ungraded": r.ungraded} if JUDGE in metrics else {}),
+                "scores": {m: dict(zip(("mean", "lo", "hi"), r.summary[m], strict=True)) for m in metrics},
                 "difference_vs_first": None
                 if r is base
                 else {
@@ -40,27 +55,33 @@ def build_report(qa: str, mode: str, items: int, results: list[ModelScores]) -> 
 
 
 def markdown(report: dict[str, Any]) -> str:
+    metrics = report["metrics"]
     lines = [
         f"# augment eval: {report['qa']} ({report['mode']}-book, {report['questions']} questions)",
         "",
         "Means with 95 % bootstrap intervals; differences are paired by question, against the first model.",
         "Exact match, F1 and containment: higher is better; answer NLL (nats per token of the gold answer): lower.",
+        *(
+            ["judge: the share of answers a grader model judged correct against the gold answers."]
+            if JUDGE in metrics
+            else []
+        ),
         "",
-        "| model | " + " | ".join(METRICS) + " |",
-        "|---|" + "---|" * len(METRICS),
+        "| model | " + " | ".join(metrics) + " |",
+        "|---|" + "---|" * len(metrics),
     ]
     for m in report["models"]:
         s = m["scores"]
         lines.append(
             f"| {m['model']} | "
-            + " | ".join(fmt((s[k]["mean"], s[k]["lo"], s[k]["hi"])) for k in METRICS)
+            + " | ".join(fmt((s[k]["mean"], s[k]["lo"], s[k]["hi"])) for k in metrics)
             + " |"
         )
         d = m["difference_vs_first"]
         if d:
             lines.append(
                 "| &nbsp;&nbsp;difference | "
-                + " | ".join(f"{d[k]['mean']:+.3f} [{d[k]['lo']:+.3f}, {d[k]['hi']:+.3f}]" for k in METRICS)
+                + " | ".join(f"{d[k]['mean']:+.3f} [{d[k]['lo']:+.3f}, {d[k]['hi']:+.3f}]" for k in metrics)
                 + " |"
             )
     return "\n".join(lines) + "\n"
@@ -75,9 +96,10 @@ def plot(report: dict[str, Any], path: Path) -> bool:
         import matplotlib.pyplot as plt
     except ImportError:
         return False
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(4 * len(METRICS), 3.5))
+    metrics = report["metrics"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.5))
     names = [Path(m["model"]).name or m["model"] for m in report["models"]]
-    for ax, metric in zip(axes, METRICS, strict=True):
+    for ax, metric in zip(axes, metrics, strict=True):
         s = [m["scores"][metric] for m in report["models"]]
         means = [x["mean"] for x in s]
         err = [[x["mean"] - x["lo"] for x in s], [x["hi"] - x["mean"] for x in s]]
@@ -96,23 +118,29 @@ def write_report(
     report: dict[str, Any], out_dir: Path, results: list[ModelScores], items: list[Any]
 ) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "report.json", report)
+    write_json(out_dir / "report.json", _no_nan(report))
     with atomic_path(out_dir / "report.md") as tmp:
         tmp.write_text(markdown(report), encoding="utf-8")
     write_json(
         out_dir / "predictions.json",
-        [
-            {
-                "id": it.id,
-                "question": it.question,
-                "answers": it.answers,
-                **{
-                    r.model: {"prediction": r.predictions[i], **{m: r.per_item[m][i] for m in METRICS}}
-                    for r in results
-                },
-            }
-            for i, it in enumerate(items)
-        ],
+        _no_nan(
+            [
+                {
+                    "id": it.id,
+                    "question": it.question,
+                    "answers": it.answers,
+                    **{
+                        r.model: {
+                            "prediction": r.predictions[i],
+                            **{m: r.per_item[m][i] for m in report["metrics"]},
+                            **({"judge_reason": r.reasons[i]} if r.reasons else {}),
+                        }
+                        for r in results
+                    },
+                }
+                for i, it in enumerate(items)
+            ]
+        ),
     )
     written = [out_dir / "report.json", out_dir / "report.md", out_dir / "predictions.json"]
     if plot(report, out_dir / "scores.png"):

@@ -21,6 +21,7 @@ from augment.eval.data import QAItem
 from augment.eval.metrics import answer_span, bootstrap_ci, contains, exact_match, f1_score
 
 METRICS = ("exact_match", "f1", "contains", "answer_nll")
+JUDGE = "judge"  # share of answers a grader model judged correct (`augment eval --judge`)
 
 
 def prompt_for(item: QAItem, mode: str, with_title: bool = False) -> str:
@@ -37,6 +38,31 @@ class ModelScores:
     per_item: dict[str, list[float]]
     seconds: float
     summary: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)  # the grader's, with --judge
+
+    def add_grades(self, grades: list[float], reasons: list[str]) -> None:
+        """The grader's verdicts per question (1, 0, NaN where it failed), summarised with the rest."""
+        self.per_item[JUDGE] = grades
+        self.reasons = reasons
+        self.summary = summarize(self.per_item)
+
+    @property
+    def ungraded(self) -> int:
+        return int(np.isnan(np.asarray(self.per_item.get(JUDGE, []), dtype=float)).sum())
+
+
+def metrics_of(results: list[ModelScores]) -> tuple[str, ...]:
+    """The metrics every model in `results` has: the four scores, and the grader's when all were graded."""
+    return METRICS + ((JUDGE,) if results and all(JUDGE in r.per_item for r in results) else ())
+
+
+def _ci(values: list[float] | np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    v = np.asarray(values, dtype=float)
+    return bootstrap_ci(v[~np.isnan(v)], seed=seed)  # NaN: a question the grader could not grade
+
+
+def summarize(per_item: dict[str, list[float]]) -> dict[str, tuple[float, float, float]]:
+    return {m: _ci(v) for m, v in per_item.items()}
 
 
 def _load(model_name: str, trust_remote_code: bool):
@@ -95,14 +121,104 @@ def score_model(
         for prompt, item in zip(batch, items[lo : lo + batch_size], strict=True):
             nll.append(min(_answer_nll(torch, tok, model, dev, prompt, a) for a in item.answers))
         on_progress(min(lo + batch_size, len(items)), len(items))
+    return _scored(model_name, items, predictions, nll, time.monotonic() - t0)
+
+
+def vllm_available() -> bool:
+    """vLLM is installed and a CUDA GPU is visible: `--engine auto` scores with it."""
+    import importlib.util
+
+    from augment.backends.base import cuda_available
+
+    return importlib.util.find_spec("vllm") is not None and cuda_available()
+
+
+def score_model_vllm(
+    model_name: str,
+    items: list[QAItem],
+    *,
+    mode: str = "closed",
+    with_title: bool = False,
+    max_new_tokens: int = 32,
+    trust_remote_code: bool = False,
+    gpu_memory_utilization: float = 0.8,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> ModelScores:
+    """The same scores as `score_model`, with vLLM on a GPU: every question's greedy answer in one
+    batch, and every gold answer's likelihood from the prompt log-probabilities of prompt + answer
+    (the same tokens and the same mean over the answer's tokens as the transformers path)."""
+    try:
+        import vllm
+    except ImportError:
+        raise AugmentError(
+            "--engine vllm needs vllm on a CUDA machine: pip install 'augment[vllm]'"
+        ) from None
+    from augment.backends.base import cuda_available
+    from augment.models import resolve_model
+
+    if not cuda_available():
+        raise AugmentError("--engine vllm needs a CUDA GPU and none is visible: use --engine transformers")
+    path = resolve_model(model_name, trust_remote_code)
+    llm = vllm.LLM(
+        model=path, seed=0, trust_remote_code=trust_remote_code, gpu_memory_utilization=gpu_memory_utilization
+    )
+    try:
+        t0 = time.monotonic()
+        tok = llm.get_tokenizer()
+        prompts = [prompt_for(it, mode, with_title) for it in items]
+        greedy = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+        outs = llm.generate(prompts, [greedy] * len(prompts), use_tqdm=False)
+        predictions = [o.outputs[0].text.strip().split("\n")[0].strip() for o in outs]
+        on_progress(len(items) // 2, len(items))
+        pairs, owners = [], []
+        for k, (prompt, item) in enumerate(zip(prompts, items, strict=True)):
+            p_ids = list(tok(prompt).input_ids)
+            for answer in item.answers:
+                a_ids = list(tok(" " + answer_span(answer), add_special_tokens=False).input_ids)
+                pairs.append((p_ids, a_ids))
+                owners.append(k)
+        # prompt_logprobs=0: each prompt position's own token's log-probability (None at position 0)
+        scoring = vllm.SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
+        outs = llm.generate(
+            [{"prompt_token_ids": p + a} for p, a in pairs], [scoring] * len(pairs), use_tqdm=False
+        )
+        nll = [float("inf")] * len(items)
+        for k, (p, a), out in zip(owners, pairs, outs, strict=True):
+            positions = range(len(p), len(p) + len(a))
+            logps = [_logprob(out.prompt_logprobs[i], (p + a)[i]) for i in positions]
+            nll[k] = min(nll[k], -sum(logps) / len(logps))
+        on_progress(len(items), len(items))
+        seconds = time.monotonic() - t0
+    finally:
+        del llm  # free the GPU for the next model
+        import gc
+
+        gc.collect()
+        try:
+            import torch
+
+            torch.cuda.empty_cache()
+        except ImportError:
+            pass
+    return _scored(model_name, items, predictions, nll, seconds)
+
+
+def _logprob(position: Any, token_id: int) -> float:
+    entry = position[token_id]
+    return float(getattr(entry, "logprob", entry))
+
+
+def _scored(
+    model_name: str, items: list[QAItem], predictions: list[str], nll: list[float], seconds: float
+) -> ModelScores:
     per_item = {
         "exact_match": [exact_match(p, it.answers) for p, it in zip(predictions, items, strict=True)],
         "f1": [f1_score(p, it.answers) for p, it in zip(predictions, items, strict=True)],
         "contains": [contains(p, it.answers) for p, it in zip(predictions, items, strict=True)],
         "answer_nll": nll,
     }
-    scores = ModelScores(model_name, predictions, per_item, time.monotonic() - t0)
-    scores.summary = {m: bootstrap_ci(v) for m, v in per_item.items()}
+    scores = ModelScores(model_name, predictions, per_item, seconds)
+    scores.summary = summarize(per_item)
     return scores
 
 
@@ -119,8 +235,9 @@ def _answer_nll(torch: Any, tok: Any, model: Any, dev: str, prompt: str, answer:
 def paired_differences(
     base: ModelScores, other: ModelScores, seed: int = 0
 ) -> dict[str, tuple[float, float, float]]:
-    """other - base per metric, paired by question, with a 95 % bootstrap interval."""
+    """other - base per metric, paired by question (those both have a score for), with a 95 %
+    bootstrap interval."""
     return {
-        m: bootstrap_ci(np.asarray(other.per_item[m]) - np.asarray(base.per_item[m]), seed=seed)
-        for m in METRICS
+        m: _ci(np.asarray(other.per_item[m], dtype=float) - np.asarray(base.per_item[m], dtype=float), seed)
+        for m in metrics_of([base, other])
     }

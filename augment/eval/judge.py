@@ -1,0 +1,169 @@
+"""`augment eval --judge`: a model grades each answer against the gold answers.
+
+Token F1 and exact match miss answers in other words ("the US" for "United States") and give
+credit for overlap that is wrong ("1990" for "1909" scores 0, "John Smith" for "John Brown"
+scores 0.5). A grader model that sees the question, the gold answers and the prediction — not the
+passage, so closed- and open-book answers are graded alike — says correct or not. It runs on any
+backend (`--judge-backend`/`--judge-model`, or a run config's `base_url`, `concurrency`, `rpm`);
+its prompt is `prompts/_grade.md`, which a `--prompts-dir` file of the same name replaces. Replies
+are cached by question, gold answers and prediction, so models that give the same answer cost one
+call, and rerunning a report costs none. An empty answer is wrong without a call; a reply that
+cannot be parsed after the retries leaves that question ungraded (NaN), counted in the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import jinja2
+
+from augment.backends import Backend
+from augment.config import RunConfig
+from augment.errors import ConfigError, ParseError
+from augment.eval.data import QAItem
+from augment.io import sha256_hex
+from augment.pipeline.cache import ResponseCache
+from augment.pipeline.limits import Limits
+from augment.pipeline.runner import Budget, Runner, RunState
+from augment.strategies import builtin_prompts_dir
+from augment.strategies.parsers import Parsed, _find_json
+from augment.types import GenRequest, GenResult
+
+GRADE_PROMPT = "_grade.md"
+_TRUE = {"true", "yes", "correct", "1"}
+_FALSE = {"false", "no", "incorrect", "wrong", "0"}
+
+
+def parse_grade(text: str) -> tuple[bool, str]:
+    """(correct, reason) from a grader's reply: a JSON object with a boolean 'correct'."""
+    data = _find_json(text)
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
+    if not isinstance(data, dict) or "correct" not in data:
+        raise ParseError("grader reply has no 'correct' field")
+    value = data["correct"]
+    word = str(value).strip().lower()
+    if isinstance(value, bool):
+        correct = value
+    elif word in _TRUE:
+        correct = True
+    elif word in _FALSE:
+        correct = False
+    else:
+        raise ParseError(f"grader 'correct' is not true or false: {value!r}")
+    return correct, str(data.get("reason", ""))[:300]
+
+
+def grade_template(prompts_dir: Path | None) -> tuple[str, jinja2.Template]:
+    """The grader prompt's source and template: `prompts_dir`'s `_grade.md`, else the built-in one."""
+    dirs = ([prompts_dir] if prompts_dir else []) + [builtin_prompts_dir()]
+    path = next((p for d in dirs if (p := Path(d) / GRADE_PROMPT).is_file()), None)
+    if path is None:
+        raise ConfigError(f"{GRADE_PROMPT} is missing from the prompts folder")
+    source = path.read_text(encoding="utf-8").strip()
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    try:
+        return source, env.from_string(source)
+    except jinja2.TemplateSyntaxError as e:
+        raise ConfigError(f"{path}: template error at line {e.lineno}: {e.message}") from None
+
+
+def grade_answers(
+    items: list[QAItem],
+    predictions: list[list[str]],
+    backend: Backend,
+    config: RunConfig,
+    cache_path: Path,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> list[tuple[list[float], list[str]]]:
+    """For each model's predictions (one list per model, in `items` order): per question 1.0
+    (correct), 0.0 (wrong) or NaN (the grader failed), and the grader's reason."""
+    source, template = grade_template(config.prompts_dir)
+    version = sha256_hex(source)[:12]
+    requests: dict[str, GenRequest] = {}
+    keys: list[list[str | None]] = []
+    for preds in predictions:
+        row: list[str | None] = []
+        for item, pred in zip(items, preds, strict=True):
+            if not pred.strip():
+                row.append(None)
+                continue
+            try:
+                prompt = template.render(
+                    question=item.question, answers=item.answers, prediction=pred
+                ).strip()
+            except jinja2.UndefinedError as e:
+                raise ConfigError(
+                    f"{GRADE_PROMPT}: {e.message} (in scope: question, answers, prediction)"
+                ) from None
+            key = sha256_hex(
+                "\x1f".join(
+                    map(
+                        str,
+                        (backend.identity, backend.model, prompt, 0.0, 128, config.seed, "grade", version),
+                    )
+                )
+            )
+            requests.setdefault(
+                key,
+                GenRequest(
+                    key=key,
+                    prompt=prompt,
+                    temperature=0.0,
+                    max_tokens=128,
+                    seed=config.seed,
+                    strategy="grade",
+                    parser="grade",
+                    fields=("correct", "reason"),
+                    source="\n".join(item.answers),
+                    target=pred,
+                ),
+            )
+            row.append(key)
+        keys.append(row)
+
+    def parse(req: GenRequest, result: GenResult) -> Parsed:
+        correct, reason = parse_grade(result.text)
+        return Parsed(items=[{"correct": "1" if correct else "0", "reason": reason}])
+
+    async def run() -> dict[str, tuple[float, str]]:
+        todo = list(requests.values())
+        state = RunState(total=len(todo))
+        runner = Runner(
+            backend,
+            cache=ResponseCache(cache_path),
+            parse=parse,
+            limits=Limits(
+                getattr(backend, "concurrency", None) or config.concurrency, config.rpm, config.tpm
+            ),
+            budget=Budget(None, None, state, count_tokens=config.tpm is not None),
+            state=state,
+            max_retries=config.max_retries,
+            max_parse_retries=config.max_parse_retries,
+        )
+        verdicts: dict[str, tuple[float, str]] = {}
+        try:
+            async for o in runner.run(todo):
+                state.done += 1
+                if o.parsed is not None:
+                    item = o.parsed.items[0]
+                    verdicts[o.request.key] = (float(item["correct"]), item["reason"])
+                else:
+                    verdicts[o.request.key] = (math.nan, f"grader failed: {o.error or 'no reply'}")
+                on_progress(state.done, state.total)
+        finally:
+            runner.cache.close()
+            await backend.aclose()
+        return verdicts
+
+    verdicts = asyncio.run(run()) if requests else {}
+    return [
+        (
+            [0.0 if k is None else verdicts[k][0] for k in row],
+            ["empty answer" if k is None else verdicts[k][1] for k in row],
+        )
+        for row in keys
+    ]
