@@ -633,7 +633,7 @@ def eval_cmd(
     """Closed-book QA before and after training: EM, F1, containment and answer likelihood, with intervals."""
     from augment.console import err_console, out_console, table
     from augment.eval.data import load_qa
-    from augment.eval.report import build_report, fmt, write_report
+    from augment.eval.report import build_report, fmt, fmt_diff, write_report
     from augment.eval.runner import score_model, score_model_vllm, vllm_available
 
     if mode not in ("closed", "open"):
@@ -683,16 +683,20 @@ def eval_cmd(
             rows.append(
                 [
                     "  difference",
-                    *[f"{d[k]['mean']:+.3f} [{d[k]['lo']:+.3f}, {d[k]['hi']:+.3f}]" for k in metrics],
+                    *[fmt_diff(d[k]) for k in metrics],
                 ]
             )
     out_console().print(
         table(f"{mode}-book QA, {len(items)} questions (95 % intervals)", ["model", *metrics], rows)
     )
-    for m in report["models"]:
-        if m.get("ungraded"):
+    for r in results:
+        if r.ungraded:
+            why = next(x for x in r.reasons if x.startswith("grader failed"))
             console.print(
-                f"warning: the grader failed on {m['ungraded']} of {m['model']}'s answers (left out)"
+                f"warning: the grader gave no verdict on {r.ungraded} of {r.model}'s {len(items)} answers, "
+                f"left out of its judge score ({why.removeprefix('grader failed: ')}); a grader must follow "
+                "prompts/_grade.md: an instruction-tuned model, e.g. --judge-backend openai --judge-model NAME",
+                soft_wrap=True,
             )
     if output is not None:
         written = write_report(report, output, results, items)

@@ -25,7 +25,12 @@ def _no_nan(obj: Any) -> Any:
 
 def fmt(ci: tuple[float, float, float]) -> str:
     mean, lo, hi = ci
-    return f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"
+    return "n/a" if math.isnan(mean) else f"{mean:.3f} [{lo:.3f}, {hi:.3f}]"  # n/a: nothing graded
+
+
+def fmt_diff(d: dict[str, float]) -> str:
+    """A paired difference from report.json: signed mean and interval."""
+    return "n/a" if math.isnan(d["mean"]) else f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
 
 
 def build_report(qa: str, mode: str, items: int, results: list[ModelScores]) -> dict[str, Any]:
@@ -79,11 +84,7 @@ def markdown(report: dict[str, Any]) -> str:
         )
         d = m["difference_vs_first"]
         if d:
-            lines.append(
-                "| &nbsp;&nbsp;difference | "
-                + " | ".join(f"{d[k]['mean']:+.3f} [{d[k]['lo']:+.3f}, {d[k]['hi']:+.3f}]" for k in metrics)
-                + " |"
-            )
+            lines.append("| &nbsp;&nbsp;difference | " + " | ".join(fmt_diff(d[k]) for k in metrics) + " |")
     return "\n".join(lines) + "\n"
 
 

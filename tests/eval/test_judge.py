@@ -145,3 +145,17 @@ def test_grader_flags_without_judge_are_a_one_line_error(cli, tmp_path: Path, qa
     assert r.code != 0 and "add --judge" in r.err and len(r.err.strip().splitlines()) == 1
     r = cli("eval", "-m", "x", "--qa", qa_file, "--judge", "--judge-backend", "nope")
     assert r.code != 0 and "--judge-backend: unknown backend 'nope'" in r.err
+
+
+def test_a_grader_that_cannot_follow_the_prompt_is_reported(
+    cli, tmp_path: Path, tiny_model: Path, qa_file: Path
+):
+    config = tmp_path / "grader.toml"
+    config.write_text("mock_malformed_rate = 1.0\nmax_parse_retries = 0\n")
+    r = cli(
+        "eval", "-m", tiny_model, "--qa", qa_file, "-q", "--judge", "--judge-backend", "mock", "-c", config
+    )
+    assert r.code == 0, r.err
+    row = next(line for line in r.out.splitlines() if str(tiny_model.name) in line or "n/a" in line)
+    assert "n/a" in r.out, row  # no judge score: nothing was graded
+    assert "warning: the grader gave no verdict on" in r.err and "instruction-tuned" in r.err
