@@ -11,6 +11,11 @@ questions, every arm trained again in another order. One 24-step training run mo
 order as much as the intervals are wide, so replicates are averaged question by question first;
 the interval is then over questions of the mean over training runs.
 
+Questions about one passage are not independent (a model that learned the passage answers all of
+them), so each difference also gets an interval that resamples whole passages ("by passage"):
+what the mean would do with other passages, not only other questions. It needs each question's
+passage: the run's `question_passages`, else drawn again from its --qa file.
+
     python bench/uptake_pool.py runs/uptake-s0/uptake.json runs/uptake-s1/uptake.json -o pooled.json
 
 It also splits the questions by whether arm (c)'s data *anticipated* them: a kept record of the
@@ -34,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from uptake import PAIRS  # noqa: E402  (bench/ is this script's folder, first on sys.path)
+from uptake import PAIRS, split_passages  # noqa: E402  (bench/ is this script's folder, first on sys.path)
 
 from augment.eval.metrics import bootstrap_ci, normalize_answer  # noqa: E402
 from augment.io import read_jsonl, write_json  # noqa: E402
@@ -69,6 +74,56 @@ def anticipated(run_dir: Path, questions: list[dict], share: float = 0.5) -> lis
         asked = [w for a in q["answers"] for w in by_answer.get(normalize_answer(a), [])]
         flags.append(bool(words) and any(len(words & w) >= share * len(words) for w in asked))
     return flags
+
+
+def question_passages(path: Path, run: dict, required: bool = True) -> list[str] | None:
+    """The passage each evaluated question is about, in the run's question order: as the run wrote
+    it, else drawn again from its --qa, --passages and --seed the way bench/uptake.py drew them
+    (None, or with `required` a line naming the run, when neither can be had)."""
+    if run.get("question_passages"):
+        return [str(p) for p in run["question_passages"]]
+    args = run.get("args", {})
+    qa = Path(args.get("qa", ""))
+    found = next((p for p in (qa, REPO / qa, REPO.parent / "shared" / "data" / qa.name) if p.is_file()), None)
+    if found is None or "passages" not in args or "seed" not in args:
+        if not required:
+            return None
+        raise SystemExit(f"{path}: no question_passages and its QA file {qa} is not found")
+    evaluated, _ = split_passages(found, int(args["passages"]), int(args["seed"]))
+    ids = [str(r["id"]) for r in evaluated for q in r["questions"] if not q.get("unanswerable_from_text")]
+    if len(ids) != len(run.get("questions_asked", [])):
+        raise SystemExit(
+            f"{path}: {found} gives {len(ids)} questions, the run asked {len(run['questions_asked'])}"
+        )
+    return ids
+
+
+def differences(arrays: dict, groups: list | None = None) -> dict | None:
+    """Each pair's per-metric interval over questions — or, with `groups` (draw/passage per
+    question), resampling whole passages; None when some question's passage is not known."""
+    if groups is not None and any(g is None for g in groups):
+        return None
+    return {
+        name: {m: bootstrap_ci(arrays[hi][m] - arrays[lo][m], groups=groups) for m in METRICS}
+        for name, (lo, hi) in PAIRS.items()
+    }
+
+
+def print_differences(result: dict) -> None:
+    by_passage = result.get("differences_by_passage")
+    print(
+        "\n| difference | F1 [95% CI] | F1, by passage | answer NLL [95% CI] | NLL, by passage |"
+        "\n|---|---|---|---|---|"
+    )
+    for name, d in result["differences"].items():
+        cells = []
+        for m in METRICS:
+            cells.append(f"{d[m][0]:+.3f} [{d[m][1]:+.3f}, {d[m][2]:+.3f}]")
+            g = by_passage[name][m] if by_passage else None
+            cells.append(f"[{g[1]:+.3f}, {g[2]:+.3f}]" if g else "n/a")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    if not by_passage:
+        print("(no interval by passage: a run records no question_passages and its QA file is not found)")
 
 
 def _part(arrays: dict, part: np.ndarray) -> dict:
@@ -124,8 +179,12 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
         draws.setdefault(str(run["args"].get("seed")), []).append((path, run))
     per = {arm: {m: [] for m in METRICS} for arm in ARMS}
     flags: list[bool] | None = []
-    for group in draws.values():
+    groups: list[str | None] = []
+    for seed, group in draws.items():
         path, run = group[0]
+        passages = question_passages(path, run, required=False)
+        n = len(run.get("per_question", {}).get("base", {}).get("f1", []))
+        groups += [f"{seed}/{p}" for p in passages] if passages and len(passages) == n else [None] * n
         run_flags = anticipated(path.parent, run.get("questions_asked", []))
         flags = None if flags is None or run_flags is None else flags + run_flags
         for arm, scores in _replicate_mean(group).items():
@@ -143,10 +202,8 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
         "questions": int(len(arrays["base"]["f1"])),
         "settings": fixed,
         "closed": {arm: {m: float(a[m].mean()) for m in METRICS} for arm, a in arrays.items()},
-        "differences": {
-            name: {m: bootstrap_ci(arrays[hi][m] - arrays[lo][m]) for m in METRICS}
-            for name, (lo, hi) in PAIRS.items()
-        },
+        "differences": differences(arrays),
+        "differences_by_passage": differences(arrays, groups),
         "by_anticipation": split,
     }
 
@@ -176,10 +233,7 @@ def main() -> None:
     print("| arm | F1 | answer NLL |\n|---|---|---|")
     for arm, s in result["closed"].items():
         print(f"| {arm} | {s['f1']:.3f} | {s['answer_nll']:.3f} |")
-    print("\n| difference | F1 [95% CI] | answer NLL [95% CI] |\n|---|---|---|")
-    for name, d in result["differences"].items():
-        cells = [f"{d[m][0]:+.3f} [{d[m][1]:+.3f}, {d[m][2]:+.3f}]" for m in METRICS]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    print_differences(result)
     split = result["by_anticipation"]
     if split is None:
         print("\n(no split by anticipated questions: a run's folder is not beside its uptake.json)")

@@ -27,32 +27,20 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from uptake import PAIRS, split_passages  # noqa: E402  (bench/ is this script's folder, first on sys.path)
-from uptake_pool import ARMS, METRICS, PER_RUN, _replicate_mean, load_runs  # noqa: E402
+from uptake_pool import (  # noqa: E402
+    ARMS,
+    METRICS,
+    PER_RUN,
+    _replicate_mean,
+    differences,
+    load_runs,
+    print_differences,
+    question_passages,
+)
 
-from augment.eval.metrics import bootstrap_ci  # noqa: E402
 from augment.io import write_json  # noqa: E402
 
 LOWER_IS_BETTER = {"answer_nll"}
-
-
-def question_passages(path: Path, run: dict) -> list[str]:
-    """The passage each evaluated question is about, in the run's question order: as the run wrote
-    it, else drawn again from its --qa, --passages and --seed the way bench/uptake.py drew them."""
-    if run.get("question_passages"):
-        return [str(p) for p in run["question_passages"]]
-    args = run.get("args", {})
-    qa = Path(args.get("qa", ""))
-    found = next((p for p in (qa, REPO / qa, REPO.parent / "shared" / "data" / qa.name) if p.is_file()), None)
-    if found is None:
-        raise SystemExit(f"{path}: no question_passages and its QA file {qa} is not found")
-    evaluated, _ = split_passages(found, int(args["passages"]), int(args["seed"]))
-    ids = [str(r["id"]) for r in evaluated for q in r["questions"] if not q.get("unanswerable_from_text")]
-    if len(ids) != len(run.get("questions_asked", [])):
-        raise SystemExit(
-            f"{path}: {found} gives {len(ids)} questions, the run asked {len(run['questions_asked'])}"
-        )
-    return ids
 
 
 def folds(passages: list[str]) -> np.ndarray:
@@ -88,12 +76,15 @@ def select(runs: list[tuple[Path, dict]], by: str = "answer_nll") -> dict:
     varying, draws = candidates(runs)
     better = np.argmin if by in LOWER_IS_BETTER else np.argmax
     per = {arm: {m: [] for m in METRICS} for arm in ARMS}
+    groups: list[str] = []
     chosen: dict[str, dict[str, list[str]]] = {}
     for seed, cands in draws.items():
         labels = sorted(cands)
         means = {label: _replicate_mean(group) for label, group in cands.items()}
         path, run = cands[labels[0]][0]
-        fold = folds(question_passages(path, run))
+        passages = question_passages(path, run)
+        groups += [f"{seed}/{p}" for p in passages]
+        fold = folds(passages)
         n = len(fold)
         for arm in ARMS:
             picked = np.empty(n, dtype=int)
@@ -118,10 +109,8 @@ def select(runs: list[tuple[Path, dict]], by: str = "answer_nll") -> dict:
         "chosen": chosen,
         "questions": int(len(arrays["base"]["f1"])),
         "closed": {arm: {m: float(a[m].mean()) for m in METRICS} for arm, a in arrays.items()},
-        "differences": {
-            name: {m: bootstrap_ci(arrays[hi][m] - arrays[lo][m]) for m in METRICS}
-            for name, (lo, hi) in PAIRS.items()
-        },
+        "differences": differences(arrays),
+        "differences_by_passage": differences(arrays, groups),
     }
 
 
@@ -145,10 +134,7 @@ def main() -> None:
     for arm, s in result["closed"].items():
         picks = "; ".join(f"seed {seed}: {' / '.join(p)}" for seed, p in result["chosen"][arm].items())
         print(f"| {arm} | {picks} | {s['f1']:.3f} | {s['answer_nll']:.3f} |")
-    print("\n| difference | F1 [95% CI] | answer NLL [95% CI] |\n|---|---|---|")
-    for name, d in result["differences"].items():
-        cells = [f"{d[m][0]:+.3f} [{d[m][1]:+.3f}, {d[m][2]:+.3f}]" for m in METRICS]
-        print(f"| {name} | " + " | ".join(cells) + " |")
+    print_differences(result)
 
 
 if __name__ == "__main__":

@@ -57,12 +57,25 @@ def contains(prediction: str, answers: list[str]) -> float:
 
 
 def bootstrap_ci(
-    values: list[float] | np.ndarray, n: int = 2000, seed: int = 0
+    values: list[float] | np.ndarray, n: int = 2000, seed: int = 0, groups: list | np.ndarray | None = None
 ) -> tuple[float, float, float]:
-    """Mean and 95 % percentile-bootstrap interval (resampling questions)."""
+    """Mean and 95 % percentile-bootstrap interval, resampling questions — or, with `groups` (one
+    label per value, e.g. the passage a question is about), resampling whole groups: questions about
+    one passage are not independent (a model that learned the passage answers all of them), and the
+    group bootstrap's interval says how the mean would move with other passages."""
     v = np.asarray(values, dtype=float)
     if len(v) == 0:
         return float("nan"), float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n, len(v)))].mean(axis=1)
+    if groups is None:
+        means = v[rng.integers(0, len(v), size=(n, len(v)))].mean(axis=1)
+    else:
+        labels = [str(g) for g in groups]
+        if len(labels) != len(v):
+            raise ValueError(f"{len(v)} values but {len(labels)} group labels")
+        order = {g: k for k, g in enumerate(dict.fromkeys(labels))}  # groups in order of appearance
+        index = np.asarray([order[g] for g in labels])
+        sums, sizes = np.bincount(index, weights=v), np.bincount(index)
+        picks = rng.integers(0, len(order), size=(n, len(order)))
+        means = sums[picks].sum(axis=1) / sizes[picks].sum(axis=1)
     return float(v.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))

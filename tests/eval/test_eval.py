@@ -49,6 +49,20 @@ def test_bootstrap_interval_brackets_the_mean_and_is_reproducible():
     assert bootstrap_ci([1.0] * 10) == (1.0, 1.0, 1.0)
 
 
+def test_group_bootstrap_resamples_whole_passages():
+    values = np.random.default_rng(1).normal(0.3, 1.0, 60)
+    # one question per passage: the same draws as resampling questions
+    assert bootstrap_ci(values, groups=[f"p{k}" for k in range(60)]) == bootstrap_ci(values)
+    # 6 passages whose 10 questions move together: the interval is that of 6 observations, not 60
+    clustered = np.repeat(np.random.default_rng(2).normal(0.3, 1.0, 6), 10)
+    groups = np.repeat([f"p{k}" for k in range(6)], 10)
+    mean, lo, hi = bootstrap_ci(clustered, groups=groups)
+    _, qlo, qhi = bootstrap_ci(clustered)
+    assert lo < mean < hi and hi - lo > 2.5 * (qhi - qlo)
+    with pytest.raises(ValueError, match="60 values but 6 group labels"):
+        bootstrap_ci(clustered, groups=groups[:6])
+
+
 @pytest.mark.skipif(not DATA.is_dir(), reason="shared/data not present")
 def test_loads_the_shared_sets():
     film = load_qa(DATA / "wikinewpages2023_film_dev.jsonl")

@@ -47,6 +47,34 @@ def test_runs_pool_question_by_question(tmp_path: Path):
     assert pooled["differences"]["c-d (knowledge)"]["answer_nll"][0] == -c_minus_d.mean()
     assert pooled["closed"]["augment"]["f1"] == 0.8
     assert "| c-d (knowledge) | +0.400 [" in res.stdout
+    # the runs say neither which passage each question is about nor where their QA file is
+    assert pooled["differences_by_passage"] is None and "no interval by passage" in res.stdout
+
+
+def test_intervals_by_passage_resample_whole_passages(tmp_path: Path):
+    # per draw, 3 passages of 4 questions; (c) knows two passages of each draw entirely, (d) none
+    knows = {0: [1, 1, 0], 1: [1, 0, 1]}
+    paths = []
+    for seed in (0, 1):
+        c = [float(k) for k in np.repeat(knows[seed], 4)]
+        path = _run(
+            tmp_path / f"s{seed}.json",
+            seed,
+            {"base": [0] * 12, "raw": [0] * 12, "augment": c, "format": [0] * 12},
+        )
+        data = json.loads(path.read_text())
+        data["question_passages"] = [f"p{k}" for k in np.repeat([0, 1, 2], 4)]
+        path.write_text(json.dumps(data))
+        paths.append(path)
+    res = _pool(*paths, out=tmp_path / "pooled.json")
+    assert res.returncode == 0, res.stderr
+    pooled = json.loads((tmp_path / "pooled.json").read_text())
+    mean, lo, hi = pooled["differences"]["c-d (knowledge)"]["f1"]
+    pmean, plo, phi = pooled["differences_by_passage"]["c-d (knowledge)"]["f1"]
+    assert mean == pmean == 2 / 3
+    # 6 passages (s0/p0 and s1/p0 are different passages), not 24 independent questions
+    assert phi - plo > 1.5 * (hi - lo)
+    assert "F1, by passage" in res.stdout and f"[{plo:+.3f}, {phi:+.3f}]" in res.stdout
 
 
 def test_replicates_of_one_draw_are_averaged_per_question_before_pooling(tmp_path: Path):

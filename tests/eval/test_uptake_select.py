@@ -79,6 +79,10 @@ def test_each_fold_is_scored_with_the_setting_the_other_fold_chose(tmp_path: Pat
     assert mean == pytest.approx((augment - 2.5).mean()) and lo <= mean <= hi
     assert sel["differences"]["c-b"]["f1"][0] == pytest.approx(-((augment - 2.0).mean()))
     assert "| augment | seed 0: steps=24 / steps=48 |" in res.stdout
+    # by passage: the same mean, an interval over the draw's passages
+    by_passage = sel["differences_by_passage"]["c-d (knowledge)"]["answer_nll"]
+    assert by_passage[0] == pytest.approx(mean) and by_passage[1] <= mean <= by_passage[2]
+    assert "NLL, by passage" in res.stdout
 
 
 def test_choosing_by_f1_picks_the_higher_score(tmp_path: Path):
