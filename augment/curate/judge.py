@@ -7,23 +7,18 @@ re-curating with a new threshold costs nothing.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from augment.backends import Backend
 from augment.config import RunConfig
 from augment.curate.text import record_body
-from augment.errors import ConfigError, ParseError
+from augment.errors import ParseError
 from augment.io import sha256_hex
-from augment.pipeline.cache import ResponseCache
-from augment.pipeline.limits import Limits
-from augment.pipeline.runner import Budget, Outcome, Runner, RunState
-from augment.strategies import DOCUMENT_BLOCK, builtin_prompts_dir
+from augment.pipeline.runner import Outcome, RunState, run_calls
+from augment.strategies import DOCUMENT_BLOCK, prompt_template
 from augment.strategies.parsers import Parsed, _find_json
 from augment.types import GenRequest, GenResult
 
@@ -59,28 +54,6 @@ def parse_judge(text: str) -> JudgeVerdict:
     return JudgeVerdict(scores["faithfulness"], scores["usefulness"], str(data.get("reason", ""))[:500])
 
 
-def _template(prompts_dir: Path | None) -> tuple[str, jinja2.Template]:
-    parts = []
-    for name in (DOCUMENT_BLOCK, JUDGE_PROMPT):
-        path = next(
-            (
-                p
-                for d in ([prompts_dir] if prompts_dir else []) + [builtin_prompts_dir()]
-                if (p := Path(d) / name).is_file()
-            ),
-            None,
-        )
-        if path is None:
-            raise ConfigError(f"{name} is missing from the prompts folder")
-        parts.append(path.read_text(encoding="utf-8").strip())
-    source = parts[0] + "\n\n" + parts[1]
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    try:
-        return source, env.from_string(source)
-    except jinja2.TemplateSyntaxError as e:
-        raise ConfigError(f"{JUDGE_PROMPT}: template error at line {e.lineno}: {e.message}") from None
-
-
 def judge_records(
     records: list[tuple[dict[str, Any], str, str]],
     backend: Backend,
@@ -90,7 +63,7 @@ def judge_records(
     on_advance: Callable[[Outcome], None] = lambda o: None,
 ) -> list[JudgeVerdict | str]:
     """A verdict (or the failure reason) for each (record, title, chunk), in order."""
-    source, template = _template(config.prompts_dir)
+    source, template = prompt_template(config.prompts_dir, DOCUMENT_BLOCK, JUDGE_PROMPT)
     version = sha256_hex(source)[:12]
     requests = []
     for rec, title, chunk in records:
@@ -130,38 +103,13 @@ def judge_records(
             ]
         )
 
-    async def run() -> list[JudgeVerdict | str]:
-        state = RunState(total=len(requests))
-        runner = Runner(
-            backend,
-            cache=ResponseCache(run_dir / "cache.sqlite"),
-            parse=parse,
-            limits=Limits(
-                getattr(backend, "concurrency", None) or config.concurrency, config.rpm, config.tpm
-            ),
-            budget=Budget(None, None, state, count_tokens=config.tpm is not None),
-            state=state,
-            max_retries=config.max_retries,
-            max_parse_retries=config.max_parse_retries,
-        )
-        out: list[JudgeVerdict | str] = []
-        on_start(state)
-        try:
-            async for o in runner.run(requests):
-                state.done += 1
-                state.cached += o.cached
-                state.failed += o.parsed is None
-                if o.parsed is not None:
-                    item = o.parsed.items[0]
-                    out.append(
-                        JudgeVerdict(int(item["faithfulness"]), int(item["usefulness"]), item["reason"])
-                    )
-                else:
-                    out.append(o.error or "judge_failed")
-                on_advance(o)
-        finally:
-            runner.cache.close()
-            await backend.aclose()
-        return out
+    def verdict(o: Outcome) -> JudgeVerdict | str:
+        if o.parsed is None:
+            return o.error or "judge_failed"
+        item = o.parsed.items[0]
+        return JudgeVerdict(int(item["faithfulness"]), int(item["usefulness"]), item["reason"])
 
-    return asyncio.run(run())
+    outcomes = run_calls(
+        backend, requests, parse, run_dir / "cache.sqlite", config, on_start=on_start, on_outcome=on_advance
+    )
+    return [verdict(o) for o in outcomes]

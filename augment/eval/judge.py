@@ -13,7 +13,6 @@ cannot be parsed after the retries leaves that question ungraded (NaN), counted 
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -25,10 +24,8 @@ from augment.config import RunConfig
 from augment.errors import ConfigError, ParseError
 from augment.eval.data import QAItem
 from augment.io import sha256_hex
-from augment.pipeline.cache import ResponseCache
-from augment.pipeline.limits import Limits
-from augment.pipeline.runner import Budget, Runner, RunState
-from augment.strategies import builtin_prompts_dir
+from augment.pipeline.runner import Outcome, run_calls
+from augment.strategies import prompt_template
 from augment.strategies.parsers import Parsed, _find_json
 from augment.types import GenRequest, GenResult
 
@@ -57,20 +54,6 @@ def parse_grade(text: str) -> tuple[bool, str]:
     return correct, str(data.get("reason", ""))[:300]
 
 
-def grade_template(prompts_dir: Path | None) -> tuple[str, jinja2.Template]:
-    """The grader prompt's source and template: `prompts_dir`'s `_grade.md`, else the built-in one."""
-    dirs = ([prompts_dir] if prompts_dir else []) + [builtin_prompts_dir()]
-    path = next((p for d in dirs if (p := Path(d) / GRADE_PROMPT).is_file()), None)
-    if path is None:
-        raise ConfigError(f"{GRADE_PROMPT} is missing from the prompts folder")
-    source = path.read_text(encoding="utf-8").strip()
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
-    try:
-        return source, env.from_string(source)
-    except jinja2.TemplateSyntaxError as e:
-        raise ConfigError(f"{path}: template error at line {e.lineno}: {e.message}") from None
-
-
 def grade_answers(
     items: list[QAItem],
     predictions: list[list[str]],
@@ -81,7 +64,7 @@ def grade_answers(
 ) -> list[tuple[list[float], list[str]]]:
     """For each model's predictions (one list per model, in `items` order): per question 1.0
     (correct), 0.0 (wrong) or NaN (the grader failed), and the grader's reason."""
-    source, template = grade_template(config.prompts_dir)
+    source, template = prompt_template(config.prompts_dir, GRADE_PROMPT)
     version = sha256_hex(source)[:12]
     requests: dict[str, GenRequest] = {}
     keys: list[list[str | None]] = []
@@ -129,37 +112,20 @@ def grade_answers(
         correct, reason = parse_grade(result.text)
         return Parsed(items=[{"correct": "1" if correct else "0", "reason": reason}])
 
-    async def run() -> dict[str, tuple[float, str]]:
-        todo = list(requests.values())
-        state = RunState(total=len(todo))
-        runner = Runner(
-            backend,
-            cache=ResponseCache(cache_path),
-            parse=parse,
-            limits=Limits(
-                getattr(backend, "concurrency", None) or config.concurrency, config.rpm, config.tpm
-            ),
-            budget=Budget(None, None, state, count_tokens=config.tpm is not None),
-            state=state,
-            max_retries=config.max_retries,
-            max_parse_retries=config.max_parse_retries,
-        )
-        verdicts: dict[str, tuple[float, str]] = {}
-        try:
-            async for o in runner.run(todo):
-                state.done += 1
-                if o.parsed is not None:
-                    item = o.parsed.items[0]
-                    verdicts[o.request.key] = (float(item["correct"]), item["reason"])
-                else:
-                    verdicts[o.request.key] = (math.nan, f"grader failed: {o.error or 'no reply'}")
-                on_progress(state.done, state.total)
-        finally:
-            runner.cache.close()
-            await backend.aclose()
-        return verdicts
+    def verdict(o: Outcome) -> tuple[float, str]:
+        if o.parsed is None:
+            return math.nan, f"grader failed: {o.error or 'no reply'}"
+        return float(o.parsed.items[0]["correct"]), o.parsed.items[0]["reason"]
 
-    verdicts = asyncio.run(run()) if requests else {}
+    done = 0
+
+    def progress(o: Outcome) -> None:
+        nonlocal done
+        done += 1
+        on_progress(done, len(requests))
+
+    outcomes = run_calls(backend, list(requests.values()), parse, cache_path, config, on_outcome=progress)
+    verdicts = {o.request.key: verdict(o) for o in outcomes}
     return [
         (
             [0.0 if k is None else verdicts[k][0] for k in row],

@@ -14,10 +14,12 @@ import dataclasses
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from augment.backends.base import Backend
+from augment.config import RunConfig
 from augment.errors import BackendError, FatalBackendError, ParseError
 from augment.pipeline.cache import ResponseCache
 from augment.pipeline.limits import Limits
@@ -258,3 +260,46 @@ class Runner:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def run_calls(
+    backend: Backend,
+    requests: Sequence[GenRequest],
+    parse: Callable[[GenRequest, GenResult], Parsed],
+    cache_path: Path,
+    config: RunConfig,
+    on_start: Callable[[RunState], None] = lambda state: None,
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+) -> list[Outcome]:
+    """Every request's outcome, in order: the run's retry, re-ask, rate and cache machinery for
+    model calls outside a generation run (the judges). Closes the cache and the backend."""
+
+    async def run() -> list[Outcome]:
+        state = RunState(total=len(requests))
+        runner = Runner(
+            backend,
+            cache=ResponseCache(cache_path),
+            parse=parse,
+            limits=Limits(
+                getattr(backend, "concurrency", None) or config.concurrency, config.rpm, config.tpm
+            ),
+            budget=Budget(None, None, state, count_tokens=config.tpm is not None),
+            state=state,
+            max_retries=config.max_retries,
+            max_parse_retries=config.max_parse_retries,
+        )
+        out: list[Outcome] = []
+        on_start(state)
+        try:
+            async for o in runner.run(requests):
+                state.done += 1
+                state.cached += o.cached
+                state.failed += o.parsed is None
+                out.append(o)
+                on_outcome(o)
+        finally:
+            runner.cache.close()
+            await backend.aclose()
+        return out
+
+    return asyncio.run(run()) if requests else []

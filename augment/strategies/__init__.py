@@ -7,6 +7,7 @@ from augment.strategies.base import (
     discover_prompts,
     load_strategies,
     load_strategy,
+    prompt_template,
 )
 from augment.strategies.parsers import PARSERS, Parsed
 
@@ -16,6 +17,7 @@ __all__ = [
     "Parsed",
     "Strategy",
     "builtin_prompts_dir",
+    "prompt_template",
     "discover_prompts",
     "load_strategies",
     "load_strategy",

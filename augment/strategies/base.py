@@ -72,6 +72,24 @@ def builtin_prompts_dir() -> Path:
     raise ConfigError("augment's prompts/ folder is missing from this installation; reinstall augment")
 
 
+def prompt_template(prompts_dir: Path | None, *names: str) -> tuple[str, jinja2.Template]:
+    """The named prompt files (each from `prompts_dir` when it has one, else built in), joined by a
+    blank line, as one template and its source: the judges' prompts, which are not strategies."""
+    parts = []
+    for name in names:
+        dirs = ([Path(prompts_dir)] if prompts_dir else []) + [builtin_prompts_dir()]
+        path = next((p for d in dirs if (p := d / name).is_file()), None)
+        if path is None:
+            raise ConfigError(f"{name} is missing from the prompts folder")
+        parts.append(path.read_text(encoding="utf-8").strip())
+    source = "\n\n".join(parts)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    try:
+        return source, env.from_string(source)
+    except jinja2.TemplateSyntaxError as e:
+        raise ConfigError(f"{names[-1]}: template error at line {e.lineno}: {e.message}") from None
+
+
 class RecordTemplates(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str

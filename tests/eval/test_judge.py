@@ -91,18 +91,20 @@ def test_eval_judge_over_a_real_http_server(cli, tmp_path: Path, tiny_model: Pat
     try:
         config = tmp_path / "grader.toml"
         config.write_text(f'base_url = "{url}"\nconcurrency = 4\n')
-        args = ("eval", "-m", tiny_model, "--qa", qa_file, "-q", "--max-new-tokens", "6", "--judge")
-        r = cli(
-            *args,
-            "--judge-backend",
-            "openai",
-            "--judge-model",
-            "fake-model",
-            "-c",
-            config,
+        args = (
+            "eval",
+            "-m",
+            tiny_model,
+            "--qa",
+            qa_file,
+            "-q",
+            "--max-new-tokens",
+            "6",
             "-o",
             tmp_path / "r",
         )
+        args += ("--judge", "--judge-backend", "openai", "--judge-model", "fake-model", "-c", config)
+        r = cli(*args)
         assert r.code == 0, r.err
         assert "judge" in r.out
         requests = server.requests
@@ -112,7 +114,7 @@ def test_eval_judge_over_a_real_http_server(cli, tmp_path: Path, tiny_model: Pat
         preds = json.loads((tmp_path / "r" / "predictions.json").read_text())
         for p in preds:
             row = p[str(tiny_model)]
-            # the grader's verdict is the mock's rule: half of a gold answer's words in the prediction
+            # the grader's verdict is the mock's rule: every number and half the words of a gold answer
             said = set(re.findall(r"\w+", row["prediction"].lower()))
             golds = [re.findall(r"\w+", a.lower()) for a in p["answers"]]
             expect = any(
@@ -123,17 +125,7 @@ def test_eval_judge_over_a_real_http_server(cli, tmp_path: Path, tiny_model: Pat
             assert row["judge_reason"]
         assert (tmp_path / "r" / "grades.sqlite").is_file()
 
-        r = cli(
-            *args,
-            "--judge-backend",
-            "openai",
-            "--judge-model",
-            "fake-model",
-            "-c",
-            config,
-            "-o",
-            tmp_path / "r",
-        )
+        r = cli(*args)
         assert r.code == 0, r.err
         assert server.requests == requests  # the second report was graded from the cache
     finally:
