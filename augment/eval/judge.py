@@ -5,7 +5,7 @@ credit for overlap that is wrong ("1990" for "1909" scores 0, "John Smith" for "
 scores 0.5). A grader model that sees the question, the gold answers and the prediction — not the
 passage, so closed- and open-book answers are graded alike — says correct or not. It runs on any
 backend (`--judge-backend`/`--judge-model`, or a run config's `base_url`, `concurrency`, `rpm`);
-its prompt is `prompts/_grade.md`, which a `--prompts-dir` file of the same name replaces. Replies
+its prompt is `prompts/_grade.md`, which a `_grade.md` in the config's `prompts_dir` replaces. Replies
 are cached by question, gold answers and prediction, so models that give the same answer cost one
 call, and rerunning a report costs none. An empty answer is wrong without a call; a reply that
 cannot be parsed after the retries leaves that question ungraded (NaN), counted in the report.
@@ -117,14 +117,14 @@ def grade_answers(
             return math.nan, f"grader failed: {o.error or 'no reply'}"
         return float(o.parsed.items[0]["correct"]), o.parsed.items[0]["reason"]
 
-    done = 0
-
-    def progress(o: Outcome) -> None:
-        nonlocal done
-        done += 1
-        on_progress(done, len(requests))
-
-    outcomes = run_calls(backend, list(requests.values()), parse, cache_path, config, on_outcome=progress)
+    outcomes = run_calls(
+        backend,
+        list(requests.values()),
+        parse,
+        cache_path,
+        config,
+        on_outcome=lambda o: on_progress(o.index + 1, len(requests)),  # outcomes come in request order
+    )
     verdicts = {o.request.key: verdict(o) for o in outcomes}
     return [
         (
