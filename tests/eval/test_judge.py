@@ -144,10 +144,12 @@ def test_a_grader_that_cannot_follow_the_prompt_is_reported(
 ):
     config = tmp_path / "grader.toml"
     config.write_text("mock_malformed_rate = 1.0\nmax_parse_retries = 0\n")
-    r = cli(
-        "eval", "-m", tiny_model, "--qa", qa_file, "-q", "--judge", "--judge-backend", "mock", "-c", config
-    )
+    out = tmp_path / "report"
+    args = ("eval", "-m", tiny_model, "--qa", qa_file, "-q", "-o", out)
+    r = cli(*args, "--judge", "--judge-backend", "mock", "-c", config)
     assert r.code == 0, r.err
-    row = next(line for line in r.out.splitlines() if str(tiny_model.name) in line or "n/a" in line)
-    assert "n/a" in r.out, row  # no judge score: nothing was graded
+    assert "n/a" in r.out, r.out  # no judge score: nothing was graded
+    report = json.loads((out / "report.json").read_text())  # valid JSON: NaN written as null
+    assert report["models"][0]["scores"]["judge"]["mean"] is None and report["models"][0]["ungraded"] >= 1
+    assert "| n/a |" in (out / "report.md").read_text()
     assert "warning: the grader gave no verdict on" in r.err and "instruction-tuned" in r.err
