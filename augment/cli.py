@@ -628,13 +628,20 @@ def eval_cmd(
             "--config", "-c", help="Run config for the grader (base_url, concurrency, prompts_dir...)."
         ),
     ] = None,
+    snapshots: Annotated[
+        bool,
+        typer.Option(
+            "--snapshots",
+            help="Also score the step-N/ snapshots in each model folder (train --snapshot-steps).",
+        ),
+    ] = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Closed-book QA before and after training: EM, F1, containment and answer likelihood, with intervals."""
     from augment.console import err_console, out_console, table
     from augment.eval.data import load_qa
     from augment.eval.report import build_report, fmt, fmt_diff, write_report
-    from augment.eval.runner import score_model, score_model_vllm, vllm_available
+    from augment.eval.runner import score_model, score_model_vllm, vllm_available, with_snapshots
 
     if mode not in ("closed", "open"):
         raise ConfigError(f"--mode must be closed or open, got '{mode}'")
@@ -654,6 +661,8 @@ def eval_cmd(
                 f"--judge-backend: unknown backend '{judge_config.backend}'. "
                 f"Available: auto, {', '.join(available_backends())}"
             )
+    if snapshots:
+        model = with_snapshots(model)
     items = load_qa(qa)[:limit]
     console = err_console()
     results = []

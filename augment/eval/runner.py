@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,30 @@ def _ci(values: list[float] | np.ndarray, seed: int = 0) -> tuple[float, float, 
 
 def summarize(per_item: dict[str, list[float]]) -> dict[str, tuple[float, float, float]]:
     return {m: _ci(v) for m, v in per_item.items()}
+
+
+def with_snapshots(models: list[str]) -> list[str]:
+    """Each model folder preceded by the snapshots `augment train --snapshot-steps` left in it
+    (OUTPUT/step-N, in step order): `augment eval --snapshots` scores the learning curve. A model
+    without snapshots (the base model, a GGUF file, a hub name) stays as it is."""
+    expanded: list[str] = []
+    found = False
+    for name in models:
+        path = Path(name).expanduser()
+        steps = []
+        if path.is_dir():
+            for sub in path.iterdir():
+                step = sub.name.removeprefix("step-")
+                if sub.name.startswith("step-") and step.isdigit() and sub.is_dir():
+                    steps.append((int(step), str(sub)))
+        found = found or bool(steps)
+        expanded += [s for _, s in sorted(steps)] + [name]
+    if not found:
+        raise AugmentError(
+            f"--snapshots: no step-N/ snapshot folder in {', '.join(models)} "
+            "(train with --snapshot-steps to keep them)"
+        )
+    return expanded
 
 
 def _load(model_name: str, trust_remote_code: bool):

@@ -85,6 +85,24 @@ def test_one_question_per_line_and_errors(tmp_path: Path):
         load_qa(f)
 
 
+def test_snapshots_expand_in_step_order(tmp_path: Path):
+    from augment.eval.runner import with_snapshots
+
+    ckpt = tmp_path / "ckpt"
+    for sub in ("step-100", "step-24", ".step-48.tmp", "checkpoint-72", "step-x"):
+        (ckpt / sub).mkdir(parents=True)
+    (ckpt / "step-7").write_text("a file, not a snapshot")
+    base = str(tmp_path / "base.gguf")  # not a folder: kept as it is
+    assert with_snapshots([base, str(ckpt)]) == [
+        base,
+        str(ckpt / "step-24"),
+        str(ckpt / "step-100"),
+        str(ckpt),
+    ]
+    with pytest.raises(AugmentError, match=r"--snapshots: no step-N/ snapshot folder in .*base.gguf"):
+        with_snapshots([base])
+
+
 def test_eval_before_and_after_training(cli, tmp_path: Path, shards, tiny_model):
     pytest.importorskip("torch")
     pytest.importorskip("trl")
@@ -112,6 +130,7 @@ def test_eval_before_and_after_training(cli, tmp_path: Path, shards, tiny_model)
             lr=3e-3,
             max_seq_len=128,
             batch_size=8,
+            snapshot_steps="2",
         )
     )
 
@@ -128,13 +147,17 @@ def test_eval_before_and_after_training(cli, tmp_path: Path, shards, tiny_model)
         "-q",
         "--max-new-tokens",
         "8",
+        "--snapshots",
     )
     assert r.code == 0, r.err
     assert "closed-book QA, 12 questions" in r.out and "difference" in r.out
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    before, after = (m["scores"]["answer_nll"]["mean"] for m in report["models"])
-    diff = report["models"][1]["difference_vs_first"]["answer_nll"]
+    # --snapshots: the base model has none; the trained one is preceded by its step-2 weights
+    assert [m["model"] for m in report["models"]] == [str(base), str(trained / "step-2"), str(trained)]
+    before, early, after = (m["scores"]["answer_nll"]["mean"] for m in report["models"])
+    diff = report["models"][2]["difference_vs_first"]["answer_nll"]
     assert after < before and diff["hi"] < 0  # the trained model finds the gold answers likelier
+    assert early != after and early != before  # step 2's own weights, neither the base nor the last
     assert (tmp_path / "report" / "report.md").read_text().startswith("# augment eval")
     preds = json.loads((tmp_path / "report" / "predictions.json").read_text())
     assert len(preds) == 12 and str(trained) in preds[0]
