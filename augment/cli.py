@@ -642,6 +642,7 @@ def eval_cmd(
     from augment.eval.data import load_qa
     from augment.eval.report import build_report, fmt, fmt_diff, write_report
     from augment.eval.runner import score_model, score_model_vllm, vllm_available, with_snapshots
+    from augment.models import locate_model
 
     if mode not in ("closed", "open"):
         raise ConfigError(f"--mode must be closed or open, got '{mode}'")
@@ -663,6 +664,8 @@ def eval_cmd(
             )
     if snapshots:
         model = with_snapshots(model)
+    for name in model:  # every model exists before the first is scored
+        locate_model(name)
     items = load_qa(qa)[:limit]
     console = err_console()
     results = []

@@ -74,44 +74,43 @@ def convert_gguf(gguf: Path, trust_remote_code: bool = False) -> Path:
     return out
 
 
-def gguf_or_folder(name: str | None) -> tuple[str, Path]:
-    """For generation: ("gguf", file) or ("hf", folder) for a model name, path or the packaged default."""
-    if name in (None, "", GEMMA_ALIAS):
-        return "gguf", packaged_gguf()
+def locate_model(name: str, hub: bool = True) -> tuple[str, str]:
+    """Where a model lies, without converting or loading anything: ("gguf", file), ("folder", path:
+    config.json or a peft adapter) or, with `hub`, ("hub", an org/name in the local Hugging Face
+    cache); a one-line error naming the path when there is none."""
+    if name == GEMMA_ALIAS:
+        return "gguf", str(packaged_gguf())
     path = Path(name).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
             raise AugmentError(f"{path}: no such GGUF file")
-        return "gguf", path
+        return "gguf", str(path)
     if path.is_dir():
-        if (path / "config.json").is_file():
-            return "hf", path
+        if (path / "config.json").is_file() or (path / "adapter_config.json").is_file():
+            return "folder", str(path)
         ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) == 1:
-            return "gguf", ggufs[0]
+            return "gguf", str(ggufs[0])
         what = f"{len(ggufs)} .gguf files: name one" if ggufs else "no config.json and no .gguf file"
         raise AugmentError(f"{path}: not a model folder ({what})")
-    raise AugmentError(f"{name}: no such model file or folder (a .gguf file or a transformers model folder)")
-
-
-def resolve_model(name: str, trust_remote_code: bool = False) -> str:
-    """A path or cached name that `from_pretrained` can load without the network."""
-    if name == GEMMA_ALIAS:
-        return str(convert_gguf(packaged_gguf(), trust_remote_code))
-    path = Path(name).expanduser()
-    if path.suffix == ".gguf":
-        if not path.is_file():
-            raise AugmentError(f"{path}: no such GGUF file")
-        return str(convert_gguf(path, trust_remote_code))
-    if path.is_dir():
-        ggufs = sorted(path.glob("*.gguf"))
-        if not (path / "config.json").is_file() and len(ggufs) == 1:
-            return str(convert_gguf(ggufs[0], trust_remote_code))
-        if not (path / "config.json").is_file() and not (path / "adapter_config.json").is_file():
-            raise AugmentError(f"{path}: not a model folder (no config.json)")
-        return str(path)
+    if not hub:
+        raise AugmentError(
+            f"{name}: no such model file or folder (a .gguf file or a transformers model folder)"
+        )
     if path.exists() or name.count("/") != 1 or name.startswith((".", "~", "/")):
         raise AugmentError(
             f"{name}: no such model folder (nor a GGUF file, nor an 'org/name' in the local cache)"
         )
-    return name  # a hub name: loaded from the local cache only (the trainer sets HF_HUB_OFFLINE)
+    return "hub", name  # loaded from the local cache only (the trainer sets HF_HUB_OFFLINE)
+
+
+def gguf_or_folder(name: str | None) -> tuple[str, Path]:
+    """For generation: ("gguf", file) or ("hf", folder) for a model name, path or the packaged default."""
+    kind, where = locate_model(name or GEMMA_ALIAS, hub=False)
+    return ("hf" if kind == "folder" else kind), Path(where)
+
+
+def resolve_model(name: str, trust_remote_code: bool = False) -> str:
+    """A path or cached name that `from_pretrained` can load without the network (a GGUF converted)."""
+    kind, where = locate_model(name)
+    return str(convert_gguf(Path(where), trust_remote_code)) if kind == "gguf" else where

@@ -103,6 +103,23 @@ def test_snapshots_expand_in_step_order(tmp_path: Path):
         with_snapshots([base])
 
 
+def test_every_model_is_found_before_the_first_is_scored(cli, tmp_path: Path, tiny_model):
+    from augment.models import locate_model
+
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "Who?", "answer": "Ada"}\n')
+    r = cli("eval", "-m", tiny_model, "-m", tmp_path / "nope", "--qa", qa)
+    assert r.code == 1 and "nope: no such model folder" in r.err
+    assert "eval " not in r.err  # no progress: the first model was not scored
+    (tmp_path / "two").mkdir()
+    for name in ("a.gguf", "b.gguf"):
+        (tmp_path / "two" / name).write_bytes(b"")
+    with pytest.raises(AugmentError, match=r"two: not a model folder \(2 .gguf files: name one\)"):
+        locate_model(str(tmp_path / "two"))
+    assert locate_model("org/name") == ("hub", "org/name")  # from the local cache, at load time
+    assert locate_model(str(tiny_model)) == ("folder", str(tiny_model))
+
+
 def test_eval_before_and_after_training(cli, tmp_path: Path, shards, tiny_model):
     pytest.importorskip("torch")
     pytest.importorskip("trl")
