@@ -530,6 +530,10 @@ def train_cmd(
         bool | None, typer.Option("--resume/--no-resume", help="Continue from the last checkpoint.")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    bf16: Annotated[
+        str | None,
+        typer.Option(help="auto (on a GPU that has it), on (a CPU: bf16 autocast, fp32 weights) or off."),
+    ] = None,
     trust_remote_code: Annotated[
         bool | None, typer.Option("--trust-remote-code", help="Run the model repository's own code.")
     ] = None,
@@ -559,6 +563,7 @@ def train_cmd(
         snapshot_steps=snapshot_steps,
         resume=resume,
         seed=seed,
+        bf16=bf16,
         trust_remote_code=trust_remote_code,
     )
     values.update({k: v for k, v in flags.items() if v is not None})

@@ -1,13 +1,14 @@
 """Training throughput: `augment train` against a plain transformers (+ peft) loop, same run.
 
     python bench/train.py [--model tiny|gemma3-270m|PATH] [--method lora|full] [--seq-len 256]
-                          [--batch-size 4] [--steps 6]
+                          [--batch-size 4] [--steps 6] [--bf16 auto|on|off[,...]]
 
 Both train the same model on the same packed sequences of the same length and batch size for
 the same number of steps (the first step, a warm-up, is not timed). The table gives tokens/s,
 peak memory (GPU: allocated by torch; CPU: the process's resident set) and, on a GPU, model FLOPs
 utilisation (6 x parameters x tokens/s over the GPU's dense bf16 peak), and augment's ratio to
-the plain loop.
+the plain loop. `--bf16 off,on` measures both precisions in one run (on a CPU, `on` is bf16
+autocast over fp32 weights in both trainers), with each row's ratio to the first row too.
 """
 
 from __future__ import annotations
@@ -90,8 +91,10 @@ def peak_memory_gb(torch) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
-def plain_loop(model_path: str, shards: Path, method: str, seq_len: int, batch: int, steps: int) -> float:
-    """tokens/s of a hand-written loop: packed sequences, AdamW, bf16 autocast on GPU."""
+def plain_loop(
+    model_path: str, shards: Path, method: str, seq_len: int, batch: int, steps: int, bf16: bool
+) -> float:
+    """tokens/s of a hand-written loop: packed sequences, AdamW, bf16 autocast when `bf16`."""
     import torch
     import transformers
 
@@ -120,7 +123,7 @@ def plain_loop(model_path: str, shards: Path, method: str, seq_len: int, batch: 
             t = time.perf_counter()
         start = step * batch * seq_len % max(len(ids) - batch * seq_len, 1)
         x = torch.tensor(ids[start : start + batch * seq_len]).view(batch, seq_len).to(dev)
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=dev == "cuda"):
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=bf16):
             loss = model(x, labels=x).loss
         loss.backward()
         opt.step()
@@ -130,7 +133,7 @@ def plain_loop(model_path: str, shards: Path, method: str, seq_len: int, batch: 
     return (steps - 1) * batch * seq_len / (time.perf_counter() - t)
 
 
-def measure(args: argparse.Namespace, which: str) -> dict:
+def measure(args: argparse.Namespace, which: str, bf16: str) -> dict:
     """One trainer in this process: tokens/s, peak memory, parameter count."""
     import torch
     import transformers
@@ -144,7 +147,9 @@ def measure(args: argparse.Namespace, which: str) -> dict:
         model = str(tiny(tmp_path)) if args.model == "tiny" else resolve_model(args.model)
         shards = make_shards(tmp_path / "run", rows=args.steps * args.batch_size * 2, words=args.seq_len)
         if which == "plain":
-            rate = plain_loop(model, shards, args.method, args.seq_len, args.batch_size, args.steps)
+            cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+            on = bf16 == "on" or (bf16 == "auto" and cuda_bf16)
+            rate = plain_loop(model, shards, args.method, args.seq_len, args.batch_size, args.steps, on)
         else:
             times: list[float] = []
 
@@ -163,6 +168,7 @@ def measure(args: argparse.Namespace, which: str) -> dict:
                 logging_steps=1,
                 save_steps=10**6,
                 warmup_ratio=0.0,
+                bf16=bf16,
             )
             train(cfg, callbacks=[Clock()])
             rate = (len(times) - 1) * args.batch_size * args.seq_len / (times[-1] - times[0])
@@ -178,33 +184,51 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--bf16", default="auto", help="auto, on or off; several, comma-separated, to compare")
     ap.add_argument("--only", choices=["plain", "augment"], help=argparse.SUPPRESS)
     args = ap.parse_args()
+    precisions = args.bf16.split(",")
+    if not set(precisions) <= {"auto", "on", "off"}:
+        ap.error(f"--bf16: {args.bf16!r} is not a comma-separated list of auto, on and off")
     if args.only:  # a child process: one measurement, as JSON on the last line
-        print(json.dumps(measure(args, args.only)))
+        print(json.dumps(measure(args, args.only, args.bf16)))
         return
     results = {}
-    for which in ("plain", "augment"):  # each in its own process, so that peak memory is its own
-        out = subprocess.run(
-            [sys.executable, __file__, *sys.argv[1:], "--only", which],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        results[which] = json.loads(out.strip().splitlines()[-1])
-    gpu, n_params = results["augment"]["gpu"], results["augment"]["params"]
+    argv = [a for i, a in enumerate(sys.argv[1:]) if a != "--bf16" and sys.argv[i] != "--bf16"]
+    for bf16 in precisions:
+        for which in ("plain", "augment"):  # each in its own process, so that peak memory is its own
+            out = subprocess.run(
+                [sys.executable, __file__, *argv, "--bf16", bf16, "--only", which],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            results[which, bf16] = json.loads(out.strip().splitlines()[-1])
+    gpu, n_params = results["augment", precisions[0]]["gpu"], results["augment", precisions[0]]["params"]
     peak = next((v for k, v in PEAK_BF16.items() if gpu and k in gpu), None)
     table = Table(
         title=f"{args.model} ({n_params / 1e6:.0f}M params), {args.method}, {args.batch_size} x "
         f"{args.seq_len} tokens, {gpu or 'CPU'}"
     )
-    for col in ("trainer", "tokens/s", "peak memory GB", "MFU", "ratio to plain loop"):
-        table.add_column(col, justify="left" if col == "trainer" else "right")
-    plain = results["plain"]["rate"]
-    for name, key in (("plain transformers loop", "plain"), ("augment train", "augment")):
-        rate, mem = results[key]["rate"], results[key]["memory"]
-        mfu = f"{6 * n_params * rate / peak:.1%}" if peak else "-"
-        table.add_row(name, f"{rate:,.0f}", f"{mem:.2f}", mfu, f"{rate / plain:.2f}")
+    for col in (
+        "trainer",
+        "bf16",
+        "tokens/s",
+        "peak memory GB",
+        "MFU",
+        "ratio to plain loop",
+        "ratio to row 1",
+    ):
+        table.add_column(col, justify="left" if col in ("trainer", "bf16") else "right")
+    first = results["plain", precisions[0]]["rate"]
+    for bf16 in precisions:
+        plain = results["plain", bf16]["rate"]
+        for name, which in (("plain transformers loop", "plain"), ("augment train", "augment")):
+            rate, mem = results[which, bf16]["rate"], results[which, bf16]["memory"]
+            mfu = f"{6 * n_params * rate / peak:.1%}" if peak else "-"
+            table.add_row(
+                name, bf16, f"{rate:,.0f}", f"{mem:.2f}", mfu, f"{rate / plain:.2f}", f"{rate / first:.2f}"
+            )
     Console(file=sys.stdout, width=140).print(table)
 
 

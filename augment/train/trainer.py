@@ -198,7 +198,8 @@ def train(
     try:
         model = transformers.AutoModelForCausalLM.from_pretrained(
             model_path,
-            dtype=torch.bfloat16 if bf16 and cfg.method == "full" else torch.float32,
+            # a GPU holds a full model in bf16; a CPU keeps fp32 weights and computes under bf16 autocast
+            dtype=torch.bfloat16 if bf16 and cfg.method == "full" and cuda else torch.float32,
             trust_remote_code=cfg.trust_remote_code,
         )
     except OSError as e:

@@ -42,6 +42,23 @@ def cfg(shards: Path, model: Path, output: Path, **kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU path")
+def test_bf16_on_a_cpu_keeps_fp32_weights(shards, tiny_model, tmp_path):
+    """bf16 = "on" on a CPU computes under bf16 autocast but updates fp32 weights: a small step
+    (lr 1e-5, well below bf16's 3.9e-3 relative resolution) still moves nearly every weight."""
+    base = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+    result = train(
+        cfg(shards["cpt"], tiny_model, tmp_path / "ckpt", method="full", max_steps=2, lr=1e-5, bf16="on")
+    )
+    assert json.loads((tmp_path / "ckpt" / "train.json").read_text())["hyperparameters"]["bf16"] is True
+    before = dict(base.named_parameters())
+    for name, p in result.model.named_parameters():
+        assert p.dtype == torch.float32, name
+        if name.endswith("mlp.up_proj.weight"):
+            moved = (p.detach() != before[name].detach().to(p.dtype)).float().mean().item()
+            assert moved > 0.9, (name, moved)  # bf16 weights: the update rounds away
+
+
 def test_full_cpt_lowers_loss_and_the_checkpoint_reloads(shards, tiny_model, tmp_path):
     tok = transformers.AutoTokenizer.from_pretrained(tiny_model)
     texts = [r["text"] for r in read_jsonl(next(shards["cpt"].glob("train-*.jsonl")))][:20]
