@@ -26,9 +26,11 @@ ASKED = {
 
 def _trained(ckpt: Path, **settings) -> None:
     # train.json's hyperparameters as the trainer writes them: the TrainConfig, dumped as JSON
+    # with bf16 resolved to whether it was used (on a CPU: only when asked)
     cfg = TrainConfig(shards=ckpt / "shards", model="m", output=ckpt, **settings)
     ckpt.mkdir(parents=True)
-    (ckpt / "train.json").write_text(json.dumps({"hyperparameters": cfg.model_dump(mode="json")}))
+    hyper = {**cfg.model_dump(mode="json"), "bf16": cfg.bf16 == "on"}
+    (ckpt / "train.json").write_text(json.dumps({"hyperparameters": hyper}))
 
 
 def test_a_checkpoint_trained_as_asked_is_reused(tmp_path: Path):
@@ -50,3 +52,13 @@ def test_a_checkpoint_without_the_asked_snapshots_is_refused(tmp_path: Path):
         trained_as_asked(tmp_path / "ckpt", {**ASKED, "snapshot_steps": [12]})
     _trained(tmp_path / "snap", **ASKED, snapshot_steps="12")
     assert trained_as_asked(tmp_path / "snap", {**ASKED, "snapshot_steps": [12]}) is True
+
+
+def test_a_checkpoint_trained_in_another_precision_is_refused(tmp_path: Path):
+    # --bf16 on asks for bf16 autocast; the fp32 runs made before the flag are not reused for it
+    _trained(tmp_path / "fp32", **ASKED)
+    with pytest.raises(SystemExit, match=r"bf16=False \(asked True\)"):
+        trained_as_asked(tmp_path / "fp32", {**ASKED, "bf16": True})
+    assert trained_as_asked(tmp_path / "fp32", {**ASKED, "bf16": False}) is True
+    _trained(tmp_path / "bf16", **ASKED, bf16="on")
+    assert trained_as_asked(tmp_path / "bf16", {**ASKED, "bf16": True}) is True
