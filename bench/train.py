@@ -194,11 +194,11 @@ def main() -> None:
         print(json.dumps(measure(args, args.only, args.bf16)))
         return
     results = {}
-    argv = [a for i, a in enumerate(sys.argv[1:]) if a != "--bf16" and sys.argv[i] != "--bf16"]
     for bf16 in precisions:
         for which in ("plain", "augment"):  # each in its own process, so that peak memory is its own
             out = subprocess.run(
-                [sys.executable, __file__, *argv, "--bf16", bf16, "--only", which],
+                # argparse keeps the last --bf16: the child measures one precision
+                [sys.executable, __file__, *sys.argv[1:], "--bf16", bf16, "--only", which],
                 capture_output=True,
                 text=True,
                 check=True,
