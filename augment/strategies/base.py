@@ -180,6 +180,11 @@ class PromptHeader(BaseModel):
         description="spans: also pick what a definition says its subject is ('Sacramento is an American "
         "road film directed by ...' -> 'an American road film', asked 'What is Sacramento?')",
     )
+    lists: bool = Field(
+        False,
+        description="spans: also pick each enumeration of three or more names whole ('starring A, B "
+        "and C' -> 'A, B and C'); its names then get only fill-in-the-blank questions",
+    )
     group_sizes: list[int] = Field(
         default_factory=lambda: [2, 3], description="entigraph: pairs, then triples"
     )

@@ -511,6 +511,46 @@ def object_question(before: str, title: str) -> str | None:
     return f"What {do} {' '.join(subject)} {lemma}{' ' + prep if prep else ''}?"
 
 
+_LIST_GAP = re.compile(r",\s*(?:(?:and|or)\s+)?")
+_LIST_MAX_WORDS = 30
+
+
+def list_spans(sentence: str) -> list[tuple[int, str]]:
+    """(offset, answer) for each enumeration of three or more names in `sentence`, whole:
+    "starring Hridhu Haroon, Anaswara Rajan, Bobby Simha and R. K. Suresh" -> the four names.
+    A reader asks for the list ("Who stars in Thugs?"); one of its names alone is a partial
+    answer. Names are capitalised runs ("R. K. Suresh", "Bank of England") joined by commas, the
+    last by "and" / "or" (with or without a comma); at most 30 words."""
+    matches = []
+    for m in _PATTERNS[-1].finditer(sentence):
+        lo, text = m.start(), m.group().rstrip(" ,;:.-")
+        first = text.split()[0]
+        if lo == 0 and first.lower() in FUNCTION_WORDS:  # "The", "In" opening the sentence
+            text = text[len(first) :].lstrip()
+            lo = sentence.find(text, m.start()) if text else lo
+        if text:
+            matches.append((lo, lo + len(text)))
+    out: list[tuple[int, str]] = []
+    run: list[tuple[int, int]] = []
+    for lo, hi in [*matches, (-1, -1)]:
+        if run and lo >= 0 and _LIST_GAP.fullmatch(sentence[run[-1][1] : lo]):
+            run.append((lo, hi))
+            continue
+        if run:
+            answer = sentence[run[0][0] : run[-1][1]]
+            names = len(run) + sum(len(re.findall(r"\s(?:and|or)\s", sentence[a:b])) for a, b in run)
+            if names >= 3 and len(answer.split()) <= _LIST_MAX_WORDS:
+                out.append((run[0][0], answer))
+        run = [(lo, hi)] if lo >= 0 else []
+    return out
+
+
+def in_list(sentence: str, answer: str) -> bool:
+    """Is `answer` one name of an enumeration in `sentence` (not the whole of it)?"""
+    lo = sentence.find(answer)
+    return lo >= 0 and any(a <= lo < a + len(t) and t != answer for a, t in list_spans(sentence))
+
+
 def _named(span: str, title_words: set[str]) -> bool:
     """A span worth asking for: not only function words, not only words of the document's title."""
     words = _words(span)
@@ -521,13 +561,20 @@ def _named(span: str, title_words: set[str]) -> bool:
 
 
 def pick_spans(
-    text: str, title: str, limit: int, phrases: bool = False, definitions: bool = False
+    text: str,
+    title: str,
+    limit: int,
+    phrases: bool = False,
+    definitions: bool = False,
+    lists: bool = False,
 ) -> list[Span]:
     """Candidate answers of `text`, round-robin over its sentences, at most `limit`; with
     `phrases`, verbs' objects too, with `definitions` what an "X is a ..." sentence says X is
-    (either may hold a name that is a span of its own)."""
+    (either may hold a name that is a span of its own), with `lists` each enumeration of names
+    whole (its names stay spans of their own)."""
     title_words = {w for w in _words(re.sub(r"\([^)]*\)", "", title)) if w not in FUNCTION_WORDS}
     per_sentence: list[list[Span]] = []
+    enumerations: set[str] = set()  # a list's names are asked for one by one as well
     for offset, sent in sentences(text):
         taken: list[tuple[int, int]] = []
         found: list[tuple[int, str]] = []
@@ -555,10 +602,19 @@ def pick_spans(
             found += [(lo, a) for lo, a in phrase_spans(sent) if _named(a, title_words)]
         if definitions:
             found += [(lo, a) for lo, a in definition_spans(sent) if _named(a, title_words)]
+        if lists:
+            found += [(lo, a) for lo, a in list_spans(sent) if _named(a, title_words)]
+            enumerations.update(a for _, a in list_spans(sent))
         found.sort()
         per_sentence.append([Span(a, sent, offset + lo) for lo, a in found])
     # a name's single word ("Condit") is asked for through the full name ("Cecelia Condit")
-    longer = {w for spans in per_sentence for s in spans if " " in s.answer for w in _words(s.answer)}
+    longer = {
+        w
+        for spans in per_sentence
+        for s in spans
+        if " " in s.answer and s.answer not in enumerations
+        for w in _words(s.answer)
+    }
     per_sentence = [
         [s for s in spans if " " in s.answer or s.answer.lower() not in longer or s.answer[0].isdigit()]
         for spans in per_sentence
@@ -587,7 +643,12 @@ class SpanStrategy(Strategy):
             (span.answer, {"answer": span.answer, "sentence": span.sentence, "doc_title": chunk.title})
             # distinct answers
             for span in pick_spans(
-                chunk.text, chunk.title, self.header.max_items, self.header.phrases, self.header.definitions
+                chunk.text,
+                chunk.title,
+                self.header.max_items,
+                self.header.phrases,
+                self.header.definitions,
+                self.header.lists,
             )
         ]
 
@@ -605,10 +666,13 @@ class SpanStrategy(Strategy):
         ruled = []
         if self.header.cloze:
             ruled.append({field: cloze_question(sentence, answer, title), "form": "cloze"})
-        wh = wh_question(sentence, answer, title) if self.header.wh else None
+        # one name of a list is asked for by its blank alone: "starring X, what?" asks nothing,
+        # and "Who stars in Thugs?" answered with one name teaches a partial answer
+        member = self.header.lists and in_list(sentence, answer)
+        wh = wh_question(sentence, answer, title) if self.header.wh and not member else None
         if wh:
             ruled.append({field: wh, "form": "wh"})
-        front = front_question(sentence, answer, title) if self.header.front else None
+        front = front_question(sentence, answer, title) if self.header.front and not member else None
         if front:
             ruled.append({field: front, "form": "front"})
         try:

@@ -13,6 +13,8 @@ from augment.strategies.spans import (
     SpanStrategy,
     definition_spans,
     front_question,
+    in_list,
+    list_spans,
     phrase_spans,
     pick_spans,
     sentences,
@@ -364,6 +366,71 @@ def test_definitions_are_picked_only_when_asked_for():
     plain = {s.answer for s in pick_spans(TEXT, CHUNK.title, 50, phrases=True)}
     more = {s.answer for s in pick_spans(TEXT, CHUNK.title, 50, phrases=True, definitions=True)}
     assert more - plain == {"a 2019 Irish drama film"}
+
+
+CAST = (
+    "Thugs is a 2023 Tamil-language action film directed by Brinda and starring Hridhu Haroon, "
+    "Anaswara Rajan, Bobby Simha, Munishkanth and R. K. Suresh in the lead roles."
+)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "lists"),
+    [
+        (CAST, ["Hridhu Haroon, Anaswara Rajan, Bobby Simha, Munishkanth and R. K. Suresh"]),
+        (
+            "It stars Angarano, Michael Cera, Kristen Stewart and Maya Erskine.",
+            ["Angarano, Michael Cera, Kristen Stewart and Maya Erskine"],
+        ),
+        ("It was held in Sudbury, Ontario, Canada from 15 September.", ["Sudbury, Ontario, Canada"]),
+        ("The pump comes in Basic, Plus, or Pro editions.", ["Basic, Plus, or Pro"]),
+        # two names are no enumeration; a sentence's opening phrase is no name of a list
+        ("It was produced by Euston Films in conjunction with Thames Television.", []),
+        ("In Paris, Smith met Jones.", []),
+        ("The Bank of England, London, raised rates.", []),
+    ],
+)
+def test_list_spans_are_enumerations_of_three_or_more_names(sentence: str, lists: list[str]):
+    got = list_spans(sentence)
+    assert [a for _, a in got] == lists
+    assert all(sentence[lo : lo + len(a)] == a for lo, a in got)
+
+
+def test_lists_are_picked_only_when_asked_for_and_keep_their_names():
+    text = f"{CAST} It was released on 24 February 2023."
+    plain = {s.answer for s in pick_spans(text, "Thugs (film)", 50, phrases=True)}
+    more = {s.answer for s in pick_spans(text, "Thugs (film)", 50, phrases=True, lists=True)}
+    whole = "Hridhu Haroon, Anaswara Rajan, Bobby Simha, Munishkanth and R. K. Suresh"
+    assert more - plain == {whole}
+    assert {"Hridhu Haroon", "Bobby Simha", "Brinda", "24 February 2023"} <= more
+    assert in_list(CAST, "Bobby Simha") and not in_list(CAST, whole) and not in_list(CAST, "Brinda")
+
+
+def test_a_lists_names_get_only_blanks_and_the_list_is_asked_in_place(tmp_path: Path):
+    src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
+    assert "\nlists: false" in src  # off by default until measured
+    on = tmp_path / "qa-spans.md"
+    on.write_text(src.replace("\nlists: false", "\nlists: true"))
+    chunk = Chunk("t:0000", "t", 0, 0, len(CAST), CAST, "Thugs (film)", 40)
+    forms: dict[bool, dict[str, set[str]]] = {}
+    for lists, strategy in (
+        (False, load_strategy(Path(__file__).parents[2] / "prompts" / "qa-spans.md")),
+        (True, load_strategy(on)),
+    ):
+        assert isinstance(strategy, SpanStrategy)
+        got: dict[str, set[str]] = {}
+        for req in strategy.build(chunk, backend="mock", model="m", seed=0):
+            parsed = strategy.parse_request(req, req.primer + "no question here", "stop")
+            got[req.variant] = {item["form"] for item in parsed.items}
+        forms[lists] = got
+    whole = "Hridhu Haroon, Anaswara Rajan, Bobby Simha, Munishkanth and R. K. Suresh"
+    assert forms[False]["Bobby Simha"] == {
+        "cloze",
+        "wh",
+    }  # "... starring Hridhu Haroon, Anaswara Rajan, what?"
+    assert forms[True]["Bobby Simha"] == {"cloze"}
+    assert forms[True][whole] == {"cloze", "wh"} and whole not in forms[False]
+    assert forms[True]["Brinda"] == forms[False]["Brinda"] == {"cloze", "wh", "front"}
 
 
 def test_spans_kind_takes_no_variants(tmp_path: Path):
