@@ -524,11 +524,9 @@ def list_spans(sentence: str) -> list[tuple[int, str]]:
     matches = []
     for m in _PATTERNS[-1].finditer(sentence):
         lo, text = m.start(), m.group().rstrip(" ,;:.-")
-        first = text.split()[0]
-        if lo == 0 and first.lower() in FUNCTION_WORDS:  # "The", "In" opening the sentence
-            text = text[len(first) :].lstrip()
-            lo = sentence.find(text, m.start()) if text else lo
-        if text:
+        if lo == 0 and text.split()[0].lower() in FUNCTION_WORDS:
+            continue  # "In Paris, Smith, ...", "In 2019, ...": an opening phrase, no name of a list
+        if text[0].isupper():  # not "2019" of "Apollo 11"-style runs
             matches.append((lo, lo + len(text)))
     out: list[tuple[int, str]] = []
     run: list[tuple[int, int]] = []

@@ -387,6 +387,8 @@ CAST = (
         # two names are no enumeration; a sentence's opening phrase is no name of a list
         ("It was produced by Euston Films in conjunction with Thames Television.", []),
         ("In Paris, Smith met Jones.", []),
+        ("In Paris, Smith, Jones and Brown founded it.", ["Smith, Jones and Brown"]),
+        ("In 2019, Smith, Jones and Brown founded it.", ["Smith, Jones and Brown"]),
         ("The Bank of England, London, raised rates.", []),
     ],
 )
