@@ -47,7 +47,8 @@ from augment.shards.writer import export  # noqa: E402
 from augment.tokens import approx_count  # noqa: E402
 from augment.train.args import step_list  # noqa: E402
 
-METRICS = ("f1", "contains", "exact_match", "answer_nll")
+METRICS = ("f1", "contains", "exact_match", "answer_nll", "answer_nll_source")
+PER_QUESTION = ("f1", "answer_nll", "answer_nll_source")  # kept per question for pooling and selection
 # the differences reported, (lower arm, higher arm): (c) - (d) is the knowledge gain
 PAIRS = {
     "c-d (knowledge)": ("format", "augment"),
@@ -334,7 +335,7 @@ def report(
         # the passage each question is about (uptake_select.py folds by passage)
         "question_passages": [passage_ids[it.passage] for it in items],
         "per_question": {
-            arm: {"prediction": s.predictions, **{m: s.per_item[m] for m in ("f1", "answer_nll")}}
+            arm: {"prediction": s.predictions, **{m: s.per_item[m] for m in PER_QUESTION}}
             for arm, s in [*scores.items(), ("base, open book", open_book)]
         },
     }
@@ -345,16 +346,16 @@ def report(
         f"\n{len(items)} questions on {args.passages} passages of {args.qa.name}; {args.model}, "
         f"{args.method}, {steps} steps x {args.batch_size} x {args.max_seq_len} tokens per arm -> {path}\n"
     )
-    print("| arm | F1 | contains | EM | answer NLL |\n|---|---|---|---|---|")
+    print("| arm | F1 | contains | EM | answer NLL | NLL, source wording |\n|---|---|---|---|---|---|")
     rows = [*((arm, s.summary) for arm, s in scores.items()), ("base, open book", open_book.summary)]
     for arm, summ in rows:
         print(f"| {arm} | " + " | ".join(f"{summ[m][0]:.3f}" for m in METRICS) + " |")
-    print("\n| difference | F1 [95% CI] | answer NLL [95% CI] |\n|---|---|---|")
+    print(
+        "\n| difference | F1 [95% CI] | answer NLL [95% CI] | NLL, source wording [95% CI] |\n|---|---|---|---|"
+    )
     for name, d in diffs.items():
-        f1, nll = d["f1"], d["answer_nll"]
-        print(
-            f"| {name} | {f1[0]:+.3f} [{f1[1]:+.3f}, {f1[2]:+.3f}] | {nll[0]:+.3f} [{nll[1]:+.3f}, {nll[2]:+.3f}] |"
-        )
+        cells = (d[m] for m in ("f1", "answer_nll", "answer_nll_source"))
+        print(f"| {name} | " + " | ".join(f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]" for v in cells) + " |")
 
 
 if __name__ == "__main__":

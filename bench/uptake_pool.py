@@ -47,6 +47,8 @@ from augment.strategies.spans import FUNCTION_WORDS  # noqa: E402
 
 ARMS = ("base", "raw", "augment", "format")
 METRICS = ("f1", "answer_nll")
+# pooled too where every run scored it (runs before it existed did not)
+OPTIONAL = ("answer_nll_source",)
 PER_RUN = ("seed", "train_seed", "out")  # the settings a pooled run may differ in
 
 
@@ -98,13 +100,22 @@ def question_passages(path: Path, run: dict, required: bool = True) -> list[str]
     return ids
 
 
+def run_metrics(runs: list[tuple[Path, dict]]) -> tuple[str, ...]:
+    """METRICS, and each OPTIONAL one that every run scored per question for every arm."""
+    return METRICS + tuple(
+        m
+        for m in OPTIONAL
+        if all(m in run.get("per_question", {}).get(arm, {}) for _, run in runs for arm in ARMS)
+    )
+
+
 def differences(arrays: dict, groups: list | None = None) -> dict | None:
     """Each pair's per-metric interval over questions — or, with `groups` (draw/passage per
     question), resampling whole passages; None when some question's passage is not known."""
     if groups is not None and any(g is None for g in groups):
         return None
     return {
-        name: {m: bootstrap_ci(arrays[hi][m] - arrays[lo][m], groups=groups) for m in METRICS}
+        name: {m: bootstrap_ci(arrays[hi][m] - arrays[lo][m], groups=groups) for m in arrays[hi]}
         for name, (lo, hi) in PAIRS.items()
     }
 
@@ -124,6 +135,15 @@ def print_differences(result: dict) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
     if not by_passage:
         print("(no interval by passage: a run records no question_passages and its QA file is not found)")
+    for m in OPTIONAL:
+        if m in result["differences"]["c-d (knowledge)"]:
+            print(
+                f"\n{m}: "
+                + "; ".join(
+                    f"{name} {d[m][0]:+.3f} [{d[m][1]:+.3f}, {d[m][2]:+.3f}]"
+                    for name, d in result["differences"].items()
+                )
+            )
 
 
 def _part(arrays: dict, part: np.ndarray) -> dict:
@@ -132,16 +152,18 @@ def _part(arrays: dict, part: np.ndarray) -> dict:
         return {"questions": 0, "closed": {}, "differences": {}}
     return {
         "questions": int(part.sum()),
-        "closed": {arm: {m: float(a[m][part].mean()) for m in METRICS} for arm, a in arrays.items()},
+        "closed": {arm: {m: float(v[part].mean()) for m, v in a.items()} for arm, a in arrays.items()},
         "differences": {
-            pair: {m: bootstrap_ci(arrays[hi][m][part] - arrays[lo][m][part]) for m in METRICS}
+            pair: {m: bootstrap_ci(arrays[hi][m][part] - arrays[lo][m][part]) for m in arrays[hi]}
             for pair, (lo, hi) in PAIRS.items()
             if pair in ("c-d (knowledge)", "c-b")
         },
     }
 
 
-def _replicate_mean(group: list[tuple[Path, dict]]) -> dict[str, dict[str, list[float]]]:
+def _replicate_mean(
+    group: list[tuple[Path, dict]], metrics: tuple[str, ...] = METRICS
+) -> dict[str, dict[str, list[float]]]:
     """Per arm and metric, the per-question mean over runs that trained again on the same
     passages (same --seed, other --train-seed)."""
     first_path, first = group[0]
@@ -159,7 +181,7 @@ def _replicate_mean(group: list[tuple[Path, dict]]) -> dict[str, dict[str, list[
         if missing:
             raise SystemExit(f"{path}: no per-question scores for arm {missing[0]!r} (rerun bench/uptake.py)")
     return {
-        arm: {m: np.mean([run["per_question"][arm][m] for _, run in group], axis=0).tolist() for m in METRICS}
+        arm: {m: np.mean([run["per_question"][arm][m] for _, run in group], axis=0).tolist() for m in metrics}
         for arm in ARMS
     }
 
@@ -177,7 +199,8 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
     draws: dict[str, list[tuple[Path, dict]]] = {}
     for path, run in runs:
         draws.setdefault(str(run["args"].get("seed")), []).append((path, run))
-    per = {arm: {m: [] for m in METRICS} for arm in ARMS}
+    metrics = run_metrics(runs)
+    per = {arm: {m: [] for m in metrics} for arm in ARMS}
     flags: list[bool] | None = []
     groups: list[str | None] = []
     for seed, group in draws.items():
@@ -187,8 +210,8 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
         groups += [f"{seed}/{p}" for p in passages] if passages and len(passages) == n else [None] * n
         run_flags = anticipated(path.parent, run.get("questions_asked", []))
         flags = None if flags is None or run_flags is None else flags + run_flags
-        for arm, scores in _replicate_mean(group).items():
-            for m in METRICS:
+        for arm, scores in _replicate_mean(group, metrics).items():
+            for m in metrics:
                 per[arm][m].extend(scores[m])
     arrays = {arm: {m: np.asarray(v, dtype=float) for m, v in d.items()} for arm, d in per.items()}
     split = None
@@ -201,7 +224,7 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
         "replicates": {seed: len(group) for seed, group in draws.items()},
         "questions": int(len(arrays["base"]["f1"])),
         "settings": fixed,
-        "closed": {arm: {m: float(a[m].mean()) for m in METRICS} for arm, a in arrays.items()},
+        "closed": {arm: {m: float(v.mean()) for m, v in a.items()} for arm, a in arrays.items()},
         "differences": differences(arrays),
         "differences_by_passage": differences(arrays, groups),
         "by_anticipation": split,

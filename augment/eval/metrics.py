@@ -29,6 +29,29 @@ def answer_span(answer: str) -> str:
     return (m.group(1) + m.group(2)).strip() if m and m.group(1).strip() else answer.strip()
 
 
+def source_form(answer: str, passage: str) -> str | None:
+    """The passage's own wording of a gold answer it does not hold verbatim but states with the
+    same words in another form — case, order or punctuation: "February 24, 2023" -> "24 February
+    2023", "Comedy drama" -> "comedy drama" (the shortest such run of the passage's words); None
+    when the passage holds the answer verbatim or not at all. A rewritten gold answer (the film
+    set's are written by a model) is scored for likelihood in this form too: a model that learned
+    the source's wording knows the fact, but the tokens of "Comedy" are not those of "comedy"."""
+    gold = answer_span(answer)
+    want = Counter(normalize_answer(gold).split())
+    if not passage or not want or gold in passage:
+        return None
+    words = [m.span() for m in re.finditer(r"\S+", passage)]
+    size = sum(want.values())
+    for length in range(1, size + 4):  # articles and punctuation-only words are no words here
+        for i in range(len(words) - length + 1):
+            text = passage[words[i][0] : words[i + length - 1][1]]
+            if Counter(normalize_answer(text).split()) == want:
+                form = text.strip(" ,;:.")
+                form = form.strip("()") if form.count("(") != form.count(")") else form
+                return form if form and form != gold else None
+    return None
+
+
 def exact_match(prediction: str, answers: list[str]) -> float:
     p = normalize_answer(prediction)
     return float(any(p == normalize_answer(a) for a in answers))

@@ -9,7 +9,7 @@ from typing import Any
 from augment.eval.runner import JUDGE, ModelScores, metrics_of, paired_differences
 from augment.io import atomic_path, write_json
 
-LOWER_IS_BETTER = {"answer_nll"}
+LOWER_IS_BETTER = {"answer_nll", "answer_nll_source"}
 
 
 def _no_nan(obj: Any) -> Any:
@@ -65,7 +65,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"# augment eval: {report['qa']} ({report['mode']}-book, {report['questions']} questions)",
         "",
         "Means with 95 % bootstrap intervals; differences are paired by question, against the first model.",
-        "Exact match, F1 and containment: higher is better; answer NLL (nats per token of the gold answer): lower.",
+        "Exact match, F1 and containment: higher is better; answer NLL (nats per token of the gold answer): lower;",
+        "answer_nll_source also scores a gold answer the passage words differently in the passage's wording.",
         *(
             ["judge: the share of answers a grader model judged correct against the gold answers."]
             if JUDGE in metrics

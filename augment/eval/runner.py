@@ -19,9 +19,11 @@ import numpy as np
 
 from augment.errors import AugmentError
 from augment.eval.data import QAItem
-from augment.eval.metrics import answer_span, bootstrap_ci, contains, exact_match, f1_score
+from augment.eval.metrics import answer_span, bootstrap_ci, contains, exact_match, f1_score, source_form
 
-METRICS = ("exact_match", "f1", "contains", "answer_nll")
+# answer_nll: the gold answers as written; answer_nll_source: also in the passage's own wording where
+# a gold answer is a rewording of it (see metrics.source_form); the lower of each counts
+METRICS = ("exact_match", "f1", "contains", "answer_nll", "answer_nll_source")
 JUDGE = "judge"  # share of answers a grader model judged correct (`augment eval --judge`)
 
 
@@ -131,6 +133,7 @@ def score_model(
     prompts = [prompt_for(it, mode, with_title) for it in items]
     predictions: list[str] = []
     nll: list[float] = []
+    nll_source: list[float] = []
     tok.padding_side = "left"
     for lo in range(0, len(items), batch_size):
         batch = prompts[lo : lo + batch_size]
@@ -142,11 +145,24 @@ def score_model(
         for row in out[:, enc.input_ids.shape[1] :]:
             text = tok.decode(row, skip_special_tokens=True)
             predictions.append(text.strip().split("\n")[0].strip())
-        # gold answer likelihood: teacher-forced, best (lowest) over the gold answers
+        # gold answer likelihood: teacher-forced, best (lowest) over the gold answers (and their
+        # passage wordings for answer_nll_source)
         for prompt, item in zip(batch, items[lo : lo + batch_size], strict=True):
-            nll.append(min(_answer_nll(torch, tok, model, dev, prompt, a) for a in item.answers))
+            gold, source = likelihood_forms(item)
+            scored = {a: _answer_nll(torch, tok, model, dev, prompt, a) for a in gold + source}
+            nll.append(min(scored[a] for a in gold))
+            nll_source.append(min(scored.values()))
         on_progress(min(lo + batch_size, len(items)), len(items))
-    return _scored(model_name, items, predictions, nll, time.monotonic() - t0)
+    return _scored(model_name, items, predictions, nll, nll_source, time.monotonic() - t0)
+
+
+def likelihood_forms(item: QAItem) -> tuple[list[str], list[str]]:
+    """The answers whose likelihood is scored: the gold answers as written, and the passage's own
+    wording of those it states in another form (none in closed mode's prompt, but the passage is
+    what the model was meant to learn)."""
+    gold = list(dict.fromkeys(item.answers))
+    source = [f for a in gold if (f := source_form(a, item.passage)) and f not in gold]
+    return gold, list(dict.fromkeys(source))
 
 
 def vllm_available() -> bool:
@@ -198,20 +214,25 @@ def score_model_vllm(
         pairs, owners = [], []
         for k, (prompt, item) in enumerate(zip(prompts, items, strict=True)):
             p_ids = list(tok(prompt).input_ids)
-            for answer in item.answers:
+            gold, source = likelihood_forms(item)
+            for answer in gold + source:
                 a_ids = list(tok(" " + answer_span(answer), add_special_tokens=False).input_ids)
                 pairs.append((p_ids, a_ids))
-                owners.append(k)
+                owners.append((k, answer in gold))
         # prompt_logprobs=0: each prompt position's own token's log-probability (None at position 0)
         scoring = vllm.SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
         outs = llm.generate(
             [{"prompt_token_ids": p + a} for p, a in pairs], [scoring] * len(pairs), use_tqdm=False
         )
         nll = [float("inf")] * len(items)
-        for k, (p, a), out in zip(owners, pairs, outs, strict=True):
+        nll_source = [float("inf")] * len(items)
+        for (k, is_gold), (p, a), out in zip(owners, pairs, outs, strict=True):
             positions = range(len(p), len(p) + len(a))
             logps = [_logprob(out.prompt_logprobs[i], (p + a)[i]) for i in positions]
-            nll[k] = min(nll[k], -sum(logps) / len(logps))
+            value = -sum(logps) / len(logps)
+            nll_source[k] = min(nll_source[k], value)
+            if is_gold:
+                nll[k] = min(nll[k], value)
         on_progress(len(items), len(items))
         seconds = time.monotonic() - t0
     finally:
@@ -225,7 +246,7 @@ def score_model_vllm(
             torch.cuda.empty_cache()
         except ImportError:
             pass
-    return _scored(model_name, items, predictions, nll, seconds)
+    return _scored(model_name, items, predictions, nll, nll_source, seconds)
 
 
 def _logprob(position: Any, token_id: int) -> float:
@@ -234,13 +255,19 @@ def _logprob(position: Any, token_id: int) -> float:
 
 
 def _scored(
-    model_name: str, items: list[QAItem], predictions: list[str], nll: list[float], seconds: float
+    model_name: str,
+    items: list[QAItem],
+    predictions: list[str],
+    nll: list[float],
+    nll_source: list[float],
+    seconds: float,
 ) -> ModelScores:
     per_item = {
         "exact_match": [exact_match(p, it.answers) for p, it in zip(predictions, items, strict=True)],
         "f1": [f1_score(p, it.answers) for p, it in zip(predictions, items, strict=True)],
         "contains": [contains(p, it.answers) for p, it in zip(predictions, items, strict=True)],
         "answer_nll": nll,
+        "answer_nll_source": nll_source,
     }
     scores = ModelScores(model_name, predictions, per_item, seconds)
     scores.summary = summarize(per_item)

@@ -8,7 +8,7 @@ import pytest
 
 from augment.errors import AugmentError
 from augment.eval import bootstrap_ci, exact_match, f1_score, load_qa, normalize_answer
-from augment.eval.metrics import answer_span, contains
+from augment.eval.metrics import answer_span, contains, source_form
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -39,6 +39,52 @@ def test_answer_nll_scores_the_answer_span(tiny_model):
     prompt = "Question: Where is the line?\nAnswer:"
     nll = {a: _answer_nll(torch, tok, model, dev, prompt, a) for a in ("Brask", "Brask.", "Tessin")}
     assert nll["Brask."] == nll["Brask"] != nll["Tessin"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "passage", "form"),
+    [
+        ("February 24, 2023.", "It was released on 24 February 2023 in India.", "24 February 2023"),
+        ("Comedy drama.", "It is a 2023 Kannada-language comedy drama film.", "comedy drama"),
+        ("A Filmfare Award", "She won a Filmfare Award.", "Filmfare Award"),  # the shortest run
+        (
+            "Marathi-language, comedy drama",
+            "a Marathi-language comedy drama film",
+            "Marathi-language comedy drama",
+        ),
+        ("comedy drama", "a comedy drama film", None),  # verbatim: nothing to add
+        ("Tamil.", "a Tamil-language film", None),  # other words: not the same answer
+        ("Brinda", "directed by Brinda.", None),
+        ("1862", "", None),  # no passage
+    ],
+)
+def test_source_form_is_the_passages_wording_of_the_same_words(answer: str, passage: str, form):
+    assert source_form(answer, passage) == form
+
+
+def test_source_nll_scores_a_reworded_gold_in_the_passages_wording(tiny_model):
+    pytest.importorskip("torch")
+    from augment.eval.data import QAItem
+    from augment.eval.runner import _answer_nll, _load, likelihood_forms, score_model
+
+    passage = "The Orlen line opened on 24 February 1898. Its gauge is narrow gauge."
+    items = [
+        QAItem("a", "Orlen", passage, "When did the line open?", ["February 24, 1898."]),
+        QAItem("b", "Orlen", passage, "What gauge is it?", ["Narrow gauge", "narrow gauge"]),
+        QAItem("c", "Orlen", passage, "Who built it?", ["Mara Kovel"]),
+    ]
+    assert likelihood_forms(items[0]) == (["February 24, 1898."], ["24 February 1898"])
+    assert likelihood_forms(items[1]) == (["Narrow gauge", "narrow gauge"], [])
+    assert likelihood_forms(items[2]) == (["Mara Kovel"], [])
+    scores = score_model(str(tiny_model), items, max_new_tokens=2)
+    gold, source = scores.per_item["answer_nll"], scores.per_item["answer_nll_source"]
+    torch, tok, model, dev = _load(str(tiny_model), False)
+    prompt = "Question: When did the line open?\nAnswer:"
+    both = [_answer_nll(torch, tok, model, dev, prompt, a) for a in ("February 24, 1898", "24 February 1898")]
+    assert gold[0] == pytest.approx(both[0]) and source[0] == pytest.approx(min(both))
+    assert both[0] != both[1]  # the two wordings are scored apart
+    assert source[1:] == gold[1:]  # no other wording: the same score
+    assert set(scores.summary) >= {"answer_nll", "answer_nll_source"}
 
 
 def test_bootstrap_interval_brackets_the_mean_and_is_reproducible():

@@ -175,3 +175,28 @@ def test_no_split_when_a_run_folder_is_missing(tmp_path: Path):
     assert res.returncode == 0, res.stderr
     assert json.loads((tmp_path / "pooled.json").read_text())["by_anticipation"] is None
     assert "no split by anticipated questions" in res.stdout
+
+
+def test_source_wording_nll_is_pooled_only_where_every_run_scored_it(tmp_path: Path):
+    f1 = {"base": [0, 0], "raw": [0, 1], "augment": [1, 1], "format": [0, 1]}
+    a, b = _run(tmp_path / "a.json", 0, f1), _run(tmp_path / "b.json", 1, f1)
+    for path in (a, b):
+        run = json.loads(path.read_text())
+        for arm, scores in run["per_question"].items():
+            scores["answer_nll_source"] = [
+                x - (1.0 if arm == "augment" else 0.0) for x in scores["answer_nll"]
+            ]
+        path.write_text(json.dumps(run))
+    res = _pool(a, b, out=tmp_path / "both.json")
+    assert res.returncode == 0, res.stderr
+    both = json.loads((tmp_path / "both.json").read_text())
+    # (c) - (d) in the source wording: the answer_nll difference, one nat lower
+    cd = both["differences"]["c-d (knowledge)"]
+    assert cd["answer_nll_source"][0] == cd["answer_nll"][0] - 1.0
+    assert "answer_nll_source: c-d (knowledge) -1.500 [" in res.stdout
+    old = _run(tmp_path / "old.json", 2, f1)  # a run from before the metric existed
+    res = _pool(a, old, out=tmp_path / "mixed.json")
+    assert res.returncode == 0, res.stderr
+    mixed = json.loads((tmp_path / "mixed.json").read_text())
+    assert "answer_nll_source" not in mixed["differences"]["c-d (knowledge)"]
+    assert set(mixed["closed"]["augment"]) == {"f1", "answer_nll"}
