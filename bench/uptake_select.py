@@ -30,17 +30,19 @@ sys.path.insert(0, str(REPO))
 from uptake_pool import (  # noqa: E402
     ARMS,
     METRICS,
+    OPTIONAL,
     PER_RUN,
     _replicate_mean,
     differences,
     load_runs,
     print_differences,
     question_passages,
+    run_metrics,
 )
 
 from augment.io import write_json  # noqa: E402
 
-LOWER_IS_BETTER = {"answer_nll"}
+LOWER_IS_BETTER = {"answer_nll", "answer_nll_source"}
 
 
 def folds(passages: list[str]) -> np.ndarray:
@@ -74,13 +76,16 @@ def candidates(runs: list[tuple[Path, dict]]) -> tuple[list[str], dict[str, dict
 def select(runs: list[tuple[Path, dict]], by: str = "answer_nll") -> dict:
     """Per question, each arm's scores under the candidate chosen on the other fold; pooled."""
     varying, draws = candidates(runs)
+    metrics = run_metrics(runs)
+    if by not in metrics:
+        raise SystemExit(f"--by {by}: not every run scored it (runs from before it existed)")
     better = np.argmin if by in LOWER_IS_BETTER else np.argmax
-    per = {arm: {m: [] for m in METRICS} for arm in ARMS}
+    per = {arm: {m: [] for m in metrics} for arm in ARMS}
     groups: list[str] = []
     chosen: dict[str, dict[str, list[str]]] = {}
     for seed, cands in draws.items():
         labels = sorted(cands)
-        means = {label: _replicate_mean(group) for label, group in cands.items()}
+        means = {label: _replicate_mean(group, metrics) for label, group in cands.items()}
         path, run = cands[labels[0]][0]
         passages = question_passages(path, run)
         groups += [f"{seed}/{p}" for p in passages]
@@ -98,7 +103,7 @@ def select(runs: list[tuple[Path, dict]], by: str = "answer_nll") -> dict:
             chosen.setdefault(arm, {})[seed] = [
                 labels[picked[fold == f][0]] for f in (0, 1) if (fold == f).any()
             ]
-            for m in METRICS:
+            for m in metrics:
                 table = np.asarray([means[label][arm][m] for label in labels], dtype=float)
                 per[arm][m].extend(table[picked, np.arange(n)].tolist())
     arrays = {arm: {m: np.asarray(v, dtype=float) for m, v in d.items()} for arm, d in per.items()}
@@ -108,7 +113,7 @@ def select(runs: list[tuple[Path, dict]], by: str = "answer_nll") -> dict:
         "chosen_by": by,
         "chosen": chosen,
         "questions": int(len(arrays["base"]["f1"])),
-        "closed": {arm: {m: float(a[m].mean()) for m in METRICS} for arm, a in arrays.items()},
+        "closed": {arm: {m: float(v.mean()) for m, v in a.items()} for arm, a in arrays.items()},
         "differences": differences(arrays),
         "differences_by_passage": differences(arrays, groups),
     }
@@ -118,7 +123,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+", help="uptake.json files of bench/uptake.py")
     ap.add_argument(
-        "--by", default="answer_nll", choices=METRICS, help="the score that chooses (default: answer_nll)"
+        "--by",
+        default="answer_nll",
+        choices=METRICS + OPTIONAL,
+        help="the score that chooses (default: answer_nll)",
     )
     ap.add_argument("-o", "--out", type=Path, help="write the table as JSON")
     args = ap.parse_args()

@@ -96,6 +96,23 @@ def test_choosing_by_f1_picks_the_higher_score(tmp_path: Path):
     assert sel["chosen"]["raw"] == {"0": ["steps=48", "steps=48"]}
 
 
+def test_choosing_by_the_source_wording_nll_needs_every_run_to_have_it(tmp_path: Path):
+    a = _run(tmp_path / "a.json", 0, 24, SHORT, PASSAGES)
+    b = _run(tmp_path / "b.json", 0, 48, LONG, PASSAGES)
+    res = _select(a, b, by="answer_nll_source")
+    assert res.returncode != 0 and "not every run scored it" in res.stderr
+    for path, table in ((a, LONG), (b, SHORT)):  # the source wording prefers the other setting
+        run = json.loads(path.read_text())
+        for arm in ARMS:
+            run["per_question"][arm]["answer_nll_source"] = table[arm]
+        path.write_text(json.dumps(run))
+    res = _select(a, b, out=tmp_path / "sel.json", by="answer_nll_source")
+    assert res.returncode == 0, res.stderr
+    sel = json.loads((tmp_path / "sel.json").read_text())
+    assert sel["chosen"]["raw"] == {"0": ["steps=24", "steps=24"]}  # lower-is-better: raw's 2 is at 24 now
+    assert "answer_nll_source" in sel["differences"]["c-d (knowledge)"]
+
+
 def test_draws_pool_and_replicates_average_before_choosing(tmp_path: Path):
     a = _run(tmp_path / "a.json", 0, 24, SHORT, PASSAGES)
     b = _run(tmp_path / "b.json", 0, 48, LONG, PASSAGES)
