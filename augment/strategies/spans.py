@@ -526,8 +526,7 @@ def list_spans(sentence: str) -> list[tuple[int, str]]:
         lo, text = m.start(), m.group().rstrip(" ,;:.-")
         if lo == 0 and text.split()[0].lower() in FUNCTION_WORDS:
             continue  # "In Paris, Smith, ...", "In 2019, ...": an opening phrase, no name of a list
-        if text[0].isupper():  # not "2019" of "Apollo 11"-style runs
-            matches.append((lo, lo + len(text)))
+        matches.append((lo, lo + len(text)))
     out: list[tuple[int, str]] = []
     run: list[tuple[int, int]] = []
     for lo, hi in [*matches, (-1, -1)]:
@@ -601,8 +600,9 @@ def pick_spans(
         if definitions:
             found += [(lo, a) for lo, a in definition_spans(sent) if _named(a, title_words)]
         if lists:
-            found += [(lo, a) for lo, a in list_spans(sent) if _named(a, title_words)]
-            enumerations.update(a for _, a in list_spans(sent))
+            enumerated = list_spans(sent)
+            found += [(lo, a) for lo, a in enumerated if _named(a, title_words)]
+            enumerations.update(a for _, a in enumerated)
         found.sort()
         per_sentence.append([Span(a, sent, offset + lo) for lo, a in found])
     # a name's single word ("Condit") is asked for through the full name ("Cecelia Condit")

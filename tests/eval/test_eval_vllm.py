@@ -98,7 +98,8 @@ def _items(run_dir: Path) -> list[QAItem]:
                 d["title"],
                 d["text"][:400],
                 f"What is {d['title']} about?",
-                [" ".join(words[:3]), words[5]],
+                # the first gold in other case: scored in the passage's wording too (answer_nll_source)
+                [" ".join(words[:3]).upper(), words[5]],
             )
         )
     return out
@@ -106,19 +107,22 @@ def _items(run_dir: Path) -> list[QAItem]:
 
 def test_vllm_scores_equal_the_transformers_scores(fake_vllm, tiny_model: Path, run_dir: Path):
     pytest.importorskip("torch")
-    from augment.eval.runner import score_model, score_model_vllm
+    from augment.eval.runner import likelihood_forms, score_model, score_model_vllm
 
     items = _items(run_dir)
+    pairs = sum(len(gold) + len(source) for gold, source in map(likelihood_forms, items))
+    assert pairs > 6  # some gold answer has a passage wording
     for mode in ("closed", "open"):
         ref = score_model(str(tiny_model), items, mode=mode, batch_size=1, max_new_tokens=6)
         got = score_model_vllm(str(tiny_model), items, mode=mode, max_new_tokens=6)
         assert got.predictions == ref.predictions
-        np.testing.assert_allclose(got.per_item["answer_nll"], ref.per_item["answer_nll"], rtol=1e-4)
+        for m in ("answer_nll", "answer_nll_source"):
+            np.testing.assert_allclose(got.per_item[m], ref.per_item[m], rtol=1e-4)
         for m in ("exact_match", "f1", "contains"):
             assert got.per_item[m] == ref.per_item[m]
     llm = FakeLLM.instances[-1]
-    # one batch of greedy answers, one batch of every (question, gold answer) pair to score
-    assert [n for n, _ in llm.calls] == [3, 6]
+    # one batch of greedy answers, one batch of every (question, gold answer or its wording) pair
+    assert [n for n, _ in llm.calls] == [3, pairs]
     assert llm.calls[0][1].max_tokens == 6 and llm.calls[1][1].prompt_logprobs == 0
 
 
