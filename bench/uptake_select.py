@@ -40,9 +40,8 @@ from uptake_pool import (  # noqa: E402
     run_metrics,
 )
 
+from augment.eval.report import LOWER_IS_BETTER  # noqa: E402
 from augment.io import write_json  # noqa: E402
-
-LOWER_IS_BETTER = {"answer_nll", "answer_nll_source"}
 
 
 def folds(passages: list[str]) -> np.ndarray:
