@@ -185,6 +185,11 @@ class PromptHeader(BaseModel):
         description="spans: also pick each enumeration of three or more names whole ('starring A, B "
         "and C' -> 'A, B and C'); its names then get only fill-in-the-blank questions",
     )
+    prepositions: bool = Field(
+        False,
+        description="spans: also pick the object of each preposition ('in case of cabin depressurization' "
+        "-> 'cabin depressurization', 'saw the East as inferior' -> 'inferior')",
+    )
     group_sizes: list[int] = Field(
         default_factory=lambda: [2, 3], description="entigraph: pairs, then triples"
     )

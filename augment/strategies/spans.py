@@ -317,6 +317,13 @@ def _adverb(word: str) -> bool:
     return "ADV" in getAllLemmas(word)
 
 
+def _noun_or_adjective(word: str) -> bool:
+    from lemminflect import getAllLemmas
+
+    lemmas = getAllLemmas(_clean(word))
+    return "NOUN" in lemmas or "ADJ" in lemmas
+
+
 def _can_be_verb(word: str) -> bool:
     from lemminflect import getAllLemmas
 
@@ -387,6 +394,117 @@ def phrase_spans(sentence: str) -> list[tuple[int, str]]:
             and answer[0].islower()
             and any(w.islower() and w.lower() not in FUNCTION_WORDS for w in answer.split())
         ):
+            out.append((sentence.find(answer, lo), answer))
+    return out
+
+
+# prepositions whose object is asked for with `prepositions: true`; "of" is left out (it sits
+# inside noun phrases: "the photolysis of ozone" is asked for whole, after "by")
+_OBJECT_OF = (_BOUNDARY - {"so", "including", "than", "like", "per"}) | {"as"}
+# several words that act as one preposition: the object follows the last ("in case of X")
+_COMPOUND = (
+    ("in", "case", "of"),
+    ("in", "spite", "of"),
+    ("in", "front", "of"),
+    ("in", "terms", "of"),
+    ("on", "behalf", "of"),
+    ("as", "part", "of"),
+    ("as", "well", "as"),
+    ("because", "of"),
+    ("instead", "of"),
+    ("according", "to"),
+    ("due", "to"),
+    ("such", "as"),
+    ("at", "least"),
+    ("at", "most"),
+)
+_SUBJECT_PRONOUN = frozenset("i you he she we they it this that these those".split())  # noqa: SIM905
+# words that end an object: a clause, a verb's auxiliary or modal, another preposition
+_OBJECT_END = (
+    _CLAUSE_WORD
+    | _AUX
+    | _BOUNDARY
+    | _NOT_MAIN
+    | frozenset(
+        "as has had and or being inside outside beside besides can could will would may might must shall should".split()  # noqa: SIM905
+    )
+)
+# one-word objects of set phrases ("in addition", "for example"), no fact of the sentence
+_SET_PHRASE = frozenset(
+    (  # noqa: SIM905
+        "addition instance example fact particular general order turn total contrast part short brief "
+        "least first last time once whole"
+    ).split()
+)
+
+
+def preposition_spans(sentence: str) -> list[tuple[int, str]]:
+    """(offset, answer) for the object of each preposition of `sentence` (other than "of") that
+    holds a lower-case content word: the words after it up to a comma, a clause word, a verb or
+    the next preposition, at most 8 ("in case of cabin depressurization" -> "cabin
+    depressurization", "saw the East as inferior" -> "inferior", "divides itself into
+    committees" -> "committees"). Names, dates and numbers are spans of their own already; an
+    infinitive ("to provide"), a pronoun ("to them") or a clause ("as he left") is no object."""
+    tokens = [(m.start(), m.group()) for m in re.finditer(r"\S+", sentence)]
+    words = [_clean(w) for _, w in tokens]
+    out: list[tuple[int, str]] = []
+    i = 0
+    while i < len(tokens):
+        j = next(
+            (i + len(c) for c in _COMPOUND if tuple(words[i : i + len(c)]) == c),
+            i + 1 if words[i] in _OBJECT_OF else None,
+        )
+        if j is None or re.search(r"[,;:()]$", tokens[j - 1][1]):
+            i += 1
+            continue
+        i = j
+        if (
+            j < len(tokens)
+            and words[j - 1] == "to"
+            and _can_be_verb(tokens[j][1])
+            and not words[j].endswith("s")
+        ):
+            continue  # "to provide": an infinitive
+        obj: list[tuple[int, str]] = []
+        ended = False
+        while j < len(tokens) and len(obj) < 8:
+            pos, w = tokens[j]
+            lw = words[j]
+            # "and"/"or" join two words of one object ("salt and iron"), not a clause ("and he left")
+            joins = (
+                lw in ("and", "or")
+                and j + 1 < len(tokens)
+                and not _finite_verb(tokens[j + 1][1])
+                and words[j + 1] not in _CLAUSE_WORD | _SUBJECT_PRONOUN | _OBJECT_OF
+            )
+            # an article after a noun starts another phrase ("In Scotland the pharmacist can ...")
+            article = lw in ("the", "a", "an") and words[j - 1] not in ("of", "and", "or")
+            stop = bool(obj) and ((lw in _OBJECT_END and not joins) or article or _finite_verb(w) is not None)
+            if not lw or stop:
+                ended = True
+                break
+            obj.append((pos, w))
+            j += 1
+            if re.search(r"[,;:()]|[.!?]$", w):
+                ended = True
+                break
+        ended = ended or j == len(tokens)
+        while len(obj) > 1 and _adverb(_clean(obj[-1][1])) and not _noun_or_adjective(obj[-1][1]):
+            obj.pop()  # "in fixed-wing aircraft sometimes"
+        if not obj or not ended:
+            continue
+        first = words[tokens.index(obj[0])]
+        if first in _OBJECT_PRONOUN | _SUBJECT_PRONOUN | _CLAUSE_WORD | {"well", "such"}:
+            continue
+        if len(obj) == 1 and (first in FUNCTION_WORDS | _SET_PHRASE or _adverb(first) or _finite_verb(first)):
+            continue
+        lo = obj[0][0]
+        answer = sentence[lo : obj[-1][0] + len(obj[-1][1])]
+        answer = re.sub(r"\.?:[\d:–—-]+$", "", answer)  # a citation: "reference.:12-11:359"
+        answer = re.sub(r"\s*\([^)]*$", "", answer.rstrip(",;:.!?)")).strip('"“”')
+        if '"' in answer or "“" in answer:
+            continue  # a quotation cut in two
+        if answer and any(w.islower() and w.lower() not in FUNCTION_WORDS for w in answer.split()):
             out.append((sentence.find(answer, lo), answer))
     return out
 
@@ -564,11 +682,12 @@ def pick_spans(
     phrases: bool = False,
     definitions: bool = False,
     lists: bool = False,
+    prepositions: bool = False,
 ) -> list[Span]:
     """Candidate answers of `text`, round-robin over its sentences, at most `limit`; with
     `phrases`, verbs' objects too, with `definitions` what an "X is a ..." sentence says X is
     (either may hold a name that is a span of its own), with `lists` each enumeration of names
-    whole (its names stay spans of their own)."""
+    whole (its names stay spans of their own), with `prepositions` the objects of prepositions."""
     title_words = {w for w in _words(re.sub(r"\([^)]*\)", "", title)) if w not in FUNCTION_WORDS}
     per_sentence: list[list[Span]] = []
     enumerations: set[str] = set()  # a list's names are asked for one by one as well
@@ -599,6 +718,8 @@ def pick_spans(
             found += [(lo, a) for lo, a in phrase_spans(sent) if _named(a, title_words)]
         if definitions:
             found += [(lo, a) for lo, a in definition_spans(sent) if _named(a, title_words)]
+        if prepositions:
+            found += [(lo, a) for lo, a in preposition_spans(sent) if _named(a, title_words)]
         if lists:
             enumerated = list_spans(sent)
             found += [(lo, a) for lo, a in enumerated if _named(a, title_words)]
@@ -647,6 +768,7 @@ class SpanStrategy(Strategy):
                 self.header.phrases,
                 self.header.definitions,
                 self.header.lists,
+                self.header.prepositions,
             )
         ]
 

@@ -17,6 +17,7 @@ from augment.strategies.spans import (
     list_spans,
     phrase_spans,
     pick_spans,
+    preposition_spans,
     sentences,
     wh_question,
 )
@@ -433,6 +434,52 @@ def test_a_lists_names_get_only_blanks_and_the_list_is_asked_in_place(tmp_path: 
     assert forms[True]["Bobby Simha"] == {"cloze"}
     assert forms[True][whole] == {"cloze", "wh"} and whole not in forms[False]
     assert forms[True]["Brinda"] == forms[False]["Brinda"] == {"cloze", "wh", "front"}
+
+
+@pytest.mark.parametrize(
+    ("sentence", "objects"),
+    [
+        (
+            "Passengers have a supply of oxygen supplied to them in case of cabin depressurization.",
+            ["cabin depressurization"],  # "in case of" is one preposition; "to them" no object
+        ),
+        (
+            "Early texts describe the people of the East as irrational and backward.",
+            ["irrational and backward"],  # "of" starts no object; "and" joins two words of one
+        ),
+        ("The West saw the East as inferior, and itself as progressive.", ["inferior", "progressive"]),
+        ("The City Council divides itself into committees.", ["committees"]),
+        ("The government held monopolies on salt and iron.", ["salt and iron"]),
+        ("There, he explored the mountains in hunter's garb.", ["hunter's garb"]),
+        (
+            "Singlet oxygen is formed by photosynthesis and in the troposphere by the photolysis of ozone.",
+            ["photosynthesis", "the troposphere", "the photolysis of ozone"],
+        ),
+        ("Pharmacists are increasingly paid for medicine use reviews.", ["medicine use reviews"]),
+        # an infinitive, a clause, a pronoun and names, dates and numbers are no such object
+        ("It was designed to provide routing.", []),
+        ("He left as he came.", []),
+        ("It was released in 2023 by Netflix in France.", []),
+        ("She gave it to them.", []),
+    ],
+)
+def test_preposition_spans_are_the_objects_of_prepositions(sentence: str, objects: list[str]):
+    got = preposition_spans(sentence)
+    assert [a for _, a in got] == objects
+    assert all(sentence[lo : lo + len(a)] == a for lo, a in got)
+
+
+def test_prepositions_are_picked_only_when_asked_for():
+    text = (
+        "Passengers have a supply of oxygen supplied to them in case of cabin depressurization. "
+        "A stream of oxygen gas is then produced by the exothermic reaction in 1950."
+    )
+    plain = {s.answer for s in pick_spans(text, "Oxygen", 50, phrases=True)}
+    more = {s.answer for s in pick_spans(text, "Oxygen", 50, phrases=True, prepositions=True)}
+    assert more - plain == {"cabin depressurization"}  # "produced by ...": a verb's object already
+    assert plain < more and {"the exothermic reaction", "1950"} <= plain
+    src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
+    assert "\nprepositions: false" in src  # off by default until measured
 
 
 def test_spans_kind_takes_no_variants(tmp_path: Path):
