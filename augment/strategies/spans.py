@@ -493,7 +493,7 @@ def preposition_spans(sentence: str) -> list[tuple[int, str]]:
             obj.pop()  # "in fixed-wing aircraft sometimes"
         if not obj or not ended:
             continue
-        first = words[tokens.index(obj[0])]
+        first = _clean(obj[0][1])
         if first in _OBJECT_PRONOUN | _SUBJECT_PRONOUN | _CLAUSE_WORD | {"well", "such"}:
             continue
         if len(obj) == 1 and (first in FUNCTION_WORDS | _SET_PHRASE or _adverb(first) or _finite_verb(first)):
