@@ -419,14 +419,14 @@ _COMPOUND = (
     ("at", "most"),
 )
 _SUBJECT_PRONOUN = frozenset("i you he she we they it this that these those".split())  # noqa: SIM905
-# words that end an object: a clause, a verb's auxiliary or modal, another preposition
+# words that end an object: a clause, an auxiliary or modal (_NOT_MAIN), another preposition
 _OBJECT_END = (
     _CLAUSE_WORD
     | _AUX
     | _BOUNDARY
     | _NOT_MAIN
     | frozenset(
-        "as has had and or being inside outside beside besides can could will would may might must shall should".split()  # noqa: SIM905
+        "as has had and or being inside outside beside besides".split()  # noqa: SIM905
     )
 )
 # one-word objects of set phrases ("in addition", "for example"), no fact of the sentence
