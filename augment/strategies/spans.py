@@ -385,17 +385,21 @@ def phrase_spans(sentence: str) -> list[tuple[int, str]]:
             continue
         if len(obj) == 1 and (first in FUNCTION_WORDS | {"place"} or _finite_verb(first) or _adverb(first)):
             continue  # "designed to instill", "survives today", "took place"
-        lo = obj[0][0]
-        answer = sentence[lo : obj[-1][0] + len(obj[-1][1])].rstrip(",;:.!?)").strip('"“”')
-        answer = re.sub(r"\s*\([^)]*$", "", answer)
-        # a lower-case content word: "the Galway Film Fleadh" is the name's span already
-        if (
-            answer
-            and answer[0].islower()
-            and any(w.islower() and w.lower() not in FUNCTION_WORDS for w in answer.split())
-        ):
-            out.append((sentence.find(answer, lo), answer))
+        span = _object_answer(sentence, obj)
+        if span and span[1][0].islower():  # "the Galway Film Fleadh" is the name's span already
+            out.append(span)
     return out
+
+
+def _object_answer(sentence: str, obj: list[tuple[int, str]]) -> tuple[int, str] | None:
+    """(offset, answer) for the words `obj` of `sentence`, without closing punctuation, quotes or
+    an unclosed bracket, when it holds a lower-case content word; else None."""
+    lo = obj[0][0]
+    answer = sentence[lo : obj[-1][0] + len(obj[-1][1])]
+    answer = re.sub(r"\s*\([^)]*$", "", answer.rstrip(",;:.!?)").strip('"“”'))
+    if answer and any(w.islower() and w.lower() not in FUNCTION_WORDS for w in answer.split()):
+        return sentence.find(answer, lo), answer
+    return None
 
 
 # prepositions whose object is asked for with `prepositions: true`; "of" is left out (it sits
@@ -498,14 +502,10 @@ def preposition_spans(sentence: str) -> list[tuple[int, str]]:
             continue
         if len(obj) == 1 and (first in FUNCTION_WORDS | _SET_PHRASE or _adverb(first) or _finite_verb(first)):
             continue
-        lo = obj[0][0]
-        answer = sentence[lo : obj[-1][0] + len(obj[-1][1])]
-        answer = re.sub(r"\.?:[\d:–—-]+$", "", answer)  # a citation: "reference.:12-11:359"
-        answer = re.sub(r"\s*\([^)]*$", "", answer.rstrip(",;:.!?)")).strip('"“”')
-        if '"' in answer or "“" in answer:
-            continue  # a quotation cut in two
-        if answer and any(w.islower() and w.lower() not in FUNCTION_WORDS for w in answer.split()):
-            out.append((sentence.find(answer, lo), answer))
+        last = (obj[-1][0], re.sub(r"\.?:[\d:–—-]+$", "", obj[-1][1]))  # a citation: "reference.:12-11:359"
+        span = _object_answer(sentence, [*obj[:-1], last])
+        if span and '"' not in span[1] and "“" not in span[1]:  # not a quotation cut in two
+            out.append(span)
     return out
 
 
