@@ -25,6 +25,11 @@ half of the evaluated question's content words. Generating such questions from t
 repeat them) is what the method is for, but a reader should see how much of the gain comes from
 questions the generator happened to ask, and how much carries over to the rest. One run alone is
 a pool of one.
+
+And it counts, per arm, the questions answered wrongly with an answer (c)'s data practised for
+the same passage ("Who was the V&A's first director?" -> "1851", a date (c) was drilled on): how
+much drilling one passage's answers crowds out what was not asked. The other arms never saw (c)'s
+data; their share is the floor that a passage's salient phrases give by chance.
 """
 
 from __future__ import annotations
@@ -76,6 +81,47 @@ def anticipated(run_dir: Path, questions: list[dict], share: float = 0.5) -> lis
         asked = [w for a in q["answers"] for w in by_answer.get(normalize_answer(a), [])]
         flags.append(bool(words) and any(len(words & w) >= share * len(words) for w in asked))
     return flags
+
+
+def practised(run_dir: Path, passages: list[str] | None) -> list[set[str]] | None:
+    """Per evaluated question, the answers (normalised) that arm (c)'s kept records give for the
+    question's passage: what (c) practised answering about it. None when the run's folder, its
+    documents or the questions' passages are not known."""
+    kept, docs, qa = (
+        run_dir / "run_eval" / "curated" / "kept.jsonl",
+        run_dir / "run_eval" / "documents.jsonl",
+        run_dir / "qa_eval.jsonl",
+    )
+    if passages is None or not (kept.is_file() and docs.is_file() and qa.is_file()):
+        return None
+    doc_title = {d["doc_id"]: d.get("title", "") for d in read_jsonl(docs)}
+    by_title: dict[str, set[str]] = {}
+    for r in read_jsonl(kept):
+        answer = (r.get("fields") or {}).get("answer")
+        if answer and r.get("doc_id") in doc_title:
+            by_title.setdefault(doc_title[r["doc_id"]], set()).add(normalize_answer(answer))
+    passage_title = {str(r["id"]): r.get("title", "") for r in read_jsonl(qa)}
+    return [by_title.get(passage_title.get(p, ""), set()) for p in passages]
+
+
+def practised_wrong(run: dict, answers: list[set[str]]) -> dict[str, np.ndarray]:
+    """Per arm and question: the arm answered with one of (c)'s practised answers for that passage
+    and was wrong (token F1 < 0.5): the interference of what (c) was drilled on with what it was
+    not asked. For the other arms, which never saw (c)'s data, the same test is the floor that
+    a passage's own salient phrases give."""
+    per = run.get("per_question", {})
+    return {
+        arm: np.array(
+            [
+                normalize_answer(pred) in practised_answers and f1 < 0.5
+                for pred, f1, practised_answers in zip(
+                    per[arm].get("prediction", []), per[arm]["f1"], answers, strict=True
+                )
+            ]
+        )
+        for arm in ARMS
+        if arm in per and len(per[arm].get("prediction", [])) == len(answers)
+    }
 
 
 def question_passages(path: Path, run: dict, required: bool = True) -> list[str] | None:
@@ -203,6 +249,7 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
     per = {arm: {m: [] for m in metrics} for arm in ARMS}
     flags: list[bool] | None = []
     groups: list[str | None] = []
+    wrong: dict[str, list[np.ndarray]] | None = {arm: [] for arm in ARMS}
     for seed, group in draws.items():
         path, run = group[0]
         passages = question_passages(path, run, required=False)
@@ -210,6 +257,13 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
         groups += [f"{seed}/{p}" for p in passages] if passages and len(passages) == n else [None] * n
         run_flags = anticipated(path.parent, run.get("questions_asked", []))
         flags = None if flags is None or run_flags is None else flags + run_flags
+        answers = practised(path.parent, passages if passages and len(passages) == n else None)
+        runs_wrong = [practised_wrong(r, answers) for _, r in group] if answers is not None else []
+        if wrong is None or not runs_wrong or any(set(w) != set(ARMS) for w in runs_wrong):
+            wrong = None
+        else:  # replicates answer differently: a question counts by the share of runs that did
+            for arm in ARMS:
+                wrong[arm].append(np.mean([w[arm] for w in runs_wrong], axis=0))
         for arm, scores in _replicate_mean(group, metrics).items():
             for m in metrics:
                 per[arm][m].extend(scores[m])
@@ -218,6 +272,17 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
     if flags is not None and len(flags) == len(arrays["base"]["f1"]):
         mask = np.asarray(flags, dtype=bool)
         split = {"anticipated": _part(arrays, mask), "not anticipated": _part(arrays, ~mask)}
+    interference = None
+    if wrong is not None and all(wrong[arm] for arm in ARMS):
+        shares = {arm: np.concatenate(wrong[arm]) for arm in ARMS}
+        masks = {"all": np.ones(len(shares["base"]), dtype=bool)}
+        if split is not None:
+            masks["not anticipated"] = ~np.asarray(flags, dtype=bool)
+        interference = {
+            name: {"questions": int(m.sum()), **{arm: float(shares[arm][m].mean()) for arm in ARMS}}
+            for name, m in masks.items()
+            if m.any()
+        }
     return {
         "runs": [str(p) for p, _ in runs],
         "seeds": [run["args"].get("seed") for _, run in runs],
@@ -228,6 +293,7 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
         "differences": differences(arrays),
         "differences_by_passage": differences(arrays, groups),
         "by_anticipation": split,
+        "practised_wrong": interference,
     }
 
 
@@ -257,6 +323,14 @@ def main() -> None:
     for arm, s in result["closed"].items():
         print(f"| {arm} | {s['f1']:.3f} | {s['answer_nll']:.3f} |")
     print_differences(result)
+    shares = result["practised_wrong"]
+    if shares:
+        print(
+            "\nshare of questions answered wrongly (F1 < 0.5) with an answer (c)'s data practised for "
+            "the same passage\n\n| questions | n | (a) base | (b) raw | (c) augment | (d) format |\n|---|---|---|---|---|---|"
+        )
+        for name, s in shares.items():
+            print(f"| {name} | {s['questions']} | " + " | ".join(f"{s[arm]:.3f}" for arm in ARMS) + " |")
     split = result["by_anticipation"]
     if split is None:
         print("\n(no split by anticipated questions: a run's folder is not beside its uptake.json)")

@@ -169,6 +169,61 @@ def test_questions_are_split_by_whether_the_synthetic_data_asked_them(tmp_path: 
     assert "| anticipated | 2 | 1.000 | 0.000 | +1.000 [" in res.stdout
 
 
+def test_wrong_answers_that_arm_c_practised_for_the_passage_are_counted(tmp_path: Path):
+    questions = [
+        {"q": "Who was the first director?", "answers": ["Henry Cole"]},
+        {"q": "When was it founded?", "answers": ["1851"]},
+        {"q": "Who played the lead?", "answers": ["Ana Lind"]},
+    ]
+    run_dir = tmp_path / "s0"
+    (run_dir / "run_eval" / "curated").mkdir(parents=True)
+    path = _run(
+        run_dir / "uptake.json",
+        0,
+        {"base": [0, 0, 0], "raw": [0, 0, 0], "augment": [0, 1, 0], "format": [1, 0, 0]},
+    )
+    data = json.loads(path.read_text())
+    data["questions_asked"] = questions
+    data["question_passages"] = ["p/museum", "p/museum", "p/film"]
+    preds = {
+        "base": ["Cole", "1900", "1851"],
+        "raw": ["", "", ""],
+        "augment": ["1851", "1851", "1851"],
+        "format": ["Henry Cole", "Kew", "Kew"],
+    }
+    for arm, p in preds.items():
+        data["per_question"][arm]["prediction"] = p
+    path.write_text(json.dumps(data))
+    (run_dir / "qa_eval.jsonl").write_text(
+        json.dumps({"id": "p/museum", "title": "V&A"})
+        + "\n"
+        + json.dumps({"id": "p/film", "title": "Dune"})
+        + "\n"
+    )
+    (run_dir / "run_eval" / "documents.jsonl").write_text(
+        json.dumps({"doc_id": "d1", "title": "V&A"})
+        + "\n"
+        + json.dumps({"doc_id": "d2", "title": "Dune"})
+        + "\n"
+    )
+    records = [("d1", "When was the V&A founded?", "1851"), ("d2", "Who directed Dune?", "Kew")]
+    (run_dir / "run_eval" / "curated" / "kept.jsonl").write_text(
+        "".join(
+            json.dumps({"doc_id": d, "fields": {"question": q, "answer": a}}) + "\n" for d, q, a in records
+        )
+    )
+    res = _pool(path, out=tmp_path / "pooled.json")
+    assert res.returncode == 0, res.stderr
+    shares = json.loads((tmp_path / "pooled.json").read_text())["practised_wrong"]
+    # (c): "1851" for the director (wrong, practised for that passage) counts; for the founding
+    # year it is right; for the film it was practised for another passage. (d): "Kew" was
+    # practised for the film only. (a): "1851" for the film is another passage's answer.
+    assert shares["all"] == {"questions": 3, "base": 0.0, "raw": 0.0, "augment": 1 / 3, "format": 1 / 3}
+    # the director and the lead were not anticipated (no kept question holds their answers)
+    assert shares["not anticipated"]["questions"] == 2 and shares["not anticipated"]["augment"] == 0.5
+    assert "| all | 3 | 0.000 | 0.000 | 0.333 | 0.333 |" in res.stdout
+
+
 def test_no_split_when_a_run_folder_is_missing(tmp_path: Path):
     arms = {"base": [0], "raw": [0], "augment": [1], "format": [0]}
     res = _pool(_run(tmp_path / "a.json", 0, arms), out=tmp_path / "pooled.json")
