@@ -15,6 +15,7 @@ up to the header's `max_items` per chunk, so a capped chunk still has every sent
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -335,6 +336,23 @@ def _clean(word: str) -> str:
     return word.lower().strip("\"“”'’,;:.()–—")
 
 
+def _take_object(
+    tokens: list[tuple[int, str]], j: int, most: int, ends: Callable[[int, list[tuple[int, str]]], bool]
+) -> tuple[list[tuple[int, str]], int, bool]:
+    """The tokens from `j` on that make one object: up to `most`, until `ends(k, taken)` says token
+    k ends it or a token closes with punctuation. Returns them, the index after them, and whether
+    the object ended there (False when `most` cut it short)."""
+    obj: list[tuple[int, str]] = []
+    while j < len(tokens) and len(obj) < most:
+        if ends(j, obj):
+            return obj, j, True
+        obj.append(tokens[j])
+        j += 1
+        if re.search(r"[,;:()]|[.!?]$", obj[-1][1]):
+            return obj, j, True
+    return obj, j, j == len(tokens)
+
+
 def phrase_spans(sentence: str) -> list[tuple[int, str]]:
     """(offset, answer) for the object of each full verb of `sentence` that has one: the words
     after the verb up to a comma, a clause word or a preposition other than "of", at most 10
@@ -362,23 +380,19 @@ def phrase_spans(sentence: str) -> list[tuple[int, str]]:
                 i = j + 1  # "designed to instill ...": an infinitive, no object
                 continue
             j += 1  # "found by", "contrasted with X": the object follows the preposition
-        obj: list[tuple[int, str]] = []
-        ended = False
-        while j < len(tokens) and len(obj) < 10:
-            pos, w = tokens[j]
-            lw = _clean(w)
-            if lw in _CLAUSE_WORD | _AUX | {"has", "have", "had"} or (obj and lw in _BOUNDARY) or not lw:
-                ended = True
-                break
-            if lw in ("and", "or") and j + 1 < len(tokens) and _finite_verb(tokens[j + 1][1]):
-                ended = True
-                break
-            obj.append((pos, w))
-            j += 1
-            if re.search(r"[,;:()]|[.!?]$", w):
-                ended = True
-                break
-        ended = ended or j == len(tokens)
+
+        def ends(k: int, obj: list[tuple[int, str]]) -> bool:
+            lw = _clean(tokens[k][1])
+            return (
+                lw in _CLAUSE_WORD | _AUX | {"has", "have", "had"}
+                or bool(obj and lw in _BOUNDARY)
+                or not lw
+                or (
+                    lw in ("and", "or") and k + 1 < len(tokens) and _finite_verb(tokens[k + 1][1]) is not None
+                )
+            )
+
+        obj, j, ended = _take_object(tokens, j, 10, ends)
         i = j
         first = _clean(obj[0][1]) if obj else ""
         if not obj or not ended or first in _OBJECT_PRONOUN | _CLAUSE_WORD | _NOT_MAIN | {"been"}:
@@ -469,30 +483,22 @@ def preposition_spans(sentence: str) -> list[tuple[int, str]]:
             and not words[j].endswith("s")
         ):
             continue  # "to provide": an infinitive
-        obj: list[tuple[int, str]] = []
-        ended = False
-        while j < len(tokens) and len(obj) < 8:
-            pos, w = tokens[j]
-            lw = words[j]
+
+        def ends(k: int, obj: list[tuple[int, str]]) -> bool:
+            lw = words[k]
             # "and"/"or" join two words of one object ("salt and iron"), not a clause ("and he left")
             joins = (
                 lw in ("and", "or")
-                and j + 1 < len(tokens)
-                and not _finite_verb(tokens[j + 1][1])
-                and words[j + 1] not in _CLAUSE_WORD | _SUBJECT_PRONOUN | _OBJECT_OF
+                and k + 1 < len(tokens)
+                and not _finite_verb(tokens[k + 1][1])
+                and words[k + 1] not in _CLAUSE_WORD | _SUBJECT_PRONOUN | _OBJECT_OF
             )
             # an article after a noun starts another phrase ("In Scotland the pharmacist can ...")
-            article = lw in ("the", "a", "an") and words[j - 1] not in ("of", "and", "or")
-            stop = bool(obj) and ((lw in _OBJECT_END and not joins) or article or _finite_verb(w) is not None)
-            if not lw or stop:
-                ended = True
-                break
-            obj.append((pos, w))
-            j += 1
-            if re.search(r"[,;:()]|[.!?]$", w):
-                ended = True
-                break
-        ended = ended or j == len(tokens)
+            article = lw in ("the", "a", "an") and words[k - 1] not in ("of", "and", "or")
+            stop = (lw in _OBJECT_END and not joins) or article or _finite_verb(tokens[k][1]) is not None
+            return not lw or (bool(obj) and stop)
+
+        obj, j, ended = _take_object(tokens, j, 8, ends)
         while len(obj) > 1 and _adverb(_clean(obj[-1][1])) and not _noun_or_adjective(obj[-1][1]):
             obj.pop()  # "in fixed-wing aircraft sometimes"
         if not obj or not ended:
