@@ -102,6 +102,12 @@ class RunConfig(BaseModel):
     min_record_tokens: int = Field(3, ge=0)
     max_record_tokens: int = Field(4096, ge=1)
     boilerplate_filter: bool = True
+    repetition_filter: bool = Field(
+        True, description="drop records that repeat themselves (a model in a loop)"
+    )
+    repetition_max_share: float = Field(
+        0.2, ge=0, lt=1, description="share of a record's words that may lie in repeated word 8-grams"
+    )
     copy_filter: bool = True
     copy_ngram: int = Field(8, ge=2, le=50)
     copy_threshold: float = Field(

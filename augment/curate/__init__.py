@@ -6,7 +6,7 @@ for duplicates, `dup_of`), and RUN/curated/stats.json. Every input record ends i
 the two files.
 
 Order: decontamination, then the cheap per-record filters (length, boilerplate, grounding,
-copying, the few-shot example's names, names and numbers the source does not have), then exact
+repetition, copying, the few-shot example's names, names and numbers the source does not have), then exact
 and near-duplicate removal among the survivors — so that the member of a duplicate cluster that is
 kept is one that passed the filters — then the optional judge, which costs a model call per
 record and so sees only what is left.
@@ -30,6 +30,7 @@ from augment.curate.filters import (
     ExampleCopyFilter,
     GroundingFilter,
     LengthFilter,
+    RepetitionFilter,
     UnsupportedTermsFilter,
     load_eval_items,
 )
@@ -89,6 +90,8 @@ def build_steps(config: RunConfig, decontaminate: list[Path] | None = None) -> l
     )
     if config.boilerplate_filter:
         steps.append(BoilerplateFilter())
+    if config.repetition_filter:
+        steps.append(RepetitionFilter(config.repetition_max_share))
     if config.grounding:
         steps.append(GroundingFilter(config.grounding_min_score))
     strategies = []

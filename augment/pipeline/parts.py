@@ -60,6 +60,8 @@ PER_JOB = frozenset(
         "min_record_tokens",
         "max_record_tokens",
         "boilerplate_filter",
+        "repetition_filter",
+        "repetition_max_share",
         "copy_filter",
         "copy_ngram",
         "copy_threshold",

@@ -386,3 +386,50 @@ def test_records_asserting_names_and_numbers_the_source_lacks_are_dropped(tmp_pa
     assert "qa-renamed" in kept and "para-swapped" not in kept
     _, _, kept, _ = run_curate(tmp_path / "off", recs, unsupported_filter=False)
     assert set(kept) == {r["id"] for r in recs}
+
+
+def test_records_that_repeat_themselves_are_dropped(tmp_path: Path):
+    looping = (
+        "Student: Who designed the Cape Merrow lighthouse?\nTeacher: Ada Penhallow designed it in 1862.\n"
+        + "Student: Why was it late?\nTeacher: Storms held up the work for two winters at Cape Merrow.\n" * 4
+    )
+    recs = [
+        rec("para", "paraphrase", PARAPHRASE),
+        rec("loop", "paraphrase", looping),
+        # a QA record's question is in its text and its user turn: only the answer is its own words
+        rec(
+            "qa",
+            "qa",
+            "",
+            question="Who designed the Cape Merrow lighthouse?",
+            answer="Ada Penhallow",
+            evidence="designed by Ada Penhallow",
+        ),
+    ]
+    _, summary, kept, rejected = run_curate(tmp_path, recs)
+    assert set(rejected) == {"loop"} and rejected["loop"]["reason"] == "repetition"
+    assert 0.8 < rejected["loop"]["reason_detail"] <= 1
+    assert kept["para"]["checks"]["repetition"] == 0 and kept["qa"]["checks"]["repetition"] == 0
+    assert summary.by_reason["repetition"] == 1
+    # one repeated clause in an otherwise new text is tolerated up to the share set
+    once = PARAPHRASE + (
+        " Two winters of storms held up the work at Cape Merrow, as the keepers wrote: two winters of"
+        " storms held up the work."
+    )
+    _, _, kept, rejected = run_curate(tmp_path / "once", [rec("once", "paraphrase", once)])
+    assert 0 < kept["once"]["checks"]["repetition"] <= 0.2
+    _, _, kept, _ = run_curate(
+        tmp_path / "strict", [rec("once", "paraphrase", once)], repetition_max_share=0.05
+    )
+    assert not kept
+    _, _, kept, _ = run_curate(tmp_path / "off", recs, repetition_filter=False)
+    assert set(kept) == {"para", "loop", "qa"}
+
+
+def test_prose_repeats_no_eight_words():
+    from augment.curate.filters import RepetitionFilter
+    from augment.ingest import ingest
+
+    docs = ingest([str(Path(__file__).parents[2] / "examples" / "docs")]).documents
+    assert len(docs) >= 5
+    assert max(RepetitionFilter().share(d.text) for d in docs) == 0
