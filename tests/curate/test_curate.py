@@ -397,19 +397,12 @@ def test_records_that_repeat_themselves_are_dropped(tmp_path: Path):
         rec("para", "paraphrase", PARAPHRASE),
         rec("loop", "paraphrase", looping),
         # a QA record's question is in its text and its user turn: only the answer is its own words
-        rec(
-            "qa",
-            "qa",
-            "",
-            question="Who designed the Cape Merrow lighthouse?",
-            answer="Ada Penhallow",
-            evidence="designed by Ada Penhallow",
-        ),
+        next(r for r in PLANTED if r["id"] == "qa-ok"),
     ]
     _, summary, kept, rejected = run_curate(tmp_path, recs)
     assert set(rejected) == {"loop"} and rejected["loop"]["reason"] == "repetition"
     assert 0.8 < rejected["loop"]["reason_detail"] <= 1
-    assert kept["para"]["checks"]["repetition"] == 0 and kept["qa"]["checks"]["repetition"] == 0
+    assert kept["para"]["checks"]["repetition"] == 0 and kept["qa-ok"]["checks"]["repetition"] == 0
     assert summary.by_reason["repetition"] == 1
     # one repeated clause in an otherwise new text is tolerated up to the share set
     once = PARAPHRASE + (
@@ -423,7 +416,7 @@ def test_records_that_repeat_themselves_are_dropped(tmp_path: Path):
     )
     assert not kept
     _, _, kept, _ = run_curate(tmp_path / "off", recs, repetition_filter=False)
-    assert set(kept) == {"para", "loop", "qa"}
+    assert set(kept) == {"para", "loop", "qa-ok"}
 
 
 def test_prose_repeats_no_eight_words():
