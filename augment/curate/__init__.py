@@ -5,8 +5,8 @@ record with the `checks` it passed) and RUN/curated/rejected.jsonl (each with it
 for duplicates, `dup_of`), and RUN/curated/stats.json. Every input record ends in exactly one of
 the two files.
 
-Order: decontamination, then the cheap per-record filters (length, boilerplate, grounding,
-repetition, copying, the few-shot example's names, names and numbers the source does not have), then exact
+Order: decontamination, then the cheap per-record filters (length, boilerplate, repetition,
+grounding, copying, the few-shot example's names, names and numbers the source does not have), then exact
 and near-duplicate removal among the survivors — so that the member of a duplicate cluster that is
 kept is one that passed the filters — then the optional judge, which costs a model call per
 record and so sees only what is left.

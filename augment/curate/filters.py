@@ -74,7 +74,7 @@ class RepetitionFilter:
     Measured as the share of the record's words that lie inside a word n-gram (8 by default)
     occurring more than once in it. Natural prose repeats no 8-gram: none of the 368 passages of
     the two dev sets in ../shared/data does, while Gemma 3 270M's looping dialogues ("Teacher:
-    It was a power struggle." again and again) score 0.3 to 1.
+    It was a power struggle." again and again) score about 0.3 to 1.
     """
 
     name = "repetition"
