@@ -92,14 +92,13 @@ def test_a_question_about_its_sentence_is_kept_with_the_chunks_answer_and_a_cloz
     assert [it["form"] for it in parsed.items] == ["model", "cloze", "wh"] and not parsed.rejected
     model, cloze, wh = records
     assert model["text"] == (
-        "Harrow Point (film)\nQuestion: When did Harrow Point premiere at the Galway Film Fleadh?\n"
-        "Answer: 9 July 2019"
+        "Question: When did Harrow Point premiere at the Galway Film Fleadh?\nAnswer: 9 July 2019"
     )
     assert model["fields"]["evidence"] == req.context["sentence"]
     assert "_____" in cloze["fields"]["question"] and "9 July 2019" not in cloze["fields"]["question"]
     assert cloze["fields"]["answer"] == "9 July 2019" and cloze["id"] != model["id"]
     assert wh["text"] == (
-        "Harrow Point (film)\nQuestion: Harrow Point premiered at the Galway Film Fleadh on what date and "
+        "Question: Harrow Point premiered at the Galway Film Fleadh on what date and "
         "won the Best Irish Feature award?\nAnswer: 9 July 2019"
     )
     assert len({model["id"], cloze["id"], wh["id"]}) == 3
