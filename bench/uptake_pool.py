@@ -57,6 +57,27 @@ OPTIONAL = ("answer_nll_source",)
 PER_RUN = ("seed", "train_seed", "out")  # the settings a pooled run may differ in
 
 
+SAME_HELP = (
+    "a setting (a key of the runs' args) that may differ because you know the runs are the same "
+    "treatment anyway, e.g. generate_args naming one prompts folder by two paths; repeatable; "
+    "the values are kept in the output's treated_as_same"
+)
+
+
+def settings(run: dict, same: tuple[str, ...] = ()) -> dict:
+    """The run's settings that every run it is pooled or compared with must share: all but the
+    per-run ones (PER_RUN) and those the caller vouches are the same treatment (`--same`)."""
+    return {k: v for k, v in run["args"].items() if k not in PER_RUN and k not in same}
+
+
+def vouched(runs: list[tuple[Path, dict]], same: tuple[str, ...]) -> dict[str, list[str]]:
+    """Each `--same` setting with the values the runs really have, for the output file."""
+    for k in same:
+        if not any(k in run["args"] for _, run in runs):
+            raise SystemExit(f"--same {k}: no run has that setting (one of: {', '.join(runs[0][1]['args'])})")
+    return {k: sorted({str(run["args"].get(k)) for _, run in runs}) for k in same}
+
+
 def _content_words(text: str) -> set[str]:
     return {w for w in normalize_answer(text).split() if w not in FUNCTION_WORDS}
 
@@ -232,16 +253,21 @@ def _replicate_mean(
     }
 
 
-def pool(runs: list[tuple[Path, dict]]) -> dict:
+def pool(runs: list[tuple[Path, dict]], same: tuple[str, ...] = ()) -> dict:
     """Per-question scores of `runs` (replicates of one passage draw averaged first), concatenated
-    over draws; each arm's mean and each difference's interval over questions."""
+    over draws; each arm's mean and each difference's interval over questions. The runs may differ
+    in the settings of `same` besides PER_RUN."""
+    treated = vouched(runs, same)
     first_path, first = runs[0]
-    fixed = {k: v for k, v in first["args"].items() if k not in PER_RUN}
+    fixed = settings(first, same)
     for path, run in runs[1:]:
-        other = {k: v for k, v in run["args"].items() if k not in PER_RUN}
+        other = settings(run, same)
         diff = sorted(k for k in fixed.keys() | other.keys() if fixed.get(k) != other.get(k))
         if diff:
-            raise SystemExit(f"{path}: settings differ from {first_path} in {', '.join(diff)}")
+            raise SystemExit(
+                f"{path}: settings differ from {first_path} in {', '.join(diff)} "
+                f"(--same {diff[0]} if they are the same treatment)"
+            )
     draws: dict[str, list[tuple[Path, dict]]] = {}
     for path, run in runs:
         draws.setdefault(str(run["args"].get("seed")), []).append((path, run))
@@ -289,6 +315,7 @@ def pool(runs: list[tuple[Path, dict]]) -> dict:
         "replicates": {seed: len(group) for seed, group in draws.items()},
         "questions": int(len(arrays["base"]["f1"])),
         "settings": fixed,
+        "treated_as_same": treated,
         "closed": {arm: {m: float(v.mean()) for m, v in a.items()} for arm, a in arrays.items()},
         "differences": differences(arrays),
         "differences_by_passage": differences(arrays, groups),
@@ -312,9 +339,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+", help="uptake.json files of bench/uptake.py")
     ap.add_argument("-o", "--out", type=Path, help="write the pooled table as JSON")
+    ap.add_argument("--same", action="append", default=[], metavar="SETTING", help=SAME_HELP)
     args = ap.parse_args()
     runs = load_runs(args.runs)
-    result = pool(runs)
+    result = pool(runs, same=tuple(args.same))
     if args.out:
         write_json(args.out, result)
     reps = ", ".join(f"{n} of seed {seed}" for seed, n in result["replicates"].items())

@@ -31,13 +31,15 @@ from uptake_pool import (  # noqa: E402
     ARMS,
     METRICS,
     OPTIONAL,
-    PER_RUN,
+    SAME_HELP,
     _replicate_mean,
     differences,
     load_runs,
     print_differences,
     question_passages,
     run_metrics,
+    settings,
+    vouched,
 )
 
 from augment.eval.report import LOWER_IS_BETTER  # noqa: E402
@@ -50,13 +52,15 @@ def folds(passages: list[str]) -> np.ndarray:
     return np.asarray([order[p] % 2 for p in passages])
 
 
-def candidates(runs: list[tuple[Path, dict]]) -> tuple[list[str], dict[str, dict[str, list]]]:
-    """The training settings the runs differ in, and per draw (--seed) its candidates by label
-    ("steps=24"), each a list of replicate runs."""
-    settings = [{k: v for k, v in run["args"].items() if k not in PER_RUN} for _, run in runs]
-    varying = sorted(k for k in set().union(*settings) if len({s.get(k) for s in settings}) > 1)
+def candidates(
+    runs: list[tuple[Path, dict]], same: tuple[str, ...] = ()
+) -> tuple[list[str], dict[str, dict[str, list]]]:
+    """The training settings the runs differ in (but those of `same`), and per draw (--seed) its
+    candidates by label ("steps=24"), each a list of replicate runs."""
+    fixed = [settings(run, same) for _, run in runs]
+    varying = sorted(k for k in set().union(*fixed) if len({s.get(k) for s in fixed}) > 1)
     draws: dict[str, dict[str, list]] = {}
-    for (path, run), s in zip(runs, settings, strict=True):
+    for (path, run), s in zip(runs, fixed, strict=True):
         label = ", ".join(f"{k}={s.get(k)}" for k in varying) or "as run"
         draws.setdefault(str(run["args"].get("seed")), {}).setdefault(label, []).append((path, run))
     labels = sorted({label for d in draws.values() for label in d})
@@ -72,9 +76,10 @@ def candidates(runs: list[tuple[Path, dict]]) -> tuple[list[str], dict[str, dict
     return varying, draws
 
 
-def select(runs: list[tuple[Path, dict]], by: str = "answer_nll") -> dict:
+def select(runs: list[tuple[Path, dict]], by: str = "answer_nll", same: tuple[str, ...] = ()) -> dict:
     """Per question, each arm's scores under the candidate chosen on the other fold; pooled."""
-    varying, draws = candidates(runs)
+    treated = vouched(runs, same)
+    varying, draws = candidates(runs, same)
     metrics = run_metrics(runs)
     if by not in metrics:
         raise SystemExit(f"--by {by}: not every run scored it (runs from before it existed)")
@@ -109,6 +114,7 @@ def select(runs: list[tuple[Path, dict]], by: str = "answer_nll") -> dict:
     return {
         "runs": [str(p) for p, _ in runs],
         "candidates_differ_in": varying,
+        "treated_as_same": treated,
         "chosen_by": by,
         "chosen": chosen,
         "questions": int(len(arrays["base"]["f1"])),
@@ -128,9 +134,10 @@ def main() -> None:
         help="the score that chooses (default: answer_nll)",
     )
     ap.add_argument("-o", "--out", type=Path, help="write the table as JSON")
+    ap.add_argument("--same", action="append", default=[], metavar="SETTING", help=SAME_HELP)
     args = ap.parse_args()
     runs = load_runs(args.runs)
-    result = select(runs, by=args.by)
+    result = select(runs, by=args.by, same=tuple(args.same))
     if args.out:
         write_json(args.out, result)
     print(

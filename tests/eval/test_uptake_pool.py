@@ -127,7 +127,31 @@ def test_runs_with_other_settings_do_not_pool(tmp_path: Path):
     b = _run(tmp_path / "b.json", 1, arms, lr="3e-05")
     res = _pool(a, b)
     assert res.returncode != 0
-    assert res.stderr.strip() == f"{b}: settings differ from {a} in lr"
+    assert (
+        res.stderr.strip()
+        == f"{b}: settings differ from {a} in lr (--same lr if they are the same treatment)"
+    )
+
+
+def test_a_setting_vouched_the_same_pools_and_is_recorded(tmp_path: Path):
+    # e.g. two runs that named one prompts folder by two paths in --generate-args
+    arms = {"base": [0], "raw": [0], "augment": [1], "format": [0]}
+    a = _run(tmp_path / "a.json", 0, arms)
+    b = _run(tmp_path / "b.json", 1, arms, lr="3e-05")
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), str(a), str(b), "--same", "lr", "-o", str(tmp_path / "p.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    pooled = json.loads((tmp_path / "p.json").read_text())
+    assert pooled["questions"] == 2 and "lr" not in pooled["settings"]
+    assert pooled["treated_as_same"] == {"lr": ["0.0001", "3e-05"]}
+    # a misspelt setting is an error, not a silent no-op
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), str(a), str(b), "--same", "lrr"], capture_output=True, text=True
+    )
+    assert res.returncode != 0 and res.stderr.startswith("--same lrr: no run has that setting")
 
 
 def _kept(run_dir: Path, records: list[tuple[str, str]]) -> None:

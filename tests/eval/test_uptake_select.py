@@ -141,6 +141,30 @@ def test_every_draw_needs_every_candidate(tmp_path: Path):
     assert res.stderr.strip() == "seed 1: no run with steps=48 (every draw needs every candidate)"
 
 
+def test_a_setting_vouched_the_same_is_not_a_candidate(tmp_path: Path):
+    # seed 1's runs wrote one prompts folder's path another way
+    a = _run(tmp_path / "a.json", 0, 24, SHORT, PASSAGES)
+    b = _run(tmp_path / "b.json", 0, 48, LONG, PASSAGES)
+    c = _run(tmp_path / "c.json", 1, 24, SHORT, PASSAGES)
+    d = _run(tmp_path / "d.json", 1, 48, LONG, PASSAGES)
+    for path in (c, d):
+        data = json.loads(path.read_text())
+        data["args"]["generate_args"] = "--prompts-dir /tmp/p"
+        path.write_text(json.dumps(data))
+    res = _select(a, b, c, d)
+    assert res.returncode != 0 and "no run with generate_args=" in res.stderr
+    out = tmp_path / "sel.json"
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, (a, b, c, d)), "--same", "generate_args", "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    sel = json.loads(out.read_text())
+    assert sel["candidates_differ_in"] == ["steps"] and sel["questions"] == 8
+    assert sel["treated_as_same"] == {"generate_args": ["--prompts-dir /tmp/p", "None"]}
+
+
 def test_candidates_of_one_draw_must_ask_the_same_questions(tmp_path: Path):
     a = _run(tmp_path / "a.json", 0, 24, SHORT, PASSAGES)
     b = _run(tmp_path / "b.json", 0, 48, LONG, PASSAGES)
