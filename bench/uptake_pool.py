@@ -4,7 +4,7 @@ One run evaluates a few dozen questions, so its intervals are wide (about ±0.08
 questions). Runs with different --seed draw different passages and train every arm again; pooled,
 each question is one paired observation of the arms' difference, and the interval is the
 bootstrap over all of them. Runs must share the model and the training settings (all but --seed
-and --out), else the arms they pool are not the same treatment.
+and --out, and any setting named with --same), else the arms they pool are not the same treatment.
 
 Runs of the same --seed with another --train-seed are *replicates*: the same passages, data and
 questions, every arm trained again in another order. One 24-step training run moves with its data

@@ -25,8 +25,9 @@ def _run(
     return path
 
 
-def _pool(*paths: Path, out: Path | None = None) -> subprocess.CompletedProcess:
+def _pool(*paths: Path, out: Path | None = None, same: str | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(SCRIPT), *map(str, paths), *(["-o", str(out)] if out else [])]
+    cmd += ["--same", same] if same else []
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
@@ -138,19 +139,13 @@ def test_a_setting_vouched_the_same_pools_and_is_recorded(tmp_path: Path):
     arms = {"base": [0], "raw": [0], "augment": [1], "format": [0]}
     a = _run(tmp_path / "a.json", 0, arms)
     b = _run(tmp_path / "b.json", 1, arms, lr="3e-05")
-    res = subprocess.run(
-        [sys.executable, str(SCRIPT), str(a), str(b), "--same", "lr", "-o", str(tmp_path / "p.json")],
-        capture_output=True,
-        text=True,
-    )
+    res = _pool(a, b, out=tmp_path / "p.json", same="lr")
     assert res.returncode == 0, res.stderr
     pooled = json.loads((tmp_path / "p.json").read_text())
     assert pooled["questions"] == 2 and "lr" not in pooled["settings"]
     assert pooled["treated_as_same"] == {"lr": ["0.0001", "3e-05"]}
     # a misspelt setting is an error, not a silent no-op
-    res = subprocess.run(
-        [sys.executable, str(SCRIPT), str(a), str(b), "--same", "lrr"], capture_output=True, text=True
-    )
+    res = _pool(a, b, same="lrr")
     assert res.returncode != 0 and res.stderr.startswith("--same lrr: no run has that setting")
 
 

@@ -41,9 +41,12 @@ def _run(
     return path
 
 
-def _select(*paths: Path, out: Path | None = None, by: str | None = None) -> subprocess.CompletedProcess:
+def _select(
+    *paths: Path, out: Path | None = None, by: str | None = None, same: str | None = None
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, str(SCRIPT), *map(str, paths), *(["-o", str(out)] if out else [])]
-    return subprocess.run(cmd + (["--by", by] if by else []), capture_output=True, text=True)
+    cmd += (["--by", by] if by else []) + (["--same", same] if same else [])
+    return subprocess.run(cmd, capture_output=True, text=True)
 
 
 # four questions on passages p, q, r, s: fold 0 holds p and r (questions 0, 2), fold 1 q and s (1, 3)
@@ -154,11 +157,7 @@ def test_a_setting_vouched_the_same_is_not_a_candidate(tmp_path: Path):
     res = _select(a, b, c, d)
     assert res.returncode != 0 and "no run with generate_args=" in res.stderr
     out = tmp_path / "sel.json"
-    res = subprocess.run(
-        [sys.executable, str(SCRIPT), *map(str, (a, b, c, d)), "--same", "generate_args", "-o", str(out)],
-        capture_output=True,
-        text=True,
-    )
+    res = _select(a, b, c, d, out=out, same="generate_args")
     assert res.returncode == 0, res.stderr
     sel = json.loads(out.read_text())
     assert sel["candidates_differ_in"] == ["steps"] and sel["questions"] == 8
