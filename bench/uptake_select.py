@@ -52,6 +52,21 @@ def folds(passages: list[str]) -> np.ndarray:
     return np.asarray([order[p] % 2 for p in passages])
 
 
+def per_draw(runs: list[tuple[Path, dict]], fixed: list[dict], varying: list[str]) -> list[str]:
+    """The varying settings no two draws share a value of: a setting each draw wrote its own way
+    (a prompts folder's path), not a candidate one draw lacks."""
+    values: dict[str, dict[str, set]] = {}
+    for (_, run), s in zip(runs, fixed, strict=True):
+        for k in varying:
+            values.setdefault(k, {}).setdefault(str(run["args"].get("seed")), set()).add(str(s.get(k)))
+    found = []
+    for k, by_seed in values.items():
+        sets = list(by_seed.values())
+        if len(sets) > 1 and all(a.isdisjoint(b) for i, a in enumerate(sets) for b in sets[i + 1 :]):
+            found.append(k)
+    return found
+
+
 def candidates(
     runs: list[tuple[Path, dict]], same: tuple[str, ...] = ()
 ) -> tuple[list[str], dict[str, dict[str, list]]]:
@@ -67,7 +82,10 @@ def candidates(
     for seed, cands in draws.items():
         if sorted(cands) != labels:
             missing = next(label for label in labels if label not in cands)
-            raise SystemExit(f"seed {seed}: no run with {missing} (every draw needs every candidate)")
+            hint = "".join(
+                f"; --same {k} if its values name one treatment" for k in per_draw(runs, fixed, varying)
+            )
+            raise SystemExit(f"seed {seed}: no run with {missing} (every draw needs every candidate{hint})")
         first_path, first = next(iter(cands.values()))[0]
         for group in cands.values():
             for path, run in group:

@@ -155,7 +155,11 @@ def test_a_setting_vouched_the_same_is_not_a_candidate(tmp_path: Path):
         data["args"]["generate_args"] = "--prompts-dir /tmp/p"
         path.write_text(json.dumps(data))
     res = _select(a, b, c, d)
-    assert res.returncode != 0 and "no run with generate_args=" in res.stderr
+    assert res.returncode != 0
+    assert res.stderr.strip() == (
+        "seed 0: no run with generate_args=--prompts-dir /tmp/p, steps=24 (every draw needs every "
+        "candidate; --same generate_args if its values name one treatment)"
+    )
     out = tmp_path / "sel.json"
     res = _select(a, b, c, d, out=out, same="generate_args")
     assert res.returncode == 0, res.stderr
