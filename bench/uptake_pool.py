@@ -9,7 +9,9 @@ and --out, and any setting named with --same), else the arms they pool are not t
 Runs of the same --seed with another --train-seed are *replicates*: the same passages, data and
 questions, every arm trained again in another order. One 24-step training run moves with its data
 order as much as the intervals are wide, so replicates are averaged question by question first;
-the interval is then over questions of the mean over training runs.
+the interval is then over questions of the mean over training runs. Each training run's own
+(c) - (d) and (c) - (b) are kept too (`training_runs`), with how far apart they are: the spread
+the data order alone gives, which no interval over questions holds.
 
 Questions about one passage are not independent (a model that learned the passage answers all of
 them), so each difference also gets an interval that resamples whole passages ("by passage"):
@@ -213,6 +215,22 @@ def print_differences(result: dict) -> None:
             )
 
 
+def print_training_runs(runs: dict[str, dict]) -> None:
+    if not runs:
+        return
+    print(
+        "\neach training run of a draw trained more than once (data order alone moves these)\n\n"
+        "| seed | train seed | (c) - (d) F1 [95% CI] | (c) - (d) NLL [95% CI] |\n|---|---|---|---|"
+    )
+    for seed, d in runs.items():
+        for r in d["runs"]:
+            cd = r["c-d (knowledge)"]
+            cells = " | ".join(f"{cd[m][0]:+.3f} [{cd[m][1]:+.3f}, {cd[m][2]:+.3f}]" for m in METRICS)
+            print(f"| {seed} | {r['train_seed']} | {cells} |")
+        sp = d["spread"]["c-d (knowledge)"]
+        print(f"| {seed} | spread (max - min) | {sp['f1']:.3f} | {sp['answer_nll']:.3f} |")
+
+
 def _part(arrays: dict, part: np.ndarray) -> dict:
     """Arm means and the (c) - (d), (c) - (b) intervals over the questions `part` selects."""
     if not part.any():
@@ -251,6 +269,43 @@ def _replicate_mean(
         arm: {m: np.mean([run["per_question"][arm][m] for _, run in group], axis=0).tolist() for m in metrics}
         for arm in ARMS
     }
+
+
+def training_runs(draws: dict[str, list[tuple[Path, dict]]]) -> dict[str, dict]:
+    """For each draw trained more than once: each training run's (c) - (d) and (c) - (b) with its
+    interval over the draw's questions, and how far apart the runs' means are (the spread the data
+    order alone gives, which the pooled intervals over questions do not hold)."""
+    out = {}
+    for seed, group in draws.items():
+        if len(group) < 2:
+            continue
+        per_run = []
+        for path, run in group:
+            train_seed = run["args"].get("train_seed", "None")
+            arrays = {
+                arm: {m: np.asarray(run["per_question"][arm][m], dtype=float) for m in METRICS}
+                for arm in ARMS
+            }
+            diffs = {
+                pair: {m: bootstrap_ci(arrays[hi][m] - arrays[lo][m]) for m in METRICS}
+                for pair, (lo, hi) in PAIRS.items()
+                if pair in ("c-d (knowledge)", "c-b")
+            }
+            per_run.append(
+                {
+                    "run": str(path),
+                    "train_seed": run["args"].get("seed") if train_seed == "None" else train_seed,
+                }
+                | diffs
+            )
+        spread = {
+            pair: {
+                m: max(r[pair][m][0] for r in per_run) - min(r[pair][m][0] for r in per_run) for m in METRICS
+            }
+            for pair in ("c-d (knowledge)", "c-b")
+        }
+        out[seed] = {"runs": per_run, "spread": spread}
+    return out
 
 
 def pool(runs: list[tuple[Path, dict]], same: tuple[str, ...] = ()) -> dict:
@@ -313,6 +368,7 @@ def pool(runs: list[tuple[Path, dict]], same: tuple[str, ...] = ()) -> dict:
         "runs": [str(p) for p, _ in runs],
         "seeds": [run["args"].get("seed") for _, run in runs],
         "replicates": {seed: len(group) for seed, group in draws.items()},
+        "training_runs": training_runs(draws),
         "questions": int(len(arrays["base"]["f1"])),
         "settings": fixed,
         "treated_as_same": treated,
@@ -351,6 +407,7 @@ def main() -> None:
     for arm, s in result["closed"].items():
         print(f"| {arm} | {s['f1']:.3f} | {s['answer_nll']:.3f} |")
     print_differences(result)
+    print_training_runs(result["training_runs"])
     shares = result["practised_wrong"]
     if shares:
         print(

@@ -96,6 +96,14 @@ def test_replicates_of_one_draw_are_averaged_per_question_before_pooling(tmp_pat
     assert pooled["differences"]["c-d (knowledge)"]["f1"][0] == c_minus_d.mean()
     assert pooled["closed"]["augment"]["f1"] == np.mean([0.5, 0.25, 1.0])
     assert "pooled from 3 runs (2 of seed 0, 1 of seed 1)" in res.stdout
+    # how far the two training runs of seed 0 are apart; seed 1, trained once, has no entry
+    runs = pooled["training_runs"]
+    assert list(runs) == ["0"] and [r["train_seed"] for r in runs["0"]["runs"]] == ["0", "7"]
+    assert runs["0"]["runs"][0]["c-d (knowledge)"]["f1"][0] == 0.5  # [1, 0] - [0, 0]
+    assert runs["0"]["runs"][1]["c-d (knowledge)"]["f1"][0] == -0.25  # [0, 0.5] - [0, 1]
+    assert runs["0"]["spread"]["c-d (knowledge)"]["f1"] == 0.75
+    assert runs["0"]["spread"]["c-d (knowledge)"]["answer_nll"] == 0.75
+    assert "| 0 | spread (max - min) | 0.750 | 0.750 |" in res.stdout
 
 
 def test_replicates_must_ask_the_same_questions(tmp_path: Path):
