@@ -246,6 +246,12 @@ def _part(arrays: dict, part: np.ndarray) -> dict:
     }
 
 
+def trained_with(run: dict) -> str:
+    """The seed a run trained its arms with: --train-seed, else --seed."""
+    seed = run["args"].get("train_seed", "None")
+    return run["args"].get("seed") if seed == "None" else seed
+
+
 def _replicate_mean(
     group: list[tuple[Path, dict]], metrics: tuple[str, ...] = METRICS
 ) -> dict[str, dict[str, list[float]]]:
@@ -254,9 +260,7 @@ def _replicate_mean(
     first_path, first = group[0]
     trained: dict[str, Path] = {}
     for path, run in group:
-        # without --train-seed the run trained with --seed
-        seed = run["args"].get("train_seed", "None")
-        seed = run["args"].get("seed") if seed == "None" else seed
+        seed = trained_with(run)
         if seed in trained:
             raise SystemExit(f"{path}: the same training run as {trained[seed]} (pool it once)")
         trained[seed] = path
@@ -281,22 +285,13 @@ def training_runs(draws: dict[str, list[tuple[Path, dict]]]) -> dict[str, dict]:
             continue
         per_run = []
         for path, run in group:
-            train_seed = run["args"].get("train_seed", "None")
             arrays = {
                 arm: {m: np.asarray(run["per_question"][arm][m], dtype=float) for m in METRICS}
                 for arm in ARMS
             }
-            diffs = {
-                pair: {m: bootstrap_ci(arrays[hi][m] - arrays[lo][m]) for m in METRICS}
-                for pair, (lo, hi) in PAIRS.items()
-                if pair in ("c-d (knowledge)", "c-b")
-            }
+            every = np.ones(len(arrays["base"]["f1"]), dtype=bool)
             per_run.append(
-                {
-                    "run": str(path),
-                    "train_seed": run["args"].get("seed") if train_seed == "None" else train_seed,
-                }
-                | diffs
+                {"run": str(path), "train_seed": trained_with(run)} | _part(arrays, every)["differences"]
             )
         spread = {
             pair: {
