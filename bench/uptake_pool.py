@@ -16,7 +16,10 @@ the data order alone gives, which no interval over questions holds.
 Questions about one passage are not independent (a model that learned the passage answers all of
 them), so each difference also gets an interval that resamples whole passages ("by passage"):
 what the mean would do with other passages, not only other questions. It needs each question's
-passage: the run's `question_passages`, else drawn again from its --qa file.
+passage: the run's `question_passages`, else drawn again from its --qa file. Where every draw was
+trained at least twice, a third interval resamples training runs within each draw as well as
+passages ("by passage and training run"): what the mean would do with other passages *and*
+other data orders, the one interval that holds all three sources of noise.
 
     python bench/uptake_pool.py runs/uptake-s0/uptake.json runs/uptake-s1/uptake.json -o pooled.json
 
@@ -189,6 +192,55 @@ def differences(arrays: dict, groups: list | None = None) -> dict | None:
     }
 
 
+def bootstrap_runs_and_groups(
+    draws: list[tuple[np.ndarray, list[str]]], n: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean and 95 % interval of the per-question mean over training runs, resampling whole groups
+    (passages) over all draws and, within each draw, its training runs: two-stage bootstrap.
+
+    `draws` holds per draw a (runs, questions) array and each question's group label (unique across
+    draws). Every draw needs two runs or more. A draw's runs are resampled with replacement and the
+    deviation of their mean from the draw's run mean is scaled by sqrt(R / (R - 1)), so that the
+    resampled run mean varies as much as a mean of R runs does (plain resampling of 2 runs gives half
+    that). Groups are picked as `bootstrap_ci(groups=...)` picks them (same generator, same seed),
+    so runs that agree exactly give its by-passage interval."""
+    run_rng = np.random.default_rng(seed + 1)
+    sums, sizes = [], []
+    for values, labels in draws:
+        values = np.atleast_2d(np.asarray(values, dtype=float))
+        runs = values.shape[0]
+        if runs < 2:
+            raise ValueError("every draw needs two training runs or more")
+        order = {g: k for k, g in enumerate(dict.fromkeys(labels))}
+        index = np.asarray([order[g] for g in labels])
+        per_run = np.stack([np.bincount(index, weights=row, minlength=len(order)) for row in values])
+        mean = per_run.mean(axis=0)
+        weights = run_rng.multinomial(runs, [1 / runs] * runs, size=n) / runs
+        sums.append(mean + np.sqrt(runs / (runs - 1)) * (weights @ per_run - mean))
+        sizes.append(np.bincount(index, minlength=len(order)))
+    group_sums, group_sizes = np.concatenate(sums, axis=1), np.concatenate(sizes)
+    total = len(group_sizes)
+    picks = np.random.default_rng(seed).integers(0, total, size=(n, total))
+    means = np.take_along_axis(group_sums, picks, axis=1).sum(axis=1) / group_sizes[picks].sum(axis=1)
+    point = float(np.mean(np.concatenate([np.asarray(v, dtype=float).mean(axis=0) for v, _ in draws])))
+    return point, float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def differences_by_run(stacks: list[tuple[dict, list[str] | None]]) -> dict | None:
+    """Each pair's per-metric interval by passage and training run (`bootstrap_runs_and_groups`),
+    from per draw {arm: {metric: (runs, questions) array}} and each question's passage label; None
+    when a draw was trained once or a question's passage is not known."""
+    if not stacks or any(g is None or np.shape(a["base"]["f1"])[0] < 2 for a, g in stacks):
+        return None
+    return {
+        name: {
+            m: bootstrap_runs_and_groups([(a[hi][m] - a[lo][m], g) for a, g in stacks])
+            for m in stacks[0][0][hi]
+        }
+        for name, (lo, hi) in PAIRS.items()
+    }
+
+
 def print_differences(result: dict) -> None:
     by_passage = result.get("differences_by_passage")
     print(
@@ -204,6 +256,17 @@ def print_differences(result: dict) -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
     if not by_passage:
         print("(no interval by passage: a run records no question_passages and its QA file is not found)")
+    by_run = result.get("differences_by_passage_and_run")
+    if by_run:
+        runs = ", ".join(f"seed {seed}: {k}" for seed, k in result["replicates"].items())
+        print(f"\nby passage and training run (training runs per draw: {runs})\n")
+        print("| difference | F1 [95% CI] | answer NLL [95% CI] |\n|---|---|---|")
+        for name, d in by_run.items():
+            cells = " | ".join(f"{d[m][0]:+.3f} [{d[m][1]:+.3f}, {d[m][2]:+.3f}]" for m in METRICS)
+            print(f"| {name} | {cells} |")
+    elif by_passage and any(k > 1 for k in result.get("replicates", {}).values()):
+        once = ", ".join(seed for seed, k in result["replicates"].items() if k < 2)
+        print(f"(no interval by passage and training run: seed {once} trained once)")
     for m in OPTIONAL:
         if m in result["differences"]["c-d (knowledge)"]:
             print(
@@ -275,6 +338,14 @@ def _replicate_mean(
     }
 
 
+def runs_by_question(group: list[tuple[Path, dict]], metrics: tuple[str, ...] = METRICS) -> dict:
+    """Per arm and metric, a (training runs, questions) array of one draw's runs."""
+    return {
+        arm: {m: np.asarray([run["per_question"][arm][m] for _, run in group], dtype=float) for m in metrics}
+        for arm in ARMS
+    }
+
+
 def training_runs(draws: dict[str, list[tuple[Path, dict]]]) -> dict[str, dict]:
     """For each draw trained more than once: each training run's (c) - (d) and (c) - (b) with its
     interval over the draw's questions, and how far apart the runs' means are (the spread the data
@@ -326,11 +397,13 @@ def pool(runs: list[tuple[Path, dict]], same: tuple[str, ...] = ()) -> dict:
     flags: list[bool] | None = []
     groups: list[str | None] = []
     wrong: dict[str, list[np.ndarray]] | None = {arm: [] for arm in ARMS}
+    stacks: list[tuple[dict, list[str] | None]] = []
     for seed, group in draws.items():
         path, run = group[0]
         passages = question_passages(path, run, required=False)
         n = len(run.get("per_question", {}).get("base", {}).get("f1", []))
-        groups += [f"{seed}/{p}" for p in passages] if passages and len(passages) == n else [None] * n
+        labels = [f"{seed}/{p}" for p in passages] if passages and len(passages) == n else None
+        groups += labels or [None] * n
         run_flags = anticipated(path.parent, run.get("questions_asked", []))
         flags = None if flags is None or run_flags is None else flags + run_flags
         answers = practised(path.parent, passages if passages and len(passages) == n else None)
@@ -343,6 +416,7 @@ def pool(runs: list[tuple[Path, dict]], same: tuple[str, ...] = ()) -> dict:
         for arm, scores in _replicate_mean(group, metrics).items():
             for m in metrics:
                 per[arm][m].extend(scores[m])
+        stacks.append((runs_by_question(group, metrics), labels))
     arrays = {arm: {m: np.asarray(v, dtype=float) for m, v in d.items()} for arm, d in per.items()}
     split = None
     if flags is not None and len(flags) == len(arrays["base"]["f1"]):
@@ -370,6 +444,7 @@ def pool(runs: list[tuple[Path, dict]], same: tuple[str, ...] = ()) -> dict:
         "closed": {arm: {m: float(v.mean()) for m, v in a.items()} for arm, a in arrays.items()},
         "differences": differences(arrays),
         "differences_by_passage": differences(arrays, groups),
+        "differences_by_passage_and_run": differences_by_run(stacks),
         "by_anticipation": split,
         "practised_wrong": interference,
     }

@@ -34,11 +34,13 @@ from uptake_pool import (  # noqa: E402
     SAME_HELP,
     _replicate_mean,
     differences,
+    differences_by_run,
     load_runs,
     print_differences,
     question_passages,
     run_metrics,
     settings,
+    trained_with,
     vouched,
 )
 
@@ -105,6 +107,7 @@ def select(runs: list[tuple[Path, dict]], by: str = "answer_nll", same: tuple[st
     per = {arm: {m: [] for m in metrics} for arm in ARMS}
     groups: list[str] = []
     chosen: dict[str, dict[str, list[str]]] = {}
+    stacks: list[tuple[dict, list[str]]] = []
     for seed, cands in draws.items():
         labels = sorted(cands)
         means = {label: _replicate_mean(group, metrics) for label, group in cands.items()}
@@ -113,6 +116,10 @@ def select(runs: list[tuple[Path, dict]], by: str = "answer_nll", same: tuple[st
         groups += [f"{seed}/{p}" for p in passages]
         fold = folds(passages)
         n = len(fold)
+        # each training run (one --train-seed gives every candidate step of it) under the choices
+        trained = {label: {trained_with(r): r for _, r in group} for label, group in cands.items()}
+        same_runs = all(trained[label].keys() == trained[labels[0]].keys() for label in labels)
+        stack: dict[str, dict[str, np.ndarray]] = {}
         for arm in ARMS:
             picked = np.empty(n, dtype=int)
             for f in (0, 1):
@@ -128,6 +135,16 @@ def select(runs: list[tuple[Path, dict]], by: str = "answer_nll", same: tuple[st
             for m in metrics:
                 table = np.asarray([means[label][arm][m] for label in labels], dtype=float)
                 per[arm][m].extend(table[picked, np.arange(n)].tolist())
+                if same_runs:
+                    stack.setdefault(arm, {})[m] = np.asarray(
+                        [
+                            np.asarray(
+                                [trained[label][t]["per_question"][arm][m] for label in labels], dtype=float
+                            )[picked, np.arange(n)]
+                            for t in trained[labels[0]]
+                        ]
+                    )
+        stacks.append((stack, groups[-n:]) if same_runs else ({}, None))
     arrays = {arm: {m: np.asarray(v, dtype=float) for m, v in d.items()} for arm, d in per.items()}
     return {
         "runs": [str(p) for p, _ in runs],
@@ -139,6 +156,8 @@ def select(runs: list[tuple[Path, dict]], by: str = "answer_nll", same: tuple[st
         "closed": {arm: {m: float(v.mean()) for m, v in a.items()} for arm, a in arrays.items()},
         "differences": differences(arrays),
         "differences_by_passage": differences(arrays, groups),
+        "replicates": {seed: min(len(group) for group in cands.values()) for seed, cands in draws.items()},
+        "differences_by_passage_and_run": differences_by_run(stacks),
     }
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "uptake_pool.py"
 
@@ -104,6 +105,72 @@ def test_replicates_of_one_draw_are_averaged_per_question_before_pooling(tmp_pat
     assert runs["0"]["spread"]["c-d (knowledge)"]["f1"] == 0.75
     assert runs["0"]["spread"]["c-d (knowledge)"]["answer_nll"] == 0.75
     assert "| 0 | spread (max - min) | 0.750 | 0.750 |" in res.stdout
+
+
+def _with_passages(path: Path, passages: list[str]) -> Path:
+    data = json.loads(path.read_text())
+    data["question_passages"] = passages
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_interval_by_passage_and_run_holds_how_far_training_runs_are_apart(tmp_path: Path):
+    # one passage, two training runs of it: (c) - (d) is 1 on every question in one, 0 in the other
+    zeros = [0.0, 0.0]
+    runs = [
+        _with_passages(
+            _run(
+                tmp_path / f"r{t}.json",
+                0,
+                {"base": zeros, "raw": zeros, "augment": c, "format": zeros},
+                train_seed=t,
+            ),
+            ["p", "p"],
+        )
+        for t, c in ((0, [1.0, 1.0]), (7, zeros))
+    ]
+    res = _pool(*runs, out=tmp_path / "pooled.json")
+    assert res.returncode == 0, res.stderr
+    pooled = json.loads((tmp_path / "pooled.json").read_text())
+    # over questions and passages the two runs' mean, 0.5, is certain: one passage, no spread in it
+    assert pooled["differences_by_passage"]["c-d (knowledge)"]["f1"] == [0.5, 0.5, 0.5]
+    # resampling the runs: their mean, or the mean moved by sqrt(2) times half their distance,
+    # as much as a mean of two runs varies (sd of two runs 1/sqrt(2), over sqrt(2))
+    by_run = pooled["differences_by_passage_and_run"]["c-d (knowledge)"]
+    assert by_run["f1"] == pytest.approx([0.5, 0.5 - 2**-0.5, 0.5 + 2**-0.5])
+    assert by_run["answer_nll"] == pytest.approx([-0.5, -0.5 - 2**-0.5, -0.5 + 2**-0.5])
+    assert "by passage and training run (training runs per draw: seed 0: 2)" in res.stdout
+    assert "| c-d (knowledge) | +0.500 [-0.207, +1.207] | -0.500 [-1.207, +0.207] |" in res.stdout
+
+
+def test_training_runs_that_agree_give_the_interval_by_passage(tmp_path: Path):
+    knows = {0: [1, 1, 0], 1: [1, 0, 1]}
+    paths = []
+    for seed in (0, 1):
+        c = [float(k) for k in np.repeat(knows[seed], 4)]
+        arms = {"base": [0] * 12, "raw": [0.5] * 12, "augment": c, "format": [0] * 12}
+        for t in (seed, 9):
+            path = _run(tmp_path / f"s{seed}-t{t}.json", seed, arms, train_seed=t)
+            paths.append(_with_passages(path, [f"p{k}" for k in np.repeat([0, 1, 2], 4)]))
+    res = _pool(*paths, out=tmp_path / "pooled.json")
+    assert res.returncode == 0, res.stderr
+    pooled = json.loads((tmp_path / "pooled.json").read_text())
+    assert pooled["differences_by_passage_and_run"] == pooled["differences_by_passage"]
+    assert pooled["differences_by_passage"]["c-d (knowledge)"]["f1"][2] > 2 / 3  # not a point
+
+
+def test_no_interval_by_run_while_a_draw_was_trained_once(tmp_path: Path):
+    arms = {"base": [0, 0], "raw": [0, 0], "augment": [1, 0], "format": [0, 0]}
+    paths = [
+        _with_passages(_run(tmp_path / name, seed, arms, train_seed=t), ["p", "q"])
+        for name, seed, t in (("a.json", 0, None), ("a2.json", 0, 7), ("b.json", 1, None))
+    ]
+    res = _pool(*paths, out=tmp_path / "pooled.json")
+    assert res.returncode == 0, res.stderr
+    pooled = json.loads((tmp_path / "pooled.json").read_text())
+    assert pooled["differences_by_passage"] is not None
+    assert pooled["differences_by_passage_and_run"] is None
+    assert "(no interval by passage and training run: seed 1 trained once)" in res.stdout
 
 
 def test_replicates_must_ask_the_same_questions(tmp_path: Path):

@@ -135,6 +135,37 @@ def test_draws_pool_and_replicates_average_before_choosing(tmp_path: Path):
     assert sel["closed"]["augment"]["answer_nll"] == pytest.approx(np.mean(expected))
 
 
+def test_interval_by_passage_and_run_resamples_each_training_run_under_the_choices(tmp_path: Path):
+    a = _run(tmp_path / "a.json", 0, 24, SHORT, PASSAGES)
+    b = _run(tmp_path / "b.json", 0, 48, LONG, PASSAGES)
+    # the same training run again (train seed 9): the interval is the one by passage
+    a9 = _run(tmp_path / "a9.json", 0, 24, SHORT, PASSAGES, train_seed=9)
+    b9 = _run(tmp_path / "b9.json", 0, 48, LONG, PASSAGES, train_seed=9)
+    res = _select(a, b, a9, b9, out=tmp_path / "sel.json")
+    assert res.returncode == 0, res.stderr
+    sel = json.loads((tmp_path / "sel.json").read_text())
+    assert sel["replicates"] == {"0": 2}
+    assert sel["differences_by_passage_and_run"] == sel["differences_by_passage"]
+    # a second run whose (c) is one nat worse at every step: the choices stay, the runs' mean moves
+    # by half a nat and the interval widens by how far the runs are apart
+    for path, table in ((a9, SHORT), (b9, LONG)):
+        run = json.loads(path.read_text())
+        run["per_question"]["augment"]["answer_nll"] = [x + 1 for x in table["augment"]]
+        path.write_text(json.dumps(run))
+    res = _select(a, b, a9, b9, out=tmp_path / "sel.json")
+    assert res.returncode == 0, res.stderr
+    sel = json.loads((tmp_path / "sel.json").read_text())
+    assert sel["chosen"]["augment"] == {"0": ["steps=24", "steps=48"]}
+    mean, lo, hi = sel["differences_by_passage_and_run"]["c-d (knowledge)"]["answer_nll"]
+    _, plo, phi = sel["differences_by_passage"]["c-d (knowledge)"]["answer_nll"]
+    assert mean == pytest.approx((np.array([2.0, 3.0, 2.0, 3.0]) + 0.5 - 2.5).mean())
+    assert hi - lo > (phi - plo) + 0.5
+    # a draw whose candidates were not all trained in the same runs has no such interval
+    res = _select(a, b, b9, out=tmp_path / "sel.json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "sel.json").read_text())["differences_by_passage_and_run"] is None
+
+
 def test_every_draw_needs_every_candidate(tmp_path: Path):
     a = _run(tmp_path / "a.json", 0, 24, SHORT, PASSAGES)
     b = _run(tmp_path / "b.json", 0, 48, LONG, PASSAGES)
