@@ -143,6 +143,35 @@ def test_interval_by_passage_and_run_holds_how_far_training_runs_are_apart(tmp_p
     assert "| c-d (knowledge) | +0.500 [-0.207, +1.207] | -0.500 [-1.207, +0.207] |" in res.stdout
 
 
+def test_the_interval_by_run_covers_where_the_interval_by_passage_does_not(monkeypatch: pytest.MonkeyPatch):
+    # simulated pools of 3 draws x 10 passages x 5 questions, each draw trained twice; the true
+    # (c) - (d) is 0, and each training run moves its whole draw by N(0, 0.2) (the data order),
+    # about what two training runs of one draw differed by in the uptake runs
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))
+    from uptake_pool import bootstrap_runs_and_groups
+
+    from augment.eval.metrics import bootstrap_ci
+
+    rng = np.random.default_rng(1)
+    by_passage = by_run = 0
+    for _ in range(200):
+        stacks = []
+        for d in range(3):
+            passage = np.repeat(rng.normal(0, 0.1, 10), 5)
+            question = rng.normal(0, 0.3, 50)
+            runs = np.stack(
+                [passage + question + rng.normal(0, 0.2) + rng.normal(0, 0.1, 50) for _ in range(2)]
+            )
+            stacks.append((runs, [f"{d}/{k}" for k in np.repeat(np.arange(10), 5)]))
+        mean = np.concatenate([r.mean(axis=0) for r, _ in stacks])
+        _, lo, hi = bootstrap_ci(mean, n=500, groups=[g for _, labels in stacks for g in labels])
+        by_passage += lo <= 0 <= hi
+        _, lo, hi = bootstrap_runs_and_groups(stacks, n=500)
+        by_run += lo <= 0 <= hi
+    # the interval by passage holds 0 in about 3 pools of 5; resampling the runs too, in 9 of 10
+    assert by_passage / 200 < 0.7 and by_run / 200 >= 0.85
+
+
 def test_training_runs_that_agree_give_the_interval_by_passage(tmp_path: Path):
     knows = {0: [1, 1, 0], 1: [1, 0, 1]}
     paths = []
