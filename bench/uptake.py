@@ -192,6 +192,11 @@ def main() -> None:
     )
     ap.add_argument("-o", "--out", type=Path, default=REPO / "runs" / "uptake")
     args = ap.parse_args()
+    if args.train_seed == args.seed:
+        raise SystemExit(
+            f"--train-seed {args.train_seed}: --seed {args.seed} already trains with that seed, so it is "
+            "the same training run as without --train-seed; give another to train again"
+        )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()

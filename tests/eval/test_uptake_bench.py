@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -62,3 +63,17 @@ def test_a_checkpoint_trained_in_another_precision_is_refused(tmp_path: Path):
     assert trained_as_asked(tmp_path / "fp32", {**ASKED, "bf16": False}) is True
     _trained(tmp_path / "bf16", **ASKED, bf16="on")
     assert trained_as_asked(tmp_path / "bf16", {**ASKED, "bf16": True}) is True
+
+
+def test_a_replicate_with_the_draws_own_training_seed_is_refused(tmp_path: Path):
+    # --seed 1 already trains with seed 1: "--train-seed 1" would redo that run, not replicate it
+    script = Path(__file__).resolve().parents[2] / "bench" / "uptake.py"
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(script), "--seed", "1", "--train-seed", "1", "--passages", "2", "-o", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)  # not refused: it would run
+    assert res.returncode != 0
+    assert res.stderr.strip() == (
+        "--train-seed 1: --seed 1 already trains with that seed, so it is the same training run as "
+        "without --train-seed; give another to train again"
+    )
+    assert not out.exists()  # refused before anything is written
