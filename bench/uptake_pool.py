@@ -354,16 +354,15 @@ def training_runs(draws: dict[str, list[tuple[Path, dict]]]) -> dict[str, dict]:
     for seed, group in draws.items():
         if len(group) < 2:
             continue
-        per_run = []
-        for path, run in group:
-            arrays = {
-                arm: {m: np.asarray(run["per_question"][arm][m], dtype=float) for m in METRICS}
-                for arm in ARMS
-            }
-            every = np.ones(len(arrays["base"]["f1"]), dtype=bool)
-            per_run.append(
-                {"run": str(path), "train_seed": trained_with(run)} | _part(arrays, every)["differences"]
-            )
+        stacked = runs_by_question(group)
+        every = np.ones(stacked["base"]["f1"].shape[1], dtype=bool)
+        per_run = [
+            {"run": str(path), "train_seed": trained_with(run)}
+            | _part({arm: {m: v[k] for m, v in a.items()} for arm, a in stacked.items()}, every)[
+                "differences"
+            ]
+            for k, (path, run) in enumerate(group)
+        ]
         spread = {
             pair: {
                 m: max(r[pair][m][0] for r in per_run) - min(r[pair][m][0] for r in per_run) for m in METRICS
