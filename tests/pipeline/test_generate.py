@@ -55,7 +55,7 @@ def test_examples_end_to_end_every_chunk_used(examples: Path, tmp_path: Path):
     stats = json.loads((tmp_path / "run" / "stats.json").read_text())
     assert stats["requests"] == summary.requests == summary.chunks * 7
     run_json = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run_json["config"]["chunk_tokens"] == 256 and run_json["strategies"]["qa"]["version"] == "1"
+    assert run_json["config"]["chunk_tokens"] == 256 and run_json["strategies"]["qa"]["version"] == "2"
 
 
 def test_ids_and_files_are_identical_across_runs_and_concurrency(examples: Path, tmp_path: Path):

@@ -67,9 +67,9 @@ def test_records_render_text_and_messages_and_have_stable_ids():
         ]
     )
     recs = s.records(CHUNK, req, GenResult("..."), parsed, backend="mock", model="m")
-    assert recs[0]["text"] == "Merrow\nQuestion: When was the Merrow light completed?\nAnswer: 1862"
+    assert recs[0]["text"] == "Question: When was the Merrow light completed?\nAnswer: 1862"
     assert recs[0]["messages"][1] == {"role": "assistant", "content": "1862"}
-    assert recs[0]["span"] == [10, 60] and recs[0]["prompt"]["version"] == "1"
+    assert recs[0]["span"] == [10, 60] and recs[0]["prompt"]["version"] == "2"
     again = s.records(CHUNK, req, GenResult("other text"), parsed, backend="mock", model="m")
     assert again[0]["id"] == recs[0]["id"]
 
