@@ -176,10 +176,10 @@ def test_eval_before_and_after_training(cli, tmp_path: Path, shards, tiny_model)
     cpt, base = shards["cpt"], tiny_model
     # questions whose answers the training text states ("Question: ...\nAnswer: ...")
     qa = tmp_path / "qa.jsonl"
-    recs = [r for r in read_jsonl(next(cpt.glob("train-*.jsonl"))) if "\nQuestion: " in r["text"]][:12]
+    recs = [r for r in read_jsonl(next(cpt.glob("train-*.jsonl"))) if r["text"].startswith("Question: ")][:12]
     rows = []
     for r in recs:
-        q, a = r["text"].split("\nQuestion: ", 1)[1].split("\nAnswer: ", 1)
+        q, a = r["text"].removeprefix("Question: ").split("\nAnswer: ", 1)
         rows.append({"question": q, "answer": a})
     qa.write_text("\n".join(json.dumps(x) for x in rows) + "\n")
     trained = tmp_path / "trained"
