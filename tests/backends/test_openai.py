@@ -302,8 +302,8 @@ def test_kill_9_then_resume_is_identical_and_pays_once(server, examples: Path, t
     assert cached > 20
     # a request the killed client had sent may reach the server's handler only now (a loaded
     # machine): wait until the count settles, so that it is not charged to the resumed run
-    settled = -1
-    while settled != srv.requests:
+    settled, settle_by = -1, time.monotonic() + 10
+    while settled != srv.requests and time.monotonic() < settle_by:
         settled = srv.requests
         time.sleep(0.5)
     sent_before = srv.requests
