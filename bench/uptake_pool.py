@@ -438,6 +438,7 @@ def pool(runs: list[tuple[Path, dict]], same: tuple[str, ...] = ()) -> dict:
         "replicates": {seed: len(group) for seed, group in draws.items()},
         "training_runs": training_runs(draws),
         "questions": int(len(arrays["base"]["f1"])),
+        "shared_passages": shared_passages(groups),
         "settings": fixed,
         "treated_as_same": treated,
         "closed": {arm: {m: float(v.mean()) for m, v in a.items()} for arm, a in arrays.items()},
@@ -447,6 +448,17 @@ def pool(runs: list[tuple[Path, dict]], same: tuple[str, ...] = ()) -> dict:
         "by_anticipation": split,
         "practised_wrong": interference,
     }
+
+
+def shared_passages(groups: list[str | None]) -> dict[str, list[str]]:
+    """Passages that more than one draw evaluated, with those draws' seeds. Each draw trains its own
+    arms, so the intervals count such a passage once per draw; its questions, though, are the same,
+    which a reader weighing the intervals should know."""
+    seeds: dict[str, list[str]] = {}
+    for label in dict.fromkeys(g for g in groups if g is not None):
+        seed, passage = label.split("/", 1)
+        seeds.setdefault(passage, []).append(seed)
+    return {passage: s for passage, s in seeds.items() if len(s) > 1}
 
 
 def load_runs(paths: list[Path]) -> list[tuple[Path, dict]]:
@@ -471,7 +483,10 @@ def main() -> None:
     if args.out:
         write_json(args.out, result)
     reps = ", ".join(f"{n} of seed {seed}" for seed, n in result["replicates"].items())
-    print(f"\n{result['questions']} questions pooled from {len(runs)} runs ({reps})\n")
+    print(f"\n{result['questions']} questions pooled from {len(runs)} runs ({reps})")
+    for passage, seeds in result["shared_passages"].items():
+        print(f"passage {passage} is evaluated by seeds {', '.join(seeds)}: counted once per draw")
+    print()
     print("| arm | F1 | answer NLL |\n|---|---|---|")
     for arm, s in result["closed"].items():
         print(f"| {arm} | {s['f1']:.3f} | {s['answer_nll']:.3f} |")

@@ -51,6 +51,7 @@ def test_runs_pool_question_by_question(tmp_path: Path):
     assert "| c-d (knowledge) | +0.400 [" in res.stdout
     # the runs say neither which passage each question is about nor where their QA file is
     assert pooled["differences_by_passage"] is None and "no interval by passage" in res.stdout
+    assert pooled["shared_passages"] == {} and "is evaluated by seeds" not in res.stdout
 
 
 def test_intervals_by_passage_resample_whole_passages(tmp_path: Path):
@@ -77,6 +78,9 @@ def test_intervals_by_passage_resample_whole_passages(tmp_path: Path):
     # 6 passages (s0/p0 and s1/p0 are different passages), not 24 independent questions
     assert phi - plo > 1.5 * (hi - lo)
     assert "F1, by passage" in res.stdout and f"[{plo:+.3f}, {phi:+.3f}]" in res.stdout
+    # the same passage ids in both draws: said, so that a reader knows the questions repeat
+    assert pooled["shared_passages"] == {"p0": ["0", "1"], "p1": ["0", "1"], "p2": ["0", "1"]}
+    assert "passage p0 is evaluated by seeds 0, 1: counted once per draw" in res.stdout
 
 
 def test_replicates_of_one_draw_are_averaged_per_question_before_pooling(tmp_path: Path):
