@@ -75,7 +75,7 @@ def test_intervals_by_passage_resample_whole_passages(tmp_path: Path):
     mean, lo, hi = pooled["differences"]["c-d (knowledge)"]["f1"]
     pmean, plo, phi = pooled["differences_by_passage"]["c-d (knowledge)"]["f1"]
     assert mean == pmean == 2 / 3
-    # 6 passages (s0/p0 and s1/p0 are different passages), not 24 independent questions
+    # 6 clusters (s0/p0 and s1/p0 count twice: each draw trains its own arms), not 24 questions
     assert phi - plo > 1.5 * (hi - lo)
     assert "F1, by passage" in res.stdout and f"[{plo:+.3f}, {phi:+.3f}]" in res.stdout
     # the same passage ids in both draws: said, so that a reader knows the questions repeat
