@@ -177,6 +177,7 @@ def test_eval_before_and_after_training(cli, tmp_path: Path, shards, tiny_model)
     # questions whose answers the training text states ("Question: ...\nAnswer: ...")
     qa = tmp_path / "qa.jsonl"
     recs = [r for r in read_jsonl(next(cpt.glob("train-*.jsonl"))) if r["text"].startswith("Question: ")][:12]
+    assert len(recs) >= 6, "the qa records' training text no longer starts with 'Question: '"
     rows = []
     for r in recs:
         q, a = r["text"].removeprefix("Question: ").split("\nAnswer: ", 1)
