@@ -516,6 +516,13 @@ def train_cmd(
     replay_corpus: Annotated[
         Path | None, typer.Option(help="Generic JSONL corpus ({'text'}) to replay.")
     ] = None,
+    answers_only: Annotated[
+        bool | None,
+        typer.Option(
+            "--answers-only/--all-tokens",
+            help="cpt shards: loss on the answers of 'Question: ...\\nAnswer: ...' records only.",
+        ),
+    ] = None,
     merge: Annotated[
         bool | None, typer.Option("--merge/--no-merge", help="LoRA: write merged weights.")
     ] = None,
@@ -558,6 +565,7 @@ def train_cmd(
         grad_accum=grad_accum,
         replay=replay,
         replay_corpus=replay_corpus,
+        answers_only=answers_only,
         merge=merge,
         save_steps=save_steps,
         snapshot_steps=snapshot_steps,

@@ -147,7 +147,13 @@ def trained_as_asked(ckpt: Path, settings: dict) -> bool:
     if not info.is_file():
         return False
     trained = json.loads(info.read_text()).get("hyperparameters", {})
-    diff = [f"{k}={trained.get(k)} (asked {v})" for k, v in settings.items() if trained.get(k) != v]
+    # checkpoints from before a setting existed were trained with its default
+    known = {"answers_only": False}
+    diff = [
+        f"{k}={trained.get(k, known.get(k))} (asked {v})"
+        for k, v in settings.items()
+        if trained.get(k, known.get(k)) != v
+    ]
     if diff:
         raise SystemExit(
             f"{ckpt}: trained with {', '.join(diff)}; use another -o (copy run_eval/ and run_other/ "
@@ -175,6 +181,12 @@ def main() -> None:
         "--bf16", choices=["on", "off"], help="train's --bf16 (on a CPU with AMX: autocast, 1.3x tokens/s)"
     )
     ap.add_argument("--replay", type=float, default=0.2)
+    ap.add_argument(
+        "--answers-only",
+        action="store_true",
+        help="train every arm with augment train --answers-only (question-answer records train on "
+        "their answers; the raw passages and replay on every token, as without it)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="draws the passages; also the training seed")
     ap.add_argument(
         "--train-seed",
@@ -257,6 +269,8 @@ def main() -> None:
         hyper += ["--lr", args.lr]
     if args.bf16:
         hyper += ["--bf16", args.bf16]
+    if args.answers_only:
+        hyper += ["--answers-only"]
     try:
         score_at = sorted(set(step_list(args.score_steps)))
     except ValueError as e:
@@ -280,6 +294,7 @@ def main() -> None:
             "replay": args.replay if arm != "raw" else 0.0,
             **({"snapshot_steps": score_at} if score_at else {}),
             **({"bf16": args.bf16 == "on"} if args.bf16 else {}),
+            "answers_only": args.answers_only,
         }
         if not trained_as_asked(ckpt, settings):
             merge = ["--merge"] if args.method == "lora" else []
@@ -320,8 +335,10 @@ def report(
 ) -> None:
     """Write one scored point (the arms' checkpoints at `at_step`, or at the end) and print its tables."""
     diffs = {name: paired_differences(scores[lo], scores[hi]) for name, (lo, hi) in PAIRS.items()}
-    # without --bf16 the settings read as before it existed, so such runs pool with earlier ones
-    run_args = {k: str(v) for k, v in vars(args).items() if k != "score_steps" and (k, v) != ("bf16", None)}
+    # without --bf16 or --answers-only the settings read as before they existed, so such runs pool
+    # with earlier ones
+    defaults = {("bf16", None), ("answers_only", False)}
+    run_args = {k: str(v) for k, v in vars(args).items() if k != "score_steps" and (k, v) not in defaults}
     if at_step is not None:
         run_args["at_step"] = str(at_step)  # uptake_select.py treats each step as a candidate
     passage_ids = {r["text"]: str(r["id"]) for r in evaluated}

@@ -42,6 +42,11 @@ class TrainConfig(BaseModel):
         0.0, ge=0, lt=1, description="share of training tokens from the raw source documents"
     )
     replay_corpus: Path | None = Field(None, description="JSONL of generic text ({'text'}) to replay too")
+    answers_only: bool = Field(
+        False,
+        description="cpt shards: train question-answer records ('Question: ...\\nAnswer: ...') on the "
+        "answer's tokens only, as closed-book QA asks them; other records and replay on every token",
+    )
     # LoRA
     lora_r: int = Field(16, ge=1)
     lora_alpha: int = Field(32, ge=1)

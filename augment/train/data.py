@@ -3,6 +3,9 @@
 - `cpt` shards -> {"text"} rows (language modelling; the trainer packs them into full sequences);
 - `chat` shards -> {"prompt", "completion"} rows (the model's chat template is applied by TRL, and
   the loss is on the assistant turn only);
+- `answers_only` (cpt): question-answer records ("Question: ...\nAnswer: ...", the `qa` and `qa-spans`
+  record text) -> {"prompt", "completion"} rows split after "Answer:", so the loss is on the answer, as
+  closed-book QA asks it; every other row (paraphrases, notes, replay) -> an empty prompt, loss on all;
 - replay: raw source documents (RUN/documents.jsonl, beside the shards) and an optional generic
   corpus, added until they make up the requested share of training tokens.
 """
@@ -50,6 +53,19 @@ def _to_prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
     return {"prompt": messages[:-1], "completion": messages[-1:]}
 
 
+QUESTION, ANSWER = "Question: ", "\nAnswer:"
+
+
+def answer_split(text: str) -> dict[str, str]:
+    """A question-answer record's text -> {"prompt": through "Answer:", "completion": the answer};
+    any other text -> {"prompt": "", "completion": text} (trained on every token)."""
+    cut = text.find(ANSWER) if text.startswith(QUESTION) else -1
+    if cut > 0 and text[cut + len(ANSWER) :].strip():
+        cut += len(ANSWER)
+        return {"prompt": text[:cut], "completion": text[cut:]}
+    return {"prompt": "", "completion": text}
+
+
 def _replay_rows(shards: Path, fmt: str, corpus: Path | None, tokens: int, seed: int) -> list[dict[str, Any]]:
     """Raw text worth `tokens` tokens (approx), documents first, then the generic corpus, cycled."""
     pool: list[tuple[str, str]] = []
@@ -91,7 +107,13 @@ def _replay_rows(shards: Path, fmt: str, corpus: Path | None, tokens: int, seed:
     return rows
 
 
-def load_training_data(shards: Path, replay: float = 0.0, replay_corpus: Path | None = None, seed: int = 0):
+def load_training_data(
+    shards: Path,
+    replay: float = 0.0,
+    replay_corpus: Path | None = None,
+    seed: int = 0,
+    answers_only: bool = False,
+):
     """(train dataset, validation dataset or None, manifest, manifest sha256)."""
     from datasets import Dataset, concatenate_datasets, load_dataset
 
@@ -120,4 +142,8 @@ def load_training_data(shards: Path, replay: float = 0.0, replay_corpus: Path | 
         train = concatenate_datasets([train, Dataset.from_list(rows, features=train.features)]).shuffle(
             seed=seed
         )
-    return train, out["val"], manifest, sha256_file(shards / "manifest.json")
+    val = out["val"]
+    if answers_only and fmt == "cpt":  # chat rows are already trained on the assistant turn only
+        train = train.map(lambda r: answer_split(r["text"]), remove_columns=["text"])
+        val = val.map(lambda r: answer_split(r["text"]), remove_columns=["text"]) if val is not None else None
+    return train, val, manifest, sha256_file(shards / "manifest.json")

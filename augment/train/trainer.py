@@ -176,7 +176,7 @@ def train(
 
     model_path = resolve_model(cfg.model, cfg.trust_remote_code)
     train_ds, val_ds, manifest, manifest_sha = load_training_data(
-        cfg.shards, cfg.replay, cfg.replay_corpus, cfg.seed
+        cfg.shards, cfg.replay, cfg.replay_corpus, cfg.seed, cfg.answers_only
     )
     fmt = manifest["format"]
     try:
@@ -304,6 +304,8 @@ def train(
         model=final,
     )
     runtime = float(output.metrics.get("train_runtime", result.seconds))
+    # rows trained on their answer only (--answers-only); every other row trains on all its tokens
+    answer_rows = sum(map(bool, train_ds["prompt"])) if cfg.answers_only and fmt == "cpt" else 0
     write_json(
         cfg.output / "train.json",
         {
@@ -315,6 +317,7 @@ def train(
             "shards": str(cfg.shards),
             "manifest_sha256": manifest_sha,
             "train_rows": len(train_ds),
+            "answer_only_rows": answer_rows,
             "hyperparameters": {
                 **cfg.model_dump(mode="json"),
                 "learning_rate": cfg.learning_rate,

@@ -65,6 +65,21 @@ def test_a_checkpoint_trained_in_another_precision_is_refused(tmp_path: Path):
     assert trained_as_asked(tmp_path / "bf16", {**ASKED, "bf16": True}) is True
 
 
+def test_a_checkpoint_trained_on_every_token_is_not_reused_for_answers_only(tmp_path: Path):
+    # checkpoints from before --answers-only have no such key: they trained on every token
+    _trained(tmp_path / "old", **ASKED)
+    old = json.loads((tmp_path / "old" / "train.json").read_text())
+    del old["hyperparameters"]["answers_only"]
+    (tmp_path / "old" / "train.json").write_text(json.dumps(old))
+    assert trained_as_asked(tmp_path / "old", {**ASKED, "answers_only": False}) is True
+    with pytest.raises(SystemExit, match=r"answers_only=False \(asked True\)"):
+        trained_as_asked(tmp_path / "old", {**ASKED, "answers_only": True})
+    _trained(tmp_path / "new", **ASKED, answers_only=True)
+    assert trained_as_asked(tmp_path / "new", {**ASKED, "answers_only": True}) is True
+    with pytest.raises(SystemExit, match=r"answers_only=True \(asked False\)"):
+        trained_as_asked(tmp_path / "new", {**ASKED, "answers_only": False})
+
+
 def test_a_replicate_with_the_draws_own_training_seed_is_refused(tmp_path: Path):
     # --seed 1 already trains with seed 1: "--train-seed 1" would redo that run, not replicate it
     script = Path(__file__).resolve().parents[2] / "bench" / "uptake.py"

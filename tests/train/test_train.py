@@ -132,6 +132,59 @@ def test_replay_mixes_in_the_raw_documents(shards, tiny_model, tmp_path):
     assert any(r["prompt"][0]["content"].startswith("Recite the document") for r in chat)
 
 
+def test_answers_only_splits_question_answer_records(shards):
+    from augment.train.data import answer_split, load_training_data
+
+    texts = [r["text"] for r in read_jsonl(next(shards["cpt"].glob("train-*.jsonl")))]
+    qa = [t for t in texts if t.startswith("Question: ")]
+    assert 0 < len(qa) < len(texts)  # the fixture has notes records too
+    rows, val, _, _ = load_training_data(shards["cpt"], replay=0.5, seed=1, answers_only=True)
+    assert set(rows.column_names) == {"prompt", "completion"} and set(val.column_names) == set(
+        rows.column_names
+    )
+    whole = [r["prompt"] + r["completion"] for r in rows]
+    assert set(texts) <= set(whole)  # nothing lost or reworded; replay rows come on top
+    split = [r for r in rows if r["prompt"]]
+    assert len(split) == len(qa)
+    for r in split:
+        assert r["prompt"].startswith("Question: ") and r["prompt"].endswith("\nAnswer:"), r
+        assert r["completion"].strip() and "Question: " not in r["completion"], r
+    # a question without an answer, or text that only mentions one, trains on every token
+    for text in ("Question: Who?\nAnswer: ", "Notes\nQuestion: Who?\nAnswer: Ada"):
+        assert answer_split(text) == {"prompt": "", "completion": text}
+
+
+def test_answers_only_puts_the_loss_on_the_answers(shards, tiny_model, tmp_path):
+    """What reaches the loss: the labelled tokens of a packed batch hold the answers and the notes,
+    never a question; without --answers-only the questions are labelled too."""
+    tok = transformers.AutoTokenizer.from_pretrained(tiny_model)
+    seen: dict[bool, tuple[str, str]] = {}
+
+    def batches(answers_only: bool):
+        class Grab(transformers.TrainerCallback):
+            def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+                batch = next(iter(train_dataloader))
+                ids, labels = batch["input_ids"], batch["labels"]
+                seen[answers_only] = (tok.decode(ids[labels != -100]), tok.decode(ids.flatten()))
+
+        out = tmp_path / str(answers_only)
+        train(
+            cfg(shards["cpt"], tiny_model, out, method="full", max_steps=1, answers_only=answers_only),
+            callbacks=[Grab()],
+        )
+        return json.loads((out / "train.json").read_text())
+
+    texts = [r["text"] for r in read_jsonl(next(shards["cpt"].glob("train-*.jsonl")))]
+    info = batches(True)
+    labelled, everything = seen[True]
+    assert "Question:" in everything and "Question:" not in labelled and labelled.strip()
+    assert info["answer_only_rows"] == sum(t.startswith("Question: ") for t in texts)
+    assert info["hyperparameters"]["answers_only"] is True
+    info = batches(False)
+    labelled, everything = seen[False]
+    assert "Question:" in labelled and info["answer_only_rows"] == 0
+
+
 def test_errors_are_one_line(cli, shards, tiny_model, tmp_path):
     r = cli("train", shards["cpt"], "-o", tmp_path / "x")
     assert r.code == 2 and r.err.strip() == "error: augment train needs --model"
