@@ -37,6 +37,8 @@ class TrainResult:
     resumed_from: str | None
     loss_curve: list[dict[str, Any]] = field(default_factory=list)
     model: Any = None  # the trained model, in memory
+    rows: int = 0  # training rows, replay included
+    answer_only_rows: int = 0  # of which trained on their answer only (--answers-only)
 
 
 def _imports():
@@ -292,6 +294,8 @@ def train(
         if "loss" in h
     ]
     tokens = int(trainer.state.num_input_tokens_seen)
+    # rows trained on their answer only (--answers-only); every other row trains on all its tokens
+    answer_rows = sum(map(bool, train_ds["prompt"])) if cfg.answers_only and fmt == "cpt" else 0
     result = TrainResult(
         output=cfg.output,
         steps=trainer.state.global_step,
@@ -302,10 +306,10 @@ def train(
         resumed_from=Path(last).name if last else None,
         loss_curve=curve,
         model=final,
+        rows=len(train_ds),
+        answer_only_rows=answer_rows,
     )
     runtime = float(output.metrics.get("train_runtime", result.seconds))
-    # rows trained on their answer only (--answers-only); every other row trains on all its tokens
-    answer_rows = sum(map(bool, train_ds["prompt"])) if cfg.answers_only and fmt == "cpt" else 0
     write_json(
         cfg.output / "train.json",
         {

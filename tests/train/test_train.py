@@ -222,6 +222,28 @@ def test_cli_trains_with_a_config_file(cli, shards, tiny_model, tmp_path):
     assert not torch.equal(logits(loaded, tok), logits(base, tok))  # the adapter was loaded and applied
 
 
+def test_cli_says_how_many_rows_trained_on_their_answer(cli, shards, tiny_model, tmp_path):
+    from augment.io import write_jsonl
+    from augment.shards.writer import export
+
+    args = ["--model", tiny_model, "--method", "full", "--max-steps", "1", "--max-seq-len", "64"]
+    texts = [r["text"] for r in read_jsonl(next(shards["cpt"].glob("train-*.jsonl")))]
+    r = cli("train", shards["cpt"], "--answers-only", "-o", tmp_path / "qa", *args)
+    qa = sum(t.startswith("Question: ") for t in texts)
+    assert r.code == 0 and f", {qa} of {len(texts)} rows on their answer only" in r.out, r.out
+    assert "warning" not in r.err
+    # shards with no question-answer record: said, not silently trained on every token
+    run = tmp_path / "notes"
+    (run / "curated").mkdir(parents=True)
+    notes = [{"id": str(i), "strategy": "notes", "text": t, "messages": []} for i, t in enumerate(texts)]
+    write_jsonl(run / "curated" / "kept.jsonl", [n for n in notes if not n["text"].startswith("Question")])
+    export(run, val_fraction=0.0, file_formats=["jsonl"])
+    r = cli("train", run / "shards", "--answers-only", "-o", tmp_path / "n", *args)
+    assert r.code == 0, r.err
+    assert f"warning: --answers-only: no row of {run / 'shards'} is a question-answer record" in r.err
+    assert f", 0 of {len(texts) - qa} rows on their answer only" in r.out
+
+
 def test_snapshots_hold_the_weights_of_their_step(cli, shards, tiny_model, tmp_path):
     class Watch(transformers.TrainerCallback):
         """The trained weights at each step end (runs after the snapshot callback)."""
