@@ -592,14 +592,16 @@ def train_cmd(
     from augment.train.trainer import train
 
     result = train(cfg, on_log=on_log)
-    if cfg.answers_only and result.answer_only_rows == 0:
+    # chat shards always train on the assistant turn; --answers-only splits cpt text
+    answers_only = cfg.answers_only and result.format == "cpt"
+    if answers_only and result.answer_only_rows == 0:
         console.print(
             f"warning: --answers-only: no row of {cfg.shards} is a question-answer record "
             "('Question: ...\\nAnswer: ...'), so every row trained on all its tokens",
             soft_wrap=True,
         )
     answers = (
-        f", {result.answer_only_rows} of {result.rows} rows on their answer only" if cfg.answers_only else ""
+        f", {result.answer_only_rows} of {result.rows} rows on their answer only" if answers_only else ""
     )
     resumed = f", resumed from {result.resumed_from}" if result.resumed_from else ""
     eval_part = f", eval loss {result.eval_loss:.4f}" if result.eval_loss is not None else ""

@@ -37,6 +37,7 @@ class TrainResult:
     resumed_from: str | None
     loss_curve: list[dict[str, Any]] = field(default_factory=list)
     model: Any = None  # the trained model, in memory
+    format: str = ""  # the shards' format: cpt or chat
     rows: int = 0  # training rows, replay included
     answer_only_rows: int = 0  # of which trained on their answer only (--answers-only)
 
@@ -306,6 +307,7 @@ def train(
         resumed_from=Path(last).name if last else None,
         loss_curve=curve,
         model=final,
+        format=fmt,
         rows=len(train_ds),
         answer_only_rows=answer_rows,
     )

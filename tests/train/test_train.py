@@ -242,6 +242,9 @@ def test_cli_says_how_many_rows_trained_on_their_answer(cli, shards, tiny_model,
     assert r.code == 0, r.err
     assert f"warning: --answers-only: no row of {run / 'shards'} is a question-answer record" in r.err
     assert f", 0 of {len(texts) - qa} rows on their answer only" in r.out
+    # chat shards train on the assistant turn with or without it: nothing to count or warn about
+    r = cli("train", shards["chat"], "--answers-only", "-o", tmp_path / "chat", *args)
+    assert r.code == 0 and "trained full" in r.out and "answer only" not in r.out and "warning" not in r.err
 
 
 def test_snapshots_hold_the_weights_of_their_step(cli, shards, tiny_model, tmp_path):
