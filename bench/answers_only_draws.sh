@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# The registered answers-only test (bench/UPTAKE.md, "Answer-only loss"): SQuAD seeds 5 to 9, each
+# trained twice (--train-seed omitted, then seed + 1), every arm with --answers-only.
+#
+#   bash bench/answers_only_draws.sh run [SEED ...]   train and score the draws (default 5 6 7 8 9)
+#   bash bench/answers_only_draws.sh keep SEED ...    copy a finished draw's results to bench/results
+#   bash bench/answers_only_draws.sh pool SEED ...    pool kept draws: per step, then best step,
+#                                                    written as ...-pooled-drawsN (N draws)
+#   bash bench/answers_only_draws.sh table SEED ...   the same tables, printed only (one draw's own)
+#
+# run skips a run whose uptake JSON exists; a killed run is restarted with the same command, which
+# reuses cached generation and every arm whose train.json exists. keep stores the uptake JSONs and,
+# slimmed to the fields uptake_pool.py reads, the draw's kept records, documents and passages, so a
+# later checkout can pool with the split by anticipated and practised answers. (Generation is
+# deterministic: redone for seeds 5 and 6 it kept the same records as their first run.)
+set -u
+cmd=${1:-run}
+shift || true
+seeds=${*:-5 6 7 8 9}
+res=bench/results
+name=uptake-squad10-gemma270m-answersonly-steps72-lr1e-4
+
+runs() {
+  for s in $seeds; do
+    for t in "" $((s + 1)); do
+      out=runs/sq-ao-s$s
+      if [ -f "$out/uptake${t:+-t$t}.json" ]; then echo "seed $s train-seed ${t:-default}: done"; continue; fi
+      start=$(date +%s)
+      python bench/uptake.py --qa ../shared/data/squad_dev200.jsonl --passages 10 \
+        --strategies qa-spans,paraphrase --method full --steps 72 --score-steps 24,48 \
+        --lr 1e-4 --batch-size 4 --max-seq-len 256 --replay 0.5 --answers-only \
+        --seed "$s" ${t:+--train-seed "$t"} -o "$out"
+      rc=$?
+      echo "seed $s train-seed ${t:-default}: rc $rc, $((($(date +%s) - start) / 60)) min"
+      [ $rc -eq 0 ] || exit $rc
+      rm -rf "$out"/ckpt* # the scores are in the JSON; the checkpoints are ~1 GB an arm
+    done
+  done
+}
+
+keep() {
+  for s in $seeds; do
+    out=runs/sq-ao-s$s
+    for t in "" "-t$((s + 1))"; do
+      for step in -step24 -step48 ""; do
+        # absent when only the generation was redone (it is deterministic: --generate-only)
+        [ -f "$out/uptake$t$step.json" ] && cp "$out/uptake$t$step.json" "$res/$name-seed$s$t$step.json"
+      done
+    done
+    python - "$out" "$res/$name-seed$s-data" <<'PY' || exit 1
+import json, sys
+from pathlib import Path
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+(dst / "run_eval" / "curated").mkdir(parents=True, exist_ok=True)
+def slim(rel, keys, sub=None):
+    rows = [json.loads(line) for line in (src / rel).read_text().splitlines() if line.strip()]
+    rows = [{k: r[k] for k in keys if k in r} | ({sub: {k: v for k, v in r[sub].items() if k in ("question", "answer")}} if sub else {}) for r in rows]
+    (dst / rel).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+slim("run_eval/curated/kept.jsonl", ["doc_id"], "fields")
+slim("run_eval/documents.jsonl", ["doc_id", "title"])
+slim("qa_eval.jsonl", ["id", "title"])
+PY
+  done
+}
+
+pool() { # $1: write the pooled JSONs (1) or only print the tables (0)
+  write=$1
+  n=$(echo "$seeds" | wc -w)
+  save() { [ "$1" = 1 ] && echo -o "$2"; }
+  tmp=$(mktemp -d)
+  for s in $seeds; do
+    mkdir -p "$tmp/s$s"
+    [ -d "$res/$name-seed$s-data" ] && cp -r "$res/$name-seed$s-data/." "$tmp/s$s/"
+  done
+  all=()
+  for step in -step24 -step48 ""; do
+    these=()
+    for s in $seeds; do
+      for t in "" "-t$((s + 1))"; do
+        cp "$res/$name-seed$s$t$step.json" "$tmp/s$s/uptake$t$step.json" || exit 1
+        these+=("$tmp/s$s/uptake$t$step.json")
+      done
+    done
+    label=${step#-}; echo "== ${label:-72 steps} =="
+    python bench/uptake_pool.py "${these[@]}" $(save "$write" "$res/$name-pooled-draws$n$step.json") || exit 1
+    all+=("${these[@]}")
+  done
+  echo "== best step per arm =="
+  python bench/uptake_select.py "${all[@]}" \
+    $(save "$write" "$res/uptake-squad10-gemma270m-answersonly-select-steps72-snapshots-pooled-draws$n.json")
+  rm -rf "$tmp"
+}
+
+case $cmd in
+  run) runs ;;
+  keep) keep ;;
+  pool) pool 1 ;;
+  table) pool 0 ;;
+  *) echo "usage: bash bench/answers_only_draws.sh run|keep|pool|table [SEED ...]" >&2; exit 2 ;;
+esac
