@@ -3,16 +3,17 @@
 # trained twice (--train-seed omitted, then seed + 1), every arm with --answers-only.
 #
 #   bash bench/answers_only_draws.sh run [SEED ...]   train and score the draws (default 5 6 7 8 9)
-#   bash bench/answers_only_draws.sh keep SEED ...    copy a finished draw's results to bench/results
+#   bash bench/answers_only_draws.sh keep SEED ...    copy a draw's finished runs to bench/results
 #   bash bench/answers_only_draws.sh pool SEED ...    pool kept draws: per step, then best step,
 #                                                    written as ...-pooled-drawsN (N draws)
 #   bash bench/answers_only_draws.sh table SEED ...   the same tables, printed only (one draw's own)
 #
-# run skips a run whose uptake JSON exists; a killed run is restarted with the same command, which
-# reuses cached generation and every arm whose train.json exists. keep stores the uptake JSONs and,
-# slimmed to the fields uptake_pool.py reads, the draw's kept records, documents and passages, so a
-# later checkout can pool with the split by anticipated and practised answers. (Generation is
-# deterministic: redone for seeds 5 and 6 it kept the same records as their first run.)
+# run skips a run whose uptake JSON exists, in runs/ or kept in bench/results; a killed run is
+# restarted with the same command, which reuses cached generation and every arm whose train.json
+# exists. keep stores the uptake JSONs and, slimmed to the fields uptake_pool.py reads, the draw's
+# kept records, documents and passages, so a later checkout can pool with the split by
+# anticipated and practised answers, or train a draw's second run without its first. Generation
+# is deterministic: redone for seeds 5 and 6, it kept the same records as their first runs.
 set -u
 cmd=${1:-run}
 shift || true
@@ -24,7 +25,11 @@ runs() {
   for s in $seeds; do
     for t in "" $((s + 1)); do
       out=runs/sq-ao-s$s
-      if [ -f "$out/uptake${t:+-t$t}.json" ]; then echo "seed $s train-seed ${t:-default}: done"; continue; fi
+      # done here, or kept in bench/results by an earlier checkout
+      if [ -f "$out/uptake${t:+-t$t}.json" ] || [ -f "$res/$name-seed$s${t:+-t$t}.json" ]; then
+        echo "seed $s train-seed ${t:-default}: done"
+        continue
+      fi
       start=$(date +%s)
       python bench/uptake.py --qa ../shared/data/squad_dev200.jsonl --passages 10 \
         --strategies qa-spans,paraphrase --method full --steps 72 --score-steps 24,48 \
