@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The registered answers-only test (bench/UPTAKE.md, "Answer-only loss"): SQuAD seeds 5 to 9, each
-# trained twice (--train-seed omitted, then seed + 1), every arm with --answers-only.
+# trained twice (--train-seed omitted, then seed + 1), every arm with --answers-only. Run it from
+# the repository root, with ../shared/data beside it:
 #
 #   bash bench/answers_only_draws.sh run [SEED ...]   train and score the draws (default 5 6 7 8 9)
 #   bash bench/answers_only_draws.sh keep SEED ...    copy a draw's finished runs to bench/results
@@ -48,7 +49,7 @@ keep() {
     out=runs/sq-ao-s$s
     for t in "" "-t$((s + 1))"; do
       for step in -step24 -step48 ""; do
-        # absent when only the generation was redone (it is deterministic: --generate-only)
+        # absent when only the generation was redone (bench/uptake.py --generate-only)
         [ -f "$out/uptake$t$step.json" ] && cp "$out/uptake$t$step.json" "$res/$name-seed$s$t$step.json"
       done
     done
@@ -57,11 +58,17 @@ import json, sys
 from pathlib import Path
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
 (dst / "run_eval" / "curated").mkdir(parents=True, exist_ok=True)
-def slim(rel, keys, sub=None):
-    rows = [json.loads(line) for line in (src / rel).read_text().splitlines() if line.strip()]
-    rows = [{k: r[k] for k in keys if k in r} | ({sub: {k: v for k, v in r[sub].items() if k in ("question", "answer")}} if sub else {}) for r in rows]
+def slim(rel, keys, fields=False):
+    rows = []
+    for line in (src / rel).read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            row = {k: r[k] for k in keys if k in r}
+            if fields:
+                row["fields"] = {k: v for k, v in r["fields"].items() if k in ("question", "answer")}
+            rows.append(row)
     (dst / rel).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-slim("run_eval/curated/kept.jsonl", ["doc_id"], "fields")
+slim("run_eval/curated/kept.jsonl", ["doc_id"], fields=True)
 slim("run_eval/documents.jsonl", ["doc_id", "title"])
 slim("qa_eval.jsonl", ["id", "title"])
 PY
