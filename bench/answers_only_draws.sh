@@ -54,20 +54,19 @@ keep() {
       done
     done
     python - "$out" "$res/$name-seed$s-data" <<'PY' || exit 1
-import json, sys
+import sys
 from pathlib import Path
+from augment.io import read_jsonl, write_jsonl
 src, dst = Path(sys.argv[1]), Path(sys.argv[2])
 (dst / "run_eval" / "curated").mkdir(parents=True, exist_ok=True)
 def slim(rel, keys, fields=False):
     rows = []
-    for line in (src / rel).read_text().splitlines():
-        if line.strip():
-            r = json.loads(line)
-            row = {k: r[k] for k in keys if k in r}
-            if fields:
-                row["fields"] = {k: v for k, v in r["fields"].items() if k in ("question", "answer")}
-            rows.append(row)
-    (dst / rel).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    for r in read_jsonl(src / rel):
+        row = {k: r[k] for k in keys if k in r}
+        if fields:
+            row["fields"] = {k: v for k, v in r["fields"].items() if k in ("question", "answer")}
+        rows.append(row)
+    write_jsonl(dst / rel, rows)
 slim("run_eval/curated/kept.jsonl", ["doc_id"], fields=True)
 slim("run_eval/documents.jsonl", ["doc_id", "title"])
 slim("qa_eval.jsonl", ["id", "title"])
