@@ -190,6 +190,13 @@ class PromptHeader(BaseModel):
         description="spans: also pick the object of each preposition ('in case of cabin depressurization' "
         "-> 'cabin depressurization', 'saw the East as inferior' -> 'inferior')",
     )
+    tight: bool = Field(
+        False,
+        description="spans: tighter answers: names joined by 'in', 'on', 'at' or 'and' are asked for one by "
+        "one ('Continental Edison Company in France' -> 'Continental Edison Company', 'France'), a name "
+        "keeps the number that ends it ('State Route 99', not '99'), a range of numbers and its unit is one "
+        "answer ('8–15 per cell', '30 °C') and number words are numbers ('ten')",
+    )
     group_sizes: list[int] = Field(
         default_factory=lambda: [2, 3], description="entigraph: pairs, then triples"
     )

@@ -47,6 +47,50 @@ _PATTERNS = [
         r"[A-Z][\w'’&.-]*|\s+\d+\b)*"  # "Bank of England", "Apollo 11"; not "Fleadh on 9 July"
     ),
 ]
+# `tight: true`: a number keeps its range and more units ("8–15 per cell", "30 °C"), number
+# words count ("ten counties"), and names are not joined across "in", "on" or "at"
+# ("Continental Edison Company in France" gives both names, and the pair) but keep a number
+# that ends them ("State Route 99", "Article 102")
+_NUMBER_WORD = (
+    r"(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen"
+    r"|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
+)
+_TIGHT_UNIT = (
+    rf"(?:\s*°\s?[CF]\b|\s+(?:{_UNIT}|(?:nano|micro|milli|centi)?(?:metres?|meters?)|acres?|hectares?"
+    r"|square (?:miles|kilometres|kilometers|metres|meters|feet)|per (?:cent|cell|year|day|capita))\b)"
+)
+_TIGHT_NAME = re.compile(
+    r"\b[A-Z][\w'’&.-]*(?:\s+(?:(?:of|the|de|del|der|la|le|von|van|du|di|da|for|and)\s+)*[A-Z][\w'’&.-]*)*"
+    r"(?:(?<!['’]s)\s+\d+\b(?![.,]?\d|\s*(?:–|-|%)|\s+" + _MONTH + r"))?"
+)
+_COUNT = re.compile(rf"{_NUMBER_WORD}(?:-\w+)?(?:\s+{_UNIT})?")
+_RANGE = re.compile(r"(\d[\d,.]*)\s*(?:–|-|to)\s*[$€£¥]?(\d[\d,.]*)")
+
+
+def _range_ends(answer: str) -> list[str]:
+    """The two ends of a rising range in `answer` ("8–15 per cell" -> "8", "15"; "1939–45"); none
+    for a score or a falling pair ("15–1", "3–2.7"), which is asked for whole only."""
+    m = _RANGE.search(answer)
+    if not m:
+        return []
+    try:
+        lo, hi = (float(x.replace(",", "").rstrip(".")) for x in m.groups())
+    except ValueError:  # "1.2.3–4": a version, not a range
+        return []
+    if _YEAR.match(m.group(1)) and len(m.group(2)) == 2:  # "2013–14"
+        return [m.group(1), m.group(2)]
+    return [m.group(1), m.group(2)] if lo < hi else []
+
+
+_TIGHT_PATTERNS = [
+    _PATTERNS[0],
+    _PATTERNS[1],
+    re.compile(
+        rf"(?<![A-Za-z]:)(?<!\d[–-])(?:[$€£¥]\s?)?\b\d[\d,.]*(?:st|nd|rd|th)?(?:\s*(?:–|-|to)\s*\d[\d,.]*)?\b{_TIGHT_UNIT}?"
+        rf"|\b{_NUMBER_WORD}(?:-(?:one|two|three|four|five|six|seven|eight|nine))?\b(?:\s+{_UNIT}\b)?"
+    ),
+    _TIGHT_NAME,
+]
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[A-Z0-9\"“(])|\n+")
 # titles, abbreviations and a name's initial ("R. K. Suresh") do not end a sentence
 _ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Inc|Ltd|Co|vs|No|Vol|U\.S|U\.K|[A-Z])\.$")
@@ -115,13 +159,25 @@ _YEAR_BEFORE = frozenset("in since from until till by before after of on during"
 _CLAUSE_END = re.compile(r",|;|:|\(| [–—-] | (?:while|whereas|which|who|where|but|although)\b")
 
 
-def _wh_phrase(answer: str, before: str, at_start: bool) -> tuple[str, int] | None:
+def _wh_phrase(answer: str, before: str, at_start: bool, tight: bool = False) -> tuple[str, int] | None:
     """What asks for `answer` in place ("directed by whom"), and how many words before it the
     phrase replaces (the preposition of "held in Sydney" -> "held where"); None when no phrase
-    fits (ordinals: "the 27th edition" has no in-place question)."""
+    fits (ordinals: "the 27th edition" has no in-place question). With `tight` (the header's),
+    number words and ranges are asked as counts and years too."""
     prev = before.split()[-1].lower() if before.split() else ""
     if _PATTERNS[0].fullmatch(answer):
         return ("what dates" if re.search(r"\d\s*(?:–|-|to)\s*\d", answer) else "what date"), 0
+    if tight and _COUNT.fullmatch(answer):  # "ten counties": "how many counties"
+        unit = answer.split(maxsplit=1)[1] if " " in answer else ""
+        return (f"how many {unit}" if unit else "how many"), 0
+    if tight and _RANGE.search(answer):  # "1939–45": "what years"; "8–15 per cell": "how many per cell"
+        ends = _range_ends(answer)
+        if not ends or (_YEAR.match(ends[0]) and not _RANGE.fullmatch(answer)):
+            return None  # a score ("15–1"), or a season ("2013–14 season")
+        if _YEAR.match(ends[0]):
+            return "what years", 0
+        unit = re.split(r"\d\s*", answer)[-1].strip()
+        return ("how much" if answer[0] in "$€£¥" else f"how many {unit}".rstrip()), 0
     if _YEAR.match(answer):  # "released in 2019", not "a 2019 film" (no in-place question there)
         return ("what year", 0) if prev in _YEAR_BEFORE else None
     if answer[0].isdigit() or answer[0] in "$€£¥":
@@ -150,7 +206,7 @@ def _title_name(title: str) -> tuple[str, str | None]:
     return re.sub(r"\s*\([^)]*\)\s*$", "", title).strip(), kind.group(1) if kind else None
 
 
-def wh_question(sentence: str, answer: str, title: str) -> str | None:
+def wh_question(sentence: str, answer: str, title: str, tight: bool = False) -> str | None:
     """The sentence asked about `answer` in place, by rule: "Harrow Point is a 2019 Irish drama
     film directed by whom?" A sentence opening with "It" or "The film" (the title's kind) names its
     subject instead, and the question ends at the clause that holds the answer. None when no
@@ -168,7 +224,7 @@ def wh_question(sentence: str, answer: str, title: str) -> str | None:
     if close:  # a quoted name in title case is a work's title ("The Fabelmans"); else a quote
         phrase: tuple[str, int] | None = ("what title" if answer[0].isupper() else "what", 0)
     else:
-        phrase = _wh_phrase(answer, before, at_start=not before.strip())
+        phrase = _wh_phrase(answer, before, at_start=not before.strip(), tight=tight)
     if phrase is None:
         return None
     wh, drop = phrase
@@ -211,7 +267,7 @@ def _participle(word: str) -> bool:
     return (word.endswith("ed") and len(word) > 4) or word in _PARTICIPLE
 
 
-def front_question(sentence: str, answer: str, title: str) -> str | None:
+def front_question(sentence: str, answer: str, title: str, tight: bool = False) -> str | None:
     """A short question about the sentence's subject, its question word first, by rule: "Beginning
     is a 2023 Tamil-language drama film directed by Jagan Vijaya" asks "Who directed Beginning?",
     "The ceremony was held in Melbourne" asks "Where was the ceremony held?". It needs a sentence
@@ -223,7 +279,8 @@ def front_question(sentence: str, answer: str, title: str) -> str | None:
     quoted = lo > 0 and sentence[lo - 1] in '"“«'
     if lo <= 0:
         return None
-    if answer[0].islower() and not quoted:  # a verb's object or a definition ("What is Sacramento?")
+    count = tight and bool(_COUNT.fullmatch(answer))  # "ten days" is a number, not a verb's object
+    if answer[0].islower() and not quoted and not count:  # a verb's object or a definition
         return definition_question(sentence[:lo], title) or object_question(sentence[:lo], title)
     before = re.sub(r"\s*\([^)]*\)", "", sentence[: lo - 1 if quoted else lo])  # "(AFI)" is no clause
     if "(" in before:
@@ -245,7 +302,7 @@ def front_question(sentence: str, answer: str, title: str) -> str | None:
     if any(re.search(r"[;:]", w) for w in between) or any("," in w for w in between[:-1]):
         return None  # a comma only right before the participle ("a film, directed by ...")
     verb = middle[verb_at]
-    phrase = ("what", 0) if quoted else _wh_phrase(answer, before, at_start=False)
+    phrase = ("what", 0) if quoted else _wh_phrase(answer, before, at_start=False, tight=tight)
     if phrase is None:
         return None
     wh = phrase[0]
@@ -681,6 +738,41 @@ def _named(span: str, title_words: set[str]) -> bool:
     return not set(content) <= title_words
 
 
+def _tight_name(
+    sent: str, lo: int, answer: str, taken: list[tuple[int, int]], found: list[tuple[int, str]]
+) -> tuple[int, str]:
+    """A name of `_TIGHT_NAME` without a sentence-opening function word ("In 1882" -> "1882"); a
+    name of two words or more takes the place of the numbers inside it ("State Route 99", not
+    "99"), which are dropped from `taken` and `found`."""
+    first = answer.split()[0] if answer else ""
+    if lo == 0 and first.lower() in FUNCTION_WORDS:
+        answer = answer[len(first) :].lstrip()
+        lo = sent.find(answer, lo) if answer else lo
+    hi = lo + len(answer)
+    if len(answer.split()) < 2 or not answer[0].isupper():
+        return lo, answer
+    inside = [(a, b) for a, b in taken if lo < b and a < hi]
+    if inside and all(lo <= a and b <= hi and sent[a].isdigit() for a, b in inside):
+        for a, b in inside:
+            taken.remove((a, b))
+            found[:] = [(x, f) for x, f in found if x != a]
+    return lo, answer
+
+
+_JOIN = re.compile(r"\s+(?:in|on|at)\s+$")
+
+
+def _joined_names(sent: str, names: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """Pairs of names (offset, name) that only "in", "on" or "at" part ("Billancourt Studios in
+    Paris"), as one span each: `tight` asks for the names one by one and for the pair."""
+    names = sorted(names)
+    return [
+        (lo, sent[lo : lo2 + len(b)])
+        for (lo, a), (lo2, b) in zip(names, names[1:], strict=False)
+        if _JOIN.fullmatch(sent[lo + len(a) : lo2])
+    ]
+
+
 def pick_spans(
     text: str,
     title: str,
@@ -689,24 +781,31 @@ def pick_spans(
     definitions: bool = False,
     lists: bool = False,
     prepositions: bool = False,
+    tight: bool = False,
 ) -> list[Span]:
     """Candidate answers of `text`, round-robin over its sentences, at most `limit`; with
     `phrases`, verbs' objects too, with `definitions` what an "X is a ..." sentence says X is
     (either may hold a name that is a span of its own), with `lists` each enumeration of names
-    whole (its names stay spans of their own), with `prepositions` the objects of prepositions."""
+    whole (its names stay spans of their own), with `prepositions` the objects of prepositions;
+    with `tight`, the tighter boundaries of `_TIGHT_PATTERNS`."""
     title_words = {w for w in _words(re.sub(r"\([^)]*\)", "", title)) if w not in FUNCTION_WORDS}
     per_sentence: list[list[Span]] = []
     enumerations: set[str] = set()  # a list's names are asked for one by one as well
     for offset, sent in sentences(text):
         taken: list[tuple[int, int]] = []
         found: list[tuple[int, str]] = []
-        for pattern in _PATTERNS:
+        patterns = _TIGHT_PATTERNS if tight else _PATTERNS
+        names: list[tuple[int, str]] = []  # tight: the names found, for `_joined_names`
+        for pattern in patterns:
             for m in pattern.finditer(sent):
                 group = next((i for i in range(1, (m.lastindex or 0) + 1) if m.group(i)), 0)
                 lo, hi = m.span(group)
                 answer = re.sub(r"['’]s?$", "", sent[lo:hi].strip(" ,;:.-"))  # Condit's -> Condit
                 lo = sent.find(answer, lo) if answer else lo
                 hi = lo + len(answer)
+                if tight and pattern is _TIGHT_NAME:
+                    lo, answer = _tight_name(sent, lo, answer, taken, found)
+                    hi = lo + len(answer)
                 if len(answer) < 2 or any(lo < b and a < hi for a, b in taken):
                     continue
                 if pattern is _PATTERNS[-1]:
@@ -716,10 +815,27 @@ def pick_spans(
                         lo = hi - len(answer)
                     if not answer or (lo == 0 and " " not in answer):  # "Presented by ...": no name
                         continue
+                elif pattern is _TIGHT_NAME and (not answer or (lo == 0 and " " not in answer)):
+                    continue
                 if not _named(answer, title_words) or len(answer.split()) > 12:
                     continue
                 taken.append((lo, hi))
                 found.append((lo, answer))
+                if pattern is _TIGHT_NAME:
+                    names.append((lo, answer))
+        if tight:  # two names joined ("Harvard Yard in Cambridge") are an answer whole too
+            joined = _joined_names(sent, names)
+            found += joined
+            enumerations.update(a for _, a in joined)
+            # ... and a range's ends are answers of their own ("1899–1900": "1899", "1900")
+            for lo, a in list(found):
+                ends = _range_ends(a)
+                if ends:  # one digit alone is no answer, as above
+                    found += [
+                        (lo + at, end)
+                        for at, end in ((a.find(ends[0]), ends[0]), (a.rfind(ends[1]), ends[1]))
+                        if len(end) > 1
+                    ]
         if phrases:
             found += [(lo, a) for lo, a in phrase_spans(sent) if _named(a, title_words)]
         if definitions:
@@ -775,6 +891,7 @@ class SpanStrategy(Strategy):
                 self.header.definitions,
                 self.header.lists,
                 self.header.prepositions,
+                self.header.tight,
             )
         ]
 
@@ -795,10 +912,11 @@ class SpanStrategy(Strategy):
         # one name of a list is asked for by its blank alone: "starring X, what?" asks nothing,
         # and "Who stars in Thugs?" answered with one name teaches a partial answer
         member = self.header.lists and in_list(sentence, answer)
-        wh = wh_question(sentence, answer, title) if self.header.wh and not member else None
+        tight = self.header.tight
+        wh = wh_question(sentence, answer, title, tight) if self.header.wh and not member else None
         if wh:
             ruled.append({field: wh, "form": "wh"})
-        front = front_question(sentence, answer, title) if self.header.front and not member else None
+        front = front_question(sentence, answer, title, tight) if self.header.front and not member else None
         if front:
             ruled.append({field: front, "form": "front"})
         try:

@@ -481,6 +481,107 @@ def test_prepositions_are_picked_only_when_asked_for():
     assert "\nprepositions: false" in src  # off by default until measured
 
 
+@pytest.mark.parametrize(
+    ("sentence", "loose", "tight"),
+    [
+        (  # names joined by "in" or "on": each name, and the pair
+            "In 1882, Tesla began working for the Continental Edison Company in France.",
+            {"1882", "Tesla", "Continental Edison Company in France"},
+            {"1882", "Tesla", "Continental Edison Company", "France", "Continental Edison Company in France"},
+        ),
+        (
+            "He was hired to work at the Edison Machine Works on Manhattan's lower east side.",
+            {"Edison Machine Works on Manhattan"},
+            {"Edison Machine Works", "Manhattan", "Edison Machine Works on Manhattan"},
+        ),
+        (  # a name keeps the number that ends it; a sentence's "In 1990" is a year, not a name
+            "Fresno is served by State Route 99 and Article 102 of the treaty.",
+            {"99", "102"},
+            {"State Route 99", "Article 102"},
+        ),
+        ("In 1990, Murphy stayed on as chairman.", {"1990", "Murphy"}, {"1990", "Murphy"}),
+        (  # a rising range is one answer with its unit, and its ends; a score is whole only
+            "Guard cells hold 8–15 per cell, at 30 °C, from 1939–45, after a 15–1 season.",
+            {"15", "30", "1939", "45", "1 season"},
+            {"8–15 per cell", "15", "30 °C", "1939–45", "1939", "45", "15–1 season"},
+        ),
+        (  # number words are numbers; "and" still joins names ("French and Indian War")
+            "The term refers to ten counties and began the French and Indian War.",
+            {"French and Indian War"},
+            {"ten", "French and Indian War"},
+        ),
+        (  # a page citation is no answer; a possessive ends a name before a year
+            "A page cite:57–60 is no answer, nor is BSkyB's 2014 a name.",
+            {"57", "60", "2014"},
+            {"BSkyB", "2014"},
+        ),
+        (  # one name with a number inside swallowed every name of the sentence before
+            "It began at the Continental Edison Company in France on State Route 99, ten years after.",
+            {"99"},
+            {
+                "Continental Edison Company",
+                "France",
+                "State Route 99",
+                "Continental Edison Company in France",
+                "France on State Route 99",
+                "ten years",
+            },
+        ),
+    ],
+)
+def test_tight_spans_part_joined_names_and_keep_numbers_whole(
+    sentence: str, loose: set[str], tight: set[str]
+):
+    assert {s.answer for s in pick_spans(sentence, "Doc", 50)} == loose
+    spans = pick_spans(sentence, "Doc", 50, tight=True)
+    assert {s.answer for s in spans} == tight
+    assert all(sentence[s.start :].startswith(s.answer) for s in spans)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "answer", "question"),
+    [
+        (
+            "The term usually refers to ten counties of the state.",
+            "ten",
+            "The term usually refers to how many counties of the state?",
+        ),
+        ("The war lasted from 1939–45 in Europe.", "1939–45", "The war lasted from what years in Europe?"),
+        (
+            "Guard cells hold 8–15 per cell in most plants.",
+            "8–15 per cell",
+            "Guard cells hold how many per cell in most plants?",
+        ),
+        ("The team finished with a 15–1 regular season record.", "15–1", None),
+        ("Version 1.2.3–4 fixed it.", "1.2.3–4", None),  # no range: no count to ask
+    ],
+)
+def test_tight_asks_number_words_and_ranges_as_counts(sentence: str, answer: str, question: str | None):
+    assert wh_question(sentence, answer, "Doc", tight=True) == question
+
+
+def test_tight_is_off_by_default_and_changes_nothing_when_off(spans: SpanStrategy):
+    src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
+    assert "\ntight: false" in src  # off by default until measured
+    assert spans.header.tight is False
+    assert wh_question("It lasted ten days in all.", "ten days", "Doc") == "Doc lasted what in all?"
+    assert (
+        wh_question("It lasted ten days in all.", "ten days", "Doc", tight=True)
+        == "Doc lasted how many days in all?"
+    )
+
+
+def test_tight_header_reaches_the_requests(tmp_path: Path, spans: SpanStrategy):
+    src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
+    on = tmp_path / "qa-spans.md"
+    on.write_text(src.replace("\ntight: false", "\ntight: true"))
+    strategy = load_strategy(on)
+    text = "Fresno is served by State Route 99, which heads north."
+    chunk = Chunk("f:0000", "f", 0, 0, len(text), text, "Fresno", 20)
+    assert "State Route 99" in [r.variant for r in strategy.build(chunk, backend="mock", model="m", seed=0)]
+    assert "State Route 99" not in [r.variant for r in spans.build(chunk, backend="mock", model="m", seed=0)]
+
+
 def test_spans_kind_takes_no_variants(tmp_path: Path):
     src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
     bad = tmp_path / "qa-spans.md"
