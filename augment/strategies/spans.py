@@ -738,25 +738,19 @@ def _named(span: str, title_words: set[str]) -> bool:
     return not set(content) <= title_words
 
 
-def _tight_name(
+def _absorb_numbers(
     sent: str, lo: int, answer: str, taken: list[tuple[int, int]], found: list[tuple[int, str]]
-) -> tuple[int, str]:
-    """A name of `_TIGHT_NAME` without a sentence-opening function word ("In 1882" -> "1882"); a
-    name of two words or more takes the place of the numbers inside it ("State Route 99", not
-    "99"), which are dropped from `taken` and `found`."""
-    first = answer.split()[0] if answer else ""
-    if lo == 0 and first.lower() in FUNCTION_WORDS:
-        answer = answer[len(first) :].lstrip()
-        lo = sent.find(answer, lo) if answer else lo
+) -> None:
+    """`tight`: a name of two words or more takes the place of the numbers inside it ("State
+    Route 99", not "99"), which leave `taken` and `found`."""
     hi = lo + len(answer)
     if len(answer.split()) < 2 or not answer[0].isupper():
-        return lo, answer
+        return
     inside = [(a, b) for a, b in taken if lo < b and a < hi]
     if inside and all(lo <= a and b <= hi and sent[a].isdigit() for a, b in inside):
         for a, b in inside:
             taken.remove((a, b))
             found[:] = [(x, f) for x, f in found if x != a]
-    return lo, answer
 
 
 _JOIN = re.compile(r"\s+(?:in|on|at)\s+$")
@@ -803,19 +797,18 @@ def pick_spans(
                 answer = re.sub(r"['’]s?$", "", sent[lo:hi].strip(" ,;:.-"))  # Condit's -> Condit
                 lo = sent.find(answer, lo) if answer else lo
                 hi = lo + len(answer)
-                if tight and pattern is _TIGHT_NAME:
-                    lo, answer = _tight_name(sent, lo, answer, taken, found)
-                    hi = lo + len(answer)
-                if len(answer) < 2 or any(lo < b and a < hi for a, b in taken):
+                if len(answer) < 2:
                     continue
-                if pattern is _PATTERNS[-1]:
+                if pattern is patterns[-1]:  # a name
                     first = answer.split()[0]
                     if lo == 0 and first.lower() in FUNCTION_WORDS:  # "The Kestrel ..." at a sentence start
                         answer = answer[len(first) :].lstrip()
                         lo = hi - len(answer)
                     if not answer or (lo == 0 and " " not in answer):  # "Presented by ...": no name
                         continue
-                elif pattern is _TIGHT_NAME and (not answer or (lo == 0 and " " not in answer)):
+                    if tight:
+                        _absorb_numbers(sent, lo, answer, taken, found)
+                if any(lo < b and a < hi for a, b in taken):
                     continue
                 if not _named(answer, title_words) or len(answer.split()) > 12:
                     continue
