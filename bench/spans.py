@@ -22,9 +22,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from augment.errors import AugmentError
 from augment.eval.data import QAItem, load_qa
 from augment.eval.metrics import f1_score, normalize_answer
-from augment.strategies.base import builtin_prompts_dir, load_strategy
+from augment.strategies.base import load_strategies
 from augment.strategies.spans import pick_spans
 
 OPTIONS = ("phrases", "definitions", "lists", "prepositions", "tight")
@@ -59,13 +60,11 @@ def main() -> None:
         "--prompts-dir", type=Path, default=None, help="a prompts folder, as augment generate takes"
     )
     args = ap.parse_args()
-    prompts = args.prompts_dir or builtin_prompts_dir()
-    path = (
-        prompts / "qa-spans.md"
-        if (prompts / "qa-spans.md").is_file()
-        else builtin_prompts_dir() / "qa-spans.md"
-    )
-    header = load_strategy(path, args.prompts_dir).header
+    try:  # the prompts folder's qa-spans.md, else the built-in one, as augment generate picks it
+        (strategy,) = load_strategies(["qa-spans"], args.prompts_dir)
+    except AugmentError as e:
+        sys.exit(str(e))
+    header, path = strategy.header, strategy.path
     base = {o: bool(getattr(header, o)) for o in OPTIONS}
     off = [o for o in OPTIONS if not base[o]]
     rows = [("header", base)] + [(f"+ {o}", {**base, o: True}) for o in off]
@@ -84,7 +83,11 @@ def main() -> None:
         table.add_column(col, justify="left" if col in ("QA file", "options") else "right")
     for qa in args.qa:
         passages: dict[tuple[str, str], list[QAItem]] = {}
-        for item in load_qa(qa):
+        try:
+            items = load_qa(qa)
+        except AugmentError as e:
+            sys.exit(str(e))
+        for item in items:
             if item.passage:
                 passages.setdefault((item.title, item.passage), []).append(item)
         if not passages:

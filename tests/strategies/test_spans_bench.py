@@ -72,3 +72,13 @@ def test_bare_questions_without_passages_are_a_clear_error(tmp_path: Path):
     res = _run("--qa", str(qa))
     assert res.returncode != 0
     assert str(qa) in res.stderr and "passage" in res.stderr
+
+
+def test_a_missing_prompts_folder_or_qa_file_is_a_one_line_error(tmp_path: Path):
+    qa = _qa(tmp_path / "qa.jsonl")
+    res = _run("--qa", str(qa), "--prompts-dir", str(tmp_path / "nope"))
+    assert res.returncode != 0 and "nope: prompts_dir is not a folder" in res.stderr
+    assert "Traceback" not in res.stderr
+    res = _run("--qa", str(tmp_path / "missing.jsonl"))
+    assert res.returncode != 0 and "missing.jsonl: QA file not found" in res.stderr
+    assert "Traceback" not in res.stderr
