@@ -785,6 +785,7 @@ def pick_spans(
     title_words = {w for w in _words(re.sub(r"\([^)]*\)", "", title)) if w not in FUNCTION_WORDS}
     per_sentence: list[list[Span]] = []
     enumerations: set[str] = set()  # a list's names are asked for one by one as well
+    named: set[str] = set()  # answers the patterns found (not phrases, objects or definitions)
     for offset, sent in sentences(text):
         taken: list[tuple[int, int]] = []
         found: list[tuple[int, str]] = []
@@ -814,6 +815,7 @@ def pick_spans(
                     continue
                 taken.append((lo, hi))
                 found.append((lo, answer))
+                named.add(answer)
                 if pattern is _TIGHT_NAME:
                     names.append((lo, answer))
         if tight:  # two names joined ("Harvard Yard in Cambridge") are an answer whole too
@@ -839,20 +841,30 @@ def pick_spans(
             enumerated = list_spans(sent)
             found += [(lo, a) for lo, a in enumerated if _named(a, title_words)]
             enumerations.update(a for _, a in enumerated)
-        found.sort()
+        found.sort(key=(lambda f: (f[1] not in named, f[0])) if tight else None)
         per_sentence.append([Span(a, sent, offset + lo) for lo, a in found])
-    # a name's single word ("Condit") is asked for through the full name ("Cecelia Condit")
-    longer = {
-        w
-        for spans in per_sentence
-        for s in spans
-        if " " in s.answer and s.answer not in enumerations
-        for w in _words(s.answer)
-    }
-    per_sentence = [
-        [s for s in spans if " " in s.answer or s.answer.lower() not in longer or s.answer[0].isdigit()]
-        for spans in per_sentence
-    ]
+    # a name's single word ("Condit") is asked for through the full name ("Cecelia Condit"); with
+    # `tight`, a name the patterns found is dropped only inside a longer name, not inside a
+    # phrase ("the British rock group Coldplay" still gives "Coldplay")
+    def inside(spans_of: Callable[[Span], bool]) -> set[str]:
+        return {
+            w
+            for spans in per_sentence
+            for s in spans
+            if " " in s.answer and s.answer not in enumerations and spans_of(s)
+            for w in _words(s.answer)
+        }
+
+    longer = inside(lambda s: True)
+    in_name = inside(lambda s: s.answer in named) if tight else longer
+
+    def kept(s: Span) -> bool:
+        if " " in s.answer or s.answer[0].isdigit():
+            return True
+        word = s.answer.lower()
+        return word not in in_name and (word not in longer or s.answer in named)
+
+    per_sentence = [[s for s in spans if kept(s)] for spans in per_sentence]
     out: list[Span] = []
     seen: set[str] = set()
     rank = 0

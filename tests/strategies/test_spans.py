@@ -538,6 +538,28 @@ def test_tight_spans_part_joined_names_and_keep_numbers_whole(
     assert all(sentence[s.start :].startswith(s.answer) for s in spans)
 
 
+def test_tight_asks_a_name_inside_a_phrase_and_names_first():
+    sentence = "The show featured the British rock group Coldplay in its final year."
+    loose = {s.answer for s in pick_spans(sentence, "Doc", 50, phrases=True, prepositions=True)}
+    tight = {s.answer for s in pick_spans(sentence, "Doc", 50, phrases=True, prepositions=True, tight=True)}
+    # the object phrase holds the name: without tight, "Coldplay" is asked only through it
+    assert "the British rock group Coldplay" in loose and "Coldplay" not in loose
+    assert {"the British rock group Coldplay", "Coldplay"} <= tight
+    # a word of a longer *name* is still asked only through the name
+    named = {s.answer for s in pick_spans("He met Cecelia Condit in Ohio. Condit agreed.", "Doc", 50, tight=True)}
+    assert "Cecelia Condit" in named and "Condit" not in named
+    # under the cap a sentence's names and numbers come before its phrases
+    capped = pick_spans(
+        "By 1995 the firm had bought the old factory near the river from Daewoo.",
+        "Doc",
+        2,
+        phrases=True,
+        prepositions=True,
+        tight=True,
+    )
+    assert [s.answer for s in capped] == ["1995", "Daewoo"]
+
+
 @pytest.mark.parametrize(
     ("sentence", "answer", "question"),
     [
