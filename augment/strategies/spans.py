@@ -843,6 +843,7 @@ def pick_spans(
             enumerations.update(a for _, a in enumerated)
         found.sort(key=(lambda f: (f[1] not in named, f[0])) if tight else None)
         per_sentence.append([Span(a, sent, offset + lo) for lo, a in found])
+
     # a name's single word ("Condit") is asked for through the full name ("Cecelia Condit"); with
     # `tight`, a name the patterns found is dropped only inside a longer name, not inside a
     # phrase ("the British rock group Coldplay" still gives "Coldplay")

@@ -546,7 +546,9 @@ def test_tight_asks_a_name_inside_a_phrase_and_names_first():
     assert "the British rock group Coldplay" in loose and "Coldplay" not in loose
     assert {"the British rock group Coldplay", "Coldplay"} <= tight
     # a word of a longer *name* is still asked only through the name
-    named = {s.answer for s in pick_spans("He met Cecelia Condit in Ohio. Condit agreed.", "Doc", 50, tight=True)}
+    named = {
+        s.answer for s in pick_spans("He met Cecelia Condit in Ohio. Condit agreed.", "Doc", 50, tight=True)
+    }
     assert "Cecelia Condit" in named and "Condit" not in named
     # under the cap a sentence's names and numbers come before its phrases
     capped = pick_spans(
