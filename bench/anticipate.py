@@ -38,47 +38,42 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from uptake import augment, split_passages, write_docs  # noqa: E402
-from uptake_pool import anticipated  # noqa: E402
+from uptake_pool import anticipated, practised  # noqa: E402
 
 from augment.eval.metrics import normalize_answer  # noqa: E402
 from augment.io import read_jsonl, write_json, write_jsonl  # noqa: E402
 
 
 def questions_of(rows: list[dict]) -> list[dict]:
-    """The evaluated questions of a draw's passages, each with its passage's title."""
+    """The evaluated questions of a draw's passages, each with its passage's id."""
     return [
-        {"q": q["q"], "answers": q["answers"], "title": r["title"]}
+        {"q": q["q"], "answers": q["answers"], "passage": str(r["id"])}
         for r in rows
         for q in r["questions"]
         if not q.get("unanswerable_from_text")
     ]
 
 
-def count(run_dir: Path, questions: list[dict]) -> dict:
-    """Kept QA records, gold answers kept for their passage, and anticipated questions."""
-    kept = run_dir / "curated" / "kept.jsonl"
+def count(folder: Path, questions: list[dict]) -> dict:
+    """Kept QA records, gold answers kept for their passage, and anticipated questions, of a
+    setting's `folder`, laid out as uptake.py lays out a draw (run_eval/, qa_eval.jsonl)."""
+    kept = folder / "run_eval" / "curated" / "kept.jsonl"
     if not kept.is_file():
         raise SystemExit(f"{kept}: not found (did augment generate finish?)")
-    titles = {d["doc_id"]: d.get("title", "") for d in read_jsonl(run_dir / "documents.jsonl")}
-    answers: dict[str, set[str]] = {}
-    records = 0
-    for r in read_jsonl(kept):
-        answer = (r.get("fields") or {}).get("answer")
-        if answer and (r.get("fields") or {}).get("question"):
-            records += 1
-            answers.setdefault(titles.get(r.get("doc_id"), ""), set()).add(normalize_answer(answer))
+    fields = [r.get("fields") or {} for r in read_jsonl(kept)]
+    records = sum(bool(f.get("question") and f.get("answer")) for f in fields)
+    answers = practised(folder, [q["passage"] for q in questions])
+    if answers is None:
+        raise SystemExit(f"{folder}: needs run_eval/documents.jsonl and qa_eval.jsonl beside kept records")
     gold = [
-        any(normalize_answer(a) in answers.get(q["title"], set()) for a in q["answers"]) for q in questions
+        any(normalize_answer(a) in given for a in q["answers"])
+        for q, given in zip(questions, answers, strict=True)
     ]
-    # uptake_pool.anticipated reads <folder>/run_eval, as uptake.py lays a draw out
-    asked = anticipated(run_dir.parent, questions) if run_dir.name == "run_eval" else None
-    if asked is None:
-        raise SystemExit(f"{run_dir}: a setting's run folder must be named run_eval")
     return {
         "questions": len(questions),
         "qa_records": records,
         "gold_kept": sum(gold),
-        "anticipated": sum(asked),
+        "anticipated": sum(anticipated(folder, questions) or []),
     }
 
 
@@ -120,13 +115,15 @@ def main() -> None:
         docs = write_docs(draw / "docs_eval", evaluated)
         questions = questions_of(evaluated)
         for name, flags in settings:
-            run = draw / name / "run_eval"
+            folder = draw / name
+            run = folder / "run_eval"
             if args.cache and not (run / "cache.sqlite").exists():
                 source = Path(args.cache.format(seed=seed)) / "cache.sqlite"
                 if not source.is_file():
                     raise SystemExit(f"--cache: {source}: no such file")
                 run.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, run / "cache.sqlite")
+            write_jsonl(folder / "qa_eval.jsonl", evaluated)  # where uptake_pool's readers look
             try:
                 augment(
                     "generate", docs, "-o", run, "--strategies", args.strategies,
@@ -137,7 +134,7 @@ def main() -> None:
                     f"setting {name}, seed {seed}: augment generate exited {e.returncode}"
                 ) from None
             stats = json.loads((run / "stats.json").read_text())
-            results[name][seed] = {**count(run, questions), "requests": stats.get("requests", 0)}
+            results[name][seed] = {**count(folder, questions), "requests": stats.get("requests", 0)}
 
     totals = {
         name: {k: sum(r[k] for r in per.values()) for k in next(iter(per.values()))}

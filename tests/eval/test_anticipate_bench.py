@@ -23,6 +23,7 @@ def _jsonl(path: Path, rows: list[dict]) -> None:
 def test_count_gold_kept_and_anticipated_per_passage(tmp_path: Path):
     run = tmp_path / "run_eval"
     _jsonl(run / "documents.jsonl", [{"doc_id": "d1", "title": "Fresno"}, {"doc_id": "d2", "title": "Tesla"}])
+    _jsonl(tmp_path / "qa_eval.jsonl", [{"id": 1, "title": "Fresno"}, {"id": 2, "title": "Tesla"}])
     qa = lambda q, a: {"question": q, "answer": a}  # noqa: E731
     _jsonl(
         run / "curated" / "kept.jsonl",
@@ -34,12 +35,12 @@ def test_count_gold_kept_and_anticipated_per_passage(tmp_path: Path):
         ],
     )
     questions = [
-        {"q": "What road serves Fresno?", "answers": ["State Route 99"], "title": "Fresno"},
-        {"q": "When did the Fresno airport open?", "answers": ["1926"], "title": "Fresno"},
-        {"q": "Where did Fresno's founder study?", "answers": ["Paris"], "title": "Fresno"},
-        {"q": "Which country?", "answers": ["France"], "title": "Tesla"},
+        {"q": "What road serves Fresno?", "answers": ["State Route 99"], "passage": "1"},
+        {"q": "When did the Fresno airport open?", "answers": ["1926"], "passage": "1"},
+        {"q": "Where did Fresno's founder study?", "answers": ["Paris"], "passage": "1"},
+        {"q": "Which country?", "answers": ["France"], "passage": "2"},
     ]
-    assert count(run, questions) == {"questions": 4, "qa_records": 3, "gold_kept": 2, "anticipated": 1}
+    assert count(tmp_path, questions) == {"questions": 4, "qa_records": 3, "gold_kept": 2, "anticipated": 1}
 
 
 def _qa(path: Path) -> Path:
