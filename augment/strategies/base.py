@@ -162,6 +162,11 @@ class PromptHeader(BaseModel):
     cloze: bool = Field(
         False, description="spans: each span also gives a fill-in-the-blank question built from its sentence"
     )
+    cloze_title: bool = Field(
+        True,
+        description="spans: the fill-in-the-blank question names the document ('... this sentence about "
+        "Harrow Point: ...'); false leaves the name out, so the title is not tied to every answer",
+    )
     wh: bool = Field(
         False, description="spans: each span also gives its sentence as a question asked in place, by rule"
     )

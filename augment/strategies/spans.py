@@ -914,7 +914,8 @@ class SpanStrategy(Strategy):
         )
         ruled = []
         if self.header.cloze:
-            ruled.append({field: cloze_question(sentence, answer, title), "form": "cloze"})
+            about = title if self.header.cloze_title else ""
+            ruled.append({field: cloze_question(sentence, answer, about), "form": "cloze"})
         # one name of a list is asked for by its blank alone: "starring X, what?" asks nothing,
         # and "Who stars in Thugs?" answered with one name teaches a partial answer
         member = self.header.lists and in_list(sentence, answer)

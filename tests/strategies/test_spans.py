@@ -606,6 +606,29 @@ def test_tight_header_reaches_the_requests(tmp_path: Path, spans: SpanStrategy):
     assert "State Route 99" not in [r.variant for r in spans.build(chunk, backend="mock", model="m", seed=0)]
 
 
+def test_cloze_title_false_leaves_the_documents_name_out_of_the_blank(tmp_path: Path, spans: SpanStrategy):
+    src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
+    assert "\ncloze_title: true" in src and spans.header.cloze_title is True  # the default, unchanged
+    off = tmp_path / "qa-spans.md"
+    off.write_text(src.replace("\ncloze_title: true", "\ncloze_title: false"))
+    strategy = load_strategy(off)
+    assert isinstance(strategy, SpanStrategy)
+    reply = "When did Harrow Point premiere at the Galway Film Fleadh?"
+    clozes, others = [], []
+    for s in (spans, strategy):
+        req = next(r for r in s.build(CHUNK, backend="mock", model="m", seed=0) if r.variant == "9 July 2019")
+        parsed, records = _reply(s, req, reply)
+        clozes.append(next(r for r in records if r["fields"]["form"] == "cloze"))
+        others.append([r["text"] for r in records if r["fields"]["form"] != "cloze"])
+    named, unnamed = (c["fields"]["question"] for c in clozes)
+    blank = "It premiered at the Galway Film Fleadh on _____ and won the Best Irish Feature award"
+    assert named == f'What fills the blank in this sentence about Harrow Point (film): "{blank}"?'
+    assert unnamed == f'What fills the blank in this sentence: "{blank}"?'
+    assert unnamed in clozes[1]["text"] and "Harrow" not in clozes[1]["text"]
+    # only the cloze changes: the model's question and the one asked in place are the same
+    assert others[0] == others[1] and len(others[0]) == 2
+
+
 def test_spans_kind_takes_no_variants(tmp_path: Path):
     src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
     bad = tmp_path / "qa-spans.md"
