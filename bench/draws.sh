@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Registered uptake tests (bench/UPTAKE.md): a recipe's five SQuAD draws, each trained twice
+# (--train-seed omitted, then seed + 1), every arm with the recipe's flags. Run it from the
+# repository root, with ../shared/data beside it:
+#
+#   bash bench/draws.sh RECIPE run [SEED ...]   train and score the draws (default: the recipe's)
+#   bash bench/draws.sh RECIPE keep SEED ...    copy a draw's finished runs to bench/results
+#   bash bench/draws.sh RECIPE pool SEED ...    pool kept draws: per step, then best step,
+#                                               written as ...-pooled-drawsN (N draws)
+#   bash bench/draws.sh RECIPE table SEED ...   the same tables, printed only (one draw's own)
+#
+# Recipes (the README's SQuAD command plus):
+#   answers-only     --answers-only; seeds 5 to 9 (read: not adopted)
+#   cloze-untitled   qa-spans with cloze_title: false (prompts/qa-spans.md with that line changed,
+#                    written to runs/p-cloze-untitled); seeds 10 to 14
+#
+# run skips a run whose uptake JSON exists, in runs/ or kept in bench/results; a killed run is
+# restarted with the same command, which reuses cached generation and every arm whose train.json
+# exists. keep stores the uptake JSONs and, slimmed to the fields uptake_pool.py reads, the draw's
+# kept records, documents and passages, so a later checkout can pool with the split by
+# anticipated and practised answers, or train a draw's second run without its first. Generation
+# is deterministic: redone for seeds 5 and 6, it kept the same records as their first runs.
+set -u
+recipe=${1:-}
+cmd=${2:-run}
+shift 2 || true
+res=bench/results
+case $recipe in
+  answers-only)
+    tag=answersonly dir=sq-ao default="5 6 7 8 9"
+    flags=(--answers-only)
+    ;;
+  cloze-untitled)
+    tag=clozeuntitled dir=sq-cu default="10 11 12 13 14"
+    prompts=$PWD/runs/p-cloze-untitled
+    flags=(--generate-args "--prompts-dir $prompts")
+    ;;
+  *) echo "usage: bash bench/draws.sh answers-only|cloze-untitled run|keep|pool|table [SEED ...]" >&2; exit 2 ;;
+esac
+seeds=${*:-$default}
+name=uptake-squad10-gemma270m-$tag-steps72-lr1e-4
+
+runs() {
+  if [ "$recipe" = cloze-untitled ]; then
+    mkdir -p "$prompts"
+    sed 's/^cloze_title: true /cloze_title: false/' prompts/qa-spans.md > "$prompts/qa-spans.md"
+    grep -q '^cloze_title: false' "$prompts/qa-spans.md" || { echo "prompts/qa-spans.md has no cloze_title line" >&2; exit 1; }
+  fi
+  for s in $seeds; do
+    for t in "" $((s + 1)); do
+      out=runs/$dir-s$s
+      # done here, or kept in bench/results by an earlier checkout
+      if [ -f "$out/uptake${t:+-t$t}.json" ] || [ -f "$res/$name-seed$s${t:+-t$t}.json" ]; then
+        echo "seed $s train-seed ${t:-default}: done"
+        continue
+      fi
+      start=$(date +%s)
+      python bench/uptake.py --qa ../shared/data/squad_dev200.jsonl --passages 10 \
+        --strategies qa-spans,paraphrase --method full --steps 72 --score-steps 24,48 \
+        --lr 1e-4 --batch-size 4 --max-seq-len 256 --replay 0.5 "${flags[@]}" \
+        --seed "$s" ${t:+--train-seed "$t"} -o "$out"
+      rc=$?
+      echo "seed $s train-seed ${t:-default}: rc $rc, $((($(date +%s) - start) / 60)) min"
+      [ $rc -eq 0 ] || exit $rc
+      rm -rf "$out"/ckpt* # the scores are in the JSON; the checkpoints are ~1 GB an arm
+    done
+  done
+}
+keep() {
+  for s in $seeds; do
+    out=runs/$dir-s$s
+    for t in "" "-t$((s + 1))"; do
+      for step in -step24 -step48 ""; do
+        # absent when only the generation was redone (bench/uptake.py --generate-only)
+        [ -f "$out/uptake$t$step.json" ] && cp "$out/uptake$t$step.json" "$res/$name-seed$s$t$step.json"
+      done
+    done
+    python - "$out" "$res/$name-seed$s-data" <<'PY' || exit 1
+import sys
+from pathlib import Path
+from augment.io import read_jsonl, write_jsonl
+src, dst = Path(sys.argv[1]), Path(sys.argv[2])
+(dst / "run_eval" / "curated").mkdir(parents=True, exist_ok=True)
+def slim(rel, keys, fields=False):
+    rows = []
+    for r in read_jsonl(src / rel):
+        row = {k: r[k] for k in keys if k in r}
+        if fields:
+            row["fields"] = {k: v for k, v in r["fields"].items() if k in ("question", "answer")}
+        rows.append(row)
+    write_jsonl(dst / rel, rows)
+slim("run_eval/curated/kept.jsonl", ["doc_id"], fields=True)
+slim("run_eval/documents.jsonl", ["doc_id", "title"])
+slim("qa_eval.jsonl", ["id", "title"])
+PY
+  done
+}
+
+pool() { # $1: write the pooled JSONs (1) or only print the tables (0)
+  write=$1
+  n=$(echo "$seeds" | wc -w)
+  save() { [ "$1" = 1 ] && echo -o "$2"; }
+  tmp=$(mktemp -d)
+  for s in $seeds; do
+    mkdir -p "$tmp/s$s"
+    [ -d "$res/$name-seed$s-data" ] && cp -r "$res/$name-seed$s-data/." "$tmp/s$s/"
+  done
+  all=()
+  for step in -step24 -step48 ""; do
+    these=()
+    for s in $seeds; do
+      for t in "" "-t$((s + 1))"; do
+        cp "$res/$name-seed$s$t$step.json" "$tmp/s$s/uptake$t$step.json" || exit 1
+        these+=("$tmp/s$s/uptake$t$step.json")
+      done
+    done
+    label=${step#-}; echo "== ${label:-72 steps} =="
+    python bench/uptake_pool.py "${these[@]}" $(save "$write" "$res/$name-pooled-draws$n$step.json") || exit 1
+    all+=("${these[@]}")
+  done
+  echo "== best step per arm =="
+  python bench/uptake_select.py "${all[@]}" \
+    $(save "$write" "$res/uptake-squad10-gemma270m-$tag-select-steps72-snapshots-pooled-draws$n.json")
+  rm -rf "$tmp"
+}
+
+case $cmd in
+  run) runs ;;
+  keep) keep ;;
+  pool) pool 1 ;;
+  table) pool 0 ;;
+  *) echo "usage: bash bench/draws.sh RECIPE run|keep|pool|table [SEED ...]" >&2; exit 2 ;;
+esac

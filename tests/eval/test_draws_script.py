@@ -1,0 +1,42 @@
+"""bench/draws.sh: a registered recipe's draws, pooled from the results kept in bench/results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KEPT = ROOT / "bench" / "results" / "uptake-squad10-gemma270m-answersonly-steps72-lr1e-4-seed9"
+
+
+def _draws(*args: str) -> subprocess.CompletedProcess[str]:
+    # the script calls `python`: the interpreter running the tests, first on PATH
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(
+        ["bash", "bench/draws.sh", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_an_unknown_recipe_or_command_is_a_usage_error():
+    for args in (["nope", "run"], ["cloze-untitled", "bogus"]):
+        res = _draws(*args)
+        assert res.returncode == 2 and "usage: bash bench/draws.sh" in res.stderr
+
+
+@pytest.mark.skipif(not (KEPT.parent / f"{KEPT.name}-t10.json").is_file(), reason="draw 5's kept runs")
+def test_table_pools_a_kept_draws_two_training_runs():
+    res = _draws("answers-only", "table", "9")
+    assert res.returncode == 0, res.stderr
+    assert "== best step per arm ==" in res.stdout
+    seventy_two = res.stdout.split("== 72 steps ==")[1].split("== best step")[0]
+    # each training run's (c) - (d) F1, as its own JSON has it
+    for suffix, train_seed in (("", 9), ("-t10", 10)):
+        f1 = json.loads((KEPT.parent / f"{KEPT.name}{suffix}.json").read_text())["differences"][
+            "c-d (knowledge)"
+        ]["f1"][0]
+        assert f"| 9 | {train_seed} | {f1:+.3f} [" in seventy_two
