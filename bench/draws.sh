@@ -11,8 +11,8 @@
 #
 # Recipes (the README's SQuAD command plus):
 #   answers-only     --answers-only; seeds 5 to 9 (read: not adopted)
-#   cloze-untitled   qa-spans with cloze_title: false (prompts/qa-spans.md with that line changed,
-#                    written to runs/p-cloze-untitled); seeds 10 to 14
+# A new recipe is a case below (its tag names the kept files, its dir the runs) and its
+# registration in bench/UPTAKE.md, written before its first draw runs.
 #
 # run skips a run whose uptake JSON exists, in runs/ or kept in bench/results; a killed run is
 # restarted with the same command, which reuses cached generation and every arm whose train.json
@@ -30,22 +30,12 @@ case $recipe in
     tag=answersonly dir=sq-ao default="5 6 7 8 9"
     flags=(--answers-only)
     ;;
-  cloze-untitled)
-    tag=clozeuntitled dir=sq-cu default="10 11 12 13 14"
-    prompts=$PWD/runs/p-cloze-untitled
-    flags=(--generate-args "--prompts-dir $prompts")
-    ;;
-  *) echo "usage: bash bench/draws.sh answers-only|cloze-untitled run|keep|pool|table [SEED ...]" >&2; exit 2 ;;
+  *) echo "usage: bash bench/draws.sh answers-only run|keep|pool|table [SEED ...]" >&2; exit 2 ;;
 esac
 seeds=${*:-$default}
 name=uptake-squad10-gemma270m-$tag-steps72-lr1e-4
 
 runs() {
-  if [ "$recipe" = cloze-untitled ]; then
-    mkdir -p "$prompts"
-    sed 's/^cloze_title: true /cloze_title: false/' prompts/qa-spans.md > "$prompts/qa-spans.md"
-    grep -q '^cloze_title: false' "$prompts/qa-spans.md" || { echo "prompts/qa-spans.md has no cloze_title line" >&2; exit 1; }
-  fi
   for s in $seeds; do
     for t in "" $((s + 1)); do
       out=runs/$dir-s$s

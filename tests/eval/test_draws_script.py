@@ -23,7 +23,7 @@ def _draws(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_an_unknown_recipe_or_command_is_a_usage_error():
-    for args in (["nope", "run"], ["cloze-untitled", "bogus"]):
+    for args in (["nope", "run"], ["answers-only", "bogus"]):
         res = _draws(*args)
         assert res.returncode == 2 and "usage: bash bench/draws.sh" in res.stderr
 
