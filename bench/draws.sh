@@ -23,7 +23,7 @@
 set -u
 recipe=${1:-}
 cmd=${2:-run}
-shift 2 || true
+shift $(($# < 2 ? $# : 2))
 res=bench/results
 case $recipe in
   answers-only)
@@ -56,6 +56,7 @@ runs() {
     done
   done
 }
+
 keep() {
   for s in $seeds; do
     out=runs/$dir-s$s

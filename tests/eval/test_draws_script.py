@@ -40,3 +40,10 @@ def test_table_pools_a_kept_draws_two_training_runs():
             "c-d (knowledge)"
         ]["f1"][0]
         assert f"| 9 | {train_seed} | {f1:+.3f} [" in seventy_two
+
+
+@pytest.mark.skipif(not (KEPT.parent / f"{KEPT.name}-t10.json").is_file(), reason="the five draws' kept runs")
+def test_without_seeds_a_command_takes_the_recipes_five_draws():
+    res = _draws("answers-only", "table")
+    assert res.returncode == 0, res.stderr
+    assert "from 10 runs (2 of seed 5, 2 of seed 6, 2 of seed 7, 2 of seed 8, 2 of seed 9)" in res.stdout
