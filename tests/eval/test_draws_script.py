@@ -47,3 +47,8 @@ def test_without_seeds_a_command_takes_the_recipes_five_draws():
     res = _draws("answers-only", "table")
     assert res.returncode == 0, res.stderr
     assert "from 10 runs (2 of seed 5, 2 of seed 6, 2 of seed 7, 2 of seed 8, 2 of seed 9)" in res.stdout
+    # no command: run, which finds every run of the five draws kept and trains nothing
+    res = _draws("answers-only")
+    assert res.returncode == 0, res.stderr
+    done = [f"seed {s} train-seed {t}: done" for s in range(5, 10) for t in ("default", s + 1)]
+    assert res.stdout.split("\n")[:-1] == done
