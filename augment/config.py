@@ -131,6 +131,10 @@ class RunConfig(BaseModel):
     unsupported_exempt: list[str] = Field(
         default_factory=list, description="strategies whose records may bring in outside names"
     )
+    conflict_filter: bool = Field(
+        False,
+        description="drop every QA record of a question that one document's records answer in two ways",
+    )
     exact_dedup: bool = True
     near_dedup: bool = True
     near_threshold: float = Field(0.8, gt=0, le=1)

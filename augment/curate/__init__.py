@@ -6,8 +6,9 @@ for duplicates, `dup_of`), and RUN/curated/stats.json. Every input record ends i
 the two files.
 
 Order: decontamination, then the cheap per-record filters (length, boilerplate, repetition,
-grounding, copying, the few-shot example's names, names and numbers the source does not have), then exact
-and near-duplicate removal among the survivors — so that the member of a duplicate cluster that is
+grounding, copying, the few-shot example's names, names and numbers the source does not have) and
+exact duplicates, then (optionally) questions that one document's records answer two ways, then
+near-duplicate removal among the survivors — so that the member of a duplicate cluster that is
 kept is one that passed the filters — then the optional judge, which costs a model call per
 record and so sees only what is left.
 """
@@ -25,6 +26,7 @@ from augment.config import RunConfig
 from augment.curate.dedup import ExactDedup, MinHashDedup, Verdict
 from augment.curate.filters import (
     BoilerplateFilter,
+    ConflictingAnswers,
     CopyFilter,
     Decontaminator,
     ExampleCopyFilter,
@@ -197,6 +199,14 @@ def curate(
                     checks[step.name] = result
             else:
                 survivors.append(({**rec, "checks": checks}, doc["title"], chunk))
+
+    if config.conflict_filter and survivors:
+        verdicts = ConflictingAnswers().find([rec for rec, _, _ in survivors])
+        for (rec, _, _), verdict in zip(survivors, verdicts, strict=True):
+            if verdict is not None:
+                rejected.append(_reject({k: v for k, v in rec.items() if k != "checks"}, verdict))
+                summary.rejected[(rec["strategy"], verdict.reason)] += 1
+        survivors = [item for item, verdict in zip(survivors, verdicts, strict=True) if verdict is None]
 
     if config.near_dedup and survivors:
         texts = [rec["text"] for rec, _, _ in survivors]

@@ -370,3 +370,52 @@ class Decontaminator:
                 if g in grams:
                     return Verdict("eval_contamination", detail=g)
         return None
+
+
+class ConflictingAnswers:
+    """One question given different answers from one document: drop every record of it.
+
+    Small generators write generic questions and pair each with whatever span they were on ("What
+    is the company's name?" kept with 2014, Sky UK Limited and British Sky Broadcasting Limited).
+    Trained closed-book, such a question teaches that any of the document's salient phrases answers
+    it. Questions are compared with case, accents and punctuation folded; two answers agree when
+    one's words run inside the other's ("1851" and "in 1851"). Unlike the other filters this sees
+    all of a document's surviving records at once, so it runs after the per-record steps.
+    """
+
+    name = "conflicting_answers"
+
+    def __init__(self, question_field: str = "question", answer_field: str = "answer"):
+        self.question_field = question_field
+        self.answer_field = answer_field
+
+    def find(self, records: list[dict]) -> list[Verdict | None]:
+        groups: dict[tuple[str, str], list[int]] = {}
+        for i, rec in enumerate(records):
+            fields = rec.get("fields") or {}
+            question, answer = fields.get(self.question_field), fields.get(self.answer_field)
+            if isinstance(question, str) and isinstance(answer, str) and normalize(question):
+                groups.setdefault((rec.get("doc_id", ""), normalize(question)), []).append(i)
+        out: list[Verdict | None] = [None] * len(records)
+        for members in groups.values():
+            answers = [records[i]["fields"][self.answer_field] for i in members]
+            distinct = _distinct_answers(answers)
+            if len(distinct) < 2:
+                continue
+            detail = " | ".join(distinct[:6]) + (f" (+{len(distinct) - 6})" if len(distinct) > 6 else "")
+            for i in members:
+                out[i] = Verdict(self.name, detail=detail)
+        return out
+
+
+def _distinct_answers(answers: list[str]) -> list[str]:
+    """The answers that no other one contains (word for word, folded), in order of first appearance."""
+    kept: list[tuple[str, str]] = []  # (answer as written, " folded words ")
+    for answer in answers:
+        folded = f" {normalize(answer)} "
+        if not folded.strip():
+            continue
+        if any(folded in other or other in folded for _, other in kept):
+            continue
+        kept.append((answer.strip(), folded))
+    return [a for a, _ in kept]

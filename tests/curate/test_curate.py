@@ -426,3 +426,43 @@ def test_prose_repeats_no_eight_words():
     docs = ingest([str(Path(__file__).parents[2] / "examples" / "docs")]).documents
     assert len(docs) >= 5
     assert max(RepetitionFilter().share(d.text) for d in docs) == 0
+
+
+def test_a_question_one_document_answers_two_ways_is_dropped_whole(tmp_path: Path):
+    def qa(rid: str, question: str, answer: str) -> dict:
+        text = f"Question: {question}\nAnswer: {answer}"
+        return rec(rid, "qa-spans", text, question=question, answer=answer, evidence=CHUNK)
+
+    recs = [
+        qa("year-a", "In what year was the lighthouse completed?", "1862"),
+        qa("year-b", "In which year was the lighthouse completed?", "1884"),  # another question
+        qa("who-a", "Who is named in the text?", "Ada Penhallow"),
+        qa("who-b", "who is named in the text", "Tomas Rill"),  # same question up to case and "?"
+        qa("who-c", "Who is named in the text?", "Rill."),  # agrees with who-b, not with who-a
+        qa("tall-a", "How tall is the tower?", "31 metres"),
+        qa("tall-b", "How tall is the tower?", "31 metres tall"),  # agrees: one runs inside the other
+    ]
+    off = {"strategies": ["qa-spans"], "grounding": False, "near_dedup": False}
+    _, _, kept, rejected = run_curate(tmp_path / "off", recs, **off)
+    assert not rejected  # off by default: the recipe's records stay as they were
+
+    _, summary, kept, rejected = run_curate(tmp_path / "on", recs, **off, conflict_filter=True)
+    assert set(rejected) == {"who-a", "who-b", "who-c"}
+    assert {r["reason"] for r in rejected.values()} == {"conflicting_answers"}
+    assert rejected["who-a"]["reason_detail"] == "Ada Penhallow | Tomas Rill"
+    assert "checks" not in rejected["who-a"]
+    assert set(kept) == {"year-a", "year-b", "tall-a", "tall-b"}
+    assert summary.by_reason["conflicting_answers"] == 3
+
+
+def test_conflicting_answers_are_counted_within_one_document():
+    from augment.curate.filters import ConflictingAnswers
+
+    def qa(doc: str, answer: str) -> dict:
+        return {"doc_id": doc, "fields": {"question": "What is the company's name?", "answer": answer}}
+
+    other_docs = [qa("d1", "Sky UK Limited"), qa("d2", "British Sky Broadcasting Limited"), {"doc_id": "d1"}]
+    assert ConflictingAnswers().find(other_docs) == [None, None, None]
+    verdicts = ConflictingAnswers().find([*other_docs, qa("d1", "2014")])
+    both = "Sky UK Limited | 2014"
+    assert [v and v.detail for v in verdicts] == [both, None, None, both]
