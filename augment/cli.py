@@ -597,7 +597,7 @@ def train_cmd(
     if answers_only and result.answer_only_rows == 0:
         console.print(
             f"warning: --answers-only: no row of {cfg.shards} is a question-answer record "
-            "('Question: ...\\nAnswer: ...'), so every row trained on all its tokens",
+            "('Question: ...\\nAnswer: ...'), so every row trained on all its tokens but BOS",
             soft_wrap=True,
         )
     answers = (

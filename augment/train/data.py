@@ -5,7 +5,8 @@
   the loss is on the assistant turn only);
 - `answers_only` (cpt): question-answer records ("Question: ...\nAnswer: ...", the `qa` and `qa-spans`
   record text) -> {"prompt", "completion"} rows split after "Answer:", so the loss is on the answer, as
-  closed-book QA asks it; every other row (paraphrases, notes, replay) -> an empty prompt, loss on all;
+  closed-book QA asks it; every other row (paraphrases, notes, replay) -> an empty prompt, loss on all
+  its tokens but BOS (the tokenised empty prompt, so not exactly as without `answers_only`);
 - replay: raw source documents (RUN/documents.jsonl, beside the shards) and an optional generic
   corpus, added until they make up the requested share of training tokens.
 """

@@ -185,6 +185,54 @@ def test_answers_only_puts_the_loss_on_the_answers(shards, tiny_model, tmp_path)
     assert "Question:" in labelled and info["answer_only_rows"] == 0
 
 
+
+def test_answers_only_leaves_other_rows_trained_but_for_bos(shards, tiny_model, tmp_path):
+    """A row that is not a question-answer record becomes an empty prompt plus completion: the
+    same token ids as without --answers-only, and the same labels but its BOS, which TRL counts
+    as the prompt (the documented difference: bench/UPTAKE.md saw it move a full fine-tune)."""
+    from tokenizers import processors
+
+    from augment.io import write_jsonl
+    from augment.shards.writer import export
+
+    model = tmp_path / "bos-model"
+    shutil.copytree(tiny_model, model)
+    tok = transformers.AutoTokenizer.from_pretrained(model)
+    bos = tok.bos_token_id
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", bos)]
+    )
+    tok.save_pretrained(model)
+    assert transformers.AutoTokenizer.from_pretrained(model)("a b")["input_ids"][0] == bos
+
+    run = tmp_path / "notes"
+    (run / "curated").mkdir(parents=True)
+    texts = [r["text"] for r in read_jsonl(next(shards["cpt"].glob("train-*.jsonl")))]
+    notes = [t for t in texts if not t.startswith("Question")]
+    write_jsonl(
+        run / "curated" / "kept.jsonl",
+        [{"id": str(i), "strategy": "notes", "text": t, "messages": []} for i, t in enumerate(notes)],
+    )
+    export(run, val_fraction=0.0, file_formats=["jsonl"])
+    seen = {}
+
+    class Grab(transformers.TrainerCallback):
+        def __init__(self, key):
+            self.key = key
+
+        def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+            batch = next(iter(train_dataloader))
+            seen[self.key] = (batch["input_ids"], batch["labels"])
+
+    for answers_only in (False, True):
+        out = tmp_path / f"ckpt-{answers_only}"
+        c = cfg(run / "shards", model, out, method="full", max_steps=1, answers_only=answers_only)
+        train(c, callbacks=[Grab(answers_only)])
+    (ids, labels), (ids_ao, labels_ao) = seen[False], seen[True]
+    assert torch.equal(ids, ids_ao) and (ids == bos).sum() > 0
+    assert torch.equal(labels, ids)  # every token, BOS too
+    assert torch.equal(labels_ao == -100, ids == bos)  # every token but BOS
+
 def test_errors_are_one_line(cli, shards, tiny_model, tmp_path):
     r = cli("train", shards["cpt"], "-o", tmp_path / "x")
     assert r.code == 2 and r.err.strip() == "error: augment train needs --model"
