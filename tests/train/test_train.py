@@ -185,7 +185,6 @@ def test_answers_only_puts_the_loss_on_the_answers(shards, tiny_model, tmp_path)
     assert "Question:" in labelled and info["answer_only_rows"] == 0
 
 
-
 def test_answers_only_leaves_other_rows_trained_but_for_bos(shards, tiny_model, tmp_path):
     """A row that is not a question-answer record becomes an empty prompt plus completion: the
     same token ids as without --answers-only, and the same labels but its BOS, which TRL counts
@@ -232,6 +231,7 @@ def test_answers_only_leaves_other_rows_trained_but_for_bos(shards, tiny_model, 
     assert torch.equal(ids, ids_ao) and (ids == bos).sum() > 0
     assert torch.equal(labels, ids)  # every token, BOS too
     assert torch.equal(labels_ao == -100, ids == bos)  # every token but BOS
+
 
 def test_errors_are_one_line(cli, shards, tiny_model, tmp_path):
     r = cli("train", shards["cpt"], "-o", tmp_path / "x")
