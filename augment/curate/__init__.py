@@ -131,18 +131,31 @@ def _drop_matches(
     summary: CurateSummary,
 ) -> list[tuple[dict[str, Any], str, str]]:
     """Survivors without the duplicates `matches` found (each match: index of the kept one, similarity)."""
-    unique = []
-    for item, match in zip(survivors, matches, strict=True):
-        if match is None:
-            unique.append(item)
+    verdicts = [
+        None
+        if match is None
+        else Verdict(reason, dup_of=survivors[match[0]][0]["id"], detail=round(match[1], 3))
+        for match in matches
+    ]
+    return _drop_verdicts(survivors, verdicts, rejected, summary)
+
+
+def _drop_verdicts(
+    survivors: list[tuple[dict[str, Any], str, str]],
+    verdicts: list[Verdict | None],
+    rejected: list[dict[str, Any]],
+    summary: CurateSummary,
+) -> list[tuple[dict[str, Any], str, str]]:
+    """Survivors whose verdict is None; each other one goes to `rejected` (without its checks)."""
+    kept = []
+    for item, verdict in zip(survivors, verdicts, strict=True):
+        if verdict is None:
+            kept.append(item)
             continue
         rec = {k: v for k, v in item[0].items() if k != "checks"}
-        other, similarity = match
-        rejected.append(
-            _reject(rec, Verdict(reason, dup_of=survivors[other][0]["id"], detail=round(similarity, 3)))
-        )
-        summary.rejected[(rec["strategy"], reason)] += 1
-    return unique
+        rejected.append(_reject(rec, verdict))
+        summary.rejected[(rec["strategy"], verdict.reason)] += 1
+    return kept
 
 
 def curate(
@@ -202,11 +215,7 @@ def curate(
 
     if config.conflict_filter and survivors:
         verdicts = ConflictingAnswers().find([rec for rec, _, _ in survivors])
-        for (rec, _, _), verdict in zip(survivors, verdicts, strict=True):
-            if verdict is not None:
-                rejected.append(_reject({k: v for k, v in rec.items() if k != "checks"}, verdict))
-                summary.rejected[(rec["strategy"], verdict.reason)] += 1
-        survivors = [item for item, verdict in zip(survivors, verdicts, strict=True) if verdict is None]
+        survivors = _drop_verdicts(survivors, verdicts, rejected, summary)
 
     if config.near_dedup and survivors:
         texts = [rec["text"] for rec, _, _ in survivors]
