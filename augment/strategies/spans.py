@@ -112,6 +112,7 @@ class Span:
     answer: str
     sentence: str
     start: int  # offset in the chunk
+    at: int = -1  # offset in the sentence (-1: its first occurrence there)
 
 
 def sentences(text: str) -> list[tuple[int, str]]:
@@ -141,8 +142,15 @@ def _stems(text: str) -> set[str]:
     return {w[:5] for w in _words(text) if w not in FUNCTION_WORDS and len(w) > 2}
 
 
-def cloze_question(sentence: str, answer: str, title: str) -> str:
-    blank = sentence.replace(answer, "_____", 1).rstrip(".")
+def _locate(sentence: str, answer: str, at: int = -1) -> int:
+    """Where `answer` stands in `sentence`: at the span's own offset `at` when it holds the answer
+    there (the "90" of "90%", not the one inside "1990s" before it), else its first occurrence."""
+    return at if at >= 0 and sentence.startswith(answer, at) else sentence.find(answer)
+
+
+def cloze_question(sentence: str, answer: str, title: str, at: int = -1) -> str:
+    lo = _locate(sentence, answer, at)
+    blank = (sentence[:lo] + "_____" + sentence[lo + len(answer) :] if lo >= 0 else sentence).rstrip(".")
     about = f" about {title}" if title else ""
     return f'What fills the blank in this sentence{about}: "{blank}"?'
 
@@ -206,12 +214,13 @@ def _title_name(title: str) -> tuple[str, str | None]:
     return re.sub(r"\s*\([^)]*\)\s*$", "", title).strip(), kind.group(1) if kind else None
 
 
-def wh_question(sentence: str, answer: str, title: str, tight: bool = False) -> str | None:
+def wh_question(sentence: str, answer: str, title: str, tight: bool = False, at: int = -1) -> str | None:
     """The sentence asked about `answer` in place, by rule: "Harrow Point is a 2019 Irish drama
     film directed by whom?" A sentence opening with "It" or "The film" (the title's kind) names its
     subject instead, and the question ends at the clause that holds the answer. None when no
-    question phrase fits the answer or what is left is too short to ask anything."""
-    lo = sentence.find(answer)
+    question phrase fits the answer or what is left is too short to ask anything. `at`: the
+    answer's offset in the sentence, should it occur there more than once."""
+    lo = _locate(sentence, answer, at)
     if lo < 0:
         return None
     start, end = lo, lo + len(answer)
@@ -267,15 +276,15 @@ def _participle(word: str) -> bool:
     return (word.endswith("ed") and len(word) > 4) or word in _PARTICIPLE
 
 
-def front_question(sentence: str, answer: str, title: str, tight: bool = False) -> str | None:
+def front_question(sentence: str, answer: str, title: str, tight: bool = False, at: int = -1) -> str | None:
     """A short question about the sentence's subject, its question word first, by rule: "Beginning
     is a 2023 Tamil-language drama film directed by Jagan Vijaya" asks "Who directed Beginning?",
     "The ceremony was held in Melbourne" asks "Where was the ceremony held?". It needs a sentence
     of the shape <subject> is/was/are/were ... <participle> [preposition] <answer> with no clause
     between the verb and the answer (the answer must belong to the subject); None otherwise. The
     in-place question keeps the sentence's other facts, which are not in a reader's question;
-    this one keys the answer on the subject and its relation alone."""
-    lo = sentence.find(answer)
+    this one keys the answer on the subject and its relation alone. `at` as for `wh_question`."""
+    lo = _locate(sentence, answer, at)
     quoted = lo > 0 and sentence[lo - 1] in '"“«'
     if lo <= 0:
         return None
@@ -723,9 +732,10 @@ def list_spans(sentence: str) -> list[tuple[int, str]]:
     return out
 
 
-def in_list(sentence: str, answer: str) -> bool:
-    """Is `answer` one name of an enumeration in `sentence` (not the whole of it)?"""
-    lo = sentence.find(answer)
+def in_list(sentence: str, answer: str, at: int = -1) -> bool:
+    """Is `answer` (at `at`, else its first occurrence) one name of an enumeration in `sentence`
+    (not the whole of it)?"""
+    lo = _locate(sentence, answer, at)
     return lo >= 0 and any(a <= lo < a + len(t) and t != answer for a, t in list_spans(sentence))
 
 
@@ -842,7 +852,7 @@ def pick_spans(
             found += [(lo, a) for lo, a in enumerated if _named(a, title_words)]
             enumerations.update(a for _, a in enumerated)
         found.sort(key=(lambda f: (f[1] not in named, f[0])) if tight else None)
-        per_sentence.append([Span(a, sent, offset + lo) for lo, a in found])
+        per_sentence.append([Span(a, sent, offset + lo, lo) for lo, a in found])
 
     # a name's single word ("Condit") is asked for through the full name ("Cecelia Condit"); with
     # `tight`, a name the patterns found is dropped only inside a longer name, not inside a
@@ -887,7 +897,15 @@ class SpanStrategy(Strategy):
     def variants_for(self, chunk: Chunk) -> list[tuple[str, dict[str, str]]]:
         # doc_title: the parser's relevance check leaves the title's words out
         return [
-            (span.answer, {"answer": span.answer, "sentence": span.sentence, "doc_title": chunk.title})
+            (
+                span.answer,
+                {
+                    "answer": span.answer,
+                    "sentence": span.sentence,
+                    "doc_title": chunk.title,
+                    "at": str(span.at),
+                },
+            )
             # distinct answers
             for span in pick_spans(
                 chunk.text,
@@ -912,18 +930,21 @@ class SpanStrategy(Strategy):
             req.context["answer"],
             req.context.get("doc_title", ""),
         )
+        at = int(req.context.get("at", -1))  # where the span stands, should the answer recur
         ruled = []
         if self.header.cloze:
             about = title if self.header.cloze_title else ""
-            ruled.append({field: cloze_question(sentence, answer, about), "form": "cloze"})
+            ruled.append({field: cloze_question(sentence, answer, about, at), "form": "cloze"})
         # one name of a list is asked for by its blank alone: "starring X, what?" asks nothing,
         # and "Who stars in Thugs?" answered with one name teaches a partial answer
-        member = self.header.lists and in_list(sentence, answer)
+        member = self.header.lists and in_list(sentence, answer, at)
         tight = self.header.tight
-        wh = wh_question(sentence, answer, title, tight) if self.header.wh and not member else None
+        wh = wh_question(sentence, answer, title, tight, at) if self.header.wh and not member else None
         if wh:
             ruled.append({field: wh, "form": "wh"})
-        front = front_question(sentence, answer, title, tight) if self.header.front and not member else None
+        front = (
+            front_question(sentence, answer, title, tight, at) if self.header.front and not member else None
+        )
         if front:
             ruled.append({field: front, "form": "front"})
         try:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -627,6 +628,25 @@ def test_cloze_title_false_leaves_the_documents_name_out_of_the_blank(tmp_path: 
     assert unnamed in clozes[1]["text"] and "Harrow" not in clozes[1]["text"]
     # only the cloze changes: the model's question and the one asked in place are the same
     assert others[0] == others[1] and len(others[0]) == 2
+
+
+def test_a_span_whose_answer_occurs_earlier_in_its_sentence_is_blanked_where_it_stands(spans: SpanStrategy):
+    # "90" is the span of "90%"; the first "90" in the sentence is inside "1990s"
+    text = "In the 1990s about 90% of the world's electricity came from steam turbines."
+    chunk = Chunk("s:0000", "s", 0, 0, len(text), text, "Steam turbine", 20)
+    span = next(s for s in pick_spans(text, chunk.title, 20) if s.answer == "90")
+    assert span.sentence[span.at :].startswith("90%") and text[span.start :].startswith("90%")
+    req = next(r for r in spans.build(chunk, backend="mock", model="m", seed=0) if r.variant == "90")
+    assert req.context["at"] == str(span.at)
+    items = spans.parse_request(req, req.primer + "no question here", "stop").items
+    cloze = next(it for it in items if it["form"] == "cloze")["question"]
+    assert "In the 1990s about _____% of the world's electricity" in cloze and "19_____s" not in cloze
+    wh = next(it for it in items if it["form"] == "wh")["question"]
+    assert wh.startswith("In the 1990s about how many")
+    # a request without the offset (built before it was recorded) blanks the first occurrence, as before
+    old = {k: v for k, v in req.context.items() if k != "at"}
+    items = spans.parse_request(replace(req, context=old), req.primer + "no question here", "stop").items
+    assert "In the 19_____s about 90%" in next(it for it in items if it["form"] == "cloze")["question"]
 
 
 def test_spans_kind_takes_no_variants(tmp_path: Path):
