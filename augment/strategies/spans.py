@@ -241,6 +241,8 @@ def wh_question(sentence: str, answer: str, title: str, tight: bool = False, at:
     if drop:
         head = head[:-drop]
     rest = sentence[end:]
+    if wh == "how many" and rest.startswith("%"):  # "contributes 61% of GDP": what percentage of GDP
+        wh, rest = "what percentage", rest[1:]
     cut = _CLAUSE_END.search(rest)
     rest = rest[: cut.start()] if cut else rest
     question = re.sub(r"\s*&\w*$", "", " ".join([*head, wh, *rest.split()]).rstrip(" .,;:!?"))
