@@ -92,8 +92,9 @@ _TIGHT_PATTERNS = [
     _TIGHT_NAME,
 ]
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[A-Z0-9\"“(])|\n+")
-# titles, abbreviations and a name's initial ("R. K. Suresh") do not end a sentence
-_ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Inc|Ltd|Co|vs|No|Vol|U\.S|U\.K|[A-Z])\.$")
+# titles, abbreviations and a name's initial ("R. K. Suresh") do not end a sentence; a
+# temperature's unit does ("around 30 °C. This gives ...")
+_ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Inc|Ltd|Co|vs|No|Vol|U\.S|U\.K|(?<!°)[A-Z])\.$")
 # capitalised words that start sentences and name nothing; left out of the question check too
 FUNCTION_WORDS = frozenset(
     (  # noqa: SIM905

@@ -40,6 +40,10 @@ def test_sentences_split_at_ends_but_not_after_abbreviations():
     for offset, s in sentences(TEXT):
         assert TEXT[offset : offset + len(s)] == s
     assert len(sentences("It stars Bobby Simha and R. K. Suresh. It was shot in Chennai.")) == 2
+    assert [s for _, s in sentences("Condensers run at around 30 °C. This gives 63% at most.")] == [
+        "Condensers run at around 30 °C.",
+        "This gives 63% at most.",
+    ]
 
 
 def test_spans_are_names_dates_numbers_and_quotes_never_the_title():
