@@ -198,8 +198,8 @@ def _wh_phrase(answer: str, before: str, at_start: bool, tight: bool = False) ->
         if unit in ("percent", "per cent", "%") or answer.endswith("%"):
             return "what percentage", 0
         return (f"how many {unit}" if unit else "how many"), 0
-    if prev in ("by", "starring", "featuring"):
-        return "whom", 0
+    if prev in ("by", "starring", "featuring"):  # a name; "declined by ten ratings points" asks "by what"
+        return ("whom" if answer[0].isupper() else "what"), 0
     if prev in ("in", "at", "near") and not at_start:
         return "where", 1
     if at_start:

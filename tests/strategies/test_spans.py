@@ -141,6 +141,7 @@ def test_a_bad_question_is_reported_and_only_the_cloze_is_kept(spans: SpanStrate
     [
         # the answer's place asked by what it is; "It" / "The film" name the title's subject
         ("It was directed by Nuala Brennan.", "Nuala Brennan", "Harrow Point was directed by whom?"),
+        ("Its budget was cut by the recession.", "the recession", "Harrow Point's budget was cut by what?"),
         ("The film was shot in 23 days.", "23 days", "Harrow Point was shot in how many days?"),
         ("Its budget was $5 million.", "$5 million", "Harrow Point's budget was how much?"),
         ("It was released in 2019 in Ireland.", "2019", "Harrow Point was released in what year in Ireland?"),
