@@ -95,6 +95,10 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*\s+(?=[A-Z0-9\"“(])|\n+"
 # titles, abbreviations and a name's initial ("R. K. Suresh") do not end a sentence; a
 # temperature's unit does ("around 30 °C. This gives ...")
 _ABBREV = re.compile(r"\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|Inc|Ltd|Co|vs|No|Vol|U\.S|U\.K|(?<!°)[A-Z])\.$")
+_INITIAL = re.compile(r"\b[A-Z]\.$")
+# ... but a capital letter does end one before a word that opens sentences and names nothing
+# ("... as opposed to Super Bowl L. The use of ...", "composed by Girishh G. The film ...")
+_OPENER = re.compile(r"[A-Z][a-z]+\b")
 # capitalised words that start sentences and name nothing; left out of the question check too
 FUNCTION_WORDS = frozenset(
     (  # noqa: SIM905
@@ -118,12 +122,16 @@ class Span:
 
 def sentences(text: str) -> list[tuple[int, str]]:
     """(offset, sentence) of `text`: split after . ! ? before a capital or digit, and at newlines;
-    abbreviations such as "Dr." or "U.S." do not end a sentence."""
+    abbreviations such as "Dr." or "U.S." do not end a sentence, nor does a name's initial unless
+    a sentence-opening word such as "The" or "It" follows it."""
     out: list[tuple[int, str]] = []
     start = 0
     for m in _SENTENCE_END.finditer(text):
-        if _ABBREV.search(text[start : m.start()]):
-            continue
+        before = text[start : m.start()]
+        if _ABBREV.search(before):
+            opener = _OPENER.match(text, m.end())
+            if not (_INITIAL.search(before) and opener and opener.group().lower() in FUNCTION_WORDS):
+                continue
         piece = text[start : m.start()]
         if piece.strip():
             out.append((start + len(piece) - len(piece.lstrip()), piece.strip()))

@@ -44,6 +44,16 @@ def test_sentences_split_at_ends_but_not_after_abbreviations():
         "Condensers run at around 30 °C.",
         "This gives 63% at most.",
     ]
+    # a capital letter ends a sentence before a word that opens one, and nowhere else
+    assert [
+        s for _, s in sentences("It was named Super Bowl 50, not Super Bowl L. The use of numerals returns.")
+    ] == [
+        "It was named Super Bowl 50, not Super Bowl L.",
+        "The use of numerals returns.",
+    ]
+    assert len(sentences("Its music is by Girishh G. The film was released in 2019.")) == 2
+    for joined in ("It stars J. A. Smith and Franklin D. Roosevelt.", "It was led by John F. Kennedy."):
+        assert len(sentences(joined)) == 1
 
 
 def test_spans_are_names_dates_numbers_and_quotes_never_the_title():
