@@ -612,6 +612,37 @@ def train_cmd(
     )
 
 
+@app.command("average")
+def average_cmd(
+    checkpoints: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Checkpoint folders of one model, e.g. CKPT/step-48 CKPT (train --snapshot-steps)."
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="New folder for the averaged weights.")],
+    weights: Annotated[
+        str | None, typer.Option(help="Comma-separated weight per checkpoint (default: equal), e.g. 1,3.")
+    ] = None,
+) -> None:
+    """Average the weights of checkpoints of one model (a run's last snapshots and its final weights)."""
+    from augment.console import out_console
+    from augment.train.average import average_checkpoints
+
+    shares = None
+    if weights is not None:
+        try:
+            shares = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise ConfigError(f"--weights: {weights!r} is not a comma-separated list of numbers") from None
+    result = average_checkpoints(checkpoints, output, shares)
+    out_console().print(
+        f"averaged {len(checkpoints)} checkpoints: {result.tensors} tensors, "
+        f"{result.parameters:,} parameters in {', '.join(result.files)} -> {result.output}",
+        soft_wrap=True,
+    )
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[
