@@ -23,7 +23,8 @@ same passages and data in another order (a replicate; `bench/uptake_pool.py` ave
 question by question; `bench/uptake_select.py` gives every arm its best training setting
 among several runs, chosen on held-out questions). `--score-steps 24,48` scores every arm also at
 those steps of the same training run (snapshots), so one run gives the learning curve and
-uptake_select.py its candidates.
+uptake_select.py its candidates. `--average 48` (with 48 among --score-steps) also scores every arm
+at the mean of its weights at step 48 and at the end (`augment average`), as a result of its own.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -202,12 +204,32 @@ def main() -> None:
         "snapshots of augment train --snapshot-steps; results in uptake-stepN.json, with at_step set, "
         "candidates for uptake_select.py)",
     )
+    ap.add_argument(
+        "--average",
+        default="",
+        help="also score every arm at the mean of its weights at these --score-steps and its final "
+        "weights (augment average; e.g. 48: checkpoints in ckpt/ARM-avg48, result in uptake-avg48.json)",
+    )
     ap.add_argument("-o", "--out", type=Path, default=REPO / "runs" / "uptake")
     args = ap.parse_args()
     if args.train_seed == args.seed:
         raise SystemExit(
             f"--train-seed {args.train_seed}: --seed {args.seed} already trains with that seed, so it is "
             "the same training run as without --train-seed; give another to train again"
+        )
+    try:
+        score_at = sorted(set(step_list(args.score_steps)))
+    except ValueError as e:
+        raise SystemExit(f"--score-steps: {e}") from None
+    if any(not 0 < n < args.steps for n in score_at):
+        raise SystemExit(f"--score-steps {args.score_steps}: each step must be between 1 and --steps - 1")
+    try:
+        average = sorted(set(step_list(args.average)))
+    except ValueError as e:
+        raise SystemExit(f"--average: {e}") from None
+    if any(n not in score_at for n in average):
+        raise SystemExit(
+            f"--average {args.average}: each step must be one of --score-steps ({args.score_steps})"
         )
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -271,12 +293,6 @@ def main() -> None:
         hyper += ["--bf16", args.bf16]
     if args.answers_only:
         hyper += ["--answers-only"]
-    try:
-        score_at = sorted(set(step_list(args.score_steps)))
-    except ValueError as e:
-        raise SystemExit(f"--score-steps: {e}") from None
-    if any(not 0 < n < args.steps for n in score_at):
-        raise SystemExit(f"--score-steps {args.score_steps}: each step must be between 1 and --steps - 1")
     if score_at:
         hyper += ["--snapshot-steps", ",".join(map(str, score_at))]
     replicate = "" if args.train_seed is None else f"-t{args.train_seed}"
@@ -300,6 +316,20 @@ def main() -> None:
             merge = ["--merge"] if args.method == "lora" else []
             augment("train", path, "--model", args.model, "-o", ckpt, *hyper, *replay, *merge)
         checkpoints[arm] = str(ckpt)
+    averaged = {}
+    if average:
+        from augment.train.average import average_checkpoints
+
+        tag = "avg" + "-".join(map(str, average))
+        for arm in shards:
+            ckpt = Path(checkpoints[arm])
+            dest = ckpt.parent / f"{arm}-{tag}"
+            info = dest / "average.json"
+            if not info.is_file() or info.stat().st_mtime < (ckpt / "train.json").stat().st_mtime:
+                shutil.rmtree(dest, ignore_errors=True)  # missing, or older than a new training run
+                print(f"averaging {arm}'s weights at steps {average} and {args.steps}", flush=True)
+                average_checkpoints([*(ckpt / f"step-{n}" for n in average), ckpt], dest)
+            averaged[arm] = str(dest)
 
     items = load_qa(out / "qa_eval.jsonl")
     print(f"scoring base closed-book on {len(items)} questions", flush=True)
@@ -321,6 +351,24 @@ def main() -> None:
         }
         at_step = step if score_at else None
         report(out / f"{name}.json", args, at_step, evaluated, items, scores, open_book, extra)
+    if averaged:
+        scores = {"base": base}
+        for arm, model in averaged.items():
+            print(f"scoring {arm} at the mean of steps {average} and {args.steps} closed-book", flush=True)
+            scores[arm] = score_model(model, items, mode="closed", with_title=True)
+        extra = {**extra, "seconds": round(time.monotonic() - t0)}
+        name = f"uptake{replicate}-{tag}"
+        report(
+            out / f"{name}.json",
+            args,
+            None,
+            evaluated,
+            items,
+            scores,
+            open_book,
+            extra,
+            [*average, args.steps],
+        )
 
 
 def report(
@@ -332,15 +380,20 @@ def report(
     scores: dict,
     open_book,
     extra: dict,
+    averaged: list[int] | None = None,
 ) -> None:
-    """Write one scored point (the arms' checkpoints at `at_step`, or at the end) and print its tables."""
+    """Write one scored point (the arms' checkpoints at `at_step`, at the end, or with `averaged` the
+    mean of their weights at those steps) and print its tables."""
     diffs = {name: paired_differences(scores[lo], scores[hi]) for name, (lo, hi) in PAIRS.items()}
     # without --bf16 or --answers-only the settings read as before they existed, so such runs pool
     # with earlier ones
     defaults = {("bf16", None), ("answers_only", False)}
-    run_args = {k: str(v) for k, v in vars(args).items() if k != "score_steps" and (k, v) not in defaults}
+    skip = {"score_steps", "average"}
+    run_args = {k: str(v) for k, v in vars(args).items() if k not in skip and (k, v) not in defaults}
     if at_step is not None:
         run_args["at_step"] = str(at_step)  # uptake_select.py treats each step as a candidate
+    if averaged:  # another treatment than the final weights: pooled only with its like
+        run_args["averaged"] = ",".join(map(str, averaged))
     passage_ids = {r["text"]: str(r["id"]) for r in evaluated}
     result = {
         "qa": str(args.qa),
@@ -364,6 +417,8 @@ def report(
     write_json(path, result)
 
     steps = args.steps if at_step is None else f"{at_step} (of {args.steps})"
+    if averaged:
+        steps = f"the mean of the weights at {', '.join(map(str, averaged))} of {args.steps}"
     print(
         f"\n{len(items)} questions on {args.passages} passages of {args.qa.name}; {args.model}, "
         f"{args.method}, {steps} steps x {args.batch_size} x {args.max_seq_len} tokens per arm -> {path}\n"

@@ -92,3 +92,49 @@ def test_a_replicate_with_the_draws_own_training_seed_is_refused(tmp_path: Path)
         "without --train-seed; give another to train again"
     )
     assert not out.exists()  # refused before anything is written
+
+
+def test_an_average_of_steps_that_are_not_snapshots_is_refused(tmp_path: Path):
+    script = Path(__file__).resolve().parents[2] / "bench" / "uptake.py"
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        str(script),
+        "--steps",
+        "72",
+        "--score-steps",
+        "24",
+        "--average",
+        "48",
+        "-o",
+        str(out),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0
+    assert res.stderr.strip() == "--average 48: each step must be one of --score-steps (24)"
+    assert not out.exists()
+
+
+def test_averaged_weights_are_reported_as_their_own_treatment(tmp_path: Path):
+    """The mean of snapshots is another treatment than the final weights: its args say so, and the
+    final weights' args do not carry --average (so they pool with runs made without it)."""
+    from argparse import Namespace
+
+    from uptake import report
+
+    from augment.eval.runner import ModelScores, summarize
+
+    def scores(f1: list[float]) -> ModelScores:
+        per = {m: f1 for m in ("f1", "contains", "exact_match", "answer_nll", "answer_nll_source")}
+        return ModelScores("m", ["x"] * len(f1), per, 0.0, summarize(per))
+
+    arms = {arm: scores([0.1 * i, 0.5, 1.0]) for i, arm in enumerate(("base", "raw", "augment", "format"))}
+    evaluated = [{"id": "p1", "text": "passage"}]
+    items = [Namespace(question=f"q{i}", answers=["a"], passage="passage") for i in range(3)]
+    args = Namespace(qa=Path("qa.jsonl"), passages=1, model="m", method="full", steps=72, batch_size=4,
+                     max_seq_len=256, score_steps="24,48", average="48", seed=0)  # fmt: skip
+    report(tmp_path / "avg.json", args, None, evaluated, items, arms, arms["base"], {}, [48, 72])
+    report(tmp_path / "end.json", args, None, evaluated, items, arms, arms["base"], {})
+    avg, end = (json.loads((tmp_path / f"{n}.json").read_text())["args"] for n in ("avg", "end"))
+    assert avg["averaged"] == "48,72" and "average" not in avg and "at_step" not in avg
+    assert "averaged" not in end and "average" not in end and end["steps"] == "72"
