@@ -132,9 +132,8 @@ def sentences(text: str) -> list[tuple[int, str]]:
             opener = _OPENER.match(text, m.end())
             if not (_INITIAL.search(before) and opener and opener.group().lower() in FUNCTION_WORDS):
                 continue
-        piece = text[start : m.start()]
-        if piece.strip():
-            out.append((start + len(piece) - len(piece.lstrip()), piece.strip()))
+        if before.strip():
+            out.append((start + len(before) - len(before.lstrip()), before.strip()))
         start = m.end()
     if text[start:].strip():
         piece = text[start:]
