@@ -120,7 +120,7 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(two_checkpoints, tmp_pat
     cases.append(([a, tmp_path / "nope"], tmp_path / "o9", None, "no such checkpoint folder"))
     cases.append(([a, b], b, None, "already exists and is not empty"))
     for sources, out, weights, message in cases:
-        with pytest.raises(AugmentError, match=None) as e:
+        with pytest.raises(AugmentError) as e:
             average_checkpoints(sources, out, weights)
         assert message in str(e.value) and "\n" not in str(e.value), (message, str(e.value))
         if out != b:
