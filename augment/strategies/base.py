@@ -202,6 +202,12 @@ class PromptHeader(BaseModel):
         "keeps the number that ends it ('State Route 99', not '99'), a range of numbers and its unit is one "
         "answer ('8–15 per cell', '30 °C') and number words are numbers ('ten')",
     )
+    model_question: bool = Field(
+        True,
+        description="spans: keep the model's own question beside the rule-written ones; false keeps only "
+        "the rule-written forms (cloze, wh, front). The request is still sent and cached, so a run with it "
+        "off pairs record for record with one with it on",
+    )
     group_sizes: list[int] = Field(
         default_factory=lambda: [2, 3], description="entigraph: pairs, then triples"
     )
@@ -226,6 +232,8 @@ class PromptHeader(BaseModel):
                 raise ValueError(f"kind '{self.kind}' takes no variants (its tasks come from the first step)")
             if self.budget_tokens is None:
                 raise ValueError(f"kind '{self.kind}' needs budget_tokens (tokens per document)")
+        if self.kind == "spans" and not (self.model_question or self.cloze or self.wh or self.front):
+            raise ValueError("model_question: false needs cloze, wh or front, or no question is ever kept")
         if not self.group_sizes or any(n < 1 for n in self.group_sizes):
             raise ValueError("group_sizes must list group sizes of 1 or more")
         return self

@@ -933,7 +933,7 @@ class SpanStrategy(Strategy):
         """The model's question, if it is one about this span's sentence; with `cloze: true` also
         the sentence as a fill-in-the-blank question, with `wh: true` the sentence asked in
         place and with `front: true` a short question about its subject (all kept when the
-        model's question is not)."""
+        model's question is not; with `model_question: false` only these are kept)."""
         field = self.fields_for(req.chat)[0]
         sentence, answer, title = (
             req.context["sentence"],
@@ -957,6 +957,10 @@ class SpanStrategy(Strategy):
         )
         if front:
             ruled.append({field: front, "form": "front"})
+        if not self.header.model_question:
+            if not ruled:
+                raise ParseError("model_question is false and no rule-written question fits this span")
+            return Parsed(ruled)
         try:
             question = self._question(self.parse(text, finish_reason, req.chat).items[0][field], req)
         except ParseError as e:

@@ -664,6 +664,41 @@ def test_a_span_whose_answer_occurs_earlier_in_its_sentence_is_blanked_where_it_
     assert "In the 19_____s about 90%" in next(it for it in items if it["form"] == "cloze")["question"]
 
 
+def test_model_question_false_keeps_the_rule_written_records_and_drops_the_models(
+    tmp_path: Path, spans: SpanStrategy
+):
+    src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
+    assert "\nmodel_question: true" in src and spans.header.model_question is True  # the default
+    off = tmp_path / "qa-spans.md"
+    off.write_text(src.replace("\nmodel_question: true", "\nmodel_question: false"))
+    strategy = load_strategy(off)
+    assert isinstance(strategy, SpanStrategy)
+    # the same requests (so a run with it off reads the other run's cache), fewer records
+    reqs_on = spans.build(CHUNK, backend="mock", model="m", seed=0)
+    reqs_off = strategy.build(CHUNK, backend="mock", model="m", seed=0)
+    assert [r.key for r in reqs_on] == [r.key for r in reqs_off]
+    reply = "When did Harrow Point premiere at the Galway Film Fleadh?"
+    req_on, req_off = (next(r for r in rs if r.variant == "9 July 2019") for rs in (reqs_on, reqs_off))
+    on, off_records = _reply(spans, req_on, reply)[1], _reply(strategy, req_off, reply)[1]
+    assert [r["fields"]["form"] for r in on] == ["model", "cloze", "wh"]
+    assert [r["fields"]["form"] for r in off_records] == ["cloze", "wh"]
+    assert [r["text"] for r in off_records] == [r["text"] for r in on[1:]]
+    # a span no rule can ask about gives no record, and says why
+    strategy.header.cloze = strategy.header.wh = False
+    with pytest.raises(ParseError, match="model_question is false and no rule-written question fits"):
+        strategy.parse_request(req_off, reply, "stop")
+    # and a header that could never keep a question is refused when loaded, naming the file
+    none = tmp_path / "none.md"
+    none.write_text(
+        src.replace("\nmodel_question: true", "\nmodel_question: false")
+        .replace("\ncloze: true", "\ncloze: false")
+        .replace("\nwh: true", "\nwh: false")
+        .replace("\nfront: true", "\nfront: false")
+    )
+    with pytest.raises(ConfigError, match=r"none\.md.*model_question: false needs cloze, wh or front"):
+        load_strategy(none)
+
+
 def test_spans_kind_takes_no_variants(tmp_path: Path):
     src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
     bad = tmp_path / "qa-spans.md"
