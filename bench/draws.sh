@@ -11,6 +11,8 @@
 #
 # Recipes (the README's SQuAD command plus):
 #   answers-only     --answers-only; seeds 5 to 9 (read: not adopted)
+#   rule-questions   qa-spans with model_question: false (a prompts folder made here from
+#                    prompts/qa-spans.md, that line changed); seeds 10 to 14
 # A new recipe is a case below (its tag names the kept files, its dir the runs) and its
 # registration in bench/UPTAKE.md, written before its first draw runs.
 #
@@ -30,7 +32,18 @@ case $recipe in
     tag=answersonly dir=sq-ao default="5 6 7 8 9"
     flags=(--answers-only)
     ;;
-  *) echo "usage: bash bench/draws.sh answers-only run|keep|pool|table [SEED ...]" >&2; exit 2 ;;
+  rule-questions)
+    tag=rulequestions dir=sq-rq default="10 11 12 13 14"
+    prompts=runs/p-rulequestions
+    mkdir -p "$prompts"
+    sed 's/^model_question: true /model_question: false/' prompts/qa-spans.md >"$prompts/qa-spans.md"
+    grep -q '^model_question: false ' "$prompts/qa-spans.md" || {
+      echo "prompts/qa-spans.md: no 'model_question: true' line to turn off" >&2
+      exit 1
+    }
+    flags=(--generate-args "--prompts-dir $PWD/$prompts")
+    ;;
+  *) echo "usage: bash bench/draws.sh answers-only|rule-questions run|keep|pool|table [SEED ...]" >&2; exit 2 ;;
 esac
 seeds=${*:-$default}
 name=uptake-squad10-gemma270m-$tag-steps72-lr1e-4
