@@ -684,7 +684,7 @@ def test_model_question_false_keeps_the_rule_written_records_and_drops_the_model
     assert [r["fields"]["form"] for r in off_records] == ["cloze", "wh"]
     assert [r["text"] for r in off_records] == [r["text"] for r in on[1:]]
     # a span no rule can ask about gives no record, and says why
-    strategy.header.cloze = strategy.header.wh = False
+    strategy.header.cloze = strategy.header.wh = strategy.header.front = False
     with pytest.raises(ParseError, match="model_question is false and no rule-written question fits"):
         strategy.parse_request(req_off, reply, "stop")
     # and a header that could never keep a question is refused when loaded, naming the file
