@@ -12,7 +12,8 @@
 # Recipes (the README's SQuAD command plus):
 #   answers-only     --answers-only; seeds 5 to 9 (read: not adopted)
 #   rule-questions   qa-spans with model_question: false (a prompts folder made here from
-#                    prompts/qa-spans.md, that line changed); seeds 10 to 14
+#                    prompts/qa-spans.md, that line changed); seeds 10 to 14 (read: not
+#                    adopted)
 # A new recipe is a case below (its tag names the kept files, its dir the runs) and its
 # registration in bench/UPTAKE.md, written before its first draw runs.
 #
