@@ -516,6 +516,17 @@ def train_cmd(
     replay_corpus: Annotated[
         Path | None, typer.Option(help="Generic JSONL corpus ({'text'}) to replay.")
     ] = None,
+    replay_title: Annotated[
+        bool | None,
+        typer.Option("--replay-title/--no-replay-title", help="Open each replayed document with its title."),
+    ] = None,
+    replay_shuffle: Annotated[
+        bool | None,
+        typer.Option(
+            "--replay-shuffle/--no-replay-shuffle",
+            help="Replay each document's later copies with their sentences in a new order.",
+        ),
+    ] = None,
     answers_only: Annotated[
         bool | None,
         typer.Option(
@@ -565,6 +576,8 @@ def train_cmd(
         grad_accum=grad_accum,
         replay=replay,
         replay_corpus=replay_corpus,
+        replay_title=replay_title,
+        replay_shuffle=replay_shuffle,
         answers_only=answers_only,
         merge=merge,
         save_steps=save_steps,

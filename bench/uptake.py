@@ -150,7 +150,7 @@ def trained_as_asked(ckpt: Path, settings: dict) -> bool:
         return False
     trained = json.loads(info.read_text()).get("hyperparameters", {})
     # checkpoints from before a setting existed were trained with its default
-    known = {"answers_only": False}
+    known = {"answers_only": False, "replay_title": False, "replay_shuffle": False}
     diff = [
         f"{k}={trained.get(k, known.get(k))} (asked {v})"
         for k, v in settings.items()
@@ -188,6 +188,17 @@ def main() -> None:
         action="store_true",
         help="train every arm with augment train --answers-only (question-answer records train on "
         "their answers; the raw passages and replay on every token, as without it)",
+    )
+    ap.add_argument(
+        "--replay-title",
+        action="store_true",
+        help="arms (c) and (d): augment train --replay-title (each replayed passage opens with its title)",
+    )
+    ap.add_argument(
+        "--replay-shuffle",
+        action="store_true",
+        help="arms (c) and (d): augment train --replay-shuffle (a passage's later replayed copies with "
+        "their sentences in a new order)",
     )
     ap.add_argument("--seed", type=int, default=0, help="draws the passages; also the training seed")
     ap.add_argument(
@@ -300,6 +311,9 @@ def main() -> None:
     for arm, path in shards.items():
         ckpt = out / f"ckpt{replicate}" / arm
         replay = ["--replay", args.replay] if arm != "raw" else []
+        replay_form = {"replay_title": args.replay_title, "replay_shuffle": args.replay_shuffle}
+        if arm != "raw":
+            replay += [f"--{k.replace('_', '-')}" for k, on in replay_form.items() if on]
         settings = {
             "method": args.method,
             "max_steps": args.steps,
@@ -311,6 +325,7 @@ def main() -> None:
             **({"snapshot_steps": score_at} if score_at else {}),
             **({"bf16": args.bf16 == "on"} if args.bf16 else {}),
             "answers_only": args.answers_only,
+            **(replay_form if arm != "raw" else {}),
         }
         if not trained_as_asked(ckpt, settings):
             merge = ["--merge"] if args.method == "lora" else []
@@ -385,9 +400,9 @@ def report(
     """Write one scored point (the arms' checkpoints at `at_step`, at the end, or with `averaged` the
     mean of their weights at those steps) and print its tables."""
     diffs = {name: paired_differences(scores[lo], scores[hi]) for name, (lo, hi) in PAIRS.items()}
-    # without --bf16 or --answers-only the settings read as before they existed, so such runs pool
+    # without --bf16, --answers-only or the replay forms the settings read as before they existed, so such runs pool
     # with earlier ones
-    defaults = {("bf16", None), ("answers_only", False)}
+    defaults = {("bf16", None), ("answers_only", False), ("replay_title", False), ("replay_shuffle", False)}
     skip = {"score_steps", "average"}
     run_args = {k: str(v) for k, v in vars(args).items() if k not in skip and (k, v) not in defaults}
     if at_step is not None:

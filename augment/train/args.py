@@ -42,6 +42,15 @@ class TrainConfig(BaseModel):
         0.0, ge=0, lt=1, description="share of training tokens from the raw source documents"
     )
     replay_corpus: Path | None = Field(None, description="JSONL of generic text ({'text'}) to replay too")
+    replay_title: bool = Field(
+        False, description="open each replayed document with its title line, so its facts name their subject"
+    )
+    replay_shuffle: bool = Field(
+        False,
+        description="replay every copy of a document after the first with its sentences in a new order "
+        "(each fact in other surroundings: knowledge augmentation, as in Allen-Zhu and Li's Physics of "
+        "Language Models 3.1)",
+    )
     answers_only: bool = Field(
         False,
         description="cpt shards: train question-answer records ('Question: ...\\nAnswer: ...') on the "

@@ -8,13 +8,16 @@
   closed-book QA asks it; every other row (paraphrases, notes, replay) -> an empty prompt, loss on all
   its tokens but BOS (the tokenised empty prompt, so not exactly as without `answers_only`);
 - replay: raw source documents (RUN/documents.jsonl, beside the shards) and an optional generic
-  corpus, added until they make up the requested share of training tokens.
+  corpus, added until they make up the requested share of training tokens; `replay_title` opens each
+  replayed document with its title line (cpt), `replay_shuffle` writes every copy of a document after
+  the first with its sentences in a new order.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +70,20 @@ def answer_split(text: str) -> dict[str, str]:
     return {"prompt": "", "completion": text}
 
 
-def _replay_rows(shards: Path, fmt: str, corpus: Path | None, tokens: int, seed: int) -> list[dict[str, Any]]:
-    """Raw text worth `tokens` tokens (approx), documents first, then the generic corpus, cycled."""
+def _replay_rows(
+    shards: Path,
+    fmt: str,
+    corpus: Path | None,
+    tokens: int,
+    seed: int,
+    title_line: bool = False,
+    shuffle: bool = False,
+) -> list[dict[str, Any]]:
+    """Raw text worth `tokens` tokens (approx), documents first, then the generic corpus, cycled.
+
+    `title_line` (cpt): a titled document's text follows its title and a blank line. `shuffle`: each
+    copy of a text after the first has its sentences in a new order, drawn from a generator of its
+    own, so the documents' order is the same as without it."""
     pool: list[tuple[str, str]] = []
     docs = shards.parent / "documents.jsonl"
     if docs.is_file():
@@ -85,14 +100,21 @@ def _replay_rows(shards: Path, fmt: str, corpus: Path | None, tokens: int, seed:
             f"--replay needs the raw documents ({docs} is missing) or --replay-corpus with {{'text'}} rows"
         )
     rng = random.Random(seed)
+    reorder = random.Random(f"{seed}/sentences")
     order = list(range(len(pool)))
+    copies = [0] * len(pool)
     rows: list[dict[str, Any]] = []
     total = 0
     while total < tokens:
         rng.shuffle(order)
         for i in order:
             title, text = pool[i]
+            if shuffle and copies[i]:
+                text = shuffled_sentences(text, reorder)
+            copies[i] += 1
             if fmt == "cpt":
+                if title_line and title:
+                    text = f"{title}\n\n{text}"
                 rows.append({"text": text})
             else:
                 ask = f"Recite the document '{title}'." if title else "Recite a passage you have read."
@@ -108,12 +130,29 @@ def _replay_rows(shards: Path, fmt: str, corpus: Path | None, tokens: int, seed:
     return rows
 
 
+def shuffled_sentences(text: str, rng: random.Random) -> str:
+    """`text`'s sentences in an order drawn from `rng`, joined by spaces; a text of one sentence
+    comes back as it is. A blank line ends a sentence, a single line break does not (wrapped text,
+    as PDFs give it, keeps its sentences whole); within a paragraph augment's span splitter decides
+    (abbreviations and initials do not end one)."""
+    from augment.strategies.spans import sentences
+
+    paragraphs = (" ".join(p.split()) for p in re.split(r"\n\s*\n", text))
+    parts = [s for p in paragraphs for _, s in sentences(p)]
+    if len(parts) < 2:
+        return text
+    rng.shuffle(parts)
+    return " ".join(parts)
+
+
 def load_training_data(
     shards: Path,
     replay: float = 0.0,
     replay_corpus: Path | None = None,
     seed: int = 0,
     answers_only: bool = False,
+    replay_title: bool = False,
+    replay_shuffle: bool = False,
 ):
     """(train dataset, validation dataset or None, manifest, manifest sha256)."""
     from datasets import Dataset, concatenate_datasets, load_dataset
@@ -139,7 +178,8 @@ def load_training_data(
         raise AugmentError(f"{shards}: the manifest lists no training records")
     if replay > 0:
         synthetic = int(manifest.get("tokens", {}).get("train") or 0)
-        rows = _replay_rows(shards, fmt, replay_corpus, int(synthetic * replay / (1 - replay)), seed)
+        budget = int(synthetic * replay / (1 - replay))
+        rows = _replay_rows(shards, fmt, replay_corpus, budget, seed, replay_title, replay_shuffle)
         train = concatenate_datasets([train, Dataset.from_list(rows, features=train.features)]).shuffle(
             seed=seed
         )

@@ -179,7 +179,13 @@ def train(
 
     model_path = resolve_model(cfg.model, cfg.trust_remote_code)
     train_ds, val_ds, manifest, manifest_sha = load_training_data(
-        cfg.shards, cfg.replay, cfg.replay_corpus, cfg.seed, cfg.answers_only
+        cfg.shards,
+        cfg.replay,
+        cfg.replay_corpus,
+        cfg.seed,
+        cfg.answers_only,
+        replay_title=cfg.replay_title,
+        replay_shuffle=cfg.replay_shuffle,
     )
     fmt = manifest["format"]
     try:

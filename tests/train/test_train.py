@@ -132,6 +132,61 @@ def test_replay_mixes_in_the_raw_documents(shards, tiny_model, tmp_path):
     assert any(r["prompt"][0]["content"].startswith("Recite the document") for r in chat)
 
 
+def test_replay_title_and_shuffle_restate_the_documents(shards):
+    """--replay-title opens every replayed document with its title; --replay-shuffle keeps each
+    document's first copy as written and gives the later ones the same sentences in other orders.
+    Neither changes the synthetic rows, and with both off replay is as before."""
+    from augment.train.data import load_training_data
+
+    docs = {d["text"]: d["title"] for d in read_jsonl(shards["cpt"].parent / "documents.jsonl")}
+    plain, _, _, _ = load_training_data(shards["cpt"], replay=0.8, seed=3)
+    formed, _, _, _ = load_training_data(
+        shards["cpt"], replay=0.8, seed=3, replay_title=True, replay_shuffle=True
+    )
+    assert load_training_data(shards["cpt"], replay=0.8, seed=3)[0]["text"] == plain["text"]
+    synthetic = [t for t in plain["text"] if t not in docs]
+    titled = {f"{title}\n\n": text for text, title in docs.items() if title}
+    assert titled, "the examples' documents have titles"
+    copies: dict[str, list[str]] = {}
+    for t in formed["text"]:
+        head = next((h for h in titled if t.startswith(h)), None)
+        if head is None:
+            continue
+        copies.setdefault(head, []).append(t[len(head) :])
+    assert sorted(t for t in formed["text"] if not any(t.startswith(h) for h in titled)) == sorted(
+        synthetic
+    )  # every replayed row carries a title; the synthetic rows are untouched
+    reordered = 0
+    for head, bodies in copies.items():
+        source = titled[head]
+        assert source in bodies  # the first copy as written
+        for body in bodies:
+            assert sorted(body.split()) == sorted(source.split())  # nothing lost or reworded
+        reordered += sum(body != source for body in bodies)
+    assert len(copies) == len(titled) and reordered > 0
+
+
+def test_shuffled_sentences_keeps_wrapped_sentences_whole():
+    import random
+
+    from augment.train.data import shuffled_sentences
+
+    text = "The K2 grinds\nin 40 steps. Dr. Vale designed it in 2019.\n\nA manual\n\nIt ships in May."
+    units = {"The K2 grinds in 40 steps.", "Dr. Vale designed it in 2019.", "A manual", "It ships in May."}
+    seen = set()
+    for seed in range(30):
+        out = shuffled_sentences(text, random.Random(seed))
+        parts, rest = [], out
+        while rest:  # the output is the four units joined by single spaces, in some order
+            unit = next(u for u in units if rest.startswith(u))
+            parts.append(unit)
+            rest = rest[len(unit) :].removeprefix(" ")
+        assert sorted(parts) == sorted(units)
+        seen.add(tuple(parts))
+    assert len(seen) > 5
+    assert shuffled_sentences("One sentence\nwrapped.", random.Random(0)) == "One sentence\nwrapped."
+
+
 def test_answers_only_splits_question_answer_records(shards):
     from augment.train.data import answer_split, load_training_data
 
