@@ -138,3 +138,58 @@ def test_averaged_weights_are_reported_as_their_own_treatment(tmp_path: Path):
     avg, end = (json.loads((tmp_path / f"{n}.json").read_text())["args"] for n in ("avg", "end"))
     assert avg["averaged"] == "48,72" and "average" not in avg and "at_step" not in avg
     assert "averaged" not in end and "average" not in end and end["steps"] == "72"
+
+
+def test_a_checkpoint_replayed_as_written_is_not_reused_for_restated_replay(tmp_path: Path):
+    # checkpoints from before --replay-title/--replay-shuffle read as trained without them
+    _trained(tmp_path / "ckpt", **ASKED)
+    assert trained_as_asked(tmp_path / "ckpt", {**ASKED, "replay_title": False, "replay_shuffle": False})
+    with pytest.raises(SystemExit, match=r"replay_shuffle=False \(asked True\)"):
+        trained_as_asked(tmp_path / "ckpt", {**ASKED, "replay_title": False, "replay_shuffle": True})
+    _trained(tmp_path / "formed", **ASKED, replay_title=True, replay_shuffle=True)
+    assert trained_as_asked(tmp_path / "formed", {**ASKED, "replay_title": True, "replay_shuffle": True})
+
+
+def _scored(path: Path, scores: dict[str, list[float]], passages: list[str]) -> Path:
+    """An uptake JSON with per-question F1 and NLL (NLL = 2 - F1, so both move together)."""
+    per_question = {arm: {"f1": v, "answer_nll": [2 - x for x in v]} for arm, v in scores.items()}
+    qs = [{"q": f"q{i}", "answers": ["a"]} for i in range(len(passages))]
+    path.write_text(
+        json.dumps({"questions_asked": qs, "question_passages": passages, "per_question": per_question})
+    )
+    return path
+
+
+def test_compare_pairs_two_runs_question_by_question(tmp_path: Path):
+    from uptake_compare import compare
+
+    passages = ["p1", "p1", "p2", "p2"]
+    old = {"base": [0.1] * 4, "raw": [0.2] * 4, "augment": [0.5, 0.5, 0.2, 0.2], "format": [0.3] * 4}
+    new = {**old, "augment": [0.9, 0.5, 0.6, 0.2], "format": [0.3, 0.3, 0.4, 0.4]}
+    a, b = _scored(tmp_path / "a.json", old, passages), _scored(tmp_path / "b.json", new, passages)
+    cmp = compare(json.loads(a.read_text()), json.loads(b.read_text()), ("a", "b"))
+    assert cmp["base"]["f1"]["questions"] == [0.0, 0.0, 0.0] and cmp["base"]["f1"]["changed"] == 0
+    assert cmp["augment"]["f1"]["questions"][0] == pytest.approx(0.2)  # (0.4 + 0 + 0.4 + 0) / 4
+    assert cmp["augment"]["f1"]["changed"] == 2
+    # (c) - (d): old [0.2, 0.2, -0.1, -0.1], new [0.6, 0.2, 0.2, -0.2] -> +0.15 on the mean
+    assert cmp["c-d"]["f1"]["questions"][0] == pytest.approx(0.15)
+    assert cmp["c-d"]["answer_nll"]["questions"][0] == pytest.approx(-0.15)
+    assert cmp["c-d, each run"]["old"]["f1"] == pytest.approx(0.05)
+    lo, hi = cmp["c-d"]["f1"]["by_passage"][1:]
+    assert lo <= 0.15 <= hi
+    other = _scored(tmp_path / "c.json", old, ["p1", "p2", "p3", "p4"])
+    bad = json.loads(other.read_text())
+    bad["questions_asked"][0]["q"] = "another"
+    with pytest.raises(SystemExit, match="not the questions of a"):
+        compare(json.loads(a.read_text()), bad, ("a", "c"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve().parents[2] / "bench/uptake_compare.py"),
+            str(a),
+            str(b),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and "| c-d | +0.150" in result.stdout, result.stderr

@@ -1,0 +1,111 @@
+"""Compare two knowledge-uptake runs of the same questions, question by question: a paired screen.
+
+A screen trains one draw again with one thing changed (a training option, a record form) and
+asks whether it moved the arms. Two runs of the same draw, seed and train seed score the same
+questions, so each question is one paired observation: for every arm, its score in the second
+run minus the first; and for the knowledge gain, (c) − (d) in the second run minus (c) − (d) in
+the first. Intervals are 95 % bootstraps over questions and, second, over whole passages (the
+runs' `question_passages`).
+
+    python bench/uptake_compare.py bench/results/...-seed14.json runs/x-rf-s14/uptake.json
+
+Give the pairs of files of several steps at once (`OLD NEW OLD NEW ...`) to compare each step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from augment.eval.metrics import bootstrap_ci  # noqa: E402
+
+ARMS = ("base", "raw", "augment", "format")
+METRICS = ("f1", "answer_nll")
+
+
+def load(path: Path) -> dict:
+    try:
+        run = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SystemExit(f"{path}: not found") from None
+    except json.JSONDecodeError as e:
+        raise SystemExit(f"{path}: not valid JSON ({e.msg})") from None
+    if "per_question" not in run or "question_passages" not in run:
+        raise SystemExit(f"{path}: no per-question scores (not a bench/uptake.py result)")
+    return run
+
+
+def compare(old: dict, new: dict, names: tuple[str, str]) -> dict:
+    """Per arm and for (c) − (d): {metric: [mean, lo, hi]} over questions and by passage."""
+    if old["questions_asked"] != new["questions_asked"]:
+        raise SystemExit(f"{names[1]}: not the questions of {names[0]} (another draw?)")
+    groups = old["question_passages"]
+
+    def scores(run: dict, arm: str, metric: str) -> np.ndarray:
+        return np.asarray(run["per_question"][arm][metric], dtype=float)
+
+    rows: dict[str, dict] = {}
+    for arm in ARMS:
+        if arm in old["per_question"] and arm in new["per_question"]:
+            rows[arm] = {m: scores(new, arm, m) - scores(old, arm, m) for m in METRICS}
+    rows["c-d"] = {
+        m: (scores(new, "augment", m) - scores(new, "format", m))
+        - (scores(old, "augment", m) - scores(old, "format", m))
+        for m in METRICS
+    }
+    out = {}
+    for name, diffs in rows.items():
+        out[name] = {
+            m: {
+                "questions": list(bootstrap_ci(d)),
+                "by_passage": list(bootstrap_ci(d, groups=groups)),
+                "changed": int(np.count_nonzero(np.abs(d) > 1e-9)),
+            }
+            for m, d in diffs.items()
+        }
+    out["c-d, each run"] = {
+        label: {m: float(np.mean(scores(run, "augment", m) - scores(run, "format", m))) for m in METRICS}
+        for label, run in (("old", old), ("new", new))
+    }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path, help="OLD NEW [OLD NEW ...]: uptake JSONs")
+    ap.add_argument("-o", "--out", type=Path, help="write the comparisons as JSON")
+    args = ap.parse_args()
+    if len(args.runs) % 2:
+        raise SystemExit("give the runs in pairs: OLD NEW [OLD NEW ...]")
+    result = []
+    for old_path, new_path in zip(args.runs[::2], args.runs[1::2], strict=True):
+        old, new = load(old_path), load(new_path)
+        cmp = compare(old, new, (str(old_path), str(new_path)))
+        result.append({"old": str(old_path), "new": str(new_path), **cmp})
+        n = len(old["questions_asked"])
+        print(f"\n{new_path} minus {old_path}, {n} questions (interval over questions; by passage)\n")
+        print("| arm | F1, new − old | NLL, new − old | questions changed |\n|---|---|---|---|")
+        for name in [*(a for a in ARMS if a in cmp), "c-d"]:
+            cells = []
+            for m in METRICS:
+                q, p = cmp[name][m]["questions"], cmp[name][m]["by_passage"]
+                cells.append(f"{q[0]:+.3f} [{q[1]:+.3f}, {q[2]:+.3f}]; [{p[1]:+.3f}, {p[2]:+.3f}]")
+            print(f"| {name} | {cells[0]} | {cells[1]} | {cmp[name]['answer_nll']['changed']} of {n} |")
+        each = cmp["c-d, each run"]
+        print(
+            f"\n(c) − (d): old {each['old']['f1']:+.3f} F1, {each['old']['answer_nll']:+.3f} nats; "
+            f"new {each['new']['f1']:+.3f} F1, {each['new']['answer_nll']:+.3f} nats"
+        )
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
