@@ -142,6 +142,46 @@ def with_replay_docs(shards: Path, dest: Path, eval_docs: Path) -> Path:
     return dest / "shards"
 
 
+def with_restatements(shards: Path, dest: Path, passages: Path, copies: int, seed: int) -> Path:
+    """A copy of `shards` (synthetic records of `passages`) with `copies` restatements of each
+    passage added as records of their own: its title line, then its sentences in a new order
+    (`augment train`'s --replay-shuffle order, seeded per passage). What a rule-written restating
+    strategy would add to an arm's synthetic data: (c) restates the evaluated passages, (d) the
+    other ones. Written as JSONL only (the copy's Parquet files are dropped from its manifest)."""
+    from augment.train.data import shuffled_sentences
+
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    shutil.copytree(shards, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    for f in [f for f in manifest["files"] if f["format"] == "parquet"]:
+        (dest / f["path"]).unlink()
+    manifest["files"] = [f for f in manifest["files"] if f["format"] != "parquet"]
+    rows, tokens = [], 0
+    for doc in read_jsonl(passages):
+        rng = random.Random(f"{seed}/{doc['title']}/{doc['text'][:64]}")
+        for k in range(copies):
+            text = f"{doc['title']}\n\n{shuffled_sentences(doc['text'], rng)}"
+            rows.append({"id": f"restate-{k}-{len(rows)}", "text": text})
+            tokens += approx_count(text)
+    path = dest / "train-restated.jsonl"
+    write_jsonl(path, rows)
+    manifest["files"].append(
+        {
+            "path": path.name,
+            "split": "train",
+            "format": "jsonl",
+            "records": len(rows),
+            "bytes": path.stat().st_size,
+        }
+    )
+    manifest["counts"]["train"] += len(rows)
+    manifest["counts"]["by_strategy"]["restated"] = {"train": len(rows)}
+    manifest["tokens"]["train"] += tokens
+    write_json(dest / "manifest.json", manifest)
+    return dest
+
+
 def trained_as_asked(ckpt: Path, settings: dict) -> bool:
     """Whether `ckpt` holds a finished training run (reused, so a killed run resumes); exits when
     it was trained with other settings, which reusing would report under the wrong ones."""
@@ -199,6 +239,14 @@ def main() -> None:
         action="store_true",
         help="arms (c) and (d): augment train --replay-shuffle (a passage's later replayed copies with "
         "their sentences in a new order)",
+    )
+    ap.add_argument(
+        "--restate",
+        type=int,
+        default=0,
+        help="add this many restatements of each source passage (title line, sentences in a new "
+        "order) to arms (c) and (d)'s synthetic data: (c) restates the evaluated passages, (d) the "
+        "other ones (a screen of a rule-written restating strategy)",
     )
     ap.add_argument("--seed", type=int, default=0, help="draws the passages; also the training seed")
     ap.add_argument(
@@ -282,6 +330,15 @@ def main() -> None:
         "augment": with_replay_docs(out / "run_eval" / "shards", out / "train_augment", raw_docs),
         "format": with_replay_docs(out / "run_other" / "shards", out / "train_format", raw_docs),
     }
+    if args.restate:
+        for arm, source in (("augment", eval_docs), ("format", other_docs)):
+            shards[arm] = with_restatements(
+                shards[arm],
+                shards[arm].parent / "shards-restated",
+                source / "passages.jsonl",
+                args.restate,
+                args.seed,
+            )
     hyper = [
         "--method",
         args.method,
@@ -326,6 +383,7 @@ def main() -> None:
             **({"bf16": args.bf16 == "on"} if args.bf16 else {}),
             "answers_only": args.answers_only,
             **(replay_form if arm != "raw" else {}),
+            **({"shards": str(path)} if args.restate else {}),
         }
         if not trained_as_asked(ckpt, settings):
             merge = ["--merge"] if args.method == "lora" else []
@@ -402,7 +460,13 @@ def report(
     diffs = {name: paired_differences(scores[lo], scores[hi]) for name, (lo, hi) in PAIRS.items()}
     # without --bf16, --answers-only or the replay forms the settings read as before they existed, so such runs pool
     # with earlier ones
-    defaults = {("bf16", None), ("answers_only", False), ("replay_title", False), ("replay_shuffle", False)}
+    defaults = {
+        ("bf16", None),
+        ("answers_only", False),
+        ("replay_title", False),
+        ("replay_shuffle", False),
+        ("restate", 0),
+    }
     skip = {"score_steps", "average"}
     run_args = {k: str(v) for k, v in vars(args).items() if k not in skip and (k, v) not in defaults}
     if at_step is not None:
