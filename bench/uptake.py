@@ -383,7 +383,7 @@ def main() -> None:
             **({"bf16": args.bf16 == "on"} if args.bf16 else {}),
             "answers_only": args.answers_only,
             **(replay_form if arm != "raw" else {}),
-            **({"shards": str(path)} if args.restate else {}),
+            **({"shards": str(path)} if args.restate and arm != "raw" else {}),
         }
         if not trained_as_asked(ckpt, settings):
             merge = ["--merge"] if args.method == "lora" else []

@@ -193,3 +193,34 @@ def test_compare_pairs_two_runs_question_by_question(tmp_path: Path):
         text=True,
     )
     assert result.returncode == 0 and "| c-d | +0.150" in result.stdout, result.stderr
+
+
+def test_restatements_are_added_to_a_copy_of_the_shards(shards, tmp_path: Path):
+    from uptake import with_restatements
+
+    from augment.io import read_jsonl
+    from augment.train.data import load_training_data
+
+    source = shards["cpt"]
+    before = json.loads((source / "manifest.json").read_text())
+    docs = tmp_path / "passages.jsonl"
+    passages = [
+        {"title": "Kestrel K2", "text": "The K2 has 40 steps. It was designed by Dr. Vale. It ships in May."},
+        {"title": "Harwick", "text": "Harwick makes grinders. Its plant is in Leeds."},
+    ]
+    docs.write_text("".join(json.dumps(p) + "\n" for p in passages))
+    out = with_restatements(source, tmp_path / "restated", docs, copies=2, seed=3)
+    after = json.loads((out / "manifest.json").read_text())
+    assert json.loads((source / "manifest.json").read_text()) == before  # the source is untouched
+    rows = list(read_jsonl(out / "train-restated.jsonl"))
+    assert len(rows) == 4 and after["counts"]["train"] == before["counts"]["train"] + 4
+    assert after["tokens"]["train"] > before["tokens"]["train"]
+    for p in passages:
+        mine = [r["text"] for r in rows if r["text"].startswith(p["title"] + "\n\n")]
+        assert len(mine) == 2
+        for text in mine:
+            assert sorted(text.split("\n\n", 1)[1].split()) == sorted(p["text"].split())
+    train, _, _, _ = load_training_data(out)
+    assert {r["text"] for r in rows} <= set(train["text"])
+    again = with_restatements(source, tmp_path / "restated", docs, copies=2, seed=3)
+    assert list(read_jsonl(again / "train-restated.jsonl")) == rows  # seeded: the same records
