@@ -86,6 +86,10 @@ class TrainConfig(BaseModel):
     def _check(self) -> TrainConfig:
         if self.merge and self.method != "lora":
             raise ValueError("merge only applies to --method lora")
+        if (self.replay_title or self.replay_shuffle) and self.replay == 0:
+            raise ValueError(
+                "replay_title and replay_shuffle shape the replayed documents: they need --replay > 0"
+            )
         for step in self.snapshot_steps:
             if step < 1:
                 raise ValueError(f"snapshot_steps: step {step} is not a training step (they start at 1)")

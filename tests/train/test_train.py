@@ -299,6 +299,8 @@ def test_errors_are_one_line(cli, shards, tiny_model, tmp_path):
         "train", shards["cpt"], "--model", tiny_model, "-o", tmp_path / "x", "--method", "full", "--merge"
     )
     assert r.code == 2 and "merge only applies to --method lora" in r.err
+    r = cli("train", shards["cpt"], "--model", tiny_model, "-o", tmp_path / "x", "--replay-shuffle")
+    assert r.code == 2 and "they need --replay > 0" in r.err and len(r.err.strip().splitlines()) == 1
     no_template = tmp_path / "plain"
     shutil.copytree(tiny_model, no_template)
     tok_cfg = json.loads((no_template / "tokenizer_config.json").read_text())
