@@ -24,6 +24,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from uptake_pool import load_runs  # noqa: E402  (bench/ is this script's folder, first on sys.path)
+
 from augment.eval.metrics import bootstrap_ci  # noqa: E402
 
 ARMS = ("base", "raw", "augment", "format")
@@ -31,12 +33,7 @@ METRICS = ("f1", "answer_nll")
 
 
 def load(path: Path) -> dict:
-    try:
-        run = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SystemExit(f"{path}: not found") from None
-    except json.JSONDecodeError as e:
-        raise SystemExit(f"{path}: not valid JSON ({e.msg})") from None
+    [(_, run)] = load_runs([path])
     if "per_question" not in run or "question_passages" not in run:
         raise SystemExit(f"{path}: no per-question scores (not a bench/uptake.py result)")
     return run
