@@ -142,12 +142,16 @@ def with_replay_docs(shards: Path, dest: Path, eval_docs: Path) -> Path:
     return dest / "shards"
 
 
-def with_restatements(shards: Path, dest: Path, passages: Path, copies: int, seed: int) -> Path:
+def with_restatements(
+    shards: Path, dest: Path, passages: Path, copies: int, seed: int, held_replay: bool = False
+) -> Path:
     """A copy of `shards` (synthetic records of `passages`) with `copies` restatements of each
     passage added as records of their own: its title line, then its sentences in a new order
     (`augment train`'s --replay-shuffle order, seeded per passage). What a rule-written restating
     strategy would add to an arm's synthetic data: (c) restates the evaluated passages, (d) the
-    other ones. Written as JSONL only (the copy's Parquet files are dropped from its manifest)."""
+    other ones. Their tokens count as synthetic, so --replay grows with them, unless `held_replay`
+    (the manifest's token count, which sets the replay budget, stays as it was). Written as JSONL
+    only (the copy's Parquet files are dropped from its manifest)."""
     from augment.train.data import shuffled_sentences
 
     if dest.is_dir():
@@ -177,7 +181,8 @@ def with_restatements(shards: Path, dest: Path, passages: Path, copies: int, see
     )
     manifest["counts"]["train"] += len(rows)
     manifest["counts"]["by_strategy"]["restated"] = {"train": len(rows)}
-    manifest["tokens"]["train"] += tokens
+    if not held_replay:
+        manifest["tokens"]["train"] += tokens
     write_json(dest / "manifest.json", manifest)
     return dest
 
@@ -248,6 +253,13 @@ def main() -> None:
         "order) to arms (c) and (d)'s synthetic data: (c) restates the evaluated passages, (d) the "
         "other ones (a screen of a rule-written restating strategy)",
     )
+    ap.add_argument(
+        "--restate-replay",
+        choices=("grown", "held"),
+        default="grown",
+        help="with --restate: grown counts the restatements' tokens as synthetic, so the replay "
+        "grows with them; held keeps the replay at the tokens it has without them",
+    )
     ap.add_argument("--seed", type=int, default=0, help="draws the passages; also the training seed")
     ap.add_argument(
         "--train-seed",
@@ -276,6 +288,8 @@ def main() -> None:
             f"--train-seed {args.train_seed}: --seed {args.seed} already trains with that seed, so it is "
             "the same training run as without --train-seed; give another to train again"
         )
+    if args.restate_replay != "grown" and not args.restate:
+        raise SystemExit(f"--restate-replay {args.restate_replay}: it sets how --restate counts; give --restate K")
     try:
         score_at = sorted(set(step_list(args.score_steps)))
     except ValueError as e:
@@ -332,12 +346,14 @@ def main() -> None:
     }
     if args.restate:
         for arm, source in (("augment", eval_docs), ("format", other_docs)):
+            held = args.restate_replay == "held"
             shards[arm] = with_restatements(
                 shards[arm],
-                shards[arm].parent / "shards-restated",
+                shards[arm].parent / ("shards-restated-held" if held else "shards-restated"),
                 source / "passages.jsonl",
                 args.restate,
                 args.seed,
+                held_replay=held,
             )
     hyper = [
         "--method",
@@ -466,6 +482,7 @@ def report(
         ("replay_title", False),
         ("replay_shuffle", False),
         ("restate", 0),
+        ("restate_replay", "grown"),
     }
     skip = {"score_steps", "average"}
     run_args = {k: str(v) for k, v in vars(args).items() if k not in skip and (k, v) not in defaults}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -224,3 +225,18 @@ def test_restatements_are_added_to_a_copy_of_the_shards(shards, tmp_path: Path):
     assert {r["text"] for r in rows} <= set(train["text"])
     again = with_restatements(source, tmp_path / "restated", docs, copies=2, seed=3)
     assert list(read_jsonl(again / "train-restated.jsonl")) == rows  # seeded: the same records
+    held = with_restatements(source, tmp_path / "held", docs, copies=2, seed=3, held_replay=True)
+    assert list(read_jsonl(held / "train-restated.jsonl")) == rows
+    counted = json.loads((held / "manifest.json").read_text())
+    assert counted["counts"]["train"] == after["counts"]["train"]
+    assert counted["tokens"]["train"] == before["tokens"]["train"]  # the replay budget is unchanged
+    # the replay drawn with the restatements held out of the count is the size it was without them
+    shutil.copytree(source, tmp_path / "plain" / "shards")
+    for run in (tmp_path / "plain", held.parent):  # the folders --replay reads documents.jsonl from
+        (run / "documents.jsonl").write_text(docs.read_text())
+    plain, _, _, _ = load_training_data(tmp_path / "plain" / "shards", replay=0.5)
+    with_held, _, _, _ = load_training_data(held, replay=0.5)
+    grown, _, _, _ = load_training_data(out, replay=0.5)
+    n_plain = len(plain) - before["counts"]["train"]
+    assert len(with_held) - after["counts"]["train"] == n_plain
+    assert len(grown) - after["counts"]["train"] > n_plain
