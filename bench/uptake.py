@@ -289,7 +289,9 @@ def main() -> None:
             "the same training run as without --train-seed; give another to train again"
         )
     if args.restate_replay != "grown" and not args.restate:
-        raise SystemExit(f"--restate-replay {args.restate_replay}: it sets how --restate counts; give --restate K")
+        raise SystemExit(
+            f"--restate-replay {args.restate_replay}: it sets how --restate counts; give --restate K"
+        )
     try:
         score_at = sorted(set(step_list(args.score_steps)))
     except ValueError as e:
@@ -345,8 +347,8 @@ def main() -> None:
         "format": with_replay_docs(out / "run_other" / "shards", out / "train_format", raw_docs),
     }
     if args.restate:
+        held = args.restate_replay == "held"
         for arm, source in (("augment", eval_docs), ("format", other_docs)):
-            held = args.restate_replay == "held"
             shards[arm] = with_restatements(
                 shards[arm],
                 shards[arm].parent / ("shards-restated-held" if held else "shards-restated"),
