@@ -518,7 +518,10 @@ def train_cmd(
     ] = None,
     replay_title: Annotated[
         bool | None,
-        typer.Option("--replay-title/--no-replay-title", help="Open each replayed document with its title."),
+        typer.Option(
+            "--replay-title/--no-replay-title",
+            help="Open each replayed document with its title (cpt; chat replay names it in the prompt).",
+        ),
     ] = None,
     replay_shuffle: Annotated[
         bool | None,

@@ -15,7 +15,6 @@ Give the pairs of files of several steps at once (`OLD NEW OLD NEW ...`) to comp
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -27,6 +26,7 @@ sys.path.insert(0, str(REPO))
 from uptake_pool import load_runs  # noqa: E402  (bench/ is this script's folder, first on sys.path)
 
 from augment.eval.metrics import bootstrap_ci  # noqa: E402
+from augment.io import write_json  # noqa: E402
 
 ARMS = ("base", "raw", "augment", "format")
 METRICS = ("f1", "answer_nll")
@@ -101,7 +101,7 @@ def main() -> None:
             f"new {each['new']['f1']:+.3f} F1, {each['new']['answer_nll']:+.3f} nats"
         )
     if args.out:
-        args.out.write_text(json.dumps(result, indent=1))
+        write_json(args.out, result)
 
 
 if __name__ == "__main__":
