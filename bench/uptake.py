@@ -187,6 +187,53 @@ def with_restatements(
     return dest
 
 
+def with_other_records(shards: Path, other: Path, dest: Path) -> Path:
+    """A copy of `shards` (arm (c)'s synthetic records of the evaluated passages) with the training
+    records of `other` (arm (d)'s, from the other passages) added as a file of their own. Their
+    tokens count as synthetic, so --replay keeps its share of the training stream: (c) reads the
+    evaluated passages as much as (d) does, and practises questions on other passages as (d) does,
+    besides its own. Written as JSONL only (the copy's Parquet files are dropped from its manifest)."""
+    manifest = json.loads((shards / "manifest.json").read_text())
+    theirs = json.loads((other / "manifest.json").read_text())
+    if theirs.get("format") != manifest.get("format"):
+        raise SystemExit(
+            f"{other}/manifest.json: format {theirs.get('format')!r}, where {shards} has "
+            f"{manifest.get('format')!r}; both arms' records must be of one format to be mixed"
+        )
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    shutil.copytree(shards, dest)
+    for f in [f for f in manifest["files"] if f["format"] == "parquet"]:
+        (dest / f["path"]).unlink()
+    manifest["files"] = [f for f in manifest["files"] if f["format"] != "parquet"]
+    rows = [
+        row
+        for f in theirs["files"]
+        if f["split"] == "train" and f["format"] == "jsonl"
+        for row in read_jsonl(other / f["path"])
+    ]
+    if len(rows) != theirs["counts"]["train"]:
+        raise SystemExit(
+            f"{other}: manifest.json counts {theirs['counts']['train']} training records, its JSONL files hold {len(rows)}"
+        )
+    path = dest / "train-other.jsonl"
+    write_jsonl(path, rows)
+    manifest["files"].append(
+        {
+            "path": path.name,
+            "split": "train",
+            "format": "jsonl",
+            "records": len(rows),
+            "bytes": path.stat().st_size,
+        }
+    )
+    manifest["counts"]["train"] += len(rows)
+    manifest["counts"]["by_strategy"]["other passages"] = {"train": len(rows)}
+    manifest["tokens"]["train"] += theirs["tokens"]["train"]
+    write_json(dest / "manifest.json", manifest)
+    return dest
+
+
 def trained_as_asked(ckpt: Path, settings: dict) -> bool:
     """Whether `ckpt` holds a finished training run (reused, so a killed run resumes); exits when
     it was trained with other settings, which reusing would report under the wrong ones."""
@@ -260,6 +307,12 @@ def main() -> None:
         help="with --restate: grown counts the restatements' tokens as synthetic, so the replay "
         "grows with them; held keeps the replay at the tokens it has without them",
     )
+    ap.add_argument(
+        "--mix-other",
+        action="store_true",
+        help="arm (c) also trains on arm (d)'s synthetic records (from the other passages), the replay "
+        "counted over both: (c) practises questions on other passages as (d) does, besides its own",
+    )
     ap.add_argument("--seed", type=int, default=0, help="draws the passages; also the training seed")
     ap.add_argument(
         "--train-seed",
@@ -292,6 +345,8 @@ def main() -> None:
         raise SystemExit(
             f"--restate-replay {args.restate_replay}: it sets how --restate counts; give --restate K"
         )
+    if args.mix_other and args.restate:
+        raise SystemExit("--mix-other with --restate: screen one change at a time; give one of them")
     try:
         score_at = sorted(set(step_list(args.score_steps)))
     except ValueError as e:
@@ -357,6 +412,10 @@ def main() -> None:
                 args.seed,
                 held_replay=held,
             )
+    if args.mix_other:
+        shards["augment"] = with_other_records(
+            shards["augment"], out / "run_other" / "shards", shards["augment"].parent / "shards-mixed"
+        )
     hyper = [
         "--method",
         args.method,
@@ -401,7 +460,7 @@ def main() -> None:
             **({"bf16": args.bf16 == "on"} if args.bf16 else {}),
             "answers_only": args.answers_only,
             **(replay_form if arm != "raw" else {}),
-            **({"shards": str(path)} if args.restate and arm != "raw" else {}),
+            **({"shards": str(path)} if (args.restate or args.mix_other) and arm != "raw" else {}),
         }
         if not trained_as_asked(ckpt, settings):
             merge = ["--merge"] if args.method == "lora" else []
@@ -476,7 +535,7 @@ def report(
     """Write one scored point (the arms' checkpoints at `at_step`, at the end, or with `averaged` the
     mean of their weights at those steps) and print its tables."""
     diffs = {name: paired_differences(scores[lo], scores[hi]) for name, (lo, hi) in PAIRS.items()}
-    # without --bf16, --answers-only, the replay forms or --restate the settings read as before
+    # without --bf16, --answers-only, the replay forms, --restate or --mix-other the settings read as before
     # they existed, so such runs pool with earlier ones
     defaults = {
         ("bf16", None),
@@ -485,6 +544,7 @@ def report(
         ("replay_shuffle", False),
         ("restate", 0),
         ("restate_replay", "grown"),
+        ("mix_other", False),
     }
     skip = {"score_steps", "average"}
     run_args = {k: str(v) for k, v in vars(args).items() if k not in skip and (k, v) not in defaults}

@@ -10,6 +10,9 @@ runs' `question_passages`).
     python bench/uptake_compare.py bench/results/...-seed14.json runs/x-rf-s14/uptake.json
 
 Give the pairs of files of several steps at once (`OLD NEW OLD NEW ...`) to compare each step.
+A side may be several training runs of the draw joined with `+` (`OLD1+OLD2 NEW1+NEW2`, e.g. the
+`--train-seed` replicates): they are averaged question by question first, as uptake_pool.py
+averages replicates, so a two-run screen reads the mean of both data orders.
 """
 
 from __future__ import annotations
@@ -37,6 +40,22 @@ def load(path: Path) -> dict:
     if "per_question" not in run or "question_passages" not in run:
         raise SystemExit(f"{path}: no per-question scores (not a bench/uptake.py result)")
     return run
+
+
+def load_mean(spec: str) -> dict:
+    """One run, or the question-by-question mean of the runs `spec` joins with '+'."""
+    paths = [Path(p) for p in spec.split("+")]
+    runs = [load(p) for p in paths]
+    first = runs[0]
+    for path, run in zip(paths[1:], runs[1:], strict=True):
+        if run["questions_asked"] != first["questions_asked"]:
+            raise SystemExit(f"{path}: not the questions of {paths[0]}; only runs of one draw are averaged")
+    per_question = {
+        arm: {m: list(np.mean([run["per_question"][arm][m] for run in runs], axis=0)) for m in METRICS}
+        for arm in first["per_question"]
+        if all(arm in run["per_question"] for run in runs)
+    }
+    return {**first, "per_question": per_question}
 
 
 def compare(old: dict, new: dict, names: tuple[str, str]) -> dict:
@@ -76,14 +95,16 @@ def compare(old: dict, new: dict, names: tuple[str, str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", type=Path, help="OLD NEW [OLD NEW ...]: uptake JSONs")
+    ap.add_argument(
+        "runs", nargs="+", help="OLD NEW [OLD NEW ...]: uptake JSONs; RUN1+RUN2 averages a draw's runs"
+    )
     ap.add_argument("-o", "--out", type=Path, help="write the comparisons as JSON")
     args = ap.parse_args()
     if len(args.runs) % 2:
         raise SystemExit("give the runs in pairs: OLD NEW [OLD NEW ...]")
     result = []
     for old_path, new_path in zip(args.runs[::2], args.runs[1::2], strict=True):
-        old, new = load(old_path), load(new_path)
+        old, new = load_mean(old_path), load_mean(new_path)
         cmp = compare(old, new, (str(old_path), str(new_path)))
         result.append({"old": str(old_path), "new": str(new_path), **cmp})
         n = len(old["questions_asked"])

@@ -240,3 +240,62 @@ def test_restatements_are_added_to_a_copy_of_the_shards(shards, tmp_path: Path):
     n_plain = len(plain) - before["counts"]["train"]
     assert len(with_held) - after["counts"]["train"] == n_plain
     assert len(grown) - after["counts"]["train"] > n_plain
+
+
+def test_other_records_are_added_to_a_copy_of_the_shards(shards, tmp_path: Path):
+    from uptake import with_other_records
+
+    from augment.io import read_jsonl, write_jsonl
+    from augment.train.data import load_training_data
+
+    source = shards["cpt"]
+    before = json.loads((source / "manifest.json").read_text())
+    # (d)'s records: the same files, every text about another subject
+    other = tmp_path / "other" / "shards"
+    shutil.copytree(source, other)
+    theirs = json.loads((other / "manifest.json").read_text())
+    for f in theirs["files"]:
+        if f["format"] == "jsonl":
+            rows = [{**r, "text": "Elsewhere: " + r["text"]} for r in read_jsonl(other / f["path"])]
+            write_jsonl(other / f["path"], rows)
+    mixed = with_other_records(source, other, source.parent / "shards-mixed")
+    assert json.loads((source / "manifest.json").read_text()) == before  # the source is untouched
+    after = json.loads((mixed / "manifest.json").read_text())
+    assert after["counts"]["train"] == 2 * before["counts"]["train"]
+    assert after["tokens"]["train"] == 2 * before["tokens"]["train"]
+    train, _, _, _ = load_training_data(mixed)
+    own, _, _, _ = load_training_data(source)
+    texts = list(train["text"])
+    assert sorted(t for t in texts if not t.startswith("Elsewhere: ")) == sorted(own["text"])
+    assert sorted(t for t in texts if t.startswith("Elsewhere: ")) == sorted(
+        "Elsewhere: " + t for t in own["text"]
+    )
+    # the replay is counted over both sets, so it keeps its share of the stream
+    with_replay, _, _, _ = load_training_data(mixed, replay=0.5)
+    plain, _, _, _ = load_training_data(source, replay=0.5)
+    assert len(with_replay) - len(train) > len(plain) - len(own)
+    with pytest.raises(SystemExit, match=r"format 'chat', where .* has 'cpt'"):
+        with_other_records(source, shards["chat"], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_compare_averages_a_draws_runs_joined_with_plus(tmp_path: Path):
+    from uptake_compare import compare, load_mean
+
+    passages = ["p1", "p1", "p2", "p2"]
+    old = {"base": [0.1] * 4, "raw": [0.2] * 4, "augment": [0.5, 0.5, 0.2, 0.2], "format": [0.3] * 4}
+    a = _scored(tmp_path / "a.json", old, passages)
+    b = _scored(tmp_path / "b.json", {**old, "augment": [0.9, 0.5, 0.6, 0.2]}, passages)
+    mean = load_mean(f"{a}+{b}")
+    assert mean["per_question"]["augment"]["f1"] == pytest.approx([0.7, 0.5, 0.4, 0.2])
+    assert mean["per_question"]["augment"]["answer_nll"] == pytest.approx([1.3, 1.5, 1.6, 1.8])
+    assert mean["per_question"]["format"]["f1"] == pytest.approx([0.3] * 4)
+    # (c) - (d) of the mean of a and b minus a's: half of b's gain over a
+    cmp = compare(load_mean(str(a)), mean, ("a", "a+b"))
+    assert cmp["c-d"]["f1"]["questions"][0] == pytest.approx(0.1)
+    other = _scored(tmp_path / "c.json", old, passages)
+    bad = json.loads(other.read_text())
+    bad["questions_asked"][1]["q"] = "another"
+    other.write_text(json.dumps(bad))
+    with pytest.raises(SystemExit, match="c.json: not the questions of .*a.json"):
+        load_mean(f"{a}+{other}")
