@@ -150,17 +150,9 @@ def with_restatements(
     (`augment train`'s --replay-shuffle order, seeded per passage). What a rule-written restating
     strategy would add to an arm's synthetic data: (c) restates the evaluated passages, (d) the
     other ones. Their tokens count as synthetic, so --replay grows with them, unless `held_replay`
-    (the manifest's token count, which sets the replay budget, stays as it was). Written as JSONL
-    only (the copy's Parquet files are dropped from its manifest)."""
+    (the manifest's token count, which sets the replay budget, stays as it was)."""
     from augment.train.data import shuffled_sentences
 
-    if dest.is_dir():
-        shutil.rmtree(dest)
-    shutil.copytree(shards, dest)
-    manifest = json.loads((dest / "manifest.json").read_text())
-    for f in [f for f in manifest["files"] if f["format"] == "parquet"]:
-        (dest / f["path"]).unlink()
-    manifest["files"] = [f for f in manifest["files"] if f["format"] != "parquet"]
     rows, tokens = [], 0
     for doc in read_jsonl(passages):
         rng = random.Random(f"{seed}/{doc['title']}/{doc['text'][:64]}")
@@ -168,23 +160,7 @@ def with_restatements(
             text = f"{doc['title']}\n\n{shuffled_sentences(doc['text'], rng)}"
             rows.append({"id": f"restate-{k}-{len(rows)}", "text": text})
             tokens += approx_count(text)
-    path = dest / "train-restated.jsonl"
-    write_jsonl(path, rows)
-    manifest["files"].append(
-        {
-            "path": path.name,
-            "split": "train",
-            "format": "jsonl",
-            "records": len(rows),
-            "bytes": path.stat().st_size,
-        }
-    )
-    manifest["counts"]["train"] += len(rows)
-    manifest["counts"]["by_strategy"]["restated"] = {"train": len(rows)}
-    if not held_replay:
-        manifest["tokens"]["train"] += tokens
-    write_json(dest / "manifest.json", manifest)
-    return dest
+    return with_records(shards, dest, "restated", rows, 0 if held_replay else tokens)
 
 
 def with_other_records(shards: Path, other: Path, dest: Path) -> Path:
@@ -192,7 +168,7 @@ def with_other_records(shards: Path, other: Path, dest: Path) -> Path:
     records of `other` (arm (d)'s, from the other passages) added as a file of their own. Their
     tokens count as synthetic, so --replay keeps its share of the training stream: (c) reads the
     evaluated passages as much as (d) does, and practises questions on other passages as (d) does,
-    besides its own. Written as JSONL only (the copy's Parquet files are dropped from its manifest)."""
+    besides its own."""
     manifest = json.loads((shards / "manifest.json").read_text())
     theirs = json.loads((other / "manifest.json").read_text())
     if theirs.get("format") != manifest.get("format"):
@@ -200,12 +176,6 @@ def with_other_records(shards: Path, other: Path, dest: Path) -> Path:
             f"{other}/manifest.json: format {theirs.get('format')!r}, where {shards} has "
             f"{manifest.get('format')!r}; both arms' records must be of one format to be mixed"
         )
-    if dest.is_dir():
-        shutil.rmtree(dest)
-    shutil.copytree(shards, dest)
-    for f in [f for f in manifest["files"] if f["format"] == "parquet"]:
-        (dest / f["path"]).unlink()
-    manifest["files"] = [f for f in manifest["files"] if f["format"] != "parquet"]
     rows = [
         row
         for f in theirs["files"]
@@ -214,9 +184,26 @@ def with_other_records(shards: Path, other: Path, dest: Path) -> Path:
     ]
     if len(rows) != theirs["counts"]["train"]:
         raise SystemExit(
-            f"{other}: manifest.json counts {theirs['counts']['train']} training records, its JSONL files hold {len(rows)}"
+            f"{other}: manifest.json counts {theirs['counts']['train']} training records, "
+            f"its JSONL files hold {len(rows)}"
         )
-    path = dest / "train-other.jsonl"
+    return with_records(shards, dest, "other", rows, theirs["tokens"]["train"], "other passages")
+
+
+def with_records(
+    shards: Path, dest: Path, name: str, rows: list[dict], tokens: int, strategy: str | None = None
+) -> Path:
+    """A copy of `shards` at `dest` with `rows` added as train-NAME.jsonl, listed in its manifest
+    under `strategy` (default `name`) and `tokens` added to the count that sets the --replay
+    budget. Written as JSONL only (the copy's Parquet files are dropped from its manifest)."""
+    if dest.is_dir():
+        shutil.rmtree(dest)
+    shutil.copytree(shards, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    for f in [f for f in manifest["files"] if f["format"] == "parquet"]:
+        (dest / f["path"]).unlink()
+    manifest["files"] = [f for f in manifest["files"] if f["format"] != "parquet"]
+    path = dest / f"train-{name}.jsonl"
     write_jsonl(path, rows)
     manifest["files"].append(
         {
@@ -228,8 +215,8 @@ def with_other_records(shards: Path, other: Path, dest: Path) -> Path:
         }
     )
     manifest["counts"]["train"] += len(rows)
-    manifest["counts"]["by_strategy"]["other passages"] = {"train": len(rows)}
-    manifest["tokens"]["train"] += theirs["tokens"]["train"]
+    manifest["counts"]["by_strategy"][strategy or name] = {"train": len(rows)}
+    manifest["tokens"]["train"] += tokens
     write_json(dest / "manifest.json", manifest)
     return dest
 
