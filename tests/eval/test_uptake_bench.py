@@ -258,7 +258,10 @@ def test_other_records_are_added_to_a_copy_of_the_shards(shards, tmp_path: Path)
         if f["format"] == "jsonl":
             rows = [{**r, "text": "Elsewhere: " + r["text"]} for r in read_jsonl(other / f["path"])]
             write_jsonl(other / f["path"], rows)
-    mixed = with_other_records(source, other, source.parent / "shards-mixed")
+    run = tmp_path / "run"  # the folder --replay reads documents.jsonl from
+    run.mkdir()
+    shutil.copy(source.parent / "documents.jsonl", run / "documents.jsonl")
+    mixed = with_other_records(source, other, run / "shards-mixed")
     assert json.loads((source / "manifest.json").read_text()) == before  # the source is untouched
     after = json.loads((mixed / "manifest.json").read_text())
     assert after["counts"]["train"] == 2 * before["counts"]["train"]
