@@ -522,8 +522,8 @@ def report(
     """Write one scored point (the arms' checkpoints at `at_step`, at the end, or with `averaged` the
     mean of their weights at those steps) and print its tables."""
     diffs = {name: paired_differences(scores[lo], scores[hi]) for name, (lo, hi) in PAIRS.items()}
-    # without --bf16, --answers-only, the replay forms, --restate or --mix-other the settings read as before
-    # they existed, so such runs pool with earlier ones
+    # without --bf16, --answers-only, the replay forms, --restate or --mix-other the settings read
+    # as before they existed, so such runs pool with earlier ones
     defaults = {
         ("bf16", None),
         ("answers_only", False),
