@@ -14,6 +14,8 @@
 #   rule-questions   qa-spans with model_question: false (a prompts folder made here from
 #                    prompts/qa-spans.md, that line changed); seeds 10 to 14 (read: not
 #                    adopted)
+#   default          nothing added: the shipped defaults, as they stand; seeds 15 to 19, read at
+#                    72 steps (registered 2026-12-03)
 # A new recipe is a case below (its tag names the kept files, its dir the runs) and its
 # registration in bench/UPTAKE.md, written before its first draw runs.
 #
@@ -44,7 +46,11 @@ case $recipe in
     }
     flags=(--generate-args "--prompts-dir $PWD/$prompts")
     ;;
-  *) echo "usage: bash bench/draws.sh answers-only|rule-questions run|keep|pool|table [SEED ...]" >&2; exit 2 ;;
+  default)
+    tag=default dir=sq-df default="15 16 17 18 19"
+    flags=()
+    ;;
+  *) echo "usage: bash bench/draws.sh answers-only|rule-questions|default run|keep|pool|table [SEED ...]" >&2; exit 2 ;;
 esac
 seeds=${*:-$default}
 name=uptake-squad10-gemma270m-$tag-steps72-lr1e-4
