@@ -47,21 +47,37 @@ _PATTERNS = [
         r"[A-Z][\w'’&.-]*|\s+\d+\b)*"  # "Bank of England", "Apollo 11"; not "Fleadh on 9 July"
     ),
 ]
-# `tight: true`: a number keeps its range and more units ("8–15 per cell", "30 °C"), number
-# words count ("ten counties"), and names are not joined across "in", "on" or "at"
+# `tight: true`: a number keeps its range and more units ("8–15 per cell", "30 °C", "28.5°E"), number
+# words count ("ten counties"), and names are not joined across "in", "on", "at" or "and"
 # ("Continental Edison Company in France" gives both names, and the pair) but keep a number
-# that ends them ("State Route 99", "Article 102")
+# that ends them ("State Route 99", "Article 102", "Astra 2A")
 _NUMBER_WORD = (
     r"(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen"
     r"|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety)"
 )
 _TIGHT_UNIT = (
-    rf"(?:\s*°\s?[CF]\b|\s+(?:{_UNIT}|(?:nano|micro|milli|centi)?(?:metres?|meters?)|acres?|hectares?"
+    rf"(?:\s*°\s?[CFNESW]\b|\s+(?:{_UNIT}|(?:nano|micro|milli|centi)?(?:metres?|meters?)|acres?|hectares?"
     r"|square (?:miles|kilometres|kilometers|metres|meters|feet)|per (?:cent|cell|year|day|capita))\b)"
 )
+
+
+def _upper_class() -> str:
+    """A character class of every upper-case letter, not only A-Z ("Ögedei", "Émile", "Łódź")."""
+    ranges: list[tuple[int, int]] = []
+    for c in range(0x250):  # Latin, with its accented letters
+        if chr(c).isupper():
+            if ranges and ranges[-1][1] == c - 1:
+                ranges[-1] = (ranges[-1][0], c)
+            else:
+                ranges.append((c, c))
+    return "[" + "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges) + "]"
+
+
+_UPPER = _upper_class()
+# (an Arabic name keeps its "bin" or "ibn": "Osama bin Laden")
 _TIGHT_NAME = re.compile(
-    r"\b[A-Z][\w'’&.-]*(?:\s+(?:(?:of|the|de|del|der|la|le|von|van|du|di|da|for|and)\s+)*[A-Z][\w'’&.-]*)*"
-    r"(?:(?<!['’]s)\s+\d+\b(?![.,]?\d|\s*(?:–|-|%)|\s+" + _MONTH + r"))?"
+    rf"\b{_UPPER}[\w'’&.-]*(?:\s+(?:(?:of|the|de|del|der|la|le|von|van|du|di|da|for|bin|ibn|bint)\s+)*{_UPPER}[\w'’&.-]*)*"
+    r"(?:(?<!['’]s)\s+\d+[A-Z]?\b(?![.,]?\d|\s*(?:–|-|%)|\s+" + _MONTH + r"))?"
 )
 _COUNT = re.compile(rf"{_NUMBER_WORD}(?:-\w+)?(?:\s+{_UNIT})?")
 _RANGE = re.compile(r"(\d[\d,.]*)\s*(?:–|-|to)\s*[$€£¥]?(\d[\d,.]*)")
@@ -86,7 +102,8 @@ _TIGHT_PATTERNS = [
     _PATTERNS[0],
     _PATTERNS[1],
     re.compile(
-        rf"(?<![A-Za-z]:)(?<!\d[–-])(?:[$€£¥]\s?)?\b\d[\d,.]*(?:st|nd|rd|th)?(?:\s*(?:–|-|to)\s*\d[\d,.]*)?\b{_TIGHT_UNIT}?"
+        rf"(?<![A-Za-z]:)(?<!\d[–-])(?<!\d/)(?:[$€£¥]\s?)?\b\d[\d,.]*(?:st|nd|rd|th)?(?:\s*(?:–|-|to)\s*\d[\d,.]*)?\b{_TIGHT_UNIT}?"
+        r"(?:\s+(?:BP|BCE?|AD|CE|ago)\b)?"  # "9000 BP", "22,000 years ago"
         rf"|\b{_NUMBER_WORD}(?:-(?:one|two|three|four|five|six|seven|eight|nine))?\b(?:\s+{_UNIT}\b)?"
     ),
     _TIGHT_NAME,
@@ -110,6 +127,14 @@ FUNCTION_WORDS = frozenset(
     ).split()
 )
 _WORD = re.compile(r"\w+")
+# prepositions and adverbs that open a sentence before a name ("Under Genghis's successor ...")
+_PREPOSITIONS = frozenset(
+    (  # noqa: SIM905
+        "about above across against along among amid around behind below beneath beside besides "
+        "between beyond near over per through throughout toward towards under unlike via within "
+        "without like inside outside except today later then thus meanwhile"
+    ).split()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +200,24 @@ _YEAR_BEFORE = frozenset("in since from until till by before after of on during"
 _CLAUSE_END = re.compile(r",|;|:|\(| [–—-] | (?:while|whereas|which|who|where|but|although)\b")
 
 
+_NO_COUNT = re.compile(r"(?:\b(?:BP|BCE?|AD|CE|ago)|°\s?[NESW])$")
+
+
+def paired(sentence: str, answer: str, at: int = -1) -> bool:
+    """`tight`: is the name `answer` one of two that "and" joins ("Algeria and Osama bin Laden",
+    "French and Indian War"), or followed by a possessive? Asked in place it leaves the other
+    name, or a stray "'s", in the question, so only its blank asks for it."""
+    lo = _locate(sentence, answer, at)
+    if lo < 0 or not answer[0].isupper():
+        return False
+    after, before = sentence[lo + len(answer) :], sentence[:lo]
+    return bool(
+        re.match(r"['’]s\b|\s+and\s+(?:the\s+)?" + _UPPER, after)
+        or re.search(r"\band\s+(?:the\s+)?$", before)
+        and re.search(_UPPER + r"[\w'’&.-]*\s+and\s+(?:the\s+)?$", before)
+    )
+
+
 def _wh_phrase(answer: str, before: str, at_start: bool, tight: bool = False) -> tuple[str, int] | None:
     """What asks for `answer` in place ("directed by whom"), and how many words before it the
     phrase replaces (the preposition of "held in Sydney" -> "held where"); None when no phrase
@@ -183,6 +226,8 @@ def _wh_phrase(answer: str, before: str, at_start: bool, tight: bool = False) ->
     prev = before.split()[-1].lower() if before.split() else ""
     if _PATTERNS[0].fullmatch(answer):
         return ("what dates" if re.search(r"\d\s*(?:–|-|to)\s*\d", answer) else "what date"), 0
+    if tight and _NO_COUNT.search(answer):  # "9000 BP", "28.5°E": no count to ask; the blank asks
+        return None
     if tight and _COUNT.fullmatch(answer):  # "ten counties": "how many counties"
         unit = answer.split(maxsplit=1)[1] if " " in answer else ""
         return (f"how many {unit}" if unit else "how many"), 0
@@ -758,6 +803,18 @@ def _named(span: str, title_words: set[str]) -> bool:
     return not set(content) <= title_words
 
 
+def _proper_words(text: str) -> set[str]:
+    """`tight`: words the text capitalises where no sentence starts, or that hold a capital after
+    their first letter ("CrossCountry", "McLaren"): names even when they open a sentence."""
+    words = set()
+    for _, sent in sentences(text):
+        for i, m in enumerate(re.finditer(r"[\w'’&.-]+", sent)):
+            w = m.group().strip("'’.-")
+            if w and w[0].isupper() and (i > 0 or any(c.isupper() for c in w[1:])):
+                words.add(w)
+    return words
+
+
 def _absorb_numbers(
     sent: str, lo: int, answer: str, taken: list[tuple[int, int]], found: list[tuple[int, str]]
 ) -> None:
@@ -773,12 +830,13 @@ def _absorb_numbers(
             found[:] = [(x, f) for x, f in found if x != a]
 
 
-_JOIN = re.compile(r"\s+(?:in|on|at)\s+$")
+_JOIN = re.compile(r"\s+(?:in|on|at|and(?:\s+the)?)\s+$")
 
 
 def _joined_names(sent: str, names: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    """Pairs of names (offset, name) that only "in", "on" or "at" part ("Billancourt Studios in
-    Paris"), as one span each: `tight` asks for the names one by one and for the pair."""
+    """Pairs of names (offset, name) that only "in", "on", "at" or "and" part ("Billancourt
+    Studios in Paris", "French and Indian War"), as one span each: `tight` asks for the names one
+    by one and for the pair."""
     names = sorted(names)
     return [
         (lo, sent[lo : lo2 + len(b)])
@@ -806,6 +864,7 @@ def pick_spans(
     per_sentence: list[list[Span]] = []
     enumerations: set[str] = set()  # a list's names are asked for one by one as well
     named: set[str] = set()  # answers the patterns found (not phrases, objects or definitions)
+    proper = _proper_words(text) if tight else set()
     for offset, sent in sentences(text):
         taken: list[tuple[int, int]] = []
         found: list[tuple[int, str]] = []
@@ -822,10 +881,13 @@ def pick_spans(
                     continue
                 if pattern is patterns[-1]:  # a name
                     first = answer.split()[0]
-                    if lo == 0 and first.lower() in FUNCTION_WORDS:  # "The Kestrel ..." at a sentence start
+                    openers = FUNCTION_WORDS | _PREPOSITIONS if tight else FUNCTION_WORDS
+                    if lo == 0 and first.lower() in openers:  # "The Kestrel ..." at a sentence start
                         answer = answer[len(first) :].lstrip()
                         lo = hi - len(answer)
-                    if not answer or (lo == 0 and " " not in answer):  # "Presented by ...": no name
+                    # "Presented by ...": no name; with `tight`, a word that is capitalised inside
+                    # a sentence too, or inside itself ("CrossCountry trains ..."), is one
+                    if not answer or (lo == 0 and " " not in answer and not (tight and answer in proper)):
                         continue
                     if tight:
                         _absorb_numbers(sent, lo, answer, taken, found)
@@ -945,10 +1007,13 @@ class SpanStrategy(Strategy):
         if self.header.cloze:
             about = title if self.header.cloze_title else ""
             ruled.append({field: cloze_question(sentence, answer, about, at), "form": "cloze"})
-        # one name of a list is asked for by its blank alone: "starring X, what?" asks nothing,
-        # and "Who stars in Thugs?" answered with one name teaches a partial answer
-        member = self.header.lists and in_list(sentence, answer, at)
+        # one name of a list (or, with `tight`, of an "and" pair) is asked for by its blank alone:
+        # "starring X, what?" asks nothing, and "Who stars in Thugs?" answered with one name
+        # teaches a partial answer
         tight = self.header.tight
+        member = (self.header.lists and in_list(sentence, answer, at)) or (
+            tight and paired(sentence, answer, at)
+        )
         wh = wh_question(sentence, answer, title, tight, at) if self.header.wh and not member else None
         if wh:
             ruled.append({field: wh, "form": "wh"})

@@ -16,6 +16,7 @@ from augment.strategies.spans import (
     front_question,
     in_list,
     list_spans,
+    paired,
     phrase_spans,
     pick_spans,
     preposition_spans,
@@ -513,7 +514,7 @@ def test_prepositions_are_picked_only_when_asked_for():
         (  # a name keeps the number that ends it; a sentence's "In 1990" is a year, not a name
             "Fresno is served by State Route 99 and Article 102 of the treaty.",
             {"99", "102"},
-            {"State Route 99", "Article 102"},
+            {"State Route 99", "Article 102", "State Route 99 and Article 102"},
         ),
         ("In 1990, Murphy stayed on as chairman.", {"1990", "Murphy"}, {"1990", "Murphy"}),
         (  # a rising range is one answer with its unit, and its ends; a score is whole only
@@ -521,10 +522,30 @@ def test_prepositions_are_picked_only_when_asked_for():
             {"15", "30", "1939", "45", "1 season"},
             {"8–15 per cell", "15", "30 °C", "1939–45", "1939", "45", "15–1 season"},
         ),
-        (  # number words are numbers; "and" still joins names ("French and Indian War")
+        (  # number words are numbers; names joined by "and" are asked one by one and whole
             "The term refers to ten counties and began the French and Indian War.",
             {"French and Indian War"},
-            {"ten", "French and Indian War"},
+            {"ten", "French", "Indian War", "French and Indian War"},
+        ),
+        (  # "bin" stays inside a name, and "and" does not join two people into one
+            "One result was a civil war in Algeria and Osama bin Laden's terror attacks on 9/11.",
+            {"Algeria and Osama", "Laden", "11"},
+            {"Algeria", "Osama bin Laden", "Algeria and Osama bin Laden"},
+        ),
+        (  # any capital letter opens a name; an opening preposition is no part of one
+            "Under Genghis's successor Ögedei Khan the speed of expansion reached its peak.",
+            {"Under Genghis", "Khan"},
+            {"Genghis", "Ögedei Khan"},
+        ),
+        (  # a word capitalised inside itself is a name at a sentence start too
+            "CrossCountry trains serve Yorkshire. Bus routes serve Leeds.",
+            {"Yorkshire", "Leeds"},
+            {"CrossCountry", "Yorkshire", "Leeds"},
+        ),
+        (  # a number with a letter ends a name; eras, "ago" and compass degrees stay with numbers
+            "It used the Astra 2A satellite at 28.5°E. By 9000 BP, Europe had warmed since 22,000 years ago.",
+            {"Astra", "28.5", "9000", "Europe", "22,000 years"},
+            {"Astra 2A", "28.5°E", "9000 BP", "Europe", "22,000 years ago"},
         ),
         (  # a page citation is no answer; a possessive ends a name before a year
             "A page cite:57–60 is no answer, nor is BSkyB's 2014 a name.",
@@ -620,6 +641,29 @@ def test_tight_header_reaches_the_requests(tmp_path: Path, spans: SpanStrategy):
     chunk = Chunk("f:0000", "f", 0, 0, len(text), text, "Fresno", 20)
     assert "State Route 99" in [r.variant for r in strategy.build(chunk, backend="mock", model="m", seed=0)]
     assert "State Route 99" not in [r.variant for r in spans.build(chunk, backend="mock", model="m", seed=0)]
+
+
+def test_tight_asks_a_name_of_an_and_pair_by_its_blank_alone(tmp_path: Path, spans: SpanStrategy):
+    src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
+    on = tmp_path / "qa-spans.md"
+    on.write_text(src.replace("\ntight: false", "\ntight: true"))
+    strategy = load_strategy(on)
+    assert isinstance(strategy, SpanStrategy)
+    text = "The result was a civil war in Algeria and Osama bin Laden's attacks. It was held in Paris by Mara Kovel."
+    chunk = Chunk("w:0000", "w", 0, 0, len(text), text, "Islamism", 40)
+    forms = {
+        req.variant: {
+            it["form"] for it in strategy.parse_request(req, req.primer + "no question here", "stop").items
+        }
+        for req in strategy.build(chunk, backend="mock", model="m", seed=0)
+    }
+    # in place, "Algeria" would leave "... war where and Osama bin Laden's attacks?"
+    assert forms["Algeria"] == forms["Osama bin Laden"] == forms["Algeria and Osama bin Laden"] == {"cloze"}
+    assert {"cloze", "wh"} <= forms["Paris"]  # a name on its own is still asked in place
+    assert paired(text, "Algeria") and not paired(text, "Paris") and not paired(text, "Mara Kovel")
+    # without tight the loose name is asked as before
+    loose = {req.variant for req in spans.build(chunk, backend="mock", model="m", seed=0)}
+    assert "Algeria and Osama" in loose and "Osama bin Laden" not in loose
 
 
 def test_cloze_title_false_leaves_the_documents_name_out_of_the_blank(tmp_path: Path, spans: SpanStrategy):
