@@ -47,8 +47,8 @@ _PATTERNS = [
         r"[A-Z][\w'’&.-]*|\s+\d+\b)*"  # "Bank of England", "Apollo 11"; not "Fleadh on 9 July"
     ),
 ]
-# `tight: true`: a number keeps its range and more units ("8–15 per cell", "30 °C", "28.5°E"), number
-# words count ("ten counties"), and names are not joined across "in", "on", "at" or "and"
+# `tight: true`: a number keeps its range and more units ("8–15 per cell", "30 °C", "28.5°E"),
+# number words count ("ten counties"), and names are not joined across "in", "on", "at" or "and"
 # ("Continental Edison Company in France" gives both names, and the pair) but keep a number
 # that ends them ("State Route 99", "Article 102", "Astra 2A")
 _NUMBER_WORD = (
@@ -127,8 +127,8 @@ FUNCTION_WORDS = frozenset(
     ).split()
 )
 _WORD = re.compile(r"\w+")
-# prepositions and adverbs that open a sentence before a name ("Under Genghis's successor ...")
-_PREPOSITIONS = frozenset(
+# `tight`: prepositions and adverbs that open a sentence before a name ("Under Genghis's successor")
+_OPENING_WORDS = FUNCTION_WORDS | frozenset(
     (  # noqa: SIM905
         "about above across against along among amid around behind below beneath beside besides "
         "between beyond near over per through throughout toward towards under unlike via within "
@@ -213,8 +213,7 @@ def paired(sentence: str, answer: str, at: int = -1) -> bool:
     after, before = sentence[lo + len(answer) :], sentence[:lo]
     return bool(
         re.match(r"['’]s\b|\s+and\s+(?:the\s+)?" + _UPPER, after)
-        or re.search(r"\band\s+(?:the\s+)?$", before)
-        and re.search(_UPPER + r"[\w'’&.-]*\s+and\s+(?:the\s+)?$", before)
+        or re.search(_UPPER + r"[\w'’&.-]*\s+and\s+(?:the\s+)?$", before)
     )
 
 
@@ -865,6 +864,7 @@ def pick_spans(
     enumerations: set[str] = set()  # a list's names are asked for one by one as well
     named: set[str] = set()  # answers the patterns found (not phrases, objects or definitions)
     proper = _proper_words(text) if tight else set()
+    openers = _OPENING_WORDS if tight else FUNCTION_WORDS
     for offset, sent in sentences(text):
         taken: list[tuple[int, int]] = []
         found: list[tuple[int, str]] = []
@@ -881,7 +881,6 @@ def pick_spans(
                     continue
                 if pattern is patterns[-1]:  # a name
                     first = answer.split()[0]
-                    openers = FUNCTION_WORDS | _PREPOSITIONS if tight else FUNCTION_WORDS
                     if lo == 0 and first.lower() in openers:  # "The Kestrel ..." at a sentence start
                         answer = answer[len(first) :].lstrip()
                         lo = hi - len(answer)
