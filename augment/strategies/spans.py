@@ -62,7 +62,8 @@ _TIGHT_UNIT = (
 
 
 def _upper_class() -> str:
-    """A character class of every upper-case letter, not only A-Z ("Ögedei", "Émile", "Łódź")."""
+    """A character class of the Latin upper-case letters, accented too, not only A-Z ("Ögedei",
+    "Émile", "Łódź")."""
     ranges: list[tuple[int, int]] = []
     for c in range(0x250):  # Latin, with its accented letters
         if chr(c).isupper():
@@ -74,6 +75,7 @@ def _upper_class() -> str:
 
 
 _UPPER = _upper_class()
+_ERA = r"(?:BP|BCE?|AD|CE|ago)"  # `tight`: "9000 BP", "22,000 years ago" stay with their number
 # (an Arabic name keeps its "bin" or "ibn": "Osama bin Laden")
 _TIGHT_NAME = re.compile(
     rf"\b{_UPPER}[\w'’&.-]*(?:\s+(?:(?:of|the|de|del|der|la|le|von|van|du|di|da|for|bin|ibn|bint)\s+)*{_UPPER}[\w'’&.-]*)*"
@@ -103,7 +105,7 @@ _TIGHT_PATTERNS = [
     _PATTERNS[1],
     re.compile(
         rf"(?<![A-Za-z]:)(?<!\d[–-])(?<!\d/)(?:[$€£¥]\s?)?\b\d[\d,.]*(?:st|nd|rd|th)?(?:\s*(?:–|-|to)\s*\d[\d,.]*)?\b{_TIGHT_UNIT}?"
-        r"(?:\s+(?:BP|BCE?|AD|CE|ago)\b)?"  # "9000 BP", "22,000 years ago"
+        rf"(?:\s+{_ERA}\b)?"
         rf"|\b{_NUMBER_WORD}(?:-(?:one|two|three|four|five|six|seven|eight|nine))?\b(?:\s+{_UNIT}\b)?"
     ),
     _TIGHT_NAME,
@@ -200,7 +202,7 @@ _YEAR_BEFORE = frozenset("in since from until till by before after of on during"
 _CLAUSE_END = re.compile(r",|;|:|\(| [–—-] | (?:while|whereas|which|who|where|but|although)\b")
 
 
-_NO_COUNT = re.compile(r"(?:\b(?:BP|BCE?|AD|CE|ago)|°\s?[NESW])$")
+_NO_COUNT = re.compile(rf"(?:\b{_ERA}|°\s?[NESW])$")
 
 
 def paired(sentence: str, answer: str, at: int = -1) -> bool:
@@ -802,11 +804,11 @@ def _named(span: str, title_words: set[str]) -> bool:
     return not set(content) <= title_words
 
 
-def _proper_words(text: str) -> set[str]:
+def _proper_words(sents: list[tuple[int, str]]) -> set[str]:
     """`tight`: words the text capitalises where no sentence starts, or that hold a capital after
     their first letter ("CrossCountry", "McLaren"): names even when they open a sentence."""
     words = set()
-    for _, sent in sentences(text):
+    for _, sent in sents:
         for i, m in enumerate(re.finditer(r"[\w'’&.-]+", sent)):
             w = m.group().strip("'’.-")
             if w and w[0].isupper() and (i > 0 or any(c.isupper() for c in w[1:])):
@@ -863,9 +865,10 @@ def pick_spans(
     per_sentence: list[list[Span]] = []
     enumerations: set[str] = set()  # a list's names are asked for one by one as well
     named: set[str] = set()  # answers the patterns found (not phrases, objects or definitions)
-    proper = _proper_words(text) if tight else set()
+    sents = sentences(text)
+    proper = _proper_words(sents) if tight else set()
     openers = _OPENING_WORDS if tight else FUNCTION_WORDS
-    for offset, sent in sentences(text):
+    for offset, sent in sents:
         taken: list[tuple[int, int]] = []
         found: list[tuple[int, str]] = []
         patterns = _TIGHT_PATTERNS if tight else _PATTERNS
