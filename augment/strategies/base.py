@@ -202,6 +202,12 @@ class PromptHeader(BaseModel):
         "keeps the number that ends it ('State Route 99', not '99'), a range of numbers and its unit is one "
         "answer ('8–15 per cell', '30 °C') and number words are numbers ('ten')",
     )
+    chunks: bool = Field(
+        False,
+        description="spans: also pick each run of one to four content words between punctuation, function "
+        "words and verbs ('works at constant pressure' -> 'constant pressure'): the common nouns and their "
+        "adjectives that names, numbers and objects miss; raise max_items with it, or the cap leaves most out",
+    )
     model_question: bool = Field(
         True,
         description="spans: keep the model's own question beside the rule-written ones; false keeps only "

@@ -578,6 +578,44 @@ _SET_PHRASE = frozenset(
 )
 
 
+# `chunks`: words that end a run of content words besides FUNCTION_WORDS (modals, negations,
+# relative and comparative words)
+_CHUNK_BREAK = FUNCTION_WORDS | frozenset(
+    (  # noqa: SIM905
+        "not no nor can could will would may might shall should must than then which whose "
+        "more most very only such other both each every all any some many much"
+    ).split()
+)
+_CHUNK_TOKEN = re.compile(r"\w[\w'’.-]*\w|\w|[^\w\s]")
+
+
+def chunk_spans(sentence: str, most: int = 4) -> list[tuple[int, str]]:
+    """(offset, answer) for each run of one to `most` content words of `sentence`: the words
+    between punctuation, function words and full verbs ("The condenser works at constant
+    pressure" -> "condenser", "constant pressure"). Longer runs are left out, not cut."""
+    runs: list[list[tuple[int, int]]] = [[]]
+    before = ""
+    for m in _CHUNK_TOKEN.finditer(sentence):
+        word = m.group()
+        if (
+            not word[0].isalnum()
+            or word.lower() in _CHUNK_BREAK
+            or _finite_verb(word)
+            or (before == "to" and _can_be_verb(word))  # "to treat emphysema": "emphysema"
+        ):
+            runs.append([])
+        else:
+            runs[-1].append(m.span())
+        before = word.lower()
+    out = []
+    for run in runs:
+        if run and len(run) <= most:
+            answer = sentence[run[0][0] : run[-1][1]].rstrip(".")
+            if len(answer) > 1:
+                out.append((run[0][0], answer))
+    return out
+
+
 def preposition_spans(sentence: str) -> list[tuple[int, str]]:
     """(offset, answer) for the object of each preposition of `sentence` (other than "of") that
     holds a lower-case content word: the words after it up to a comma, a clause word, a verb or
@@ -855,16 +893,19 @@ def pick_spans(
     lists: bool = False,
     prepositions: bool = False,
     tight: bool = False,
+    chunks: bool = False,
 ) -> list[Span]:
     """Candidate answers of `text`, round-robin over its sentences, at most `limit`; with
     `phrases`, verbs' objects too, with `definitions` what an "X is a ..." sentence says X is
     (either may hold a name that is a span of its own), with `lists` each enumeration of names
     whole (its names stay spans of their own), with `prepositions` the objects of prepositions;
-    with `tight`, the tighter boundaries of `_TIGHT_PATTERNS`."""
+    with `tight`, the tighter boundaries of `_TIGHT_PATTERNS`; with `chunks`, after all of these,
+    each short run of content words (`chunk_spans`)."""
     title_words = {w for w in _words(re.sub(r"\([^)]*\)", "", title)) if w not in FUNCTION_WORDS}
     per_sentence: list[list[Span]] = []
     enumerations: set[str] = set()  # a list's names are asked for one by one as well
     named: set[str] = set()  # answers the patterns found (not phrases, objects or definitions)
+    chunked: set[str] = set()  # `chunks`: runs of content words no other rule found
     sents = sentences(text)
     proper = _proper_words(sents) if tight else set()
     openers = _OPENING_WORDS if tight else FUNCTION_WORDS
@@ -921,6 +962,11 @@ def pick_spans(
             found += [(lo, a) for lo, a in definition_spans(sent) if _named(a, title_words)]
         if prepositions:
             found += [(lo, a) for lo, a in preposition_spans(sent) if _named(a, title_words)]
+        if chunks:  # after the rest, and never the longer answer that drops a name's word
+            have = {a for _, a in found}
+            runs = [(lo, a) for lo, a in chunk_spans(sent) if a not in have and _named(a, title_words)]
+            chunked.update(a for _, a in runs)
+            found += runs
         if lists:
             enumerated = list_spans(sent)
             found += [(lo, a) for lo, a in enumerated if _named(a, title_words)]
@@ -940,7 +986,7 @@ def pick_spans(
             for w in _words(s.answer)
         }
 
-    longer = inside(lambda s: True)
+    longer = inside(lambda s: s.answer not in chunked)
     in_name = inside(lambda s: s.answer in named) if tight else longer
 
     def kept(s: Span) -> bool:
@@ -950,18 +996,23 @@ def pick_spans(
         return word not in in_name and (word not in longer or s.answer in named)
 
     per_sentence = [[s for s in spans if kept(s)] for spans in per_sentence]
+    # `chunks` come after every other span of every sentence, so under the cap they only add
+    tiers = [[[s for s in spans if s.answer not in chunked] for spans in per_sentence]]
+    if chunked:
+        tiers.append([[s for s in spans if s.answer in chunked] for spans in per_sentence])
     out: list[Span] = []
     seen: set[str] = set()
-    rank = 0
-    while len(out) < limit and any(rank < len(s) for s in per_sentence):
-        for spans in per_sentence:
-            if rank < len(spans) and len(out) < limit:
-                span = spans[rank]
-                key = span.answer.lower()
-                if key not in seen:  # one question per distinct answer
-                    seen.add(key)
-                    out.append(span)
-        rank += 1
+    for tier in tiers:
+        rank = 0
+        while len(out) < limit and any(rank < len(s) for s in tier):
+            for spans in tier:
+                if rank < len(spans) and len(out) < limit:
+                    span = spans[rank]
+                    key = span.answer.lower()
+                    if key not in seen:  # one question per distinct answer
+                        seen.add(key)
+                        out.append(span)
+            rank += 1
     return out
 
 
@@ -990,6 +1041,7 @@ class SpanStrategy(Strategy):
                 self.header.lists,
                 self.header.prepositions,
                 self.header.tight,
+                self.header.chunks,
             )
         ]
 

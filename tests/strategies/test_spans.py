@@ -12,6 +12,7 @@ from augment.errors import ConfigError, ParseError
 from augment.strategies import load_strategy
 from augment.strategies.spans import (
     SpanStrategy,
+    chunk_spans,
     definition_spans,
     front_question,
     in_list,
@@ -782,3 +783,46 @@ def test_mock_run_gives_grounded_records_for_every_span(tmp_path: Path):
     }
     kept = [json.loads(line) for line in (run / "curated" / "kept.jsonl").read_text().splitlines()]
     assert kept and all(r["strategy"] == "qa-spans" for r in kept)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "chunks"),
+    [
+        (
+            "The condenser operated at constant pressure, as the practical Carnot cycle requires.",
+            ["condenser", "constant pressure", "practical Carnot cycle"],
+        ),
+        # "to" and a verb end a run; so do modals, negations and quantifiers
+        ("Oxygen therapy is used to treat emphysema.", ["Oxygen therapy", "emphysema"]),
+        ("Some teachers could not accept strict discipline in 1890.", ["teachers", "strict discipline", "1890"]),
+        # a run of more than four content words is left out, not cut
+        ("It was the Great Northern Railway Goods Yard Company.", []),
+        ("As a result, free-to-air Ku band satellites.", ["result", "free-to-air Ku band satellites"]),
+    ],
+)
+def test_chunk_spans_are_short_runs_of_content_words(sentence: str, chunks: list[str]):
+    got = chunk_spans(sentence)
+    assert [a for _, a in got] == chunks
+    assert all(sentence[lo : lo + len(a)] == a for lo, a in got)
+
+
+def test_chunks_are_picked_only_when_asked_for_and_after_the_other_spans(tmp_path: Path, spans: SpanStrategy):
+    text = "The Rankine cycle was built by Mara Kovel in 1901. Its condenser works at constant pressure."
+    plain = [s.answer for s in pick_spans(text, "Steam engine", 50, phrases=True)]
+    more = [s.answer for s in pick_spans(text, "Steam engine", 50, phrases=True, chunks=True)]
+    assert "constant pressure" in more and "constant pressure" not in plain
+    # the names, dates and objects keep their places under the cap, and a run holding a name
+    # ("Rankine cycle") does not drop the name's word
+    assert more[: len(plain)] == plain and "Rankine" in plain
+    assert pick_spans(text, "Steam engine", len(plain), phrases=True, chunks=True) == pick_spans(
+        text, "Steam engine", len(plain), phrases=True
+    )
+    assert len(more) == len(set(map(str.lower, more)))  # one question per distinct answer
+    src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
+    assert "\nchunks: false" in src and spans.header.chunks is False  # off by default until measured
+    on = tmp_path / "qa-spans.md"
+    on.write_text(src.replace("\nchunks: false", "\nchunks: true"))
+    chunk = Chunk("s:0000", "s", 0, 0, len(text), text, "Steam engine", 30)
+    asked = [r.variant for r in load_strategy(on).build(chunk, backend="mock", model="m", seed=0)]
+    assert "constant pressure" in asked
+    assert "constant pressure" not in [r.variant for r in spans.build(chunk, backend="mock", model="m", seed=0)]
