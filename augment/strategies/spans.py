@@ -586,6 +586,8 @@ _CHUNK_BREAK = FUNCTION_WORDS | frozenset(
         "more most very only such other both each every all any some many much"
     ).split()
 )
+# words after which a run's last word that can be a verb is taken for one (and "-ly" adverbs)
+_VERB_NEXT = frozenset("the a an that this these those its his her their".split())  # noqa: SIM905
 _CHUNK_TOKEN = re.compile(r"\w[\w'’.-]*\w|\w|[^\w\s]")
 
 
@@ -602,7 +604,12 @@ def chunk_spans(sentence: str, most: int = 4) -> list[tuple[int, str]]:
             or word.lower() in _CHUNK_BREAK
             or _finite_verb(word)
             or (before == "to" and _can_be_verb(word))  # "to treat emphysema": "emphysema"
+            or (word.lower().endswith("ly") and _adverb(word) and not _noun_or_adjective(word))
         ):
+            run = runs[-1]
+            verb_next = word.lower() in _VERB_NEXT or (word.lower().endswith("ly") and _adverb(word))
+            if run and verb_next and _can_be_verb(sentence[slice(*run[-1])]):
+                run.pop()  # "The Church holds that ...", "it equals the ...": a verb, not a noun
             runs.append([])
         else:
             runs[-1].append(m.span())

@@ -795,6 +795,12 @@ def test_mock_run_gives_grounded_records_for_every_span(tmp_path: Path):
         # "to" and a verb end a run; so do modals, negations and quantifiers
         ("Oxygen therapy is used to treat emphysema.", ["Oxygen therapy", "emphysema"]),
         ("Some teachers could not accept strict discipline in 1890.", ["teachers", "strict discipline", "1890"]),
+        # a word that can be a verb ends its run before a determiner, "that" or an "-ly" adverb
+        (
+            "The Church holds that the death penalty falls unfairly upon poor persons.",
+            ["Church", "death penalty", "poor persons"],
+        ),
+        ("It was quickly adopted by early settlers.", ["early settlers"]),
         # a run of more than four content words is left out, not cut
         ("It was the Great Northern Railway Goods Yard Company.", []),
         ("As a result, free-to-air Ku band satellites.", ["result", "free-to-air Ku band satellites"]),
