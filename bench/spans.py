@@ -28,7 +28,7 @@ from augment.eval.metrics import f1_score, normalize_answer
 from augment.strategies.base import load_strategies
 from augment.strategies.spans import pick_spans
 
-OPTIONS = ("phrases", "definitions", "lists", "prepositions", "tight")
+OPTIONS = ("phrases", "definitions", "lists", "prepositions", "tight", "chunks")
 
 
 def screen(
@@ -59,18 +59,27 @@ def main() -> None:
     ap.add_argument(
         "--prompts-dir", type=Path, default=None, help="a prompts folder, as augment generate takes"
     )
+    ap.add_argument(
+        "--max-items",
+        type=int,
+        default=None,
+        help="answer spans per passage at most (default: the header's max_items); `chunks` wants more",
+    )
     args = ap.parse_args()
+    if args.max_items is not None and args.max_items < 1:
+        sys.exit(f"--max-items must be 1 or more, not {args.max_items}")
     try:  # the prompts folder's qa-spans.md, else the built-in one, as augment generate picks it
         (strategy,) = load_strategies(["qa-spans"], args.prompts_dir)
     except AugmentError as e:
         sys.exit(str(e))
     header, path = strategy.header, strategy.path
+    limit = args.max_items or header.max_items
     base = {o: bool(getattr(header, o)) for o in OPTIONS}
     off = [o for o in OPTIONS if not base[o]]
     rows = [("header", base)] + [(f"+ {o}", {**base, o: True}) for o in off]
     if len(off) > 1:
         rows.append(("+ all", {o: True for o in OPTIONS}))
-    table = Table(title=f"qa-spans picker, max_items {header.max_items} ({path})")
+    table = Table(title=f"qa-spans picker, max_items {limit} ({path})")
     for col in (
         "QA file",
         "options",
@@ -94,7 +103,7 @@ def main() -> None:
             sys.exit(f"{qa}: no question has its passage ('text'); the screen picks spans from passages")
         ref = None
         for name, opts in rows:
-            got = screen(passages, header.max_items, opts)
+            got = screen(passages, limit, opts)
             ref = ref or got
             table.add_row(
                 f"{qa.name} ({got['questions']} q)",

@@ -82,3 +82,23 @@ def test_a_missing_prompts_folder_or_qa_file_is_a_one_line_error(tmp_path: Path)
     res = _run("--qa", str(tmp_path / "missing.jsonl"))
     assert res.returncode != 0 and "missing.jsonl: QA file not found" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_chunks_pick_common_nouns_and_max_items_caps_every_row(tmp_path: Path):
+    qa = tmp_path / "qa.jsonl"
+    row = {
+        "id": "steam",
+        "title": "Steam engine",
+        "text": "The Rankine cycle was built by Mara Kovel in 1901. Its condenser works at constant pressure.",
+        "questions": [{"q": "At what does the condenser work?", "answers": ["constant pressure"]}],
+    }
+    qa.write_text(json.dumps(row) + "\n")
+    res = _run("--qa", str(qa))
+    assert res.returncode == 0, res.stderr
+    assert _row(res.stdout, "header")[3] == "0.0%" and _row(res.stdout, "+ chunks")[3] == "100.0%"
+    capped = _run("--qa", str(qa), "--max-items", "2")
+    assert capped.returncode == 0 and "max_items 2" in capped.stdout
+    # under a cap of two the names come first and the chunk is left out
+    assert _row(capped.stdout, "+ chunks")[3] == "0.0%" and _row(capped.stdout, "+ chunks")[2] == "2.0"
+    bad = _run("--qa", str(qa), "--max-items", "0")
+    assert bad.returncode != 0 and "--max-items" in bad.stderr
