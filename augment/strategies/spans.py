@@ -599,21 +599,22 @@ def chunk_spans(sentence: str, most: int = 4) -> list[tuple[int, str]]:
     before = ""
     for m in _CHUNK_TOKEN.finditer(sentence):
         word = m.group()
+        low = word.lower()
+        ly = low.endswith("ly") and _adverb(word)  # "unfairly"; "early" is an adjective too
         if (
             not word[0].isalnum()
-            or word.lower() in _CHUNK_BREAK
+            or low in _CHUNK_BREAK
             or _finite_verb(word)
             or (before == "to" and _can_be_verb(word))  # "to treat emphysema": "emphysema"
-            or (word.lower().endswith("ly") and _adverb(word) and not _noun_or_adjective(word))
+            or (ly and not _noun_or_adjective(word))
         ):
             run = runs[-1]
-            verb_next = word.lower() in _VERB_NEXT or (word.lower().endswith("ly") and _adverb(word))
-            if run and verb_next and _can_be_verb(sentence[slice(*run[-1])]):
+            if run and (ly or low in _VERB_NEXT) and _can_be_verb(sentence[slice(*run[-1])]):
                 run.pop()  # "The Church holds that ...", "it equals the ...": a verb, not a noun
             runs.append([])
         else:
             runs[-1].append(m.span())
-        before = word.lower()
+        before = low
     out = []
     for run in runs:
         if run and len(run) <= most:

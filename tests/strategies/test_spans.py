@@ -794,7 +794,10 @@ def test_mock_run_gives_grounded_records_for_every_span(tmp_path: Path):
         ),
         # "to" and a verb end a run; so do modals, negations and quantifiers
         ("Oxygen therapy is used to treat emphysema.", ["Oxygen therapy", "emphysema"]),
-        ("Some teachers could not accept strict discipline in 1890.", ["teachers", "strict discipline", "1890"]),
+        (
+            "Some teachers could not accept strict discipline in 1890.",
+            ["teachers", "strict discipline", "1890"],
+        ),
         # a word that can be a verb ends its run before a determiner, "that" or an "-ly" adverb
         (
             "The Church holds that the death penalty falls unfairly upon poor persons.",
@@ -831,4 +834,6 @@ def test_chunks_are_picked_only_when_asked_for_and_after_the_other_spans(tmp_pat
     chunk = Chunk("s:0000", "s", 0, 0, len(text), text, "Steam engine", 30)
     asked = [r.variant for r in load_strategy(on).build(chunk, backend="mock", model="m", seed=0)]
     assert "constant pressure" in asked
-    assert "constant pressure" not in [r.variant for r in spans.build(chunk, backend="mock", model="m", seed=0)]
+    assert "constant pressure" not in [
+        r.variant for r in spans.build(chunk, backend="mock", model="m", seed=0)
+    ]
