@@ -913,7 +913,7 @@ def pick_spans(
     per_sentence: list[list[Span]] = []
     enumerations: set[str] = set()  # a list's names are asked for one by one as well
     named: set[str] = set()  # answers the patterns found (not phrases, objects or definitions)
-    chunked: set[str] = set()  # `chunks`: runs of content words no other rule found
+    chunked: set[tuple[int, str]] = set()  # `chunks`: (start, answer) of runs no other rule found
     sents = sentences(text)
     proper = _proper_words(sents) if tight else set()
     openers = _OPENING_WORDS if tight else FUNCTION_WORDS
@@ -973,7 +973,7 @@ def pick_spans(
         if chunks:  # after the rest, and never the longer answer that drops a name's word
             have = {a for _, a in found}
             runs = [(lo, a) for lo, a in chunk_spans(sent) if a not in have and _named(a, title_words)]
-            chunked.update(a for _, a in runs)
+            chunked.update((offset + lo, a) for lo, a in runs)
             found += runs
         if lists:
             enumerated = list_spans(sent)
@@ -994,7 +994,10 @@ def pick_spans(
             for w in _words(s.answer)
         }
 
-    longer = inside(lambda s: s.answer not in chunked)
+    def is_run(s: Span) -> bool:  # by place: the same words may be a name in another sentence
+        return (s.start, s.answer) in chunked
+
+    longer = inside(lambda s: not is_run(s))
     in_name = inside(lambda s: s.answer in named) if tight else longer
 
     def kept(s: Span) -> bool:
@@ -1005,9 +1008,9 @@ def pick_spans(
 
     per_sentence = [[s for s in spans if kept(s)] for spans in per_sentence]
     # `chunks` come after every other span of every sentence, so under the cap they only add
-    tiers = [[[s for s in spans if s.answer not in chunked] for spans in per_sentence]]
+    tiers = [[[s for s in spans if not is_run(s)] for spans in per_sentence]]
     if chunked:
-        tiers.append([[s for s in spans if s.answer in chunked] for spans in per_sentence])
+        tiers.append([[s for s in spans if is_run(s)] for spans in per_sentence])
     out: list[Span] = []
     seen: set[str] = set()
     for tier in tiers:

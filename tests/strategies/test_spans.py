@@ -827,6 +827,14 @@ def test_chunks_are_picked_only_when_asked_for_and_after_the_other_spans(tmp_pat
         text, "Steam engine", len(plain), phrases=True
     )
     assert len(more) == len(set(map(str.lower, more)))  # one question per distinct answer
+    # a run is marked by its place: "Watt" opening a sentence is a run there, and still a name
+    # (ranked with the names) where the patterns found it
+    both = "The condensers were made by Watt in 1780. Watt sold them to mines in Cornwall."
+    names = [s.answer for s in pick_spans(both, "Steam engine", 50, phrases=True)]
+    assert "Watt" in names
+    assert pick_spans(both, "Steam engine", len(names), phrases=True, chunks=True) == pick_spans(
+        both, "Steam engine", len(names), phrases=True
+    )
     src = (Path(__file__).parents[2] / "prompts" / "qa-spans.md").read_text()
     assert "\nchunks: false" in src and spans.header.chunks is False  # off by default until measured
     on = tmp_path / "qa-spans.md"
