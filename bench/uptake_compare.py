@@ -13,6 +13,11 @@ Give the pairs of files of several steps at once (`OLD NEW OLD NEW ...`) to comp
 A side may be several training runs of the draw joined with `+` (`OLD1+OLD2 NEW1+NEW2`, e.g. the
 `--train-seed` replicates): they are averaged question by question first, as uptake_pool.py
 averages replicates, so a two-run screen reads the mean of both data orders.
+
+Where each side's uptake.json is still in its run folder (beside run_eval/), the questions are
+also split by which side's kept records anticipated them (uptake_pool.py's test: a record asks
+the question with its gold answer), with (c), (d) and (c) − (d) on each side: a change of records
+shows whether it moved the questions it newly anticipates, or the ones both sides already did.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from uptake_pool import load_runs  # noqa: E402  (bench/ is this script's folder, first on sys.path)
+from uptake_pool import anticipated, load_runs  # noqa: E402  (bench/ is this script's folder, first on sys.path)
 
 from augment.eval.metrics import bootstrap_ci  # noqa: E402
 from augment.io import write_json  # noqa: E402
@@ -55,7 +60,7 @@ def load_mean(spec: str) -> dict:
         for arm in first["per_question"]
         if all(arm in run["per_question"] for run in runs)
     }
-    return {**first, "per_question": per_question}
+    return {**first, "per_question": per_question, "folder": paths[0].parent}
 
 
 def compare(old: dict, new: dict, names: tuple[str, str]) -> dict:
@@ -93,6 +98,36 @@ def compare(old: dict, new: dict, names: tuple[str, str]) -> dict:
     return out
 
 
+GROUPS = ("old and new", "new only", "old only", "neither")
+
+
+def by_anticipation(old: dict, new: dict) -> dict | None:
+    """The questions split by which side's data anticipated them (a kept record of the run's
+    folder asks them, uptake_pool.anticipated), with (c)'s, (d)'s and (c) − (d)'s mean on each
+    side: where a change of records moved the scores. None when a side's folder does not hold
+    its records (a result copied out of its run folder)."""
+    flags = [anticipated(Path(run.get("folder", "")), run["questions_asked"]) for run in (old, new)]
+    if flags[0] is None or flags[1] is None:
+        return None
+    was, now = (np.asarray(f, dtype=bool) for f in flags)
+    masks = dict(zip(GROUPS, (was & now, now & ~was, was & ~now, ~was & ~now), strict=True))
+
+    def means(run: dict, mask: np.ndarray) -> dict:
+        pq = run["per_question"]
+        arms = {
+            arm: {m: float(np.mean(np.asarray(pq[arm][m], dtype=float)[mask])) for m in METRICS}
+            for arm in ("augment", "format")
+        }
+        arms["c-d"] = {m: arms["augment"][m] - arms["format"][m] for m in METRICS}
+        return arms
+
+    return {
+        name: {"questions": int(mask.sum()), "old": means(old, mask), "new": means(new, mask)}
+        for name, mask in masks.items()
+        if mask.any()
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -106,7 +141,8 @@ def main() -> None:
     for old_path, new_path in zip(args.runs[::2], args.runs[1::2], strict=True):
         old, new = load_mean(old_path), load_mean(new_path)
         cmp = compare(old, new, (str(old_path), str(new_path)))
-        result.append({"old": str(old_path), "new": str(new_path), **cmp})
+        split = by_anticipation(old, new)
+        result.append({"old": str(old_path), "new": str(new_path), **cmp, "by_anticipation": split})
         n = len(old["questions_asked"])
         print(f"\n{new_path} minus {old_path}, {n} questions (interval over questions; by passage)\n")
         print("| arm | F1, new − old | NLL, new − old | questions changed |\n|---|---|---|---|")
@@ -121,6 +157,19 @@ def main() -> None:
             f"\n(c) − (d): old {each['old']['f1']:+.3f} F1, {each['old']['answer_nll']:+.3f} nats; "
             f"new {each['new']['f1']:+.3f} F1, {each['new']['answer_nll']:+.3f} nats"
         )
+        if split:
+            print(
+                "\n| anticipated by | questions | (c) F1 / NLL, old → new | (d) F1 / NLL, old → new "
+                "| (c) − (d) F1, old → new |\n|---|---|---|---|---|"
+            )
+            for name, g in split.items():
+                o, w = g["old"], g["new"]
+                arms = [
+                    f"{o[a]['f1']:.3f} → {w[a]['f1']:.3f}, {o[a]['answer_nll']:.3f} → {w[a]['answer_nll']:.3f}"
+                    for a in ("augment", "format")
+                ]
+                cd = f"{o['c-d']['f1']:+.3f} → {w['c-d']['f1']:+.3f}"
+                print(f"| {name} | {g['questions']} | {arms[0]} | {arms[1]} | {cd} |")
     if args.out:
         write_json(args.out, result)
 

@@ -302,3 +302,59 @@ def test_compare_averages_a_draws_runs_joined_with_plus(tmp_path: Path):
     other.write_text(json.dumps(bad))
     with pytest.raises(SystemExit, match="c.json: not the questions of .*a.json"):
         load_mean(f"{a}+{other}")
+
+
+def test_compare_splits_questions_by_which_sides_records_anticipated_them(tmp_path: Path):
+    from uptake_compare import by_anticipation, load_mean
+
+    passages = ["p1", "p1", "p2", "p2"]
+    old = {"base": [0.1] * 4, "raw": [0.2] * 4, "augment": [0.5, 0.5, 0.2, 0.2], "format": [0.3] * 4}
+    new = {**old, "augment": [0.9, 0.5, 0.6, 0.2], "format": [0.3, 0.3, 0.4, 0.4]}
+    asked = [
+        {"q": "Which river crosses Harrow?", "answers": ["Wend"]},
+        {"q": "Who founded the Harrow mill?", "answers": ["Ada Pike"]},
+        {"q": "When did the mill close?", "answers": ["1931"]},
+        {"q": "What powered the mill?", "answers": ["water"]},
+    ]
+    # old's records ask questions 0 and 1; new's ask 0 and 2 (and 3 with another answer)
+    kept = {
+        "old": [("Which river flows through Harrow?", "Wend"), ("Who founded Harrow's mill?", "Ada Pike")],
+        "new": [
+            ("What river crosses Harrow?", "the Wend"),
+            ("In what year did the mill close?", "1931"),
+            ("What powered the mill?", "steam"),
+        ],
+    }
+    runs = {}
+    for side, scores in (("old", old), ("new", new)):
+        folder = tmp_path / side
+        (folder / "run_eval" / "curated").mkdir(parents=True)
+        (folder / "run_eval" / "curated" / "kept.jsonl").write_text(
+            "".join(json.dumps({"fields": {"question": q, "answer": a}}) + "\n" for q, a in kept[side])
+        )
+        path = _scored(folder / "uptake.json", scores, passages)
+        run = json.loads(path.read_text())
+        path.write_text(json.dumps({**run, "questions_asked": asked}))
+        runs[side] = load_mean(str(path))
+    split = by_anticipation(runs["old"], runs["new"])
+    assert {k: v["questions"] for k, v in split.items()} == {
+        "old and new": 1,
+        "new only": 1,
+        "old only": 1,
+        "neither": 1,
+    }
+    # question 2, anticipated by new only: (c) 0.2 -> 0.6, (d) 0.3 -> 0.4
+    assert split["new only"]["old"]["c-d"]["f1"] == pytest.approx(-0.1)
+    assert split["new only"]["new"]["c-d"]["f1"] == pytest.approx(0.2)
+    assert split["old and new"]["new"]["augment"]["f1"] == pytest.approx(0.9)
+    # a result copied out of its run folder has no records beside it: no split
+    alone = tmp_path / "alone.json"
+    shutil.copy(tmp_path / "new" / "uptake.json", alone)
+    assert by_anticipation(runs["old"], load_mean(str(alone))) is None
+    result = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[2] / "bench/uptake_compare.py")]
+        + [str(tmp_path / "old" / "uptake.json"), str(tmp_path / "new" / "uptake.json")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0 and "| new only | 1 | 0.200 → 0.600" in result.stdout, result.stderr
