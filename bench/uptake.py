@@ -25,6 +25,9 @@ among several runs, chosen on held-out questions). `--score-steps 24,48` scores 
 those steps of the same training run (snapshots), so one run gives the learning curve and
 uptake_select.py its candidates. `--average 48` (with 48 among --score-steps) also scores every arm
 at the mean of its weights at step 48 and at the end (`augment average`), as a result of its own.
+`--raw-from PREFIX` takes arm (b)'s scores from a kept run of the same draw and training settings
+(its results PREFIX{-tN}{-stepN}.json) instead of training (b) again: a screen that changes only
+the synthetic data trains two arms, not three.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from augment.eval.data import load_qa  # noqa: E402
 from augment.eval.metrics import normalize_answer  # noqa: E402
-from augment.eval.runner import paired_differences, score_model  # noqa: E402
+from augment.eval.runner import ModelScores, _scored, paired_differences, score_model  # noqa: E402
 from augment.io import read_jsonl, write_json, write_jsonl  # noqa: E402
 from augment.shards.writer import export  # noqa: E402
 from augment.tokens import approx_count  # noqa: E402
@@ -243,6 +246,69 @@ def trained_as_asked(ckpt: Path, settings: dict) -> bool:
     return True
 
 
+# the arguments that decide arm (b)'s training and scoring (its shards are the evaluated passages
+# cycled to the steps' token budget), so its scores carry over between runs that share them
+RAW_SETTINGS = (
+    "passages", "seed", "train_seed", "model", "method", "steps", "lr", "batch_size", "max_seq_len",
+    "bf16", "answers_only", "at_step",
+)  # fmt: skip
+
+
+def kept_raw_scores(path: Path, args: argparse.Namespace, at_step: int | None, items: list) -> ModelScores:
+    """Arm (b)'s scores from a kept result of another run with the same draw and training settings
+    (`--raw-from`), so a screen that changes only the synthetic data does not train (b) again. The
+    predictions and likelihoods are the kept ones; EM, F1 and containment are computed from the
+    predictions again. Exits, naming the file, where the result is missing or was made otherwise."""
+    if not path.is_file():
+        raise SystemExit(
+            f"{path}: no such file (--raw-from, arm (b)'s scores at step {at_step or args.steps})"
+        )
+    try:
+        kept = json.loads(path.read_text())
+        raw = kept["per_question"]["raw"]
+        asked = kept["questions_asked"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"{path}: not an uptake result with arm (b)'s questions ({e})") from None
+    mine, theirs = run_arguments(args, at_step), kept.get("args", {})
+    diff = [
+        f"{k}={theirs.get(k)} (asked {mine.get(k)})" for k in RAW_SETTINGS if theirs.get(k) != mine.get(k)
+    ]
+    if diff:
+        raise SystemExit(f"{path}: arm (b) made with {', '.join(diff)}; --raw-from needs the same settings")
+    if [(q["q"], q["answers"]) for q in asked] != [(it.question, it.answers) for it in items]:
+        raise SystemExit(f"{path}: not the questions of this draw ({args.qa.name}, seed {args.seed})")
+    missing = [
+        m for m in ("prediction", "answer_nll", "answer_nll_source") if len(raw.get(m, [])) != len(items)
+    ]
+    if missing:
+        raise SystemExit(f"{path}: arm (b) lacks {', '.join(missing)} for its {len(items)} questions")
+    scores = _scored(
+        f"raw, from {path}", items, raw["prediction"], raw["answer_nll"], raw["answer_nll_source"], 0.0
+    )
+    return scores
+
+
+def run_arguments(args: argparse.Namespace, at_step: int | None = None) -> dict[str, str]:
+    """The arguments a result records (`args`): those set away from their defaults, as strings, so
+    runs made before a flag existed read as made without it and pool with later ones."""
+    # without --bf16, --answers-only, the replay forms, --restate or --mix-other the settings read
+    # as before they existed, so such runs pool with earlier ones
+    defaults = {
+        ("bf16", None),
+        ("answers_only", False),
+        ("replay_title", False),
+        ("replay_shuffle", False),
+        ("restate", 0),
+        ("restate_replay", "grown"),
+        ("mix_other", False),
+    }
+    skip = {"score_steps", "average", "raw_from"}  # how it was run, not what was measured
+    run_args = {k: str(v) for k, v in vars(args).items() if k not in skip and (k, v) not in defaults}
+    if at_step is not None:
+        run_args["at_step"] = str(at_step)  # uptake_select.py treats each step as a candidate
+    return run_args
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--qa", type=Path, default=REPO.parent / "shared/data/wikinewpages2023_film_dev.jsonl")
@@ -321,6 +387,13 @@ def main() -> None:
         help="also score every arm at the mean of its weights at these --score-steps and its final "
         "weights (augment average; e.g. 48: checkpoints in ckpt/ARM-avg48, result in uptake-avg48.json)",
     )
+    ap.add_argument(
+        "--raw-from",
+        metavar="PREFIX",
+        help="take arm (b)'s scores from kept results of a run with the same draw and training settings "
+        "instead of training it again: PREFIX{-tN}{-stepN}.json for each step scored (e.g. "
+        "bench/results/uptake-squad10-...-seed17); only the synthetic arms train",
+    )
     ap.add_argument("-o", "--out", type=Path, default=REPO / "runs" / "uptake")
     args = ap.parse_args()
     if args.train_seed == args.seed:
@@ -332,6 +405,8 @@ def main() -> None:
         raise SystemExit(
             f"--restate-replay {args.restate_replay}: it sets how --restate counts; give --restate K"
         )
+    if args.raw_from and args.average:
+        raise SystemExit(f"--average with --raw-from: arm (b)'s averaged weights are not in {args.raw_from}")
     if args.mix_other and args.restate:
         raise SystemExit("--mix-other with --restate: screen one change at a time; give one of them")
     try:
@@ -429,6 +504,19 @@ def main() -> None:
         hyper += ["--snapshot-steps", ",".join(map(str, score_at))]
     replicate = "" if args.train_seed is None else f"-t{args.train_seed}"
     checkpoints = {"base": args.model}
+    if args.raw_from:  # (b) is scored from the kept results; fail on them before any training
+        del shards["raw"]
+        kept_raw = {
+            step: kept_raw_scores(
+                Path(
+                    f"{args.raw_from}{replicate}" + ("" if step == args.steps else f"-step{step}") + ".json"
+                ),
+                args,
+                step if score_at else None,
+                load_qa(out / "qa_eval.jsonl"),
+            )
+            for step in [*score_at, args.steps]
+        }
     for arm, path in shards.items():
         ckpt = out / f"ckpt{replicate}" / arm
         replay = ["--replay", args.replay] if arm != "raw" else []
@@ -474,7 +562,7 @@ def main() -> None:
     print("scoring base open-book", flush=True)
     open_book = score_model(args.model, items, mode="open")
     for step in [*score_at, args.steps]:
-        scores = {"base": base}
+        scores = {"base": base, **({"raw": kept_raw[step]} if args.raw_from else {})}
         for arm, ckpt in checkpoints.items():
             if arm != "base":
                 model = ckpt if step == args.steps else str(Path(ckpt) / f"step-{step}")
@@ -485,6 +573,7 @@ def main() -> None:
             "synthetic_tokens": synthetic_tokens,
             "answer_coverage": coverage,
             "seconds": round(time.monotonic() - t0),
+            **({"raw_scores_from": kept_raw[step].model.removeprefix("raw, from ")} if args.raw_from else {}),
         }
         at_step = step if score_at else None
         report(out / f"{name}.json", args, at_step, evaluated, items, scores, open_book, extra)
@@ -522,21 +611,7 @@ def report(
     """Write one scored point (the arms' checkpoints at `at_step`, at the end, or with `averaged` the
     mean of their weights at those steps) and print its tables."""
     diffs = {name: paired_differences(scores[lo], scores[hi]) for name, (lo, hi) in PAIRS.items()}
-    # without --bf16, --answers-only, the replay forms, --restate or --mix-other the settings read
-    # as before they existed, so such runs pool with earlier ones
-    defaults = {
-        ("bf16", None),
-        ("answers_only", False),
-        ("replay_title", False),
-        ("replay_shuffle", False),
-        ("restate", 0),
-        ("restate_replay", "grown"),
-        ("mix_other", False),
-    }
-    skip = {"score_steps", "average"}
-    run_args = {k: str(v) for k, v in vars(args).items() if k not in skip and (k, v) not in defaults}
-    if at_step is not None:
-        run_args["at_step"] = str(at_step)  # uptake_select.py treats each step as a candidate
+    run_args = run_arguments(args, at_step)
     if averaged:  # another treatment than the final weights: pooled only with its like
         run_args["averaged"] = ",".join(map(str, averaged))
     passage_ids = {r["text"]: str(r["id"]) for r in evaluated}

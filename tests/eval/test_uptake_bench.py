@@ -358,3 +358,87 @@ def test_compare_splits_questions_by_which_sides_records_anticipated_them(tmp_pa
         text=True,
     )
     assert result.returncode == 0 and "| new only | 1 | 0.200 → 0.600" in result.stdout, result.stderr
+
+
+def _draw(tmp_path: Path) -> list:
+    from augment.eval.data import load_qa
+
+    qa = tmp_path / "qa.jsonl"
+    rows = [
+        {"id": "p1", "title": "Rivers", "text": "The Nile flows north.",
+         "questions": [{"q": "Which way does the Nile flow?", "answers": ["north"]}]},
+        {"id": "p2", "title": "Cities", "text": "Paris is the capital of France.",
+         "questions": [{"q": "What is the capital of France?", "answers": ["Paris"]},
+                       {"q": "Which country has Paris as its capital?", "answers": ["France"]}]},
+    ]  # fmt: skip
+    qa.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return load_qa(qa)
+
+
+def _run_args(**changed):
+    from argparse import Namespace
+
+    base = dict(qa=Path("qa.jsonl"), passages=2, model="m", method="full", steps=72, lr=1e-4, batch_size=4,
+                max_seq_len=256, seed=17, train_seed=18, score_steps="24", average="", replay=0.5,
+                generate_args="", raw_from=None)  # fmt: skip
+    return Namespace(**{**base, **changed})
+
+
+def test_arm_b_is_scored_from_a_kept_result_of_the_same_draw(tmp_path: Path):
+    """--raw-from: the kept result's predictions and likelihoods carry over, and EM, F1 and
+    containment computed from them again equal the kept run's own."""
+    from uptake import kept_raw_scores, report
+
+    from augment.eval.runner import _scored
+
+    items = _draw(tmp_path)
+    evaluated = [{"id": "p1", "text": "The Nile flows north."}, {"id": "p2", "text": items[1].passage}]
+    arms = {
+        arm: _scored(arm, items, preds, [1.0 + k, 2.0, 0.5 * k], [1.0, 2.0 - k, 0.5], 1.0)
+        for k, (arm, preds) in enumerate(
+            [
+                ("base", ["south", "London", "Spain"]),
+                ("raw", ["the north", "Paris, France", "France"]),
+                ("augment", ["north", "Paris", "Italy"]),
+                ("format", ["west", "Paris", "France"]),
+            ]
+        )
+    }
+    kept = tmp_path / "kept-t18-step24.json"
+    report(kept, _run_args(generate_args="--prompts-dir p"), 24, evaluated, items, arms, arms["base"], {})
+    screen = _run_args(generate_args="--prompts-dir other", raw_from=str(tmp_path / "kept"))
+    got = kept_raw_scores(kept, screen, 24, items)
+    assert got.predictions == ["the north", "Paris, France", "France"]
+    assert got.per_item == arms["raw"].per_item  # F1 (0.667 on "Paris, France") and the NLLs
+    assert got.summary == arms["raw"].summary
+    assert got.model == f"raw, from {kept}"
+
+    with pytest.raises(
+        SystemExit, match=r"kept-t18-step24.json: arm \(b\) made with lr=0.0001 \(asked 0.0002\)"
+    ):
+        kept_raw_scores(kept, _run_args(lr=2e-4), 24, items)
+    with pytest.raises(SystemExit, match=r"at_step=24 \(asked 48\)"):
+        kept_raw_scores(kept, screen, 48, items)
+    with pytest.raises(SystemExit, match=r"train_seed=18 \(asked 19\)"):
+        kept_raw_scores(kept, _run_args(train_seed=19), 24, items)
+    with pytest.raises(SystemExit, match=r"kept-t18-step24.json: not the questions of this draw"):
+        kept_raw_scores(kept, screen, 24, items[:2])
+    with pytest.raises(SystemExit, match=r"kept-t18.json: no such file"):
+        kept_raw_scores(tmp_path / "kept-t18.json", screen, None, items)
+    (tmp_path / "torn.json").write_text('{"per_question": {')
+    with pytest.raises(SystemExit, match=r"torn.json: not an uptake result"):
+        kept_raw_scores(tmp_path / "torn.json", screen, 24, items)
+
+
+def test_raw_from_with_average_is_refused(tmp_path: Path):
+    # the averaged weights of arm (b) are not among a kept run's results
+    script = Path(__file__).resolve().parents[2] / "bench" / "uptake.py"
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(script), "--steps", "72", "--score-steps", "48", "--average", "48",
+           "--raw-from", "kept/uptake", "-o", str(out)]  # fmt: skip
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0
+    assert (
+        res.stderr.strip() == "--average with --raw-from: arm (b)'s averaged weights are not in kept/uptake"
+    )
+    assert not out.exists()
