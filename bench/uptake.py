@@ -282,10 +282,9 @@ def kept_raw_scores(path: Path, args: argparse.Namespace, at_step: int | None, i
     ]
     if missing:
         raise SystemExit(f"{path}: arm (b) lacks {', '.join(missing)} for its {len(items)} questions")
-    scores = _scored(
+    return _scored(
         f"raw, from {path}", items, raw["prediction"], raw["answer_nll"], raw["answer_nll_source"], 0.0
     )
-    return scores
 
 
 def run_arguments(args: argparse.Namespace, at_step: int | None = None) -> dict[str, str]:
@@ -506,16 +505,16 @@ def main() -> None:
     checkpoints = {"base": args.model}
     if args.raw_from:  # (b) is scored from the kept results; fail on them before any training
         del shards["raw"]
-        kept_raw = {
-            step: kept_raw_scores(
-                Path(
-                    f"{args.raw_from}{replicate}" + ("" if step == args.steps else f"-step{step}") + ".json"
-                ),
-                args,
-                step if score_at else None,
-                load_qa(out / "qa_eval.jsonl"),
+        asked = load_qa(out / "qa_eval.jsonl")
+        raw_from = {
+            step: Path(
+                f"{args.raw_from}{replicate}" + ("" if step == args.steps else f"-step{step}") + ".json"
             )
             for step in [*score_at, args.steps]
+        }
+        kept_raw = {
+            step: kept_raw_scores(path, args, step if score_at else None, asked)
+            for step, path in raw_from.items()
         }
     for arm, path in shards.items():
         ckpt = out / f"ckpt{replicate}" / arm
@@ -573,7 +572,7 @@ def main() -> None:
             "synthetic_tokens": synthetic_tokens,
             "answer_coverage": coverage,
             "seconds": round(time.monotonic() - t0),
-            **({"raw_scores_from": kept_raw[step].model.removeprefix("raw, from ")} if args.raw_from else {}),
+            **({"raw_scores_from": str(raw_from[step])} if args.raw_from else {}),
         }
         at_step = step if score_at else None
         report(out / f"{name}.json", args, at_step, evaluated, items, scores, open_book, extra)
