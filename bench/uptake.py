@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 
 from augment.eval.data import load_qa  # noqa: E402
 from augment.eval.metrics import normalize_answer  # noqa: E402
-from augment.eval.runner import ModelScores, _scored, paired_differences, score_model  # noqa: E402
+from augment.eval.runner import ModelScores, paired_differences, score_model, scores_from_predictions  # noqa: E402
 from augment.io import read_jsonl, write_json, write_jsonl  # noqa: E402
 from augment.shards.writer import export  # noqa: E402
 from augment.tokens import approx_count  # noqa: E402
@@ -282,7 +282,7 @@ def kept_raw_scores(path: Path, args: argparse.Namespace, at_step: int | None, i
     ]
     if missing:
         raise SystemExit(f"{path}: arm (b) lacks {', '.join(missing)} for its {len(items)} questions")
-    return _scored(
+    return scores_from_predictions(
         f"raw, from {path}", items, raw["prediction"], raw["answer_nll"], raw["answer_nll_source"], 0.0
     )
 

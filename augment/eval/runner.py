@@ -153,7 +153,7 @@ def score_model(
             nll.append(min(scored[a] for a in gold))
             nll_source.append(min(scored.values()))
         on_progress(min(lo + batch_size, len(items)), len(items))
-    return _scored(model_name, items, predictions, nll, nll_source, time.monotonic() - t0)
+    return scores_from_predictions(model_name, items, predictions, nll, nll_source, time.monotonic() - t0)
 
 
 def likelihood_forms(item: QAItem) -> tuple[list[str], list[str]]:
@@ -246,7 +246,7 @@ def score_model_vllm(
             torch.cuda.empty_cache()
         except ImportError:
             pass
-    return _scored(model_name, items, predictions, nll, nll_source, seconds)
+    return scores_from_predictions(model_name, items, predictions, nll, nll_source, seconds)
 
 
 def _logprob(position: Any, token_id: int) -> float:
@@ -254,7 +254,7 @@ def _logprob(position: Any, token_id: int) -> float:
     return float(getattr(entry, "logprob", entry))
 
 
-def _scored(
+def scores_from_predictions(
     model_name: str,
     items: list[QAItem],
     predictions: list[str],
@@ -262,6 +262,8 @@ def _scored(
     nll_source: list[float],
     seconds: float,
 ) -> ModelScores:
+    """A model's scores from its answers and answer likelihoods, one each per item: exact match, F1
+    and containment are computed here, so a kept result can be scored again without the model."""
     per_item = {
         "exact_match": [exact_match(p, it.answers) for p, it in zip(predictions, items, strict=True)],
         "f1": [f1_score(p, it.answers) for p, it in zip(predictions, items, strict=True)],

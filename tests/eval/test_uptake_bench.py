@@ -389,12 +389,12 @@ def test_arm_b_is_scored_from_a_kept_result_of_the_same_draw(tmp_path: Path):
     containment computed from them again equal the kept run's own."""
     from uptake import kept_raw_scores, report
 
-    from augment.eval.runner import _scored
+    from augment.eval.runner import scores_from_predictions
 
     items = _draw(tmp_path)
     evaluated = [{"id": "p1", "text": "The Nile flows north."}, {"id": "p2", "text": items[1].passage}]
     arms = {
-        arm: _scored(arm, items, preds, [1.0 + k, 2.0, 0.5 * k], [1.0, 2.0 - k, 0.5], 1.0)
+        arm: scores_from_predictions(arm, items, preds, [1.0 + k, 2.0, 0.5 * k], [1.0, 2.0 - k, 0.5], 1.0)
         for k, (arm, preds) in enumerate(
             [
                 ("base", ["south", "London", "Spain"]),
