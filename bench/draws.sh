@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Registered uptake tests (bench/UPTAKE.md): a recipe's five SQuAD draws, each trained twice
+# Registered uptake tests (bench/UPTAKE.md): a recipe's draws (five SQuAD or three film), each trained twice
 # (--train-seed omitted, then seed + 1), every arm with the recipe's flags. Run it from the
 # repository root, with ../shared/data beside it:
 #
@@ -9,13 +9,16 @@
 #                                               written as ...-pooled-drawsN (N draws)
 #   bash bench/draws.sh RECIPE table SEED ...   the same tables, printed only (one draw's own)
 #
-# Recipes (the README's SQuAD command plus):
+# Recipes (the README's SQuAD command plus, unless they say otherwise):
 #   answers-only     --answers-only; seeds 5 to 9 (read: not adopted)
 #   rule-questions   qa-spans with model_question: false (a prompts folder made here from
 #                    prompts/qa-spans.md, that line changed); seeds 10 to 14 (read: not
 #                    adopted)
 #   default          nothing added: the shipped defaults, as they stand; seeds 15 to 19, read at
 #                    72 steps (registered 2026-12-03)
+#   film-default     the README's film command (12 pages, generation at temperature 0.3, from a
+#                    config written here) with the shipped defaults; seeds 15 to 17, read at 72
+#                    steps (registered 2026-12-05)
 # A new recipe is a case below (its tag names the kept files, its dir the runs) and its
 # registration in bench/UPTAKE.md, written before its first draw runs.
 #
@@ -30,6 +33,7 @@ recipe=${1:-}
 cmd=${2:-run}
 shift $(($# < 2 ? $# : 2))
 res=bench/results
+qa=../shared/data/squad_dev200.jsonl passages=10 set=squad10
 case $recipe in
   answers-only)
     tag=answersonly dir=sq-ao default="5 6 7 8 9"
@@ -50,10 +54,17 @@ case $recipe in
     tag=default dir=sq-df default="15 16 17 18 19"
     flags=()
     ;;
-  *) echo "usage: bash bench/draws.sh answers-only|rule-questions|default run|keep|pool|table [SEED ...]" >&2; exit 2 ;;
+  film-default)
+    tag=default dir=film-df default="15 16 17"
+    qa=../shared/data/wikinewpages2023_film_dev.jsonl passages=12 set=film12
+    mkdir -p runs
+    echo "temperature = 0.3" >runs/t03.toml
+    flags=(--generate-args "--config runs/t03.toml")
+    ;;
+  *) echo "usage: bash bench/draws.sh answers-only|rule-questions|default|film-default run|keep|pool|table [SEED ...]" >&2; exit 2 ;;
 esac
 seeds=${*:-$default}
-name=uptake-squad10-gemma270m-$tag-steps72-lr1e-4
+name=uptake-$set-gemma270m-$tag-steps72-lr1e-4
 
 runs() {
   for s in $seeds; do
@@ -65,7 +76,7 @@ runs() {
         continue
       fi
       start=$(date +%s)
-      python bench/uptake.py --qa ../shared/data/squad_dev200.jsonl --passages 10 \
+      python bench/uptake.py --qa "$qa" --passages "$passages" \
         --strategies qa-spans,paraphrase --method full --steps 72 --score-steps 24,48 \
         --lr 1e-4 --batch-size 4 --max-seq-len 256 --replay 0.5 "${flags[@]}" \
         --seed "$s" ${t:+--train-seed "$t"} -o "$out"
@@ -131,7 +142,7 @@ pool() { # $1: write the pooled JSONs (1) or only print the tables (0)
   done
   echo "== best step per arm =="
   python bench/uptake_select.py "${all[@]}" \
-    $(save "$write" "$res/uptake-squad10-gemma270m-$tag-select-steps72-snapshots-pooled-draws$n.json")
+    $(save "$write" "$res/uptake-$set-gemma270m-$tag-select-steps72-snapshots-pooled-draws$n.json")
   rm -rf "$tmp"
 }
 

@@ -26,6 +26,7 @@ def test_an_unknown_recipe_or_command_is_a_usage_error():
     for args in (["nope", "run"], ["answers-only", "bogus"]):
         res = _draws(*args)
         assert res.returncode == 2 and "usage: bash bench/draws.sh" in res.stderr
+    assert "|film-default " in _draws("nope", "run").stderr  # an unknown recipe: every recipe named
 
 
 @pytest.mark.skipif(not (KEPT.parent / f"{KEPT.name}-t10.json").is_file(), reason="draw 5's kept runs")
