@@ -461,6 +461,37 @@ def shared_passages(groups: list[str | None]) -> dict[str, list[str]]:
     return {passage: s for passage, s in seeds.items() if len(s) > 1}
 
 
+def without_passages(
+    runs: list[tuple[Path, dict]], others: list[tuple[Path, dict]]
+) -> tuple[list[tuple[Path, dict]], list[str]]:
+    """`runs` with the questions about every passage that a run of `others` evaluated taken out
+    (e.g. the pages earlier draws were tuned on), and the ids of those it took out. A run left with
+    no question is dropped."""
+    dropped = {p for path, run in others for p in question_passages(path, run)}
+    kept, removed = [], set()
+    for path, run in runs:
+        passages = question_passages(path, run)
+        keep = [p not in dropped for p in passages]
+        removed |= {p for p in passages if p in dropped}
+        n = len(keep)
+
+        def pick(values: list, keep: list[bool] = keep) -> list:
+            return [v for v, k in zip(values, keep, strict=True) if k]
+
+        run = dict(run, question_passages=pick(passages))
+        if len(run.get("questions_asked", [])) == n:
+            run["questions_asked"] = pick(run["questions_asked"])
+        run["per_question"] = {
+            arm: {m: pick(v) if isinstance(v, list) and len(v) == n else v for m, v in scores.items()}
+            for arm, scores in run.get("per_question", {}).items()
+        }
+        if any(keep):
+            kept.append((path, run))
+    if not kept:
+        raise SystemExit("--without-passages-of: every question is about a passage those runs evaluated")
+    return kept, sorted(removed)
+
+
 def load_runs(paths: list[Path]) -> list[tuple[Path, dict]]:
     """Each uptake.json with its path; a line naming the file when one cannot be read."""
     runs = []
@@ -477,13 +508,30 @@ def main() -> None:
     ap.add_argument("runs", type=Path, nargs="+", help="uptake.json files of bench/uptake.py")
     ap.add_argument("-o", "--out", type=Path, help="write the pooled table as JSON")
     ap.add_argument("--same", action="append", default=[], metavar="SETTING", help=SAME_HELP)
+    ap.add_argument(
+        "--without-passages-of",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="leave out the questions about every passage this uptake.json evaluated (repeatable): "
+        "e.g. the pages earlier draws chose the settings on",
+    )
     args = ap.parse_args()
     runs = load_runs(args.runs)
+    dropped: list[str] = []
+    if args.without_passages_of:
+        runs, dropped = without_passages(runs, load_runs(args.without_passages_of))
     result = pool(runs, same=tuple(args.same))
+    if args.without_passages_of:
+        result["without_passages_of"] = [str(p) for p in args.without_passages_of]
+        result["passages_left_out"] = dropped
     if args.out:
         write_json(args.out, result)
     reps = ", ".join(f"{n} of seed {seed}" for seed, n in result["replicates"].items())
     print(f"\n{result['questions']} questions pooled from {len(runs)} runs ({reps})")
+    if dropped:
+        print(f"left out: the questions about {len(dropped)} passages --without-passages-of evaluated")
     for passage, seeds in result["shared_passages"].items():
         print(f"passage {passage} is evaluated by seeds {', '.join(seeds)}: counted once per draw")
     print()

@@ -382,3 +382,41 @@ def test_source_wording_nll_is_pooled_only_where_every_run_scored_it(tmp_path: P
     mixed = json.loads((tmp_path / "mixed.json").read_text())
     assert "answer_nll_source" not in mixed["differences"]["c-d (knowledge)"]
     assert set(mixed["closed"]["augment"]) == {"f1", "answer_nll"}
+
+
+def test_questions_about_passages_other_runs_evaluated_can_be_left_out(tmp_path: Path):
+    # draw 0 asks two questions on p0 (which an earlier run evaluated) and one on p1
+    run = _with_passages(
+        _run(
+            tmp_path / "s0.json",
+            0,
+            {"base": [0, 0, 0], "raw": [0, 0, 0], "augment": [1, 1, 0], "format": [0, 0, 1]},
+        ),
+        ["p0", "p0", "p1"],
+    )
+    data = json.loads(run.read_text())
+    data["questions_asked"] = [{"q": f"q{k}", "answers": ["a"]} for k in range(3)]
+    run.write_text(json.dumps(data))
+    earlier = _with_passages(
+        _run(tmp_path / "e.json", 9, {"base": [0], "raw": [0], "augment": [0], "format": [0]}), ["p0"]
+    )
+    out = tmp_path / "pooled.json"
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), str(run), "--without-passages-of", str(earlier), "-o", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    pooled = json.loads(out.read_text())
+    # only p1's question is left: (c) 0, (d) 1
+    assert pooled["questions"] == 1 and pooled["differences"]["c-d (knowledge)"]["f1"][0] == -1.0
+    assert pooled["passages_left_out"] == ["p0"] and "questions about 1 passages" in res.stdout
+    # all pooled, (c) - (d) is +1/3: the option is what changed it
+    assert _pool(run, out=out).returncode == 0
+    assert json.loads(out.read_text())["differences"]["c-d (knowledge)"]["f1"][0] == 1 / 3
+    res = subprocess.run(
+        [sys.executable, str(SCRIPT), str(earlier), "--without-passages-of", str(earlier)],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode != 0 and "every question is about a passage those runs evaluated" in res.stderr
