@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Registered uptake tests (bench/UPTAKE.md): a recipe's draws (five SQuAD or three film), each trained twice
-# (--train-seed omitted, then seed + 1), every arm with the recipe's flags. Run it from the
+# Registered uptake tests (bench/UPTAKE.md): a recipe's draws (five SQuAD or three film), each
+# trained twice (--train-seed omitted, then seed + 1), every arm with the recipe's flags. Run it from the
 # repository root, with ../shared/data beside it:
 #
 #   bash bench/draws.sh RECIPE run [SEED ...]   train and score the draws (default: the recipe's)
