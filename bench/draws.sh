@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Registered uptake tests (bench/UPTAKE.md): a recipe's draws (five SQuAD or three film), each
-# trained twice (--train-seed omitted, then seed + 1), every arm with the recipe's flags. Run it from the
-# repository root, with ../shared/data beside it:
+# trained twice (--train-seed omitted, then seed + 1), every arm with the recipe's flags. Run it
+# from the repository root, with ../shared/data beside it:
 #
 #   bash bench/draws.sh RECIPE run [SEED ...]   train and score the draws (default: the recipe's)
 #   bash bench/draws.sh RECIPE keep SEED ...    copy a draw's finished runs to bench/results
