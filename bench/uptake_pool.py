@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from itertools import compress
 from pathlib import Path
 
 import numpy as np
@@ -474,15 +475,14 @@ def without_passages(
         keep = [p not in dropped for p in passages]
         removed |= {p for p in passages if p in dropped}
         n = len(keep)
-
-        def pick(values: list, keep: list[bool] = keep) -> list:
-            return [v for v, k in zip(values, keep, strict=True) if k]
-
-        run = dict(run, question_passages=pick(passages))
+        run = dict(run, question_passages=list(compress(passages, keep)))
         if len(run.get("questions_asked", [])) == n:
-            run["questions_asked"] = pick(run["questions_asked"])
+            run["questions_asked"] = list(compress(run["questions_asked"], keep))
         run["per_question"] = {
-            arm: {m: pick(v) if isinstance(v, list) and len(v) == n else v for m, v in scores.items()}
+            arm: {
+                m: list(compress(v, keep)) if isinstance(v, list) and len(v) == n else v
+                for m, v in scores.items()
+            }
             for arm, scores in run.get("per_question", {}).items()
         }
         if any(keep):
