@@ -70,8 +70,19 @@ def sh(*args: object) -> None:
     subprocess.run(cmd, check=True)
 
 
+def augment_beside(python: Path) -> Path:
+    """The augment command installed with this python: the experiment runs the CLI a user runs."""
+    exe = python.parent / "augment"
+    if not exe.exists():
+        raise SystemExit(
+            f"{exe}: no augment command beside {python}; run bench/uptake.py with the python augment "
+            "is installed in (e.g. after . .venv/bin/activate)"
+        )
+    return exe
+
+
 def augment(*args: object) -> None:
-    sh(Path(sys.executable).parent / "augment", *args)
+    sh(augment_beside(Path(sys.executable)), *args)
 
 
 def split_passages(qa: Path, n: int, seed: int) -> tuple[list[dict], list[dict]]:
@@ -395,6 +406,7 @@ def main() -> None:
     )
     ap.add_argument("-o", "--out", type=Path, default=REPO / "runs" / "uptake")
     args = ap.parse_args()
+    augment_beside(Path(sys.executable))  # before anything is written, not after generation
     if args.train_seed == args.seed:
         raise SystemExit(
             f"--train-seed {args.train_seed}: --seed {args.seed} already trains with that seed, so it is "

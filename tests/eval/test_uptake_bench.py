@@ -13,7 +13,7 @@ import pytest
 from augment.train.args import TrainConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from uptake import trained_as_asked  # noqa: E402
+from uptake import augment_beside, trained_as_asked  # noqa: E402
 
 ASKED = {
     "method": "full",
@@ -79,6 +79,21 @@ def test_a_checkpoint_trained_on_every_token_is_not_reused_for_answers_only(tmp_
     assert trained_as_asked(tmp_path / "new", {**ASKED, "answers_only": True}) is True
     with pytest.raises(SystemExit, match=r"answers_only=True \(asked False\)"):
         trained_as_asked(tmp_path / "new", {**ASKED, "answers_only": False})
+
+
+def test_a_python_without_augment_beside_it_is_refused_in_one_line(tmp_path: Path):
+    # run with a python augment is not installed in, the experiment used to stop at its first augment
+    # command with a FileNotFoundError traceback, after the passages were written
+    python = tmp_path / "bin" / "python"
+    python.parent.mkdir()
+    with pytest.raises(SystemExit) as e:
+        augment_beside(python)
+    assert str(e.value) == (
+        f"{tmp_path}/bin/augment: no augment command beside {python}; run bench/uptake.py with the "
+        "python augment is installed in (e.g. after . .venv/bin/activate)"
+    )
+    (tmp_path / "bin" / "augment").write_text("")
+    assert augment_beside(python) == tmp_path / "bin" / "augment"
 
 
 def test_a_replicate_with_the_draws_own_training_seed_is_refused(tmp_path: Path):
