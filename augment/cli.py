@@ -706,11 +706,19 @@ def eval_cmd(
             help="Also score the step-N/ snapshots in each model folder (train --snapshot-steps).",
         ),
     ] = False,
+    shots: Annotated[
+        Path | None,
+        typer.Option(
+            help="QA file of worked examples put before every question, for every model alike (few-shot); "
+            "none of its questions may be among the evaluated ones.",
+        ),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Closed-book QA before and after training: EM, F1, containment and answer likelihood, with intervals."""
     from augment.console import err_console, out_console, table
     from augment.eval.data import load_qa
+    from augment.eval.metrics import normalize_answer
     from augment.eval.report import build_report, fmt, fmt_diff, write_report
     from augment.eval.runner import score_model, score_model_vllm, vllm_available, with_snapshots
     from augment.models import locate_model
@@ -738,6 +746,17 @@ def eval_cmd(
     for name in model:  # every model exists before the first is scored
         locate_model(name)
     items = load_qa(qa)[:limit]
+    examples = load_qa(shots) if shots is not None else []
+    if shots is not None:
+        if not examples:
+            raise ConfigError(f"{shots}: no questions to use as worked examples")
+        asked = {normalize_answer(it.question) for it in items}
+        leaked = sum(normalize_answer(s.question) in asked for s in examples)
+        if leaked:
+            raise ConfigError(
+                f"{shots}: {leaked} of its {len(examples)} questions are also evaluated (from {qa}); "
+                "an example must not give away an answer"
+            )
     console = err_console()
     results = []
     for name in model:
@@ -746,7 +765,13 @@ def eval_cmd(
             if not quiet:
                 console.print(f"eval {name}: {done}/{total} questions")
 
-        common = dict(mode=mode, with_title=with_title, max_new_tokens=max_new_tokens, on_progress=progress)
+        common = dict(
+            mode=mode,
+            with_title=with_title,
+            max_new_tokens=max_new_tokens,
+            shots=examples,
+            on_progress=progress,
+        )
         if use_vllm:
             results.append(score_model_vllm(name, items, trust_remote_code=trust_remote_code, **common))
         else:
@@ -755,7 +780,7 @@ def eval_cmd(
             )
     if judge_config is not None:
         _grade_results(results, items, judge_config, output, console, quiet)
-    report = build_report(str(qa), mode, len(items), results)
+    report = build_report(str(qa), mode, len(items), results, str(shots) if shots else None, len(examples))
     metrics = report["metrics"]
     rows = []
     for m in report["models"]:

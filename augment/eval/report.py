@@ -33,13 +33,16 @@ def fmt_diff(d: dict[str, float]) -> str:
     return "n/a" if math.isnan(d["mean"]) else f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]"
 
 
-def build_report(qa: str, mode: str, items: int, results: list[ModelScores]) -> dict[str, Any]:
+def build_report(
+    qa: str, mode: str, items: int, results: list[ModelScores], shots: str | None = None, n_shots: int = 0
+) -> dict[str, Any]:
     base = results[0]
     metrics = metrics_of(results)
     return {
         "qa": qa,
         "mode": mode,
         "questions": items,
+        **({"shots": shots, "n_shots": n_shots} if shots else {}),
         "metrics": list(metrics),
         "models": [
             {
@@ -64,6 +67,11 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# augment eval: {report['qa']} ({report['mode']}-book, {report['questions']} questions)",
         "",
+        *(
+            [f"Every prompt opens with {report['n_shots']} worked examples from {report['shots']}.", ""]
+            if report.get("shots")
+            else []
+        ),
         "Means with 95 % bootstrap intervals; differences are paired by question, against the first model.",
         "Exact match, F1 and containment: higher is better; answer NLL (nats per token of the gold answer): lower;",
         "answer_nll_source also scores a gold answer the passage words differently in the passage's wording.",

@@ -2,7 +2,8 @@
 
 Every model gets the same prompt. `closed`: the question alone (optionally with the passage's
 title, as SEAL does); `open`: the passage, then the question — the upper bound of what training
-on the passage could reach. The answer log-likelihood (mean negative log-likelihood per token of
+on the passage could reach. With `shots`, worked examples in the same form come first (few-shot
+prompting: a base model then answers in the examples' form, not in a paragraph). The answer log-likelihood (mean negative log-likelihood per token of
 the best gold answer after the prompt) needs no generation and moves even for small models.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,11 @@ from augment.eval.metrics import answer_span, bootstrap_ci, contains, exact_matc
 # a gold answer is a rewording of it (see metrics.source_form); the lower of each counts
 METRICS = ("exact_match", "f1", "contains", "answer_nll", "answer_nll_source")
 JUDGE = "judge"  # share of answers a grader model judged correct (`augment eval --judge`)
+
+
+def shots_prefix(shots: Sequence[QAItem], mode: str, with_title: bool = False) -> str:
+    """Worked examples put before every question: each shot's prompt and its shortest gold answer."""
+    return "".join(f"{prompt_for(s, mode, with_title)} {min(s.answers, key=len)}\n\n" for s in shots)
 
 
 def prompt_for(item: QAItem, mode: str, with_title: bool = False) -> str:
@@ -126,11 +132,13 @@ def score_model(
     batch_size: int = 8,
     max_new_tokens: int = 32,
     trust_remote_code: bool = False,
+    shots: Sequence[QAItem] = (),
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> ModelScores:
     torch, tok, model, dev = _load(model_name, trust_remote_code)
     t0 = time.monotonic()
-    prompts = [prompt_for(it, mode, with_title) for it in items]
+    prefix = shots_prefix(shots, mode, with_title)
+    prompts = [prefix + prompt_for(it, mode, with_title) for it in items]
     predictions: list[str] = []
     nll: list[float] = []
     nll_source: list[float] = []
@@ -183,6 +191,7 @@ def score_model_vllm(
     max_new_tokens: int = 32,
     trust_remote_code: bool = False,
     gpu_memory_utilization: float = 0.8,
+    shots: Sequence[QAItem] = (),
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> ModelScores:
     """The same scores as `score_model`, with vLLM on a GPU: every question's greedy answer in one
@@ -206,7 +215,8 @@ def score_model_vllm(
     try:
         t0 = time.monotonic()
         tok = llm.get_tokenizer()
-        prompts = [prompt_for(it, mode, with_title) for it in items]
+        prefix = shots_prefix(shots, mode, with_title)
+        prompts = [prefix + prompt_for(it, mode, with_title) for it in items]
         greedy = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
         outs = llm.generate(prompts, [greedy] * len(prompts), use_tqdm=False)
         predictions = [o.outputs[0].text.strip().split("\n")[0].strip() for o in outs]

@@ -8,6 +8,7 @@ import pytest
 
 from augment.errors import AugmentError
 from augment.eval import bootstrap_ci, exact_match, f1_score, load_qa, normalize_answer
+from augment.eval.data import QAItem
 from augment.eval.metrics import answer_span, contains, source_form
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -227,3 +228,71 @@ def test_eval_before_and_after_training(cli, tmp_path: Path, shards, tiny_model)
     assert len(preds) == 12 and str(trained) in preds[0]
     pytest.importorskip("matplotlib")
     assert (tmp_path / "report" / "scores.png").stat().st_size > 1000
+
+
+def test_shots_come_before_every_question_in_the_same_form():
+    from augment.eval.runner import prompt_for, shots_prefix
+
+    shots = [
+        QAItem("s1", "Orlen Valley Railway", "", "When did it open?", ["in 1898", "1898"]),
+        QAItem("s2", "Wren", "", "Where was Wren built?", ["Leeds"]),
+    ]
+    item = QAItem("q", "Brask", "", "What is quarried at Brask?", ["slate"])
+    assert shots_prefix(shots, "closed", with_title=True) == (
+        "Title: Orlen Valley Railway\nQuestion: When did it open?\nAnswer: 1898\n\n"
+        "Title: Wren\nQuestion: Where was Wren built?\nAnswer: Leeds\n\n"
+    )
+    assert shots_prefix([], "closed") == ""
+    assert prompt_for(item, "closed") == "Question: What is quarried at Brask?\nAnswer:"
+
+
+def test_eval_with_shots_scores_the_prompt_they_open(cli, tmp_path: Path, tiny_model):
+    pytest.importorskip("torch")
+    from augment.eval.runner import _answer_nll, _load, prompt_for, score_model, shots_prefix
+
+    items = [
+        QAItem("1", "", "", "Where is the line?", ["Brask"]),
+        QAItem("2", "", "", "Who built it?", ["Kovel"]),
+    ]
+    shots = [QAItem("s", "", "", "When did it open?", ["1898"])]
+    plain = score_model(str(tiny_model), items, max_new_tokens=2)
+    fewshot = score_model(str(tiny_model), items, max_new_tokens=2, shots=shots)
+    torch, tok, model, dev = _load(str(tiny_model), False)
+    prompt = shots_prefix(shots, "closed") + prompt_for(items[0], "closed")
+    assert fewshot.per_item["answer_nll"][0] == pytest.approx(
+        _answer_nll(torch, tok, model, dev, prompt, "Brask")
+    )
+    assert fewshot.per_item["answer_nll"][0] != pytest.approx(plain.per_item["answer_nll"][0])
+
+    qa, examples = tmp_path / "qa.jsonl", tmp_path / "shots.jsonl"
+    qa.write_text(
+        "".join(json.dumps({"question": it.question, "answer": it.answers[0]}) + "\n" for it in items)
+    )
+    examples.write_text('{"question": "When did it open?", "answer": "1898"}\n')
+    r = cli(
+        "eval",
+        "-m",
+        tiny_model,
+        "--qa",
+        qa,
+        "--shots",
+        examples,
+        "-o",
+        tmp_path / "r",
+        "-q",
+        "--max-new-tokens",
+        "2",
+    )
+    assert r.code == 0, r.err
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["n_shots"] == 1 and report["shots"] == str(examples)
+    nll = report["models"][0]["scores"]["answer_nll"]["mean"]
+    assert nll == pytest.approx(float(np.mean(fewshot.per_item["answer_nll"])))
+    assert "1 worked examples" in (tmp_path / "r" / "report.md").read_text()
+    # an example that is also asked gives its answer away: refused, nothing scored
+    examples.write_text('{"question": "who built it", "answer": "Kovel"}\n')
+    r = cli("eval", "-m", tiny_model, "--qa", qa, "--shots", examples)
+    assert r.code == 2 and f"{examples}: 1 of its 1 questions are also evaluated" in r.err
+    assert "eval " not in r.err
+    r = cli("eval", "-m", tiny_model, "--qa", qa, "--shots", tmp_path / "none.jsonl")
+    assert r.code == 1 and "none.jsonl: QA file not found" in r.err
