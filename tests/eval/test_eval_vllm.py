@@ -112,9 +112,9 @@ def test_vllm_scores_equal_the_transformers_scores(fake_vllm, tiny_model: Path, 
     items = _items(run_dir)
     pairs = sum(len(gold) + len(source) for gold, source in map(likelihood_forms, items))
     assert pairs > 6  # some gold answer has a passage wording
-    for mode in ("closed", "open"):
-        ref = score_model(str(tiny_model), items, mode=mode, batch_size=1, max_new_tokens=6)
-        got = score_model_vllm(str(tiny_model), items, mode=mode, max_new_tokens=6)
+    for mode, shots in (("closed", ()), ("open", ()), ("closed", items[:1])):  # and few-shot
+        ref = score_model(str(tiny_model), items, mode=mode, batch_size=1, max_new_tokens=6, shots=shots)
+        got = score_model_vllm(str(tiny_model), items, mode=mode, max_new_tokens=6, shots=shots)
         assert got.predictions == ref.predictions
         for m in ("answer_nll", "answer_nll_source"):
             np.testing.assert_allclose(got.per_item[m], ref.per_item[m], rtol=1e-4)
