@@ -3,8 +3,9 @@
 Every model gets the same prompt. `closed`: the question alone (optionally with the passage's
 title, as SEAL does); `open`: the passage, then the question — the upper bound of what training
 on the passage could reach. With `shots`, worked examples in the same form come first (few-shot
-prompting: a base model then answers in the examples' form, not in a paragraph). The answer log-likelihood (mean negative log-likelihood per token of
-the best gold answer after the prompt) needs no generation and moves even for small models.
+prompting: a base model then answers in the examples' form, not in a paragraph). The answer
+log-likelihood (mean negative log-likelihood per token of the best gold answer after the prompt)
+needs no generation and moves even for small models.
 """
 
 from __future__ import annotations
