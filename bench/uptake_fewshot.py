@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from uptake import split_passages  # noqa: E402  (bench/ is this script's folder, first on sys.path)
-from uptake_pool import load_runs  # noqa: E402
+from uptake_pool import load_runs, qa_file  # noqa: E402
 
 from augment.eval.data import QAItem  # noqa: E402
 from augment.eval.metrics import bootstrap_ci  # noqa: E402
@@ -35,7 +35,6 @@ from augment.eval.runner import score_model  # noqa: E402
 from augment.io import write_json  # noqa: E402
 
 ARMS = ("base", "raw", "augment", "format")
-REPO = Path(__file__).resolve().parents[1]
 
 
 def draw_of(path: Path, run: dict) -> tuple[list[QAItem], list[QAItem]]:
@@ -43,7 +42,7 @@ def draw_of(path: Path, run: dict) -> tuple[list[QAItem], list[QAItem]]:
     format control's passages, drawn again the way bench/uptake.py drew them."""
     args = run["args"]
     qa = Path(args["qa"])
-    found = next((p for p in (qa, REPO / qa, REPO.parent / "shared" / "data" / qa.name) if p.is_file()), None)
+    found = qa_file(qa)
     if found is None:
         raise SystemExit(f"{path}: its QA file {qa} is not found")
     evaluated, other = split_passages(found, int(args["passages"]), int(args["seed"]))

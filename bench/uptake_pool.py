@@ -151,6 +151,11 @@ def practised_wrong(run: dict, answers: list[set[str]]) -> dict[str, np.ndarray]
     }
 
 
+def qa_file(qa: Path) -> Path | None:
+    """A run's --qa file: as written, from the repository root, or in ../shared/data."""
+    return next((p for p in (qa, REPO / qa, REPO.parent / "shared" / "data" / qa.name) if p.is_file()), None)
+
+
 def question_passages(path: Path, run: dict, required: bool = True) -> list[str] | None:
     """The passage each evaluated question is about, in the run's question order: as the run wrote
     it, else drawn again from its --qa, --passages and --seed the way bench/uptake.py drew them
@@ -159,7 +164,7 @@ def question_passages(path: Path, run: dict, required: bool = True) -> list[str]
         return [str(p) for p in run["question_passages"]]
     args = run.get("args", {})
     qa = Path(args.get("qa", ""))
-    found = next((p for p in (qa, REPO / qa, REPO.parent / "shared" / "data" / qa.name) if p.is_file()), None)
+    found = qa_file(qa)
     if found is None or "passages" not in args or "seed" not in args:
         if not required:
             return None
