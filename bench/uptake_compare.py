@@ -14,7 +14,8 @@ A side may be several training runs of the draw joined with `+` (`OLD1+OLD2 NEW1
 `--train-seed` replicates): they are averaged question by question first, as uptake_pool.py
 averages replicates, so a two-run screen reads the mean of both data orders.
 
-Where each side's uptake.json is still in its run folder (beside run_eval/), the questions are
+Where each side's records are known (its uptake.json still in its run folder, beside run_eval/,
+or a result kept in bench/results with the draw's PREFIX-data folder beside it), the questions are
 also split by which side's kept records anticipated them (uptake_pool.py's test: a record asks
 the question with its gold answer), with (c), (d) and (c) − (d) on each side: a change of records
 shows whether it moved the questions it newly anticipates, or the ones both sides already did.
@@ -23,6 +24,7 @@ shows whether it moved the questions it newly anticipates, or the ones both side
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -60,7 +62,19 @@ def load_mean(spec: str) -> dict:
         for arm in first["per_question"]
         if all(arm in run["per_question"] for run in runs)
     }
-    return {**first, "per_question": per_question, "folder": paths[0].parent}
+    return {**first, "per_question": per_question, "folder": records_folder(paths[0])}
+
+
+def records_folder(path: Path) -> Path:
+    """Where a result's kept records are: its run folder (beside run_eval/), or for a result kept
+    in bench/results the draw's `PREFIX-data` folder that `bench/draws.sh keep` writes beside it
+    (PREFIX the file's name without its -tN, -stepN and -avgN parts: every training run and step
+    of one draw shares the draw's records)."""
+    if (path.parent / "run_eval").is_dir():
+        return path.parent
+    prefix = re.sub(r"(-t\d+)?(-step\d+|-avg\d+)?$", "", path.stem)
+    kept = path.parent / f"{prefix}-data"
+    return kept if (kept / "run_eval").is_dir() else path.parent
 
 
 def compare(old: dict, new: dict, names: tuple[str, str]) -> dict:

@@ -366,6 +366,14 @@ def test_compare_splits_questions_by_which_sides_records_anticipated_them(tmp_pa
     alone = tmp_path / "alone.json"
     shutil.copy(tmp_path / "new" / "uptake.json", alone)
     assert by_anticipation(runs["old"], load_mean(str(alone))) is None
+    # kept as bench/draws.sh keeps a draw: results named PREFIX{-tN}{-stepN}.json, records in PREFIX-data/
+    kept_dir = tmp_path / "results"
+    shutil.copytree(tmp_path / "new" / "run_eval", kept_dir / "up-seed3-data" / "run_eval")
+    for name in ("up-seed3.json", "up-seed3-t4-step24.json"):
+        shutil.copy(tmp_path / "new" / "uptake.json", kept_dir / name)
+        assert by_anticipation(runs["old"], load_mean(str(kept_dir / name))) == split
+    shutil.copy(tmp_path / "new" / "uptake.json", kept_dir / "up-seed9.json")  # another draw: no records
+    assert by_anticipation(runs["old"], load_mean(str(kept_dir / "up-seed9.json"))) is None
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve().parents[2] / "bench/uptake_compare.py")]
         + [str(tmp_path / "old" / "uptake.json"), str(tmp_path / "new" / "uptake.json")],
