@@ -6,7 +6,9 @@
 #   bash bench/draws.sh RECIPE run [SEED ...]   train and score the draws (default: the recipe's)
 #   bash bench/draws.sh RECIPE keep SEED ...    copy a draw's finished runs to bench/results
 #   bash bench/draws.sh RECIPE pool SEED ...    pool kept draws: per step, then best step,
-#                                               written as ...-pooled-drawsN (N draws)
+#                                               written as ...-pooled-drawsN (N draws), and
+#                                               -seeds20-24 (their seeds) after it unless they
+#                                               are the first N of the recipe's own
 #   bash bench/draws.sh RECIPE table SEED ...   the same tables, printed only (one draw's own)
 #
 # Recipes (the README's SQuAD command plus, unless they say otherwise):
@@ -19,6 +21,7 @@
 #   film-default     the README's film command (12 pages, generation at temperature 0.3, from a
 #                    config written here) with the shipped defaults; seeds 15 to 17, read at 72
 #                    steps (registered 2026-12-05)
+# Set AUGMENT_DRAWS_RESULTS to keep and pool in another folder than bench/results.
 # A new recipe is a case below (its tag names the kept files, its dir the runs) and its
 # registration in bench/UPTAKE.md, written before its first draw runs.
 #
@@ -32,7 +35,7 @@ set -u
 recipe=${1:-}
 cmd=${2:-run}
 shift $(($# < 2 ? $# : 2))
-res=bench/results
+res=${AUGMENT_DRAWS_RESULTS:-bench/results}
 qa=../shared/data/squad_dev200.jsonl passages=10 set=squad10
 case $recipe in
   answers-only)
@@ -65,6 +68,31 @@ case $recipe in
 esac
 seeds=${*:-$default}
 name=uptake-$set-gemma270m-$tag-steps72-lr1e-4
+
+# what a pool's files add to -drawsN: nothing when the seeds are the first N of the recipe's own
+# (15, then 15 16, ... pool as -draws1, -draws2, ...), else the seeds, comma-separated with a run
+# of consecutive ones as A-B: seeds 20 to 24 pool as -draws5-seeds20-24, 15 17 18 as
+# -draws3-seeds15,17-18
+pooled_suffix() {
+  local own=($default) given=($seeds) i out="" start prev
+  for i in "${!given[@]}"; do
+    [ "${own[$i]:-}" = "${given[$i]}" ] || { out=x; break; }
+  done
+  [ -z "$out" ] && return
+  out="" start="" prev=""
+  for s in "${given[@]}" end; do
+    if [ -n "$prev" ] && [ "$s" != end ] && [ "$s" -eq $((prev + 1)) ]; then
+      prev=$s
+      continue
+    fi
+    if [ -n "$start" ]; then
+      out+=${out:+,}$start
+      [ "$prev" != "$start" ] && out+=-$prev
+    fi
+    start=$s prev=$s
+  done
+  echo "-seeds$out"
+}
 
 runs() {
   for s in $seeds; do
@@ -120,7 +148,7 @@ PY
 
 pool() { # $1: write the pooled JSONs (1) or only print the tables (0)
   write=$1
-  n=$(echo "$seeds" | wc -w)
+  pooled=pooled-draws$(echo "$seeds" | wc -w)$(pooled_suffix)
   save() { [ "$1" = 1 ] && echo -o "$2"; }
   tmp=$(mktemp -d)
   for s in $seeds; do
@@ -137,12 +165,12 @@ pool() { # $1: write the pooled JSONs (1) or only print the tables (0)
       done
     done
     label=${step#-}; echo "== ${label:-72 steps} =="
-    python bench/uptake_pool.py "${these[@]}" $(save "$write" "$res/$name-pooled-draws$n$step.json") || exit 1
+    python bench/uptake_pool.py "${these[@]}" $(save "$write" "$res/$name-$pooled$step.json") || exit 1
     all+=("${these[@]}")
   done
   echo "== best step per arm =="
   python bench/uptake_select.py "${all[@]}" \
-    $(save "$write" "$res/uptake-$set-gemma270m-$tag-select-steps72-snapshots-pooled-draws$n.json")
+    $(save "$write" "$res/uptake-$set-gemma270m-$tag-select-steps72-snapshots-$pooled.json")
   rm -rf "$tmp"
 }
 

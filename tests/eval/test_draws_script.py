@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[2]
 KEPT = ROOT / "bench" / "results" / "uptake-squad10-gemma270m-answersonly-steps72-lr1e-4-seed9"
 
 
-def _draws(*args: str) -> subprocess.CompletedProcess[str]:
+def _draws(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     # the script calls `python`: the interpreter running the tests, first on PATH
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, **(env or {})}
     return subprocess.run(
         ["bash", "bench/draws.sh", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300
     )
@@ -61,3 +63,40 @@ def test_without_seeds_a_command_takes_the_recipes_five_draws():
     assert res.returncode == 0, res.stderr
     done = [f"seed {s} train-seed {t}: done" for s in range(5, 10) for t in ("default", s + 1)]
     assert res.stdout.split("\n")[:-1] == done
+
+
+def _kept_answers_only(dst: Path, seed: int) -> None:
+    """Copy one answers-only draw's kept runs and data into `dst`, as `keep` left them."""
+    stem = KEPT.name.replace("seed9", f"seed{seed}")
+    for path in KEPT.parent.glob(f"{stem}*"):
+        if path.is_dir():
+            shutil.copytree(path, dst / path.name)
+        else:
+            shutil.copy(path, dst / path.name)
+
+
+@pytest.mark.skipif(not ALL_KEPT, reason="the five draws' kept runs")
+def test_pool_names_a_draw_set_apart_unless_it_opens_the_recipes_own(tmp_path):
+    for seed in (5, 6, 7):
+        _kept_answers_only(tmp_path, seed)
+    before = {p.name for p in tmp_path.iterdir()}
+    env = {"AUGMENT_DRAWS_RESULTS": str(tmp_path)}
+    stem = "uptake-squad10-gemma270m-answersonly"
+    pooled = {
+        # the recipe's first draws, as the incremental pools in bench/results were named
+        ("5", "6"): "pooled-draws2",
+        # any other set carries its seeds, so it never overwrites those
+        ("6", "7"): "pooled-draws2-seeds6-7",
+        ("5", "7"): "pooled-draws2-seeds5,7",
+    }
+    for seeds, suffix in pooled.items():
+        res = _draws("answers-only", "pool", *seeds, env=env)
+        assert res.returncode == 0, res.stderr
+        wrote = {p.name for p in tmp_path.iterdir()} - before
+        assert wrote == {
+            f"{stem}-steps72-lr1e-4-{suffix}{step}.json" for step in ("-step24", "-step48", "")
+        } | {f"{stem}-select-steps72-snapshots-{suffix}.json"}
+        # the pool is of those seeds' runs: two training runs a draw
+        runs = json.loads((tmp_path / f"{stem}-steps72-lr1e-4-{suffix}.json").read_text())
+        assert runs["replicates"] == {seeds[0]: 2, seeds[1]: 2}
+        before |= wrote
