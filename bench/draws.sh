@@ -74,12 +74,9 @@ name=uptake-$set-gemma270m-$tag-steps72-lr1e-4
 # of consecutive ones as A-B: seeds 20 to 24 pool as -draws5-seeds20-24, 15 17 18 as
 # -draws3-seeds15,17-18
 pooled_suffix() {
-  local own=($default) given=($seeds) i s out="" start="" prev=""
-  for i in "${!given[@]}"; do
-    [ "${own[$i]:-}" = "${given[$i]}" ] || break
-  done
-  [ "${own[$i]:-}" = "${given[$i]}" ] && return # every seed given opens the recipe's list
-  for s in "${given[@]}" end; do
+  local s out="" start="" prev=""
+  [[ " $default " == " $seeds "* ]] && return # the seeds open the recipe's own list
+  for s in $seeds end; do
     if [ "$s" != end ] && [ -n "$prev" ] && [ "$s" -eq $((prev + 1)) ]; then
       prev=$s
       continue
