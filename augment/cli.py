@@ -472,18 +472,50 @@ def curate_cmd(
 @app.command("export")
 def export_cmd(
     run_dir: RunDirArg,
-    fmt: FormatOpt = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="cpt ({'text'}) or chat ({'messages'}) shards; or qa: the run's question-answer "
+            "records as a QA file for 'augment eval --qa' and '--decontaminate'.",
+        ),
+    ] = None,
     val_fraction: ValFractionOpt = None,
     shard_mb: ShardMbOpt = None,
     file_formats: Annotated[
         list[str] | None, typer.Option("--file-formats", help="jsonl, parquet or both.")
     ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="--format qa: the file to write (default RUN/qa.jsonl)."),
+    ] = None,
+    strategies: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--strategies", "-s", help="--format qa: only these strategies' records (comma-separated)."
+        ),
+    ] = None,
 ) -> None:
-    """Write training shards and manifest.json from a run's (curated) records."""
+    """Write training shards and manifest.json from a run's (curated) records (or, with --format qa,
+    its questions and answers as an evaluation QA file)."""
     from augment.console import out_console
     from augment.pipeline.parts import merge_if_needed
 
+    if fmt != "qa" and (output is not None or strategies):
+        raise ConfigError("--output and --strategies go with --format qa (shards are written to RUN/shards)")
     merge_if_needed(run_dir)
+    if fmt == "qa":
+        from augment.shards.qa import export_qa
+
+        names = [s.strip() for v in strategies or [] for s in v.split(",") if s.strip()]
+        qa = export_qa(run_dir, output, names or None)
+        counts = ", ".join(f"{k} {v}" for k, v in qa.by_strategy.items())
+        out_console().print(
+            f"qa: {qa.path} ({qa.questions} questions on {qa.passages} passages, from {qa.source}; "
+            f"{counts}{f'; {qa.merged} asked twice on a passage, merged' if qa.merged else ''})",
+            soft_wrap=True,
+        )
+        return
     overrides = dict(format=fmt, val_fraction=val_fraction, shard_mb=shard_mb, file_formats=file_formats)
     cfg = _run_config(run_dir, None, overrides)
     shards = _export(run_dir, cfg)
