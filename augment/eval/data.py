@@ -29,6 +29,13 @@ def _answers(row: dict, where: str) -> list[str]:
 
 def load_qa(path: Path, skip_unanswerable: bool = True) -> list[QAItem]:
     """Every question of `path`. Questions marked `unanswerable_from_text` are left out by default."""
+    if path.is_dir():
+        hint = (
+            f"use {path / 'qa.jsonl'}"
+            if (path / "qa.jsonl").is_file()
+            else f"a run's questions become one with 'augment export {path} --format qa'"
+        )
+        raise AugmentError(f"{path}: a folder, not a QA file ({hint})")
     if not path.is_file():
         raise AugmentError(f"{path}: QA file not found")
     items: list[QAItem] = []

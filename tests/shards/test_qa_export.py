@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -163,6 +164,16 @@ def test_a_run_without_documents_and_flags_without_format_qa(cli, tmp_path: Path
     r = cli("export", run, "-o", tmp_path / "x.jsonl")
     assert r.code == 2 and "--format qa" in r.err
     assert not (run / "shards").exists()
+
+
+def test_a_run_folder_given_as_qa_file_says_how_to_make_one(tmp_path: Path):
+    run = _run(tmp_path, [{"id": "r1", "fields": {"question": "Where was it shot?", "answer": "Achill"}}])
+    with pytest.raises(AugmentError, match="a folder, not a QA file .*augment export .* --format qa"):
+        load_qa(run)
+    export_qa(run)
+    with pytest.raises(AugmentError, match=re.escape(f"a folder, not a QA file (use {run / 'qa.jsonl'})")):
+        load_qa(run)
+    assert [item.question for item in load_qa(run / "qa.jsonl")] == ["Where was it shot?"]
 
 
 def test_eval_scores_the_exported_questions_open_book(cli, run_dir: Path, tiny_model: Path, tmp_path: Path):
