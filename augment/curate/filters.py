@@ -6,14 +6,13 @@ Verdict with the drop reason.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from pathlib import Path
 
 from augment.curate.dedup import Verdict
 from augment.curate.text import ngrams, normalize, record_body, words
-from augment.errors import AugmentError
+from augment.qafile import load_qa
 from augment.tokens import Tokenizer
 
 
@@ -312,36 +311,12 @@ class UnsupportedTermsFilter:
 
 
 def load_eval_items(path: Path, answers: bool = False) -> list[str]:
-    """Questions of an evaluation file (with `answers`, their answers too): passages with
-    "questions", or one item a line. Answers are left out by default: a gold answer is a span of
-    the documents, and records quoting the documents are what training on them is for."""
-    items: list[str] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise AugmentError(f"{path}: cannot read evaluation file ({e})") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise AugmentError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-        qs = row.get("questions") if isinstance(row, dict) else None
-        for q in qs if isinstance(qs, list) else [row]:
-            if not isinstance(q, dict):
-                continue
-            question = q.get("q") or q.get("question")
-            golds = q.get("answers") or q.get("answer") or []
-            if isinstance(question, str):
-                items.append(question)
-            if answers:
-                items.extend(a for a in (golds if isinstance(golds, list) else [golds]) if isinstance(a, str))
-    if not items:
-        raise AugmentError(
-            f"{path}: no questions found (expected 'q'/'question' and 'answers'/'answer' fields)"
-        )
-    return items
+    """Questions of an evaluation file (with `answers`, their answers too), read as `augment eval`
+    reads it, but every question, unanswerable or without answers too. Answers are left out by
+    default: a gold answer is a span of the documents, and records quoting the documents are what
+    training on them is for."""
+    items = load_qa(path, skip_unanswerable=False, need_answers=False)
+    return [text for item in items for text in [item.question, *(item.answers if answers else [])]]
 
 
 class Decontaminator:

@@ -258,8 +258,43 @@ def test_decontamination_file_errors_are_one_line(tmp_path: Path):
         run_curate(tmp_path, decontaminate=[str(bad)])
     empty = tmp_path / "empty.jsonl"
     empty.write_text('{"title": "no questions"}\n')
-    with pytest.raises(AugmentError, match="no questions found"):
+    with pytest.raises(AugmentError, match=r"empty.jsonl:1: no question \('questions'"):
         run_curate(tmp_path / "e", decontaminate=[str(empty)])
+    # a malformed line among good ones is an error too, not a question silently not checked
+    typo = tmp_path / "typo.jsonl"
+    typo.write_text('{"q": "fine question here"}\n{"question_text": "a misspelt field"}\n')
+    with pytest.raises(AugmentError, match=r"typo.jsonl:2: no question"):
+        run_curate(tmp_path / "t", decontaminate=[str(typo)])
+    with pytest.raises(AugmentError, match=r"folder, not a QA file"):
+        run_curate(tmp_path / "f", decontaminate=[str(tmp_path)])
+
+
+def test_decontamination_reads_every_question_of_an_eval_file(tmp_path: Path):
+    from augment.curate.filters import load_eval_items
+
+    rows = [
+        {
+            "id": "p1",
+            "title": "T",
+            "text": "...",
+            "questions": [
+                {"q": "Which keeper lit the Cape Merrow lamp first?", "answers": ["Tomas Rill"]},
+                {"q": "What colour was the keeper's boat?", "answers": [], "unanswerable_from_text": True},
+            ],
+        },
+        {"question": "How many steps lead to the gallery?"},
+    ]
+    path = tmp_path / "eval.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    questions = load_eval_items(path)
+    both = load_eval_items(path, answers=True)
+    # the unanswerable question and the one without answers are kept out of training too
+    assert questions == [
+        "Which keeper lit the Cape Merrow lamp first?",
+        "What colour was the keeper's boat?",
+        "How many steps lead to the gallery?",
+    ]
+    assert both == [questions[0], "Tomas Rill", questions[1], questions[2]]
 
 
 def test_generate_curates_and_exports_the_kept_records(cli, examples: Path, tmp_path: Path):
