@@ -275,8 +275,6 @@ def test_decontamination_reads_every_question_of_an_eval_file(tmp_path: Path):
     rows = [
         {
             "id": "p1",
-            "title": "T",
-            "text": "...",
             "questions": [
                 {"q": "Which keeper lit the Cape Merrow lamp first?", "answers": ["Tomas Rill"]},
                 {"q": "What colour was the keeper's boat?", "answers": [], "unanswerable_from_text": True},

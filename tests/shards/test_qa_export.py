@@ -179,20 +179,8 @@ def test_a_run_folder_given_as_qa_file_says_how_to_make_one(tmp_path: Path):
 def test_eval_scores_the_exported_questions_open_book(cli, run_dir: Path, tiny_model: Path, tmp_path: Path):
     qa = tmp_path / "qa.jsonl"
     export_qa(run_dir, qa)
-    r = cli(
-        "eval",
-        "-m",
-        tiny_model,
-        "--qa",
-        qa,
-        "--mode",
-        "open",
-        "--limit",
-        "6",
-        "-o",
-        tmp_path / "report",
-        "-q",
-    )
+    report = tmp_path / "report"
+    args = ["eval", "-m", tiny_model, "--qa", qa, "--mode", "open", "--limit", "6", "-o", report, "-q"]
+    r = cli(*args)
     assert r.code == 0, r.err
-    report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["questions"] == 6
+    assert json.loads((report / "report.json").read_text())["questions"] == 6
