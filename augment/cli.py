@@ -749,11 +749,11 @@ def eval_cmd(
 ) -> None:
     """Closed-book QA before and after training: EM, F1, containment and answer likelihood, with intervals."""
     from augment.console import err_console, out_console, table
-    from augment.eval.data import load_qa
     from augment.eval.metrics import normalize_answer
     from augment.eval.report import build_report, fmt, fmt_diff, write_report
     from augment.eval.runner import score_model, score_model_vllm, vllm_available, with_snapshots
     from augment.models import locate_model
+    from augment.qafile import load_qa
 
     if mode not in ("closed", "open"):
         raise ConfigError(f"--mode must be closed or open, got '{mode}'")

@@ -23,8 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from augment.errors import AugmentError
-from augment.eval.data import QAItem, load_qa
 from augment.eval.metrics import f1_score, normalize_answer
+from augment.qafile import QAItem, load_qa
 from augment.strategies.base import load_strategies
 from augment.strategies.spans import pick_spans
 

@@ -44,10 +44,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from augment.eval.data import load_qa  # noqa: E402
 from augment.eval.metrics import normalize_answer  # noqa: E402
 from augment.eval.runner import ModelScores, paired_differences, score_model, scores_from_predictions  # noqa: E402
 from augment.io import read_jsonl, write_json, write_jsonl  # noqa: E402
+from augment.qafile import load_qa  # noqa: E402
 from augment.shards.writer import export  # noqa: E402
 from augment.tokens import approx_count  # noqa: E402
 from augment.train.args import step_list  # noqa: E402

@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from uptake import split_passages  # noqa: E402  (bench/ is this script's folder, first on sys.path)
 from uptake_pool import load_runs, qa_file  # noqa: E402
 
-from augment.eval.data import QAItem  # noqa: E402
 from augment.eval.metrics import bootstrap_ci  # noqa: E402
 from augment.eval.runner import score_model  # noqa: E402
 from augment.io import write_json  # noqa: E402
+from augment.qafile import QAItem  # noqa: E402
 
 ARMS = ("base", "raw", "augment", "format")
 

@@ -22,9 +22,9 @@ import jinja2
 from augment.backends import Backend
 from augment.config import RunConfig
 from augment.errors import ConfigError, ParseError
-from augment.eval.data import QAItem
 from augment.io import sha256_hex
 from augment.pipeline.runner import Outcome, run_calls
+from augment.qafile import QAItem
 from augment.strategies import prompt_template
 from augment.strategies.parsers import Parsed, _find_json
 from augment.types import GenRequest, GenResult

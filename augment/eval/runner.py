@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from augment.errors import AugmentError
-from augment.eval.data import QAItem
 from augment.eval.metrics import answer_span, bootstrap_ci, contains, exact_match, f1_score, source_form
+from augment.qafile import QAItem
 
 # answer_nll: the gold answers as written; answer_nll_source: also in the passage's own wording where
 # a gold answer is a rewording of it (see metrics.source_form); the lower of each counts

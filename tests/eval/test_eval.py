@@ -8,8 +8,8 @@ import pytest
 
 from augment.errors import AugmentError
 from augment.eval import bootstrap_ci, exact_match, f1_score, load_qa, normalize_answer
-from augment.eval.data import QAItem
 from augment.eval.metrics import answer_span, contains, source_form
+from augment.qafile import QAItem
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -65,8 +65,8 @@ def test_source_form_is_the_passages_wording_of_the_same_words(answer: str, pass
 
 def test_source_nll_scores_a_reworded_gold_in_the_passages_wording(tiny_model):
     pytest.importorskip("torch")
-    from augment.eval.data import QAItem
     from augment.eval.runner import _answer_nll, _load, likelihood_forms, score_model
+    from augment.qafile import QAItem
 
     passage = "The Orlen line opened on 24 February 1898. Its gauge is narrow gauge."
     items = [

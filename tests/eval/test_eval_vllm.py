@@ -19,7 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from augment.eval.data import QAItem
+from augment.qafile import QAItem
 
 
 class SamplingParams:

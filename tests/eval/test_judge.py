@@ -12,8 +12,8 @@ import pytest
 from augment.backends.mock import MockBackend
 from augment.config import load_config
 from augment.errors import ParseError
-from augment.eval.data import QAItem
 from augment.eval.judge import grade_answers, parse_grade
+from augment.qafile import QAItem
 from tests.fake_openai import FakeOpenAI
 
 ITEMS = [

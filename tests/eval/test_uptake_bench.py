@@ -384,7 +384,7 @@ def test_compare_splits_questions_by_which_sides_records_anticipated_them(tmp_pa
 
 
 def _draw(tmp_path: Path) -> list:
-    from augment.eval.data import load_qa
+    from augment.qafile import load_qa
 
     qa = tmp_path / "qa.jsonl"
     rows = [

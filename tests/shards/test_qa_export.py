@@ -10,8 +10,8 @@ import pytest
 
 from augment.curate.text import words
 from augment.errors import AugmentError
-from augment.eval.data import load_qa
 from augment.io import read_jsonl, write_jsonl
+from augment.qafile import load_qa
 from augment.shards.qa import export_qa
 
 
