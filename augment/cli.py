@@ -503,6 +503,8 @@ def export_cmd(
 
     if fmt != "qa" and (output is not None or strategies):
         raise ConfigError("--output and --strategies go with --format qa (shards are written to RUN/shards)")
+    if fmt == "qa" and (val_fraction is not None or shard_mb is not None or file_formats):
+        raise ConfigError("--val-fraction, --shard-mb and --file-formats are for shards, not --format qa")
     merge_if_needed(run_dir)
     if fmt == "qa":
         from augment.shards.qa import export_qa

@@ -163,6 +163,8 @@ def test_a_run_without_documents_and_flags_without_format_qa(cli, tmp_path: Path
     assert r.code == 1 and "documents.jsonl: not found" in r.err
     r = cli("export", run, "-o", tmp_path / "x.jsonl")
     assert r.code == 2 and "--format qa" in r.err
+    r = cli("export", run, "--format", "qa", "--val-fraction", "0.1")
+    assert r.code == 2 and "for shards, not --format qa" in r.err
     assert not (run / "shards").exists()
 
 
