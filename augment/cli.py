@@ -507,10 +507,10 @@ def export_cmd(
         raise ConfigError("--val-fraction, --shard-mb and --file-formats are for shards, not --format qa")
     merge_if_needed(run_dir)
     if fmt == "qa":
+        from augment.config import split_commas
         from augment.shards.qa import export_qa
 
-        names = [s.strip() for v in strategies or [] for s in v.split(",") if s.strip()]
-        qa = export_qa(run_dir, output, names or None)
+        qa = export_qa(run_dir, output, split_commas(strategies or []) or None)
         counts = ", ".join(f"{k} {v}" for k, v in qa.by_strategy.items())
         out_console().print(
             f"qa: {qa.path} ({qa.questions} questions on {qa.passages} passages, from {qa.source}; "

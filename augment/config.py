@@ -18,6 +18,15 @@ from augment.errors import ConfigError
 DEFAULT_STRATEGIES = ["qa", "paraphrase", "inferences", "notes"]
 
 
+def split_commas(v: Any) -> Any:
+    """'a,b' or ['a,b', 'c'] -> ['a', 'b', 'c'] (flags and config keys that take lists); other values as given."""
+    if isinstance(v, str):
+        v = [v]
+    if isinstance(v, list | tuple):
+        return [p.strip() for item in v for p in str(item).split(",") if p.strip()]
+    return v
+
+
 class RunConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -168,11 +177,7 @@ class RunConfig(BaseModel):
     )
     @classmethod
     def _split_commas(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            v = [v]
-        if isinstance(v, list | tuple):
-            return [p.strip() for item in v for p in str(item).split(",") if p.strip()]
-        return v
+        return split_commas(v)
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:

@@ -11,11 +11,11 @@ open` gives the model the same text the question writer saw.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from augment.curate.text import normalize
 from augment.errors import AugmentError
 from augment.io import read_jsonl, write_jsonl
 from augment.shards.writer import load_records
@@ -31,10 +31,6 @@ class QAExportSummary:
     merged: int = 0  # questions asked again on a chunk: one question, the answers together
 
 
-def _question_key(question: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", question.casefold()).split())
-
-
 def _qa_fields(rec: dict[str, Any]) -> tuple[str, str] | None:
     fields = rec.get("fields") or {}
     question, answer = fields.get("question"), fields.get("answer")
@@ -48,7 +44,7 @@ def export_qa(run_dir: Path, out: Path | None = None, strategies: list[str] | No
     (default RUN/qa.jsonl), grouped by the chunk they were asked on, in document order.
 
     Curated records when the run has been curated, else every generated one. A question asked
-    twice on one chunk (case and punctuation aside) is one question with both answers as gold.
+    twice on one chunk (case, accents and punctuation aside) is one question with both answers as gold.
     """
     out = out or run_dir / "qa.jsonl"
     source, records = load_records(run_dir)
@@ -91,7 +87,7 @@ def export_qa(run_dir: Path, out: Path | None = None, strategies: list[str] | No
             }
             order[chunk_id] = (doc_index, span[0])
         question, answer = qa
-        key = (chunk_id, _question_key(question))
+        key = (chunk_id, normalize(question))
         if key in seen:
             answers = seen[key]["answers"]
             if answer not in answers:
