@@ -711,7 +711,10 @@ def eval_cmd(
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
     batch_size: Annotated[int, typer.Option(help="Questions per generation batch.")] = 8,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer generated.")] = 32,
-    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code")] = False,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option("--trust-remote-code", help="Run the model folder's own code (only one you trust)."),
+    ] = False,
     engine: Annotated[
         str,
         typer.Option(

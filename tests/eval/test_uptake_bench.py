@@ -12,7 +12,8 @@ import pytest
 
 from augment.train.args import TrainConfig
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "bench"))
 from uptake import augment_beside, trained_as_asked  # noqa: E402
 
 ASKED = {
@@ -465,3 +466,78 @@ def test_raw_from_with_average_is_refused(tmp_path: Path):
         res.stderr.strip() == "--average with --raw-from: arm (b)'s averaged weights are not in kept/uptake"
     )
     assert not out.exists()
+
+
+def test_the_four_arms_run_end_to_end_on_a_users_exported_questions(cli, tiny_model, tmp_path: Path):
+    """The experiment on a user's own documents: held-out questions written by `augment export
+    --format qa` (several chunks of one document share its title), the mock backend generating,
+    the tiny model trained in every arm and scored."""
+    held = tmp_path / "held"
+    assert (
+        cli("generate", REPO / "examples" / "docs", "-o", held, "--backend", "mock", "-s", "qa", "-q").code
+        == 0
+    )
+    assert cli("export", held, "--format", "qa").code == 0
+    out = tmp_path / "uptake"
+    cmd = [
+        sys.executable,
+        str(REPO / "bench" / "uptake.py"),
+        "--qa",
+        str(held / "qa.jsonl"),
+        "--passages",
+        "3",
+        "--model",
+        str(tiny_model),
+        "--strategies",
+        "qa,paraphrase",
+        "--generate-args",
+        "--backend mock",
+        "--method",
+        "full",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--max-seq-len",
+        "64",
+        "--replay",
+        "0.5",
+        "--seed",
+        "1",
+        "-o",
+        str(out),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    result = json.loads((out / "uptake.json").read_text())
+    asked = [
+        q for line in (out / "qa_eval.jsonl").read_text().splitlines() for q in json.loads(line)["questions"]
+    ]
+    assert result["questions"] == len(asked) > 0
+    assert set(result["closed"]) == {"base", "raw", "augment", "format"}
+    for arm in ("base", "raw", "augment", "format", "base, open book"):
+        assert len(result["per_question"][arm]["prediction"]) == len(asked)
+    # each arm is its own model: the trained arms' answer likelihoods differ from the base model's
+    nll = {arm: result["closed"][arm]["answer_nll"][0] for arm in result["closed"]}
+    assert len(set(nll.values())) == 4, nll
+    # the format control's passages are from other documents than the evaluated ones
+    titles = [
+        {json.loads(x)["title"] for x in (out / d / "passages.jsonl").read_text().splitlines()}
+        for d in ("docs_eval", "docs_other")
+    ]
+    assert titles[0] and titles[1] and not titles[0] & titles[1]
+    # no held-out question reaches arm (c)'s or (d)'s training data
+    from augment.curate.text import normalize
+
+    def records(run: str, name: str) -> list[dict]:
+        return [json.loads(x) for x in (out / run / "curated" / f"{name}.jsonl").read_text().splitlines()]
+
+    def questions(recs: list[dict]) -> set[str]:
+        return {normalize(r["fields"]["question"]) for r in recs if "question" in r.get("fields", {})}
+
+    held_out = {normalize(q["q"]) for q in asked}
+    # the mock backend asks the held-out run's questions again on the same chunks: all dropped
+    dropped = [r for r in records("run_eval", "rejected") if r["reason"] == "eval_contamination"]
+    assert held_out <= questions(dropped)
+    assert records("run_eval", "kept") and not questions(records("run_eval", "kept")) & held_out
+    assert questions(records("run_other", "kept")) and not questions(records("run_other", "kept")) & held_out
