@@ -501,6 +501,8 @@ def export_cmd(
     from augment.console import out_console
     from augment.pipeline.parts import merge_if_needed
 
+    if fmt not in (None, "cpt", "chat", "qa"):
+        raise ConfigError(f"--format {fmt}: give cpt or chat (shards), or qa (a QA file)")
     if fmt != "qa" and (output is not None or strategies):
         raise ConfigError("--output and --strategies go with --format qa (shards are written to RUN/shards)")
     if fmt == "qa" and (val_fraction is not None or shard_mb is not None or file_formats):
@@ -1046,12 +1048,13 @@ def show(
     from rich.panel import Panel
 
     from augment.console import out_console
-    from augment.stats import sample_records
+    from augment.stats import sample_records, what_is_there
 
     records = sample_records(run_dir, strategy=strategy, rejected=rejected, reason=reason, n=n)
     console = out_console()
     if not records:
-        console.print("no matching records")
+        there = what_is_there(run_dir, rejected=rejected or bool(reason))
+        console.print(f"no matching records ({there})", markup=False, soft_wrap=True)
         return
     for rec in records:
         why = (

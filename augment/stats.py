@@ -81,19 +81,8 @@ def sample_records(
     n: int = 5,
 ) -> list[dict[str, Any]]:
     """The first `n` records of a run that match: generated (or curated kept/rejected when curated)."""
-    if not (run_dir / "run.json").is_file():
-        raise AugmentError(f"{run_dir}: not a run directory (no run.json); run 'augment generate' first")
-    if rejected or reason:
-        path = run_dir / "curated" / "rejected.jsonl"
-        if not path.is_file():
-            raise AugmentError(f"{run_dir}: not curated yet (run 'augment curate {run_dir}')")
-        paths = [path]
-    elif (run_dir / "curated" / "kept.jsonl").is_file():
-        paths = [run_dir / "curated" / "kept.jsonl"]
-    else:
-        paths = generated_files(run_dir)
     out = []
-    for path in paths:
+    for path in _record_files(run_dir, rejected or bool(reason)):
         for rec in read_jsonl(path):
             if strategy and rec.get("strategy") != strategy:
                 continue
@@ -103,3 +92,40 @@ def sample_records(
             if len(out) >= n:
                 return out
     return out
+
+
+def _record_files(run_dir: Path, rejected: bool) -> list[Path]:
+    """The files `show` samples: curated/rejected.jsonl, else curated/kept.jsonl when curated, else
+    the generated records."""
+    if not (run_dir / "run.json").is_file():
+        raise AugmentError(f"{run_dir}: not a run directory (no run.json); run 'augment generate' first")
+    if rejected:
+        path = run_dir / "curated" / "rejected.jsonl"
+        if not path.is_file():
+            raise AugmentError(f"{run_dir}: not curated yet (run 'augment curate {run_dir}')")
+        return [path]
+    if (run_dir / "curated" / "kept.jsonl").is_file():
+        return [run_dir / "curated" / "kept.jsonl"]
+    return generated_files(run_dir)
+
+
+def what_is_there(run_dir: Path, *, rejected: bool = False) -> str:
+    """What the records `show` samples hold, by strategy (and for dropped ones by reason): said when
+    nothing matched, so that a mistyped strategy or reason shows the right spelling."""
+    paths = _record_files(run_dir, rejected)
+    strategies: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for path in paths:
+        for rec in read_jsonl(path):
+            strategies[str(rec.get("strategy"))] += 1
+            if rejected:
+                reasons[str(rec.get("reason"))] += 1
+    where = paths[0] if len(paths) == 1 else run_dir / "generated"
+    if not strategies:
+        return f"{where}: no records"
+    held = "; ".join(
+        f"{name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        for name, counts in (("strategies", strategies), ("reasons", reasons))
+        if counts
+    )
+    return f"{where} holds {held}"

@@ -140,7 +140,12 @@ def test_show_samples_records_and_drop_reasons(cli, examples: Path, tmp_path: Pa
     assert r.code == 0 and r.out.count("qa | ") == 2 and "Question:" in r.out
     r = cli("show", run, "--reason", "near_duplicate", "-n", "1")
     assert r.code == 0 and "dropped: near_duplicate (duplicate of " in r.out
-    r = cli("show", run, "--reason", "no_such_reason")
-    assert r.code == 0 and "no matching records" in r.out
+    r = cli("show", run, "--reason", "no_such_reason")  # says which reasons the run has
+    assert r.code == 0 and r.out.startswith(
+        f"no matching records ({run}/curated/rejected.jsonl holds strategies: "
+    )
+    assert "; reasons: " in r.out and "near_duplicate " in r.out
+    r = cli("show", run, "-s", "qa-typo")  # and which strategies
+    assert r.code == 0 and f"({run}/curated/kept.jsonl holds strategies: " in r.out and "qa " in r.out
     r = cli("show", tmp_path)
     assert r.code == 1 and "not a run directory" in r.err

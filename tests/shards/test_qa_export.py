@@ -165,6 +165,10 @@ def test_a_run_without_documents_and_flags_without_format_qa(cli, tmp_path: Path
     assert r.code == 2 and "--format qa" in r.err
     r = cli("export", run, "--format", "qa", "--val-fraction", "0.1")
     assert r.code == 2 and "for shards, not --format qa" in r.err
+    r = cli("export", run, "--format", "csv")  # the error names every format, qa too
+    assert (
+        r.code == 2 and r.err.strip() == "error: --format csv: give cpt or chat (shards), or qa (a QA file)"
+    )
     assert not (run / "shards").exists()
 
 
