@@ -369,9 +369,19 @@ def _print_curate_summary(summary: Any) -> None:
         [name, s["kept"], *[s["rejected"].get(r, 0) for r in reasons]] for name, s in d["by_strategy"].items()
     ]
     rows.append(["all", d["kept"], *[d["by_reason"][r] for r in reasons]])
-    out_console().print(
-        table(f"curate: kept {d['kept']} of {d['total']} records", ["strategy", "kept", *reasons], rows)
+    title = f"curate: kept {d['kept']} of {d['total']} records"
+    console = out_console()
+    wide = table(title, ["strategy", "kept", *reasons], rows)
+    # a reason a column: on a narrow terminal rich cuts the names to "answ…"; then a reason a row
+    columns = list(zip(*rows, strict=True))
+    flipped = table(
+        title,
+        ["", *columns[0]],
+        [[name, *col] for name, col in zip(["kept", *reasons], columns[1:], strict=True)],
     )
+    unbounded = console.options.update_width(10_000)  # measure() caps at the terminal's width
+    need = {t: console.measure(t, options=unbounded).maximum for t in (wide, flipped)}
+    console.print(wide if need[wide] <= console.width or need[flipped] >= need[wide] else flipped)
 
 
 def _run_config(run_dir: Path, config: Path | None, overrides: dict[str, Any]):

@@ -149,3 +149,17 @@ def test_show_samples_records_and_drop_reasons(cli, examples: Path, tmp_path: Pa
     assert r.code == 0 and f"({run}/curated/kept.jsonl holds strategies: " in r.out and "qa " in r.out
     r = cli("show", tmp_path)
     assert r.code == 1 and "not a run directory" in r.err
+
+
+def test_curate_table_turns_reasons_into_rows_on_a_narrow_terminal(
+    cli, examples: Path, tmp_path, monkeypatch
+):
+    run = tmp_path / "run"
+    assert cli("generate", examples / "docs", "-o", run, "-c", examples / "augment.toml", "-q").code == 0
+    wide = cli("curate", run).out  # 200 columns: a reason a column, a strategy a row
+    assert "┃ strategy   ┃ kept ┃ near_duplicate ┃" in wide and "│ paraphrase │" in wide
+    monkeypatch.setenv("COLUMNS", "66")  # too narrow for that: rich would cut the names to "near…"
+    narrow = cli("curate", run).out
+    assert "…" not in narrow and all(len(line) <= 66 for line in narrow.splitlines())
+    assert "┃                ┃ inferences ┃ notes ┃ paraphrase ┃ qa ┃ all ┃" in narrow
+    assert "│ near_duplicate │" in narrow and "│ kept           │" in narrow
