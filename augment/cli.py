@@ -1099,9 +1099,22 @@ def strategies_cmd(prompts_dir: PromptsDirOpt = None) -> None:
             ]
         )
     console = out_console()
-    console.print(
-        table("strategies", ["name", "version", "kind", "parser", "variants", "description", "from"], rows)
-    )
+    columns = ["name", "version", "kind", "parser", "variants", "description", "from"]
+    if console.width >= 120:
+        console.print(table("strategies", columns, rows))
+    else:  # seven columns in 80 would wrap the description a word a line and cut the names
+        import textwrap
+
+        def wrap(text: str, indent: str) -> str:
+            return textwrap.fill(
+                text, console.width, initial_indent=indent, subsequent_indent="    ", break_on_hyphens=False
+            )
+
+        for name, version, kind, parser, variants, description, origin in rows:
+            more = f"; variants: {variants}" if variants != "-" else ""
+            head = f"{name}  version {version}, kind {kind}, parser {parser}, {origin}{more}"
+            console.print(wrap(head, ""), markup=False, soft_wrap=True)
+            console.print(wrap(description, "    "), markup=False, soft_wrap=True)
     console.print(f"built-in prompts: {builtin_prompts_dir()}", soft_wrap=True)
     if prompts_dir:
         console.print(

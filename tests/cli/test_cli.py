@@ -97,6 +97,18 @@ def test_strategies_lists_builtin_and_user_prompts(cli, tmp_path: Path):
     assert "numbered_list" in facts_row and "prompts-dir" in facts_row
 
 
+def test_strategies_on_a_narrow_terminal_are_a_list(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")  # seven columns would wrap descriptions a word a line
+    lines = cli("strategies").out.splitlines()
+    assert all(len(line) <= 80 and line == line.rstrip() for line in lines)
+    i = lines.index("qa-spans  version 2, kind spans, parser text, built-in")
+    assert lines[i + 1].startswith("    Answer-first QA, one request per answer span")
+    assert (
+        "paraphrase version 1, kind single, parser text, built-in; variants: encyclopedic, simple, "
+        "academic, qa_dialogue The chunk rewritten in several styles"
+    ) in " ".join(cli("strategies").out.split())
+
+
 def test_help_does_not_import_heavy_backends():
     code = (
         "import sys\n"
