@@ -361,7 +361,7 @@ def _curate(run_dir: Path, cfg: Any, quiet: bool, engine: str = "local"):
 
 
 def _print_curate_summary(summary: Any) -> None:
-    from augment.console import out_console, table
+    from augment.console import out_console, print_table
 
     d = summary.to_dict()
     reasons = list(d["by_reason"])
@@ -370,18 +370,7 @@ def _print_curate_summary(summary: Any) -> None:
     ]
     rows.append(["all", d["kept"], *[d["by_reason"][r] for r in reasons]])
     title = f"curate: kept {d['kept']} of {d['total']} records"
-    console = out_console()
-    wide = table(title, ["strategy", "kept", *reasons], rows)
-    # a reason a column: on a narrow terminal rich cuts the names to "answ…"; then a reason a row
-    columns = list(zip(*rows, strict=True))
-    flipped = table(
-        title,
-        ["", *columns[0]],
-        [[name, *col] for name, col in zip(["kept", *reasons], columns[1:], strict=True)],
-    )
-    unbounded = console.options.update_width(10_000)  # measure() caps at the terminal's width
-    need = {t: console.measure(t, options=unbounded).maximum for t in (wide, flipped)}
-    console.print(wide if need[wide] <= console.width or need[flipped] >= need[wide] else flipped)
+    print_table(out_console(), title, ["strategy", "kept", *reasons], rows)
 
 
 def _run_config(run_dir: Path, config: Path | None, overrides: dict[str, Any]):
@@ -765,7 +754,7 @@ def eval_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Closed-book QA before and after training: EM, F1, containment and answer likelihood, with intervals."""
-    from augment.console import err_console, out_console, table
+    from augment.console import err_console, out_console, print_table
     from augment.eval.metrics import normalize_answer
     from augment.eval.report import build_report, fmt, fmt_diff, write_report
     from augment.eval.runner import score_model, score_model_vllm, vllm_available, with_snapshots
@@ -843,9 +832,8 @@ def eval_cmd(
                     *[fmt_diff(d[k]) for k in metrics],
                 ]
             )
-    out_console().print(
-        table(f"{mode}-book QA, {len(items)} questions (95 % intervals)", ["model", *metrics], rows)
-    )
+    title = f"{mode}-book QA, {len(items)} questions (95 % intervals)"
+    print_table(out_console(), title, ["model", *metrics], rows)
     for r in results:
         if r.ungraded:
             why = next(x for x in r.reasons if x.startswith("grader failed"))

@@ -123,3 +123,19 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     for row in rows:
         t.add_row(*[str(c) for c in row])
     return t
+
+
+def print_table(console: Console, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """Print a table as given when it fits the terminal; when it does not and turning it (each column
+    a row, each row a column, the first column the new header) is narrower, print it turned, so that
+    rich does not cut every name to "answ…" and "copi…" on an 80-column terminal."""
+    given = table(title, columns, rows)
+    cells = list(zip(*rows, strict=True)) if rows else []
+    turned = table(
+        title,
+        ["", *map(str, cells[0])] if cells else [""],
+        [[c, *v] for c, v in zip(columns[1:], cells[1:], strict=True)],
+    )
+    unbounded = console.options.update_width(10_000)  # measure() caps at the terminal's width
+    need = {t: console.measure(t, options=unbounded).maximum for t in (given, turned)}
+    console.print(given if need[given] <= console.width or need[turned] >= need[given] else turned)
