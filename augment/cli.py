@@ -637,7 +637,8 @@ def train_cmd(
             return
         rate = f", {e['tokens_per_s']:,.0f} tokens/s" if e["tokens_per_s"] else ""
         console.print(
-            f"train: step {e['step']}/{e['max_steps']}, loss {e['loss']:.4f}, {e['tokens']:,} tokens{rate}"
+            f"train: step {e['step']}/{e['max_steps']}, loss {e['loss']:.4f}, {e['tokens']:,} tokens{rate}",
+            soft_wrap=True,
         )
 
     from augment.train.trainer import train
@@ -801,7 +802,7 @@ def eval_cmd(
 
         def progress(done: int, total: int, name: str = name) -> None:
             if not quiet:
-                console.print(f"eval {name}: {done}/{total} questions")
+                console.print(f"eval {name}: {done}/{total} questions", soft_wrap=True)
 
         common = dict(
             mode=mode,

@@ -108,7 +108,9 @@ class Reporter(AbstractContextManager):
             self._last = now
             info, rate = self._info()
             eta = (s.total - max(s.done, getattr(s, "answered", 0))) / rate if rate > 0 else 0.0
-            self.console.print(f"{self.label}: {s.done}/{s.total} {self.unit}, {info}, eta {eta:.0f}s")
+            # one line a report, however narrow the log's terminal: a tool reading the log reads it whole
+            line = f"{self.label}: {s.done}/{s.total} {self.unit}, {info}, eta {eta:.0f}s"
+            self.console.print(line, soft_wrap=True)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

@@ -35,6 +35,14 @@ def test_generate_export_stats_on_examples(cli, examples: Path, tmp_path: Path):
     assert s["curated"]["by_reason"]["near_duplicate"] > 0
 
 
+def test_progress_lines_in_a_log_are_whole_on_a_narrow_terminal(cli, examples: Path, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "60")  # the progress line is about 110 characters
+    r = cli("generate", examples / "docs", "-o", tmp_path / "run", "--backend", "mock", "-s", "qa")
+    assert r.code == 0, r.err
+    last = r.err.splitlines()[-1]
+    assert last.startswith("generating: 8/8 requests, 0 in flight, ") and last.endswith(", eta 0s")
+
+
 def test_bad_files_are_reported_one_line_each(cli, tmp_path: Path):
     docs = tmp_path / "docs"
     docs.mkdir()
