@@ -135,7 +135,7 @@ def print_table(console: Console, title: str, columns: list[str], rows: list[lis
     cells = list(zip(*rows, strict=True)) if rows else []
     turned = table(
         title,
-        ["", *map(str, cells[0])] if cells else [""],
+        ["", *(str(c).strip() for c in cells[0])] if cells else [""],
         [[c, *v] for c, v in zip(columns[1:], cells[1:], strict=True)],
     )
     unbounded = console.options.update_width(10_000)  # measure() caps at the terminal's width
