@@ -1003,7 +1003,11 @@ def stats(
         )
     if s["failures"]:
         console.print(
-            table("failures by reason", ["reason", "count"], [[k, v] for k, v in s["failures"].items()])
+            table(
+                "failures: requests and items, by reason",
+                ["reason", "count"],
+                [[k, v] for k, v in s["failures"].items()],
+            )
         )
     if s["curated"]:
         c = s["curated"]
