@@ -93,7 +93,11 @@ def split_passages(qa: Path, n: int, seed: int) -> tuple[list[dict], list[dict]]
     titles = {r["title"] for r in evaluated}
     other = [r for r in rows[n:] if r["title"] not in titles][:n]
     if len(evaluated) < n or len(other) < n:
-        raise SystemExit(f"{qa}: {len(rows)} passages, need {n} evaluated and {n} from other pages")
+        raise SystemExit(
+            f"{qa}: {len(rows)} passages with questions, {len(other)} of them outside the {len(evaluated)} "
+            f"drawn to evaluate and their titles; --passages {n} needs {n} of each: give a smaller "
+            "--passages, or more documents and questions"
+        )
     return evaluated, other
 
 

@@ -541,3 +541,27 @@ def test_the_four_arms_run_end_to_end_on_a_users_exported_questions(cli, tiny_mo
     assert held_out <= questions(dropped)
     assert records("run_eval", "kept") and not questions(records("run_eval", "kept")) & held_out
     assert questions(records("run_other", "kept")) and not questions(records("run_other", "kept")) & held_out
+
+
+def test_too_few_passages_for_both_halves_is_one_line(tmp_path: Path):
+    from uptake import split_passages
+
+    qa = tmp_path / "qa.jsonl"
+    rows = [
+        {
+            "id": f"p{i}",
+            "title": f"doc {i // 2}",
+            "text": f"Text {i}.",
+            "questions": [{"q": "Q?", "answers": ["A"]}],
+        }
+        for i in range(6)
+    ]  # three documents of two chunks each
+    qa.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    evaluated, other = split_passages(qa, 2, seed=0)
+    assert {r["title"] for r in evaluated}.isdisjoint({r["title"] for r in other})
+    with pytest.raises(SystemExit) as e:
+        split_passages(qa, 3, seed=0)
+    assert str(e.value).startswith(f"{qa}: 6 passages with questions, ")
+    assert str(e.value).endswith(
+        "--passages 3 needs 3 of each: give a smaller --passages, or more documents and questions"
+    )
