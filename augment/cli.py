@@ -348,7 +348,8 @@ def _print_generate_summary(summary: Any, shards: Any) -> None:
     if shards is not None:
         console.print(
             f"shards: {shards.out_dir} ({shards.format}; train {shards.counts['train']}, val {shards.counts['val']}"
-            f" records; {shards.tokens['train'] + shards.tokens['val']} tokens)"
+            f" records; {shards.tokens['train'] + shards.tokens['val']} tokens)",
+            soft_wrap=True,
         )
 
 
@@ -424,7 +425,8 @@ def merge_cmd(
         _print_curate_summary(curated)
     if shards is not None:
         out_console().print(
-            f"shards: {shards.out_dir} ({shards.format}; train {shards.counts['train']}, val {shards.counts['val']})"
+            f"shards: {shards.out_dir} ({shards.format}; train {shards.counts['train']}, val {shards.counts['val']})",
+            soft_wrap=True,
         )
 
 
@@ -524,7 +526,8 @@ def export_cmd(
     shards = _export(run_dir, cfg)
     out_console().print(
         f"shards: {shards.out_dir} ({shards.format}, from {shards.source}; train {shards.counts['train']}, "
-        f"val {shards.counts['val']} records; {len(shards.files)} files)"
+        f"val {shards.counts['val']} records; {len(shards.files)} files)",
+        soft_wrap=True,
     )
 
 

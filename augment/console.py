@@ -118,7 +118,8 @@ class Reporter(AbstractContextManager):
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
-    t = Table(title=title, title_justify="left")
+    # as wide as its title (within the terminal), so that a run's path in it is not broken
+    t = Table(title=title, title_justify="left", min_width=len(title))
     for i, col in enumerate(columns):
         numeric = bool(rows) and all(isinstance(r[i], int | float) or r[i] is None for r in rows)
         t.add_column(col, justify="right" if numeric else "left")
