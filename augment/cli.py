@@ -499,11 +499,15 @@ def export_cmd(
 ) -> None:
     """Write training shards and manifest.json from a run's (curated) records (or, with --format qa,
     its questions and answers as an evaluation QA file)."""
+    import typing
+
+    from augment.config import RunConfig
     from augment.console import out_console
     from augment.pipeline.parts import merge_if_needed
 
-    if fmt not in (None, "cpt", "chat", "qa"):
-        raise ConfigError(f"--format {fmt}: give cpt or chat (shards), or qa (a QA file)")
+    shard_formats = typing.get_args(RunConfig.model_fields["format"].annotation)  # the config's own list
+    if fmt is not None and fmt != "qa" and fmt not in shard_formats:
+        raise ConfigError(f"--format {fmt}: give {' or '.join(shard_formats)} (shards), or qa (a QA file)")
     if fmt != "qa" and (output is not None or strategies):
         raise ConfigError("--output and --strategies go with --format qa (shards are written to RUN/shards)")
     if fmt == "qa" and (val_fraction is not None or shard_mb is not None or file_formats):
