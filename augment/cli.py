@@ -712,7 +712,13 @@ def eval_cmd(
         str, typer.Option(help="closed (question only) or open (passage in context).")
     ] = "closed",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Folder for report.json/.md/.png.")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder for report.json/.md/.png; its answers.sqlite keeps every answer scored, "
+            "so a killed or repeated eval scores only what it has not.",
+        ),
     ] = None,
     with_title: Annotated[
         bool, typer.Option("--with-title", help="Closed-book: give the passage title.")
@@ -766,6 +772,7 @@ def eval_cmd(
     from augment.eval.metrics import normalize_answer
     from augment.eval.report import build_report, fmt, fmt_diff, write_report
     from augment.eval.runner import score_model, score_model_vllm, vllm_available, with_snapshots
+    from augment.eval.store import ANSWERS, AnswerStore
     from augment.models import locate_model
     from augment.qafile import load_qa
 
@@ -805,25 +812,39 @@ def eval_cmd(
             )
     console = err_console()
     results = []
-    for name in model:
+    # with -o, every answer is stored as it is scored: a killed eval resumes, a rerun reuses them
+    store = AnswerStore(output / ANSWERS) if output is not None else None
+    try:
+        for name in model:
 
-        def progress(done: int, total: int, name: str = name) -> None:
-            if not quiet:
-                console.print(f"eval {name}: {done}/{total} questions", soft_wrap=True)
+            def progress(done: int, total: int, name: str = name) -> None:
+                if not quiet:
+                    console.print(f"eval {name}: {done}/{total} questions", soft_wrap=True)
 
-        common = dict(
-            mode=mode,
-            with_title=with_title,
-            max_new_tokens=max_new_tokens,
-            shots=examples,
-            on_progress=progress,
-        )
-        if use_vllm:
-            results.append(score_model_vllm(name, items, trust_remote_code=trust_remote_code, **common))
-        else:
-            results.append(
-                score_model(name, items, batch_size=batch_size, trust_remote_code=trust_remote_code, **common)
+            common = dict(
+                mode=mode,
+                with_title=with_title,
+                max_new_tokens=max_new_tokens,
+                shots=examples,
+                on_progress=progress,
+                store=store,
             )
+            if use_vllm:
+                scored = score_model_vllm(name, items, trust_remote_code=trust_remote_code, **common)
+            else:
+                scored = score_model(
+                    name, items, batch_size=batch_size, trust_remote_code=trust_remote_code, **common
+                )
+            if scored.reused and not quiet:
+                console.print(
+                    f"eval {name}: {scored.reused} of {len(items)} answers reused from {store.path} "
+                    "(delete it to score them again)",
+                    soft_wrap=True,
+                )
+            results.append(scored)
+    finally:
+        if store is not None:
+            store.close()
     if judge_config is not None:
         _grade_results(results, items, judge_config, output, console, quiet)
     report = build_report(str(qa), mode, len(items), results, str(shots) if shots else None, len(examples))

@@ -48,6 +48,7 @@ def build_report(
             {
                 "model": r.model,
                 "seconds": round(r.seconds, 2),
+                "reused_answers": r.reused,
                 **({"ungraded": r.ungraded} if JUDGE in metrics else {}),
                 "scores": {m: dict(zip(("mean", "lo", "hi"), r.summary[m], strict=True)) for m in metrics},
                 "difference_vs_first": None

@@ -21,6 +21,7 @@ import numpy as np
 
 from augment.errors import AugmentError
 from augment.eval.metrics import answer_span, bootstrap_ci, contains, exact_match, f1_score, source_form
+from augment.eval.store import AnswerStore, Scored, model_fingerprint
 from augment.qafile import QAItem
 
 # answer_nll: the gold answers as written; answer_nll_source: also in the passage's own wording where
@@ -49,6 +50,7 @@ class ModelScores:
     seconds: float
     summary: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)  # the grader's, with --judge
+    reused: int = 0  # answers taken from the eval's answer store, not scored again
 
     def add_grades(self, grades: list[float], reasons: list[str]) -> None:
         """The grader's verdicts per question (1, 0, NaN where it failed), summarised with the rest."""
@@ -99,7 +101,8 @@ def with_snapshots(models: list[str]) -> list[str]:
     return expanded
 
 
-def _load(model_name: str, trust_remote_code: bool):
+def _load(model_name: str, trust_remote_code: bool, path: str | None = None):
+    """torch, tokenizer, model and device; `path`: `model_name` already resolved."""
     try:
         import torch
         import transformers
@@ -110,7 +113,7 @@ def _load(model_name: str, trust_remote_code: bool):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    path = resolve_model(model_name, trust_remote_code)
+    path = path or resolve_model(model_name, trust_remote_code)
     try:
         tok = transformers.AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
         model = transformers.AutoModelForCausalLM.from_pretrained(path, trust_remote_code=trust_remote_code)
@@ -135,34 +138,97 @@ def score_model(
     trust_remote_code: bool = False,
     shots: Sequence[QAItem] = (),
     on_progress: Callable[[int, int], None] = lambda done, total: None,
+    store: AnswerStore | None = None,
 ) -> ModelScores:
-    torch, tok, model, dev = _load(model_name, trust_remote_code)
+    """Greedy answers and gold-answer likelihoods, `batch_size` questions at a time; with `store`,
+    the answers it holds are reused (the model is not loaded when it holds them all) and each
+    batch's are stored before the next starts."""
+    from augment.backends.base import cuda_available
+    from augment.models import resolve_model
+
+    path = resolve_model(model_name, trust_remote_code)
     t0 = time.monotonic()
-    prefix = shots_prefix(shots, mode, with_title)
-    prompts = [prefix + prompt_for(it, mode, with_title) for it in items]
-    predictions: list[str] = []
-    nll: list[float] = []
-    nll_source: list[float] = []
-    tok.padding_side = "left"
-    for lo in range(0, len(items), batch_size):
-        batch = prompts[lo : lo + batch_size]
-        enc = tok(batch, return_tensors="pt", padding=True).to(dev)
+    prompts = _prompts(items, mode, with_title, shots)
+    device = "cuda" if cuda_available() else "cpu"
+    pending = _Pending(items, prompts, store, (path, device, "transformers", max_new_tokens))
+    if pending.todo:
+        torch, tok, model, dev = _load(model_name, trust_remote_code, path)
+        tok.padding_side = "left"
+    on_progress(len(items) - len(pending.todo), len(items))
+    for lo in range(0, len(pending.todo), batch_size):
+        batch = pending.todo[lo : lo + batch_size]
+        enc = tok([prompts[k] for k in batch], return_tensors="pt", padding=True).to(dev)
         with torch.no_grad():
             out = model.generate(
                 **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
             )
-        for row in out[:, enc.input_ids.shape[1] :]:
-            text = tok.decode(row, skip_special_tokens=True)
-            predictions.append(text.strip().split("\n")[0].strip())
-        # gold answer likelihood: teacher-forced, best (lowest) over the gold answers (and their
-        # passage wordings for answer_nll_source)
-        for prompt, item in zip(batch, items[lo : lo + batch_size], strict=True):
-            gold, source = likelihood_forms(item)
-            scored = {a: _answer_nll(torch, tok, model, dev, prompt, a) for a in gold + source}
-            nll.append(min(scored[a] for a in gold))
-            nll_source.append(min(scored.values()))
-        on_progress(min(lo + batch_size, len(items)), len(items))
-    return scores_from_predictions(model_name, items, predictions, nll, nll_source, time.monotonic() - t0)
+        answers = [
+            first_line(tok.decode(row, skip_special_tokens=True)) for row in out[:, enc.input_ids.shape[1] :]
+        ]
+        for k, answer in zip(batch, answers, strict=True):
+            # gold answer likelihood: teacher-forced, best (lowest) over the gold answers (and their
+            # passage wordings for answer_nll_source)
+            gold, source = likelihood_forms(items[k])
+            scored = {a: _answer_nll(torch, tok, model, dev, prompts[k], a) for a in gold + source}
+            pending.done(k, answer, min(scored[a] for a in gold), min(scored.values()))
+        pending.save()
+        on_progress(len(items) - len(pending.todo) + min(lo + batch_size, len(pending.todo)), len(items))
+    return pending.scores(model_name, time.monotonic() - t0)
+
+
+def first_line(text: str) -> str:
+    """A generated answer: its first line (a base model goes on to the next question)."""
+    return text.strip().split("\n")[0].strip()
+
+
+def _prompts(items: list[QAItem], mode: str, with_title: bool, shots: Sequence[QAItem]) -> list[str]:
+    prefix = shots_prefix(shots, mode, with_title)
+    return [prefix + prompt_for(it, mode, with_title) for it in items]
+
+
+class _Pending:
+    """One model's answers: those `store` holds, and the questions still `todo`, whose answers are
+    kept as they come (`done`) and stored batch by batch (`save`)."""
+
+    def __init__(
+        self,
+        items: list[QAItem],
+        prompts: list[str],
+        store: AnswerStore | None,
+        setting: tuple[str, str, str, int],  # model path, device, engine, max_new_tokens
+    ):
+        self.items, self.store = items, store
+        self.keys = [""] * len(items)
+        held: dict[str, Scored] = {}
+        if store is not None:
+            path, device, engine, max_new_tokens = setting
+            model = f"{model_fingerprint(path)} {device}"
+            self.keys = [
+                store.key(model, engine, prompt, max_new_tokens, sum(likelihood_forms(it), []))
+                for prompt, it in zip(prompts, items, strict=True)
+            ]
+            held = store.get(self.keys)
+        self.answers: list[Scored | None] = [held.get(k) for k in self.keys]
+        self.reused = len(items) - self.answers.count(None)
+        self.todo = [k for k, a in enumerate(self.answers) if a is None]
+        self._unsaved: dict[str, Scored] = {}
+
+    def done(self, k: int, prediction: str, nll: float, nll_source: float) -> None:
+        self.answers[k] = (prediction, nll, nll_source)
+        self._unsaved[self.keys[k]] = self.answers[k]
+
+    def save(self) -> None:
+        if self.store is not None and self._unsaved:
+            self.store.put(self._unsaved)
+        self._unsaved = {}
+
+    def scores(self, model_name: str, seconds: float) -> ModelScores:
+        predictions, nll, nll_source = (
+            (list(x) for x in zip(*self.answers, strict=True)) if self.answers else ([], [], [])
+        )
+        scores = scores_from_predictions(model_name, self.items, predictions, nll, nll_source, seconds)
+        scores.reused = self.reused
+        return scores
 
 
 def likelihood_forms(item: QAItem) -> tuple[list[str], list[str]]:
@@ -194,6 +260,7 @@ def score_model_vllm(
     gpu_memory_utilization: float = 0.8,
     shots: Sequence[QAItem] = (),
     on_progress: Callable[[int, int], None] = lambda done, total: None,
+    store: AnswerStore | None = None,
 ) -> ModelScores:
     """The same scores as `score_model`, with vLLM on a GPU: every question's greedy answer in one
     batch, and every gold answer's likelihood from the prompt log-probabilities of prompt + answer
@@ -210,42 +277,48 @@ def score_model_vllm(
     if not cuda_available():
         raise AugmentError("--engine vllm needs a CUDA GPU and none is visible: use --engine transformers")
     path = resolve_model(model_name, trust_remote_code)
+    t0 = time.monotonic()
+    prompts = _prompts(items, mode, with_title, shots)
+    pending = _Pending(items, prompts, store, (path, "cuda", "vllm", max_new_tokens))
+    on_progress(len(items) - len(pending.todo), len(items))
+    if not pending.todo:
+        return pending.scores(model_name, time.monotonic() - t0)
     llm = vllm.LLM(
         model=path, seed=0, trust_remote_code=trust_remote_code, gpu_memory_utilization=gpu_memory_utilization
     )
     try:
-        t0 = time.monotonic()
         tok = llm.get_tokenizer()
-        prefix = shots_prefix(shots, mode, with_title)
-        prompts = [prefix + prompt_for(it, mode, with_title) for it in items]
+        todo = pending.todo
         greedy = vllm.SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
-        outs = llm.generate(prompts, [greedy] * len(prompts), use_tqdm=False)
-        predictions = [o.outputs[0].text.strip().split("\n")[0].strip() for o in outs]
-        on_progress(len(items) // 2, len(items))
+        outs = llm.generate([prompts[k] for k in todo], [greedy] * len(todo), use_tqdm=False)
+        predictions = [first_line(o.outputs[0].text) for o in outs]
+        on_progress(len(items) - len(todo) // 2, len(items))
         pairs, owners = [], []
-        for k, (prompt, item) in enumerate(zip(prompts, items, strict=True)):
-            p_ids = list(tok(prompt).input_ids)
-            gold, source = likelihood_forms(item)
+        for j, k in enumerate(todo):
+            p_ids = list(tok(prompts[k]).input_ids)
+            gold, source = likelihood_forms(items[k])
             for answer in gold + source:
                 a_ids = list(tok(" " + answer_span(answer), add_special_tokens=False).input_ids)
                 pairs.append((p_ids, a_ids))
-                owners.append((k, answer in gold))
+                owners.append((j, answer in gold))
         # prompt_logprobs=0: each prompt position's own token's log-probability (None at position 0)
         scoring = vllm.SamplingParams(temperature=0.0, max_tokens=1, prompt_logprobs=0)
         outs = llm.generate(
             [{"prompt_token_ids": p + a} for p, a in pairs], [scoring] * len(pairs), use_tqdm=False
         )
-        nll = [float("inf")] * len(items)
-        nll_source = [float("inf")] * len(items)
-        for (k, is_gold), (p, a), out in zip(owners, pairs, outs, strict=True):
+        nll = [float("inf")] * len(todo)
+        nll_source = [float("inf")] * len(todo)
+        for (j, is_gold), (p, a), out in zip(owners, pairs, outs, strict=True):
             positions = range(len(p), len(p) + len(a))
             logps = [_logprob(out.prompt_logprobs[i], (p + a)[i]) for i in positions]
             value = -sum(logps) / len(logps)
-            nll_source[k] = min(nll_source[k], value)
+            nll_source[j] = min(nll_source[j], value)
             if is_gold:
-                nll[k] = min(nll[k], value)
+                nll[j] = min(nll[j], value)
+        for j, k in enumerate(todo):
+            pending.done(k, predictions[j], nll[j], nll_source[j])
+        pending.save()
         on_progress(len(items), len(items))
-        seconds = time.monotonic() - t0
     finally:
         del llm  # free the GPU for the next model
         import gc
@@ -257,7 +330,7 @@ def score_model_vllm(
             torch.cuda.empty_cache()
         except ImportError:
             pass
-    return scores_from_predictions(model_name, items, predictions, nll, nll_source, seconds)
+    return pending.scores(model_name, time.monotonic() - t0)
 
 
 def _logprob(position: Any, token_id: int) -> float:

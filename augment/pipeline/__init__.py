@@ -196,7 +196,7 @@ def read_documents(inputs: list[str], config: RunConfig, on_skip: Callable[[Skip
     if not ingested.documents:
         looked = ", ".join(config.glob or [f"*{s}" for s in SUPPORTED])
         raise AugmentError(
-            f"No documents in {', '.join(inputs)} (looked for {looked}; {len(ingested.skipped)} skipped)."
+            f"no documents in {', '.join(inputs)} (looked for {looked}; {len(ingested.skipped)} skipped)."
             " Use --glob to change what is read."
         )
     return ingested

@@ -14,6 +14,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from augment.errors import AugmentError
 from augment.types import GenResult, Usage
 
 # Schema changes are appended here, never edited: the database remembers how many it has applied.
@@ -29,19 +30,31 @@ _MIGRATIONS = [
 ]
 
 
+def open_db(path: Path, migrations: list[str]) -> sqlite3.Connection:
+    """A WAL database at `path` with `migrations` applied: the ones it has not seen, in order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL: a commit survives the process being killed; only a power cut can lose the last ones
+        db.execute("PRAGMA synchronous=NORMAL")
+        applied = db.execute("PRAGMA user_version").fetchone()[0]
+        for i, sql in enumerate(migrations[applied:], start=applied):
+            db.execute(sql)
+            db.execute(f"PRAGMA user_version={i + 1}")
+    except sqlite3.DatabaseError as e:
+        db.close()
+        raise AugmentError(
+            f"{path}: not a database augment can read ({e}); move it away to start afresh"
+        ) from None
+    return db
+
+
 class ResponseCache:
     def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._pending: list[tuple[object, ...]] = []
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL: a commit survives the process being killed; only a power cut can lose the last ones
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        applied = self._db.execute("PRAGMA user_version").fetchone()[0]
-        for i, sql in enumerate(_MIGRATIONS[applied:], start=applied):
-            self._db.execute(sql)
-            self._db.execute(f"PRAGMA user_version={i + 1}")
+        self._db = open_db(path, _MIGRATIONS)
 
     def get(self, key: str) -> GenResult | None:
         if self._pending:

@@ -83,11 +83,23 @@ def test_missing_inputs_fail_with_exit_code_1(cli, tmp_path: Path):
     empty.mkdir()
     (empty / "x.png").write_bytes(b"png")
     r = cli("generate", empty, "-o", tmp_path / "run")
-    assert r.code == 1 and "No documents in" in r.err and "1 skipped" in r.err
+    assert r.code == 1 and "error: no documents in" in r.err and "1 skipped" in r.err
     r = cli("stats", tmp_path)
     assert r.code == 1 and "not a run directory" in r.err
     r = cli("export", tmp_path)
     assert r.code == 1 and "not a run directory" in r.err
+
+
+def test_a_cache_that_is_not_a_database_is_one_line(cli, examples: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "cache.sqlite").write_text("my notes, saved under the wrong name\n" * 100)
+    r = cli("generate", examples / "docs", "-o", run, "--backend", "mock", "-s", "qa")
+    assert r.code == 1 and r.err.strip().splitlines()[-1] == (
+        f"error: {run / 'cache.sqlite'}: not a database augment can read (file is not a database); "
+        "move it away to start afresh"
+    )
+    assert (run / "cache.sqlite").read_text().startswith("my notes")  # left as it was
 
 
 def test_strategies_lists_builtin_and_user_prompts(cli, tmp_path: Path):

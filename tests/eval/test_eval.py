@@ -296,3 +296,85 @@ def test_eval_with_shots_scores_the_prompt_they_open(cli, tmp_path: Path, tiny_m
     assert "eval " not in r.err
     r = cli("eval", "-m", tiny_model, "--qa", qa, "--shots", tmp_path / "none.jsonl")
     assert r.code == 1 and "none.jsonl: QA file not found" in r.err
+
+
+def test_a_killed_eval_resumes_and_a_rerun_reuses_every_answer(
+    cli, tmp_path: Path, tiny_model, monkeypatch: pytest.MonkeyPatch
+):
+    pytest.importorskip("torch")
+    import os
+
+    from augment.eval import runner
+    from augment.eval.store import AnswerStore
+
+    items = [QAItem(f"q{k}", "", "", f"Where is station {k}?", [f"Brask {k}", "Kovel"]) for k in range(5)]
+    fresh = runner.score_model(str(tiny_model), items, batch_size=2, max_new_tokens=4)
+
+    scored: list[str] = []
+    real_nll = runner._answer_nll
+    monkeypatch.setattr(
+        runner, "_answer_nll", lambda *a: scored.append(a[-1]) or real_nll(*a)
+    )  # which answers are scored
+
+    def killed_after_the_first_batch(done: int, total: int) -> None:
+        if done == 2:
+            raise KeyboardInterrupt
+
+    store = AnswerStore(tmp_path / "answers.sqlite")
+    with pytest.raises(KeyboardInterrupt):
+        runner.score_model(
+            str(tiny_model),
+            items,
+            batch_size=2,
+            max_new_tokens=4,
+            store=store,
+            on_progress=killed_after_the_first_batch,
+        )
+    assert len(store) == 2  # the first batch was stored before the kill
+    scored.clear()
+    resumed = runner.score_model(str(tiny_model), items, batch_size=2, max_new_tokens=4, store=store)
+    assert resumed.reused == 2 and len(store) == 5
+    assert scored == ["Brask 2", "Kovel", "Brask 3", "Kovel", "Brask 4", "Kovel"]  # only the rest
+    assert resumed.predictions == fresh.predictions
+    np.testing.assert_allclose(resumed.per_item["answer_nll"], fresh.per_item["answer_nll"], rtol=1e-5)
+    longer = runner.score_model(str(tiny_model), items, batch_size=2, max_new_tokens=5, store=store)
+    assert longer.reused == 0  # another answer length: other answers
+    store.close()
+
+    # the command: a second run loads no model; training into the same folder again scores afresh
+    loads: list[str] = []
+    real_load = runner._load
+    monkeypatch.setattr(runner, "_load", lambda name, *a: loads.append(name) or real_load(name, *a))
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        "".join(json.dumps({"question": it.question, "answers": it.answers}) + "\n" for it in items)
+    )
+    args = ("eval", "-m", tiny_model, "--qa", qa, "-o", tmp_path / "report", "--max-new-tokens", "4")
+    r = cli(*args)
+    assert r.code == 0, r.err
+    first = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert len(loads) == 1 and first["models"][0]["reused_answers"] == 0
+    r = cli(*args)
+    again = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert r.code == 0 and len(loads) == 1  # not loaded
+    assert "5 of 5 answers reused from" in r.err and again["models"][0]["reused_answers"] == 5
+    assert again["models"][0]["scores"] == first["models"][0]["scores"]
+    weights = next(Path(tiny_model).glob("*.safetensors"))
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    try:
+        r = cli(*args)
+    finally:
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert r.code == 0 and len(loads) == 2 and "reused" not in r.err
+
+
+def test_an_unreadable_answer_store_is_one_line(cli, tmp_path: Path, tiny_model):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "Who?", "answer": "Ada"}\n')
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "answers.sqlite").write_text("not a database, a note I left here\n" * 50)
+    r = cli("eval", "-m", tiny_model, "--qa", qa, "-o", tmp_path / "report")
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1
+    assert "answers.sqlite: not a database augment can read" in r.err
+    assert (tmp_path / "report" / "answers.sqlite").read_text().startswith("not a database, a note")

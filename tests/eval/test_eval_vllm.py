@@ -142,3 +142,24 @@ def test_eval_engine_flag(cli, fake_vllm, tiny_model: Path, run_dir: Path, tmp_p
     monkeypatch.setattr("augment.backends.base.cuda_available", lambda: False)
     r = cli("eval", "-m", tiny_model, "--qa", qa, "--engine", "vllm")
     assert r.code != 0 and len(r.err.strip().splitlines()) == 1 and "vllm" in r.err
+
+
+def test_vllm_scores_only_the_questions_its_store_lacks(fake_vllm, tiny_model: Path, run_dir: Path, tmp_path):
+    pytest.importorskip("torch")
+    from augment.eval.runner import score_model_vllm
+    from augment.eval.store import AnswerStore
+
+    items = _items(run_dir)
+    store = AnswerStore(tmp_path / "answers.sqlite")
+    first = score_model_vllm(str(tiny_model), items[:2], max_new_tokens=6, store=store)
+    assert first.reused == 0 and len(store) == 2
+    got = score_model_vllm(str(tiny_model), items, max_new_tokens=6, store=store)
+    assert got.reused == 2 and len(store) == 3
+    assert [n for n, _ in FakeLLM.instances[-1].calls][0] == 1  # one question left to answer
+    fresh = score_model_vllm(str(tiny_model), items, max_new_tokens=6)
+    assert got.predictions == fresh.predictions
+    np.testing.assert_allclose(got.per_item["answer_nll"], fresh.per_item["answer_nll"], rtol=1e-4)
+    loaded = len(FakeLLM.instances)
+    again = score_model_vllm(str(tiny_model), items, max_new_tokens=6, store=store)
+    assert again.reused == 3 and len(FakeLLM.instances) == loaded  # all stored: vLLM is not started
+    assert again.per_item["f1"] == fresh.per_item["f1"]
