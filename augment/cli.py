@@ -497,8 +497,7 @@ def export_cmd(
         ),
     ] = None,
 ) -> None:
-    """Write training shards and manifest.json from a run's (curated) records (or, with --format qa,
-    its questions and answers as an evaluation QA file)."""
+    """Write training shards and manifest.json from a run's (curated) records; --format qa: a QA file."""
     import typing
 
     from augment.config import RunConfig

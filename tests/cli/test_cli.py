@@ -129,6 +129,16 @@ def test_strategies_on_a_narrow_terminal_are_a_list(cli, monkeypatch):
     ) in " ".join(cli("strategies").out.split())
 
 
+def test_each_commands_summary_is_one_sentence_without_a_line_break(cli):
+    from augment.cli import app
+
+    for command in app.registered_commands:
+        summary = command.callback.__doc__.strip().split("\n\n")[0]
+        assert "\n" not in summary, f"{command.name}: the --help list would break it mid-sentence"
+    listing = cli("--help").out
+    assert "export " in listing and "--format qa" in listing
+
+
 def test_help_does_not_import_heavy_backends():
     code = (
         "import sys\n"
