@@ -158,18 +158,24 @@ def score_model(
     for lo in range(0, len(pending.todo), batch_size):
         batch = pending.todo[lo : lo + batch_size]
         enc = tok([prompts[k] for k in batch], return_tensors="pt", padding=True).to(dev)
+        start = enc.input_ids.shape[1]
         with torch.no_grad():
             out = model.generate(
-                **enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                stopping_criteria=[_first_line_ends(torch, tok, start)],
             )
-        answers = [
-            first_line(tok.decode(row, skip_special_tokens=True)) for row in out[:, enc.input_ids.shape[1] :]
-        ]
+        answers = [first_line(tok.decode(row, skip_special_tokens=True)) for row in out[:, start:]]
+        # gold answer likelihood: teacher-forced, best (lowest) over the gold answers (and their
+        # passage wordings for answer_nll_source)
+        forms = {k: likelihood_forms(items[k]) for k in batch}
+        pairs = [(prompts[k], a) for k in batch for a in sum(forms[k], [])]
+        nlls = iter(_answer_nlls(torch, tok, model, dev, pairs))
         for k, answer in zip(batch, answers, strict=True):
-            # gold answer likelihood: teacher-forced, best (lowest) over the gold answers (and their
-            # passage wordings for answer_nll_source)
-            gold, source = likelihood_forms(items[k])
-            scored = {a: _answer_nll(torch, tok, model, dev, prompts[k], a) for a in gold + source}
+            gold, source = forms[k]
+            scored = {a: next(nlls) for a in gold + source}
             pending.done(k, answer, min(scored[a] for a in gold), min(scored.values()))
         pending.save()
         on_progress(len(items) - len(pending.todo) + min(lo + batch_size, len(pending.todo)), len(items))
@@ -360,14 +366,66 @@ def scores_from_predictions(
     return scores
 
 
+def _first_line_ends(torch: Any, tok: Any, start: int) -> Any:
+    """A stopping criterion: a row is done once its answer's first line is (a newline after text),
+    so a batch stops when every answer has one instead of running to max_new_tokens. The answers
+    are the same: `first_line` keeps only that line."""
+    from transformers import StoppingCriteria
+
+    class FirstLineEnds(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            texts = tok.batch_decode(input_ids[:, start:], skip_special_tokens=True)
+            return torch.tensor(["\n" in t.lstrip() for t in texts], device=input_ids.device)
+
+    return FirstLineEnds()
+
+
+_LOGITS_BUDGET = 2**28  # floats of logits one likelihood forward may hold (1 GiB)
+
+
+def _answer_nlls(torch: Any, tok: Any, model: Any, dev: str, pairs: list[tuple[str, str]]) -> list[float]:
+    """Mean NLL per token of each answer after its prompt, teacher-forced, several pairs a forward.
+    Left-padded so every answer ends at the last position, with positions counted from each row's
+    first token (as unpadded), and logits kept for the answers' positions only: a large vocabulary
+    (Gemma's 262k) times whole prompts would not fit."""
+    encoded = [
+        (tok(p).input_ids, tok(" " + answer_span(a), add_special_tokens=False).input_ids) for p, a in pairs
+    ]
+    vocab = model.get_output_embeddings().weight.shape[0]
+    out: list[float] = []
+    lo = 0
+    while lo < len(encoded):  # as many pairs a forward as the logits budget allows (at least one)
+        hi, longest = lo, 0
+        while hi < len(encoded):
+            grown = max(longest, len(encoded[hi][1]))
+            if hi > lo and (hi + 1 - lo) * (grown + 1) * vocab > _LOGITS_BUDGET:
+                break
+            longest, hi = grown, hi + 1
+        chunk = encoded[lo:hi]
+        width = max(len(p) + len(a) for p, a in chunk)
+        ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for i, (p, a) in enumerate(chunk):
+            ids[i, width - len(p) - len(a) :] = torch.tensor(p + a)
+            mask[i, width - len(p) - len(a) :] = 1
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        keep = longest + 1  # the logits that predict each row's answer tokens
+        inputs = dict(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=positions.to(dev))
+        with torch.no_grad():
+            try:
+                logits = model(**inputs, logits_to_keep=keep).logits[:, -keep:]
+            except TypeError:  # a model whose forward cannot keep only the last logits
+                logits = model(**inputs).logits[:, -keep:]
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        for i, (_, a) in enumerate(chunk):
+            rows = logp[i, keep - 1 - len(a) : keep - 1]  # position t predicts token t + 1
+            out.append(float(-rows.gather(1, torch.tensor(a, device=rows.device)[:, None]).mean()))
+        lo = hi
+    return out
+
+
 def _answer_nll(torch: Any, tok: Any, model: Any, dev: str, prompt: str, answer: str) -> float:
-    p = tok(prompt, return_tensors="pt").input_ids
-    a = tok(" " + answer_span(answer), add_special_tokens=False, return_tensors="pt").input_ids
-    ids = torch.cat([p, a], dim=1).to(dev)
-    labels = ids.clone()
-    labels[:, : p.shape[1]] = -100
-    with torch.no_grad():
-        return float(model(ids, labels=labels).loss)
+    return _answer_nlls(torch, tok, model, dev, [(prompt, answer)])[0]
 
 
 def paired_differences(

@@ -42,6 +42,48 @@ def test_answer_nll_scores_the_answer_span(tiny_model):
     assert nll["Brask."] == nll["Brask"] != nll["Tessin"]
 
 
+def test_answer_likelihoods_batched_equal_each_scored_alone(tiny_model, monkeypatch):
+    pytest.importorskip("torch")
+    from augment.eval import runner
+    from augment.eval.metrics import answer_span
+
+    torch, tok, model, dev = runner._load(str(tiny_model), False)
+    pairs = [
+        ("Question: Where is the line?\nAnswer:", "Brask"),
+        ("Title: Orlen Valley Railway\nQuestion: When did the line open to passengers?\nAnswer:", "in 1898"),
+        ("Q:", "the narrow gauge line of the Orlen valley"),  # short prompt, long answer
+    ]
+
+    def alone(prompt: str, answer: str) -> float:  # the loss transformers computes, unpadded
+        p = tok(prompt, return_tensors="pt").input_ids
+        a = tok(" " + answer_span(answer), add_special_tokens=False, return_tensors="pt").input_ids
+        ids = torch.cat([p, a], dim=1)
+        labels = ids.clone()
+        labels[:, : p.shape[1]] = -100
+        with torch.no_grad():
+            return float(model(ids, labels=labels).loss)
+
+    expected = [alone(*pair) for pair in pairs]
+    assert len(set(expected)) == 3
+    np.testing.assert_allclose(runner._answer_nlls(torch, tok, model, dev, pairs), expected, rtol=1e-5)
+    monkeypatch.setattr(runner, "_LOGITS_BUDGET", 1)  # one pair a forward: the same
+    np.testing.assert_allclose(runner._answer_nlls(torch, tok, model, dev, pairs), expected, rtol=1e-5)
+
+
+def test_generation_stops_once_every_answer_has_its_first_line(tiny_model):
+    pytest.importorskip("torch")
+    from augment.eval import runner
+
+    torch, tok, model, dev = runner._load(str(tiny_model), False)
+    prompt = tok("Question: Where?\nAnswer:").input_ids
+    rows = [" Brask\nQuestion", " Brask", "\n Brask", "\n Brask\n"]  # generated so far
+    generated = [tok(r, add_special_tokens=False).input_ids for r in rows]
+    width = max(map(len, generated))  # a finished row goes on with padding, which decodes to nothing
+    batch = torch.tensor([prompt + g + [tok.pad_token_id] * (width - len(g)) for g in generated])
+    done = runner._first_line_ends(torch, tok, len(prompt))
+    assert done(batch, None).tolist() == [True, False, False, True]  # a leading newline is not an end
+
+
 @pytest.mark.parametrize(
     ("answer", "passage", "form"),
     [
@@ -311,10 +353,10 @@ def test_a_killed_eval_resumes_and_a_rerun_reuses_every_answer(
     fresh = runner.score_model(str(tiny_model), items, batch_size=2, max_new_tokens=4)
 
     scored: list[str] = []
-    real_nll = runner._answer_nll
-    monkeypatch.setattr(
-        runner, "_answer_nll", lambda *a: scored.append(a[-1]) or real_nll(*a)
-    )  # which answers are scored
+    real_nlls = runner._answer_nlls
+    monkeypatch.setattr(  # which answers are scored
+        runner, "_answer_nlls", lambda *a: scored.extend(x for _, x in a[-1]) or real_nlls(*a)
+    )
 
     def killed_after_the_first_batch(done: int, total: int) -> None:
         if done == 2:
