@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -815,10 +816,17 @@ def eval_cmd(
     store = AnswerStore(output / ANSWERS) if output is not None else None
     try:
         for name in model:
+            began: list[tuple[float, int]] = []  # when and where this model's scoring began
 
-            def progress(done: int, total: int, name: str = name) -> None:
+            def progress(done: int, total: int, name: str = name, began: list = began) -> None:
+                if not began:
+                    began.append((time.monotonic(), done))
+                (t0, done0), line = began[0], f"eval {name}: {done}/{total} questions"
+                if done > done0:  # the rate of the questions scored now, not of those reused
+                    rate = (time.monotonic() - t0) / (done - done0)
+                    line += f", {rate:.2f} s/question, eta {rate * (total - done):.0f}s"
                 if not quiet:
-                    console.print(f"eval {name}: {done}/{total} questions", soft_wrap=True)
+                    console.print(line, soft_wrap=True)
 
             common = dict(
                 mode=mode,

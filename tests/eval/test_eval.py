@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -392,8 +393,11 @@ def test_a_killed_eval_resumes_and_a_rerun_reuses_every_answer(
         "".join(json.dumps({"question": it.question, "answers": it.answers}) + "\n" for it in items)
     )
     args = ("eval", "-m", tiny_model, "--qa", qa, "-o", tmp_path / "report", "--max-new-tokens", "4")
-    r = cli(*args)
+    r = cli(*args, "--batch-size", "2")
     assert r.code == 0, r.err
+    assert re.search(
+        rf"eval {re.escape(str(tiny_model))}: 2/5 questions, \d+\.\d\d s/question, eta \d+s\n", r.err
+    )
     first = json.loads((tmp_path / "report" / "report.json").read_text())
     assert len(loads) == 1 and first["models"][0]["reused_answers"] == 0
     r = cli(*args)
