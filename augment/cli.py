@@ -778,6 +778,7 @@ def eval_cmd(
 
     if mode not in ("closed", "open"):
         raise ConfigError(f"--mode must be closed or open, got '{mode}'")
+    _at_least_one(limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens)
     if engine not in ("auto", "transformers", "vllm"):
         raise ConfigError(f"--engine must be auto, transformers or vllm, got '{engine}'")
     use_vllm = engine == "vllm" or (engine == "auto" and vllm_available())
@@ -1068,6 +1069,14 @@ def stats(
         )
 
 
+def _at_least_one(**flags: int | None) -> None:
+    """A count flag below 1 (a flag left out is None) is a one-line error naming it."""
+    for name, value in flags.items():
+        if value is not None and value < 1:
+            flag = f"-{name}" if len(name) == 1 else f"--{name.replace('_', '-')}"
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
+
+
 def _why_incomplete(s: dict[str, Any]) -> str:
     if s["budget_stopped"]:
         return s["budget_stopped"]
@@ -1088,6 +1097,7 @@ def show(
     from augment.console import out_console
     from augment.stats import sample_records, what_is_there
 
+    _at_least_one(n=n)
     records = sample_records(run_dir, strategy=strategy, rejected=rejected, reason=reason, n=n)
     console = out_console()
     if not records:

@@ -107,7 +107,9 @@ class Shard:
         if not m:
             raise ConfigError(f"--shard {text}: expected K/N, e.g. 0/4 (part K, counted from 0, of N)")
         k, n = int(m[1]), int(m[2])
-        if n < 1 or k >= n:
+        if n < 1:
+            raise ConfigError(f"--shard {text}: N is the number of parts, at least 1")
+        if k >= n:
             raise ConfigError(f"--shard {text}: K counts from 0 and must be below N (0/{n} ... {n - 1}/{n})")
         if n > 99999:
             raise ConfigError(f"--shard {text}: at most 99999 parts")

@@ -191,6 +191,8 @@ def test_show_samples_records_and_drop_reasons(cli, examples: Path, tmp_path: Pa
     assert r.code == 0 and f"({run}/curated/kept.jsonl holds strategies: " in r.out and "qa " in r.out
     r = cli("show", tmp_path)
     assert r.code == 1 and "not a run directory" in r.err
+    r = cli("show", run, "-n", "0")  # showed one record
+    assert r.code == 2 and r.err == "error: -n must be at least 1, got 0\n" and r.out == ""
 
 
 def test_curate_table_turns_reasons_into_rows_on_a_narrow_terminal(

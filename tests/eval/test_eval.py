@@ -415,6 +415,17 @@ def test_a_killed_eval_resumes_and_a_rerun_reuses_every_answer(
     assert r.code == 0 and len(loads) == 2 and "reused" not in r.err
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--limit", "0"), ("--limit", "-3"), ("--batch-size", "0"), ("--max-new-tokens", "0")]
+)
+def test_counts_below_one_are_one_line_before_any_model_loads(cli, tmp_path: Path, flag: str, value: str):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "Who?", "answer": "Ada"}\n')
+    # --limit -3 scored all but the last three questions; the others failed in torch, mid-run
+    r = cli("eval", "-m", tmp_path / "no-model-needed", "--qa", qa, flag, value)
+    assert r.code == 2 and r.err == f"error: {flag} must be at least 1, got {value}\n"
+
+
 def test_an_unreadable_answer_store_is_one_line(cli, tmp_path: Path, tiny_model):
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"question": "Who?", "answer": "Ada"}\n')

@@ -39,7 +39,11 @@ def augment_cli(*args: object) -> subprocess.Popen:
 
 def test_shard_spec_parsing_and_split():
     assert Shard.parse("2/5") == Shard(2, 5) and Shard.parse(" 0 / 1 ").name == "00000-of-00001"
-    for bad, msg in (("5/5", "K counts from 0"), ("1-3", "expected K/N"), ("0/0", "below N")):
+    for bad, msg in (
+        ("5/5", "K counts from 0"),
+        ("1-3", "expected K/N"),
+        ("0/0", "N is the number of parts, at least 1"),
+    ):
         with pytest.raises(ConfigError, match=msg):
             Shard.parse(bad)
     ids = [f"{i:016x}" for i in range(3000)]
