@@ -797,6 +797,9 @@ def eval_cmd(
             )
     if snapshots:
         model = with_snapshots(model)
+    twice = sorted({name for name in model if model.count(name) > 1})
+    if twice:  # its answers would share one column of predictions.json
+        raise ConfigError(f"--model {twice[0]} is given twice; give each model once")
     for name in model:  # every model exists before the first is scored
         locate_model(name)
     items = load_qa(qa)[:limit]

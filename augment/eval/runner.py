@@ -391,7 +391,8 @@ def _answer_nlls(torch: Any, tok: Any, model: Any, dev: str, pairs: list[tuple[s
     encoded = [
         (tok(p).input_ids, tok(" " + answer_span(a), add_special_tokens=False).input_ids) for p, a in pairs
     ]
-    vocab = model.get_output_embeddings().weight.shape[0]
+    head = model.get_output_embeddings()
+    vocab = head.weight.shape[0] if head is not None else model.config.get_text_config().vocab_size
     out: list[float] = []
     lo = 0
     while lo < len(encoded):  # as many pairs a forward as the logits budget allows (at least one)

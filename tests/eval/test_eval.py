@@ -200,6 +200,8 @@ def test_every_model_is_found_before_the_first_is_scored(cli, tmp_path: Path, ti
     qa.write_text('{"question": "Who?", "answer": "Ada"}\n')
     r = cli("eval", "-m", tiny_model, "-m", tmp_path / "nope", "--qa", qa)
     assert r.code == 1 and "nope: no such model folder" in r.err
+    r = cli("eval", "-m", tiny_model, "-m", tiny_model, "--qa", qa)
+    assert r.code == 2 and r.err == f"error: --model {tiny_model} is given twice; give each model once\n"
     assert "eval " not in r.err  # no progress: the first model was not scored
     (tmp_path / "two").mkdir()
     for name in ("a.gguf", "b.gguf"):
