@@ -170,11 +170,10 @@ def score_model(
         answers = [first_line(tok.decode(row, skip_special_tokens=True)) for row in out[:, start:]]
         # gold answer likelihood: teacher-forced, best (lowest) over the gold answers (and their
         # passage wordings for answer_nll_source)
-        forms = {k: likelihood_forms(items[k]) for k in batch}
-        pairs = [(prompts[k], a) for k in batch for a in sum(forms[k], [])]
+        pairs = [(prompts[k], a) for k in batch for a in sum(pending.forms[k], [])]
         nlls = iter(_answer_nlls(torch, tok, model, dev, pairs))
         for k, answer in zip(batch, answers, strict=True):
-            gold, source = forms[k]
+            gold, source = pending.forms[k]
             scored = {a: next(nlls) for a in gold + source}
             pending.done(k, answer, min(scored[a] for a in gold), min(scored.values()))
         pending.save()
@@ -204,14 +203,15 @@ class _Pending:
         setting: tuple[str, str, str, int],  # model path, device, engine, max_new_tokens
     ):
         self.items, self.store = items, store
+        self.forms = [likelihood_forms(it) for it in items]  # the answers whose likelihood is scored
         self.keys = [""] * len(items)
         held: dict[str, Scored] = {}
         if store is not None:
             path, device, engine, max_new_tokens = setting
             model = f"{model_fingerprint(path)} {device}"
             self.keys = [
-                store.key(model, engine, prompt, max_new_tokens, sum(likelihood_forms(it), []))
-                for prompt, it in zip(prompts, items, strict=True)
+                store.key(model, engine, prompt, max_new_tokens, sum(forms, []))
+                for prompt, forms in zip(prompts, self.forms, strict=True)
             ]
             held = store.get(self.keys)
         self.answers: list[Scored | None] = [held.get(k) for k in self.keys]
@@ -302,7 +302,7 @@ def score_model_vllm(
         pairs, owners = [], []
         for j, k in enumerate(todo):
             p_ids = list(tok(prompts[k]).input_ids)
-            gold, source = likelihood_forms(items[k])
+            gold, source = pending.forms[k]
             for answer in gold + source:
                 a_ids = list(tok(" " + answer_span(answer), add_special_tokens=False).input_ids)
                 pairs.append((p_ids, a_ids))
