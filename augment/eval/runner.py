@@ -165,7 +165,7 @@ def score_model(
                 max_new_tokens=max_new_tokens,
                 do_sample=False,
                 pad_token_id=tok.pad_token_id,
-                stopping_criteria=[_first_line_ends(torch, tok, start)],
+                stopping_criteria=_first_line_ends(torch, tok, start),
             )
         answers = [first_line(tok.decode(row, skip_special_tokens=True)) for row in out[:, start:]]
         # gold answer likelihood: teacher-forced, best (lowest) over the gold answers (and their
@@ -370,14 +370,14 @@ def _first_line_ends(torch: Any, tok: Any, start: int) -> Any:
     """A stopping criterion: a row is done once its answer's first line is (a newline after text),
     so a batch stops when every answer has one instead of running to max_new_tokens. The answers
     are the same: `first_line` keeps only that line."""
-    from transformers import StoppingCriteria
+    from transformers import StoppingCriteria, StoppingCriteriaList
 
     class FirstLineEnds(StoppingCriteria):
         def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
             texts = tok.batch_decode(input_ids[:, start:], skip_special_tokens=True)
             return torch.tensor(["\n" in t.lstrip() for t in texts], device=input_ids.device)
 
-    return FirstLineEnds()
+    return StoppingCriteriaList([FirstLineEnds()])
 
 
 _LOGITS_BUDGET = 2**28  # floats of logits one likelihood forward may hold (1 GiB)
