@@ -1,4 +1,5 @@
-"""QA files: passages with questions (shared/data's format) or one question per line.
+"""QA files: passages with questions (shared/data's format) or one question per line (JSON Lines,
+or one JSON array of such rows).
 
 Read by `augment eval --qa` (questions and their gold answers) and by curation's
 `--decontaminate` (questions, and answers if asked, that must not leak into training data), so a
@@ -46,20 +47,14 @@ def load_qa(path: Path, skip_unanswerable: bool = True, need_answers: bool = Tru
     if not path.is_file():
         raise AugmentError(f"{path}: QA file not found")
     items: list[QAItem] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise AugmentError(f"{path}: cannot read QA file ({e})") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise AugmentError(f"{where}: invalid JSON ({e.msg})") from None
+    for lineno, where, row in _rows(path):
         if not isinstance(row, dict):
             raise AugmentError(f"{where}: expected a JSON object")
+        if "chunk_id" in row and "strategy" in row:
+            raise AugmentError(
+                f"{where}: a run's generated record, not a question "
+                "(a run's questions become a QA file with 'augment export RUN --format qa')"
+            )
         title = str(row.get("title", ""))
         passage = str(row.get("text", row.get("context", "")))
         questions = row.get("questions")
@@ -87,3 +82,35 @@ def load_qa(path: Path, skip_unanswerable: bool = True, need_answers: bool = Tru
     if not items:
         raise AugmentError(f"{path}: no questions found")
     return items
+
+
+def _rows(path: Path) -> list[tuple[int, str, object]]:
+    """(number, where, row) for each row of a QA file: a JSON Lines file, or one JSON array of rows."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise AugmentError(f"{path}: cannot read QA file ({e})") from None
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((lineno, f"{path}:{lineno}", json.loads(line)))
+        except json.JSONDecodeError as e:
+            try:
+                whole = json.loads(text)
+            except json.JSONDecodeError:
+                raise AugmentError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+            if isinstance(whole, list):  # a JSON array of rows, spread over lines
+                return _items_of(path, whole)
+            raise AugmentError(
+                f"{path}: one JSON document over several lines, not JSON Lines; a QA file holds "
+                "a passage or a question a line, or a JSON array of them"
+            ) from None
+    if len(rows) == 1 and isinstance(rows[0][2], list):  # a JSON array on one line
+        return _items_of(path, rows[0][2])
+    return rows
+
+
+def _items_of(path: Path, array: list) -> list[tuple[int, str, object]]:
+    return [(i + 1, f"{path}: item {i}", row) for i, row in enumerate(array)]

@@ -175,6 +175,34 @@ def test_one_question_per_line_and_errors(tmp_path: Path):
         load_qa(f)
 
 
+def test_a_json_array_is_read_and_other_files_are_named_for_what_they_are(tmp_path: Path):
+    rows = [
+        {"question": "Who?", "answer": "Ada"},
+        {"title": "Orlen", "text": "t", "questions": [{"q": "When?", "answers": ["1898"]}]},
+    ]
+    f = tmp_path / "qa.json"
+    for text in (json.dumps(rows, indent=2), json.dumps(rows)):  # over several lines, and on one
+        f.write_text(text)
+        items = load_qa(f)
+        assert [(i.question, i.answers, i.title) for i in items] == [
+            ("Who?", ["Ada"], ""),
+            ("When?", ["1898"], "Orlen"),
+        ]
+    f.write_text(json.dumps([rows[0], {"question": "Where?"}], indent=2))
+    with pytest.raises(AugmentError, match=r"qa.json: item 1: no answers"):
+        load_qa(f)
+    f.write_text(json.dumps({"data": rows}, indent=2))  # a JSON object is not a QA file
+    with pytest.raises(AugmentError, match=r"qa.json: one JSON document over several lines, not JSON Lines"):
+        load_qa(f)
+    f.write_text(
+        json.dumps({"id": "x", "doc_id": "d", "chunk_id": "d:0000", "strategy": "qa", "text": "Q"}) + "\n"
+    )
+    with pytest.raises(
+        AugmentError, match=r"qa.json:1: a run's generated record, not a question .*--format qa"
+    ):
+        load_qa(f)
+
+
 def test_snapshots_expand_in_step_order(tmp_path: Path):
     from augment.eval.runner import with_snapshots
 
