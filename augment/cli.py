@@ -36,7 +36,7 @@ ShardMbOpt = Annotated[float | None, typer.Option("--shard-mb", help="Maximum sh
 DecontaminateOpt = Annotated[
     list[Path] | None,
     typer.Option(
-        "--decontaminate", help="Eval QA JSONL whose questions and answers must not leak into training data."
+        "--decontaminate", help="Eval QA file whose questions and answers must not leak into training data."
     ),
 ]
 SemanticOpt = Annotated[
@@ -707,7 +707,7 @@ def eval_cmd(
     model: Annotated[
         list[str], typer.Option("--model", "-m", help="Model to score; repeat to compare (first = baseline).")
     ],
-    qa: Annotated[Path, typer.Option(help="QA JSONL: passages with 'questions', or one question per line.")],
+    qa: Annotated[Path, typer.Option(help="QA file: passages with 'questions', or questions; a line each, or a JSON array.")],
     mode: Annotated[
         str, typer.Option(help="closed (question only) or open (passage in context).")
     ] = "closed",
