@@ -707,7 +707,10 @@ def eval_cmd(
     model: Annotated[
         list[str], typer.Option("--model", "-m", help="Model to score; repeat to compare (first = baseline).")
     ],
-    qa: Annotated[Path, typer.Option(help="QA file: passages with 'questions', or questions; a line each, or a JSON array.")],
+    qa: Annotated[
+        Path,
+        typer.Option(help="QA file: passages with 'questions', or questions; a line each, or a JSON array."),
+    ],
     mode: Annotated[
         str, typer.Option(help="closed (question only) or open (passage in context).")
     ] = "closed",
