@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -771,7 +770,7 @@ def eval_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Closed-book QA before and after training: EM, F1, containment and answer likelihood, with intervals."""
-    from augment.console import err_console, out_console, print_table
+    from augment.console import Counter, err_console, out_console, print_table
     from augment.eval.metrics import normalize_answer
     from augment.eval.report import build_report, fmt, fmt_diff, write_report
     from augment.eval.runner import score_model, score_model_vllm, vllm_available, with_snapshots
@@ -823,32 +822,27 @@ def eval_cmd(
     store = AnswerStore(output / ANSWERS) if output is not None else None
     try:
         for name in model:
-            began: list[tuple[float, int]] = []  # when and where this model's scoring began
-
-            def progress(done: int, total: int, name: str = name, began: list = began) -> None:
-                if not began:
-                    began.append((time.monotonic(), done))
-                (t0, done0), line = began[0], f"eval {name}: {done}/{total} questions"
-                if done > done0:  # the rate of the questions scored now, not of those reused
-                    rate = (time.monotonic() - t0) / (done - done0)
-                    line += f", {rate:.2f} s/question, eta {rate * (total - done):.0f}s"
-                if not quiet:
-                    console.print(line, soft_wrap=True)
-
-            common = dict(
-                mode=mode,
-                with_title=with_title,
-                max_new_tokens=max_new_tokens,
-                shots=examples,
-                on_progress=progress,
-                store=store,
-            )
-            if use_vllm:
-                scored = score_model_vllm(name, items, trust_remote_code=trust_remote_code, **common)
-            else:
-                scored = score_model(
-                    name, items, batch_size=batch_size, trust_remote_code=trust_remote_code, **common
-                )
+            common = dict(mode=mode, with_title=with_title, max_new_tokens=max_new_tokens, shots=examples)
+            with Counter(console, f"eval {name}", "questions", quiet) as counter:
+                if use_vllm:
+                    scored = score_model_vllm(
+                        name,
+                        items,
+                        trust_remote_code=trust_remote_code,
+                        on_progress=counter.update,
+                        store=store,
+                        **common,
+                    )
+                else:
+                    scored = score_model(
+                        name,
+                        items,
+                        batch_size=batch_size,
+                        trust_remote_code=trust_remote_code,
+                        on_progress=counter.update,
+                        store=store,
+                        **common,
+                    )
             if scored.reused and not quiet:
                 console.print(
                     f"eval {name}: {scored.reused} of {len(items)} answers reused from {store.path} "

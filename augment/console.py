@@ -117,6 +117,55 @@ class Reporter(AbstractContextManager):
             self._bar.stop()
 
 
+class Counter(AbstractContextManager):
+    """Progress of a count (questions scored): a bar on a terminal; in a log, one whole line at the
+    start, then at most one every `interval` seconds, and one at the end. The rate and the time left
+    count only what this process did: a resumed count starts where the last one stopped."""
+
+    interval = 5.0
+
+    def __init__(self, console: Console, label: str, unit: str, quiet: bool = False):
+        self.console, self.label, self.unit, self.quiet = console, label, unit, quiet
+        self._began: tuple[float, int] | None = None
+        self._last = 0.0
+        self._bar: Progress | None = None
+        self._task: Any = None
+
+    def update(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        first = self._began is None
+        if first:
+            self._began = (now, done)
+        if self.quiet:
+            return
+        if self.console.is_terminal:
+            if self._bar is None:
+                self._bar = Progress(
+                    TextColumn(self.label),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn(self.unit),
+                    TimeElapsedColumn(),
+                    TimeRemainingColumn(),
+                    console=self.console,
+                )
+                self._bar.start()
+                self._task = self._bar.add_task(self.label, total=total, completed=done)
+            self._bar.update(self._task, completed=done, total=total)
+        elif first or done == total or now - self._last >= self.interval:
+            self._last = now
+            t0, done0 = self._began
+            line = f"{self.label}: {done}/{total} {self.unit}"
+            if done > done0:
+                rate = (now - t0) / (done - done0)
+                line += f", {rate:.2f} s/{self.unit.removesuffix('s')}, eta {rate * (total - done):.0f}s"
+            self.console.print(line, soft_wrap=True)  # one line, however narrow the log's terminal
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     # as wide as its title (within the terminal), so that a run's path in it is not broken
     t = Table(title=title, title_justify="left", min_width=len(title))

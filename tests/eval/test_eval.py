@@ -423,6 +423,7 @@ def test_a_killed_eval_resumes_and_a_rerun_reuses_every_answer(
         "".join(json.dumps({"question": it.question, "answers": it.answers}) + "\n" for it in items)
     )
     args = ("eval", "-m", tiny_model, "--qa", qa, "-o", tmp_path / "report", "--max-new-tokens", "4")
+    monkeypatch.setattr("augment.console.Counter.interval", 0.0)  # a line each batch
     r = cli(*args, "--batch-size", "2")
     assert r.code == 0, r.err
     assert re.search(
