@@ -822,26 +822,20 @@ def eval_cmd(
     store = AnswerStore(output / ANSWERS) if output is not None else None
     try:
         for name in model:
-            common = dict(mode=mode, with_title=with_title, max_new_tokens=max_new_tokens, shots=examples)
+            common = dict(
+                mode=mode,
+                with_title=with_title,
+                max_new_tokens=max_new_tokens,
+                shots=examples,
+                trust_remote_code=trust_remote_code,
+                store=store,
+            )
             with Counter(console, f"eval {name}", "questions", quiet) as counter:
                 if use_vllm:
-                    scored = score_model_vllm(
-                        name,
-                        items,
-                        trust_remote_code=trust_remote_code,
-                        on_progress=counter.update,
-                        store=store,
-                        **common,
-                    )
+                    scored = score_model_vllm(name, items, on_progress=counter.update, **common)
                 else:
                     scored = score_model(
-                        name,
-                        items,
-                        batch_size=batch_size,
-                        trust_remote_code=trust_remote_code,
-                        on_progress=counter.update,
-                        store=store,
-                        **common,
+                        name, items, batch_size=batch_size, on_progress=counter.update, **common
                     )
             if scored.reused and not quiet:
                 console.print(

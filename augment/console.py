@@ -28,7 +28,30 @@ def out_console() -> Console:
     return Console(file=sys.stdout, highlight=False)
 
 
-class Reporter(AbstractContextManager):
+def _bar(console: Console, label: str, detail: str) -> Progress:
+    """A started progress bar: label, bar, done/total, `detail` (a rich field template), time."""
+    bar = Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(detail),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+    bar.start()
+    return bar
+
+
+class _Bar(AbstractContextManager):
+    _bar: Progress | None = None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+class Reporter(_Bar):
     """Progress of a run: a bar on a terminal, a plain line every few seconds in a log (CI)."""
 
     def __init__(
@@ -60,17 +83,7 @@ class Reporter(AbstractContextManager):
         if self.quiet:
             return
         if self.console.is_terminal:
-            self._bar = Progress(
-                TextColumn(self.label),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=self.console,
-                transient=False,
-            )
-            self._bar.start()
+            self._bar = _bar(self.console, self.label, "{task.fields[info]}")
             self._task = self._bar.add_task("generate", total=state.total, info="")
         else:
             self.console.print(f"{self.label}: {state.total} {self.unit}")
@@ -112,12 +125,8 @@ class Reporter(AbstractContextManager):
             line = f"{self.label}: {s.done}/{s.total} {self.unit}, {info}, eta {eta:.0f}s"
             self.console.print(line, soft_wrap=True)
 
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
-
-class Counter(AbstractContextManager):
+class Counter(_Bar):
     """Progress of a count (questions scored): a bar on a terminal; in a log, one whole line at the
     start, then at most one every `interval` seconds, and one at the end. The rate and the time left
     count only what this process did: a resumed count starts where the last one stopped."""
@@ -140,16 +149,7 @@ class Counter(AbstractContextManager):
             return
         if self.console.is_terminal:
             if self._bar is None:
-                self._bar = Progress(
-                    TextColumn(self.label),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TextColumn(self.unit),
-                    TimeElapsedColumn(),
-                    TimeRemainingColumn(),
-                    console=self.console,
-                )
-                self._bar.start()
+                self._bar = _bar(self.console, self.label, self.unit)
                 self._task = self._bar.add_task(self.label, total=total, completed=done)
             self._bar.update(self._task, completed=done, total=total)
         elif first or done == total or now - self._last >= self.interval:
@@ -160,10 +160,6 @@ class Counter(AbstractContextManager):
                 rate = (now - t0) / (done - done0)
                 line += f", {rate:.2f} s/{self.unit.removesuffix('s')}, eta {rate * (total - done):.0f}s"
             self.console.print(line, soft_wrap=True)  # one line, however narrow the log's terminal
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:

@@ -150,7 +150,9 @@ def score_model(
     t0 = time.monotonic()
     prompts = _prompts(items, mode, with_title, shots)
     device = "cuda" if cuda_available() else "cpu"
-    pending = _Pending(items, prompts, store, (path, device, "transformers", max_new_tokens))
+    pending = _Pending(
+        items, prompts, store, path=path, device=device, engine="transformers", max_new_tokens=max_new_tokens
+    )
     if pending.todo:
         torch, tok, model, dev = _load(model_name, trust_remote_code, path)
         tok.padding_side = "left"
@@ -200,14 +202,17 @@ class _Pending:
         items: list[QAItem],
         prompts: list[str],
         store: AnswerStore | None,
-        setting: tuple[str, str, str, int],  # model path, device, engine, max_new_tokens
+        *,
+        path: str,
+        device: str,
+        engine: str,
+        max_new_tokens: int,
     ):
         self.items, self.store = items, store
         self.forms = [likelihood_forms(it) for it in items]  # the answers whose likelihood is scored
         self.keys = [""] * len(items)
         held: dict[str, Scored] = {}
         if store is not None:
-            path, device, engine, max_new_tokens = setting
             model = f"{model_fingerprint(path)} {device}"
             self.keys = [
                 store.key(model, engine, prompt, max_new_tokens, sum(forms, []))
@@ -285,7 +290,9 @@ def score_model_vllm(
     path = resolve_model(model_name, trust_remote_code)
     t0 = time.monotonic()
     prompts = _prompts(items, mode, with_title, shots)
-    pending = _Pending(items, prompts, store, (path, "cuda", "vllm", max_new_tokens))
+    pending = _Pending(
+        items, prompts, store, path=path, device="cuda", engine="vllm", max_new_tokens=max_new_tokens
+    )
     on_progress(len(items) - len(pending.todo), len(items))
     if not pending.todo:
         return pending.scores(model_name, time.monotonic() - t0)
@@ -423,10 +430,6 @@ def _answer_nlls(torch: Any, tok: Any, model: Any, dev: str, pairs: list[tuple[s
             out.append(float(-rows.gather(1, torch.tensor(a, device=rows.device)[:, None]).mean()))
         lo = hi
     return out
-
-
-def _answer_nll(torch: Any, tok: Any, model: Any, dev: str, prompt: str, answer: str) -> float:
-    return _answer_nlls(torch, tok, model, dev, [(prompt, answer)])[0]
 
 
 def paired_differences(

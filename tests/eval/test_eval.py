@@ -35,11 +35,11 @@ def test_answer_likelihood_is_scored_without_the_closing_full_stop():
 
 def test_answer_nll_scores_the_answer_span(tiny_model):
     pytest.importorskip("torch")
-    from augment.eval.runner import _answer_nll, _load
+    from augment.eval.runner import _answer_nlls, _load
 
     torch, tok, model, dev = _load(str(tiny_model), False)
     prompt = "Question: Where is the line?\nAnswer:"
-    nll = {a: _answer_nll(torch, tok, model, dev, prompt, a) for a in ("Brask", "Brask.", "Tessin")}
+    nll = {a: _answer_nlls(torch, tok, model, dev, [(prompt, a)])[0] for a in ("Brask", "Brask.", "Tessin")}
     assert nll["Brask."] == nll["Brask"] != nll["Tessin"]
 
 
@@ -108,7 +108,7 @@ def test_source_form_is_the_passages_wording_of_the_same_words(answer: str, pass
 
 def test_source_nll_scores_a_reworded_gold_in_the_passages_wording(tiny_model):
     pytest.importorskip("torch")
-    from augment.eval.runner import _answer_nll, _load, likelihood_forms, score_model
+    from augment.eval.runner import _answer_nlls, _load, likelihood_forms, score_model
     from augment.qafile import QAItem
 
     passage = "The Orlen line opened on 24 February 1898. Its gauge is narrow gauge."
@@ -124,7 +124,10 @@ def test_source_nll_scores_a_reworded_gold_in_the_passages_wording(tiny_model):
     gold, source = scores.per_item["answer_nll"], scores.per_item["answer_nll_source"]
     torch, tok, model, dev = _load(str(tiny_model), False)
     prompt = "Question: When did the line open?\nAnswer:"
-    both = [_answer_nll(torch, tok, model, dev, prompt, a) for a in ("February 24, 1898", "24 February 1898")]
+    both = [
+        _answer_nlls(torch, tok, model, dev, [(prompt, a)])[0]
+        for a in ("February 24, 1898", "24 February 1898")
+    ]
     assert gold[0] == pytest.approx(both[0]) and source[0] == pytest.approx(min(both))
     assert both[0] != both[1]  # the two wordings are scored apart
     assert source[1:] == gold[1:]  # no other wording: the same score
@@ -321,7 +324,7 @@ def test_shots_come_before_every_question_in_the_same_form():
 
 def test_eval_with_shots_scores_the_prompt_they_open(cli, tmp_path: Path, tiny_model):
     pytest.importorskip("torch")
-    from augment.eval.runner import _answer_nll, _load, prompt_for, score_model, shots_prefix
+    from augment.eval.runner import _answer_nlls, _load, prompt_for, score_model, shots_prefix
 
     items = [
         QAItem("1", "", "", "Where is the line?", ["Brask"]),
@@ -333,7 +336,7 @@ def test_eval_with_shots_scores_the_prompt_they_open(cli, tmp_path: Path, tiny_m
     torch, tok, model, dev = _load(str(tiny_model), False)
     prompt = shots_prefix(shots, "closed") + prompt_for(items[0], "closed")
     assert fewshot.per_item["answer_nll"][0] == pytest.approx(
-        _answer_nll(torch, tok, model, dev, prompt, "Brask")
+        _answer_nlls(torch, tok, model, dev, [(prompt, "Brask")])[0]
     )
     assert fewshot.per_item["answer_nll"][0] != pytest.approx(plain.per_item["answer_nll"][0])
 
