@@ -735,9 +735,18 @@ def eval_cmd(
     engine: Annotated[
         str,
         typer.Option(
-            help="auto (vLLM when installed and a GPU is visible, else transformers), transformers or vllm."
+            help="auto (vLLM when installed and a GPU is visible, else transformers), transformers, vllm, "
+            "or server (the models an OpenAI-compatible server serves, by name: --base-url).",
         ),
     ] = "auto",
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="--engine server: the server's URL (default $OPENAI_BASE_URL, else OpenAI's)."),
+    ] = None,
+    endpoint: Annotated[
+        str,
+        typer.Option(help="--engine server: completions (answers and likelihoods) or chat (answers only)."),
+    ] = "completions",
     judge: Annotated[
         bool, typer.Option("--judge", help="Also have a model grade each answer against the gold answers.")
     ] = False,
@@ -750,7 +759,9 @@ def eval_cmd(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", "-c", help="Run config for the grader (base_url, concurrency, prompts_dir...)."
+            "--config",
+            "-c",
+            help="Run config for the grader and --engine server (base_url, api_key_env, concurrency, rpm...).",
         ),
     ] = None,
     snapshots: Annotated[
@@ -774,6 +785,7 @@ def eval_cmd(
     from augment.eval.metrics import normalize_answer
     from augment.eval.report import build_report, fmt, fmt_diff, write_report
     from augment.eval.runner import score_model, score_model_vllm, vllm_available, with_snapshots
+    from augment.eval.server import check_served, score_model_server
     from augment.eval.store import ANSWERS, AnswerStore
     from augment.models import locate_model
     from augment.qafile import load_qa
@@ -781,11 +793,25 @@ def eval_cmd(
     if mode not in ("closed", "open"):
         raise ConfigError(f"--mode must be closed or open, got '{mode}'")
     _at_least_one(limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens)
-    if engine not in ("auto", "transformers", "vllm"):
-        raise ConfigError(f"--engine must be auto, transformers or vllm, got '{engine}'")
+    if engine not in ("auto", "transformers", "vllm", "server"):
+        raise ConfigError(f"--engine must be auto, transformers, vllm or server, got '{engine}'")
     use_vllm = engine == "vllm" or (engine == "auto" and vllm_available())
-    if not judge and (judge_backend or judge_model or config):
+    if engine != "server" and (base_url or endpoint != "completions"):
+        raise ConfigError("--base-url and --endpoint are for --engine server")
+    if endpoint not in ("completions", "chat"):
+        raise ConfigError(f"--endpoint must be completions or chat, got '{endpoint}'")
+    if not judge and (judge_backend or judge_model or (config and engine != "server")):
         raise ConfigError("--judge-backend, --judge-model and --config set up the grader: add --judge")
+    server_config = None
+    if engine == "server":
+        from augment.config import load_config
+
+        if snapshots:
+            raise ConfigError(
+                "--snapshots scores model folders; --engine server scores the names a server serves"
+            )
+        server_config = load_config(config, {"backend": "openai", "base_url": base_url})
+        server_config = server_config.model_copy(update={"endpoint": endpoint})
     judge_config = None
     if judge:  # check the grader's settings before any model is scored
         from augment.backends import available_backends
@@ -802,7 +828,9 @@ def eval_cmd(
     twice = sorted({name for name in model if model.count(name) > 1})
     if twice:  # its answers would share one column of predictions.json
         raise ConfigError(f"--model {twice[0]} is given twice; give each model once")
-    for name in model:  # every model exists before the first is scored
+    if server_config is not None:  # every model exists before the first is scored
+        check_served(model, server_config)
+    for name in model if server_config is None else []:
         locate_model(name)
     items = load_qa(qa)[:limit]
     examples = load_qa(shots) if shots is not None else []
@@ -831,7 +859,13 @@ def eval_cmd(
                 store=store,
             )
             with Counter(console, f"eval {name}", "questions", quiet) as counter:
-                if use_vllm:
+                if server_config is not None:
+                    common.pop("trust_remote_code")
+                    scored = score_model_server(
+                        name, items, server_config, on_progress=counter.update, **common
+                    )
+                    _warn_no_likelihood(console, scored, server_config)
+                elif use_vllm:
                     scored = score_model_vllm(name, items, on_progress=counter.update, **common)
                 else:
                     scored = score_model(
@@ -877,6 +911,21 @@ def eval_cmd(
     if output is not None:
         written = write_report(report, output, results, items)
         out_console().print(f"report: {', '.join(str(p) for p in written)}", soft_wrap=True)
+
+
+def _warn_no_likelihood(console: Any, scored: Any, config: Any) -> None:
+    """A server model without answer likelihoods says why: the table would only show n/a."""
+    import math
+    import os
+
+    if scored.per_item["answer_nll"] and all(math.isnan(v) for v in scored.per_item["answer_nll"]):
+        why = (
+            "a chat endpoint scores no given text (--endpoint completions does)"
+            if config.endpoint == "chat"
+            else f"{config.base_url or os.environ.get('OPENAI_BASE_URL') or 'the server'} gave no "
+            "log-probabilities of the prompt's tokens (echo)"
+        )
+        console.print(f"warning: {scored.model}: answer likelihood is n/a: {why}", soft_wrap=True)
 
 
 def _grade_results(results: list, items: list, config, output: Path | None, console, quiet: bool) -> None:

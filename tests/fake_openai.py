@@ -20,6 +20,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +129,8 @@ class FakeOpenAI:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     keep_bodies: bool = False
     events: list[tuple[str, float, int]] = field(default_factory=list)  # (prompt hash, time, status)
+    # a real model behind /v1/completions: the request body -> the choice it answers with
+    complete: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     # ---- HTTP ----------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -199,6 +202,9 @@ class FakeOpenAI:
         self.statuses[200] += 1
         if chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        elif self.complete is not None:
+            choice = self.complete(body)
+            text = choice["text"]
         else:
             choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
         p, c = len(prompt.split()), len(text.split())

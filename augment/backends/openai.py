@@ -60,8 +60,8 @@ def _error_message(body: bytes | str | None) -> str:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         data = json.loads(text)
-    except ValueError:
-        return text.strip()[:300]
+    except ValueError:  # a text or HTML page (a proxy's): one line of it
+        return " ".join(text.split())[:300]
     err = data.get("error", data) if isinstance(data, dict) else data
     if isinstance(err, dict):
         return str(err.get("message") or err.get("detail") or err)[:300]
@@ -137,6 +137,33 @@ class OpenAIBackend:
     def __repr__(self) -> str:  # never show the key
         return f"OpenAIBackend(model={self._model!r}, base_url={self.base_url!r}, endpoint={self.endpoint!r})"
 
+    def served_models(self) -> list[str] | None:
+        """The model names the server lists (GET /models), or None where it lists none: a check
+        before anything is sent. A server that cannot be reached is a one-line error."""
+        import openai
+
+        client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=self._api_key or "EMPTY",
+            max_retries=1,
+            timeout=min(self.timeout, 30),
+        )
+        try:
+            return [m.id for m in client.models.list()]
+        except openai.APIConnectionError as e:
+            raise FatalBackendError(
+                f"cannot connect to {self.base_url} ({e.__cause__ or e}). Is the server running? Check --base-url."
+            ) from None
+        except openai.AuthenticationError as e:
+            raise FatalBackendError(
+                f"{e.status_code} from {self.base_url}/models: {redact(_error_message(e.response.content), self._api_key)} "
+                "Check the API key (OPENAI_API_KEY, or the variable named by api_key_env)."
+            ) from None
+        except openai.APIError:
+            return None  # no model list (404, or a reply that is not one): the first request will tell
+        finally:
+            client.close()
+
     # ---- requests ----------------------------------------------------------------------------
     def _body(self, req: GenRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -156,6 +183,8 @@ class OpenAIBackend:
                 }
         else:
             body["prompt"] = req.prompt
+            if req.score_prompt:  # the prompt's own tokens' log-probabilities (vLLM, OpenAI's legacy models)
+                body.update(echo=True, logprobs=1)
         return body
 
     async def generate(self, req: GenRequest) -> GenResult:
@@ -208,6 +237,12 @@ class OpenAIBackend:
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
             raise BackendError("malformed response body (not an OpenAI completion)", retryable=True) from None
         text = text or ""
+        if req.score_prompt:
+            logprobs = choice.get("logprobs") or {}
+            offsets, values = logprobs.get("text_offset"), logprobs.get("token_logprobs")
+            if not (isinstance(offsets, list) and isinstance(values, list) and len(offsets) == len(values)):
+                offsets = values = None  # a server that does not echo the prompt's log-probabilities
+            text = json.dumps({"offsets": offsets, "logprobs": values})
         usage = payload.get("usage") or {}
         return GenResult(
             text=text,

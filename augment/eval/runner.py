@@ -151,7 +151,12 @@ def score_model(
     prompts = _prompts(items, mode, with_title, shots)
     device = "cuda" if cuda_available() else "cpu"
     pending = _Pending(
-        items, prompts, store, path=path, device=device, engine="transformers", max_new_tokens=max_new_tokens
+        items,
+        prompts,
+        store,
+        model=f"{model_fingerprint(path)} {device}",
+        engine="transformers",
+        max_new_tokens=max_new_tokens,
     )
     if pending.todo:
         torch, tok, model, dev = _load(model_name, trust_remote_code, path)
@@ -203,17 +208,17 @@ class _Pending:
         prompts: list[str],
         store: AnswerStore | None,
         *,
-        path: str,
-        device: str,
+        model: str,
         engine: str,
         max_new_tokens: int,
     ):
+        """`model`: what identifies the weights that answer (their files' fingerprint and the
+        device, or a server and the name it serves them by)."""
         self.items, self.store = items, store
         self.forms = [likelihood_forms(it) for it in items]  # the answers whose likelihood is scored
         self.keys = [""] * len(items)
         held: dict[str, Scored] = {}
         if store is not None:
-            model = f"{model_fingerprint(path)} {device}"
             self.keys = [
                 store.key(model, engine, prompt, max_new_tokens, sum(forms, []))
                 for prompt, forms in zip(prompts, self.forms, strict=True)
@@ -291,7 +296,12 @@ def score_model_vllm(
     t0 = time.monotonic()
     prompts = _prompts(items, mode, with_title, shots)
     pending = _Pending(
-        items, prompts, store, path=path, device="cuda", engine="vllm", max_new_tokens=max_new_tokens
+        items,
+        prompts,
+        store,
+        model=f"{model_fingerprint(path)} cuda",
+        engine="vllm",
+        max_new_tokens=max_new_tokens,
     )
     on_progress(len(items) - len(pending.todo), len(items))
     if not pending.todo:

@@ -137,7 +137,7 @@ def test_eval_engine_flag(cli, fake_vllm, tiny_model: Path, run_dir: Path, tmp_p
     r = cli("eval", "-m", tiny_model, "--qa", qa, "-q", "--max-new-tokens", "4", "--engine", "transformers")
     assert r.code == 0 and len(FakeLLM.instances) == 1
     r = cli("eval", "-m", tiny_model, "--qa", qa, "--engine", "tensorrt")
-    assert r.code != 0 and "--engine must be auto, transformers or vllm" in r.err
+    assert r.code != 0 and "--engine must be auto, transformers, vllm or server" in r.err
     monkeypatch.delitem(sys.modules, "vllm")
     monkeypatch.setattr("augment.backends.base.cuda_available", lambda: False)
     r = cli("eval", "-m", tiny_model, "--qa", qa, "--engine", "vllm")
