@@ -916,7 +916,6 @@ def eval_cmd(
 def _warn_no_likelihood(console: Any, scored: Any, config: Any) -> None:
     """A server model without answer likelihoods says why: the table would only show n/a."""
     import math
-    import os
 
     if scored.per_item["answer_nll"] and all(math.isnan(v) for v in scored.per_item["answer_nll"]):
         why = (
