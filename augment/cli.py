@@ -781,6 +781,7 @@ def eval_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Closed-book QA before and after training: EM, F1, containment and answer likelihood, with intervals."""
+    from augment.backends.openai import base_url_of
     from augment.console import Counter, err_console, out_console, print_table
     from augment.eval.metrics import normalize_answer
     from augment.eval.report import build_report, fmt, fmt_diff, write_report
@@ -883,7 +884,12 @@ def eval_cmd(
             store.close()
     if judge_config is not None:
         _grade_results(results, items, judge_config, output, console, quiet)
-    report = build_report(str(qa), mode, len(items), results, str(shots) if shots else None, len(examples))
+    answered_by = "vllm" if use_vllm else "transformers"
+    if server_config is not None:
+        answered_by = f"server {base_url_of(server_config)} ({endpoint})"
+    report = build_report(
+        str(qa), mode, len(items), results, str(shots) if shots else None, len(examples), answered_by
+    )
     metrics = report["metrics"]
     rows = []
     for m in report["models"]:
@@ -917,12 +923,13 @@ def _warn_no_likelihood(console: Any, scored: Any, config: Any) -> None:
     """A server model without answer likelihoods says why: the table would only show n/a."""
     import math
 
+    from augment.backends.openai import base_url_of
+
     if scored.per_item["answer_nll"] and all(math.isnan(v) for v in scored.per_item["answer_nll"]):
         why = (
             "a chat endpoint scores no given text (--endpoint completions does)"
             if config.endpoint == "chat"
-            else f"{config.base_url or os.environ.get('OPENAI_BASE_URL') or 'the server'} gave no "
-            "log-probabilities of the prompt's tokens (echo)"
+            else f"{base_url_of(config)} gave no log-probabilities of the prompt's tokens (echo)"
         )
         console.print(f"warning: {scored.model}: answer likelihood is n/a: {why}", soft_wrap=True)
 

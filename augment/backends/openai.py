@@ -68,6 +68,11 @@ def _error_message(body: bytes | str | None) -> str:
     return str(err)[:300]
 
 
+def base_url_of(config: RunConfig) -> str:
+    """The URL requests go to: the config's base_url, else $OPENAI_BASE_URL, else OpenAI's."""
+    return (config.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
+
+
 class OpenAIBackend:
     name: ClassVar[str] = "openai"
     retry_wait: ClassVar[float] = 0.5  # first backoff without Retry-After, as the openai SDK does
@@ -102,7 +107,7 @@ class OpenAIBackend:
     def from_config(cls, config: RunConfig) -> OpenAIBackend:
         if not config.model:
             raise ConfigError("the openai backend needs --model (the model name the server serves)")
-        base_url = config.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL
+        base_url = base_url_of(config)
         api_key = os.environ.get(config.api_key_env) or None
         if api_key is None and config.api_key_env != "OPENAI_API_KEY":
             raise ConfigError(f"api_key_env names ${config.api_key_env}, which is not set")

@@ -34,14 +34,22 @@ def fmt_diff(d: dict[str, float]) -> str:
 
 
 def build_report(
-    qa: str, mode: str, items: int, results: list[ModelScores], shots: str | None = None, n_shots: int = 0
+    qa: str,
+    mode: str,
+    items: int,
+    results: list[ModelScores],
+    shots: str | None = None,
+    n_shots: int = 0,
+    engine: str = "transformers",
 ) -> dict[str, Any]:
+    """`engine`: what answered (transformers, vllm, or `server URL`)."""
     base = results[0]
     metrics = metrics_of(results)
     return {
         "qa": qa,
         "mode": mode,
         "questions": items,
+        "engine": engine,
         **({"shots": shots, "n_shots": n_shots} if shots else {}),
         "metrics": list(metrics),
         "models": [
@@ -73,7 +81,8 @@ def markdown(report: dict[str, Any]) -> str:
             if report.get("shots")
             else []
         ),
-        "Means with 95 % bootstrap intervals; differences are paired by question, against the first model.",
+        f"Answers from {report.get('engine', 'transformers')}. Means with 95 % bootstrap intervals; "
+        "differences are paired by question, against the first model.",
         "Exact match, F1 and containment: higher is better; answer NLL (nats per token of the gold answer): lower;",
         "answer_nll_source also scores a gold answer the passage words differently in the passage's wording.",
         *(

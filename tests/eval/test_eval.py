@@ -293,6 +293,7 @@ def test_eval_before_and_after_training(cli, tmp_path: Path, shards, tiny_model)
     assert r.code == 0, r.err
     assert "closed-book QA, 12 questions" in r.out and "difference" in r.out
     report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["engine"] == "transformers"
     # --snapshots: the base model has none; the trained one is preceded by its step-2 weights
     assert [m["model"] for m in report["models"]] == [str(base), str(trained / "step-2"), str(trained)]
     before, early, after = (m["scores"]["answer_nll"]["mean"] for m in report["models"])

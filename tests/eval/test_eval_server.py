@@ -115,6 +115,8 @@ def test_the_command_stores_answers_as_they_come_and_a_rerun_sends_nothing(
     assert fake.requests - sent == 2 + 3 + 1
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["models"][0]["model"] == "tiny" and report["models"][0]["reused_answers"] == 2
+    assert report["engine"] == f"server {url} (completions)"  # what answered, in the report too
+    assert f"Answers from server {url} (completions)." in (tmp_path / "r" / "report.md").read_text()
     sent = fake.requests
     r = cli(*args, "--max-new-tokens", "4")
     assert r.code == 0 and fake.requests == sent and "4 of 4 answers reused" in r.err
