@@ -865,13 +865,14 @@ def eval_cmd(
                     scored = score_model_server(
                         name, items, server_config, on_progress=counter.update, **common
                     )
-                    _warn_no_likelihood(console, scored, server_config)
                 elif use_vllm:
                     scored = score_model_vllm(name, items, on_progress=counter.update, **common)
                 else:
                     scored = score_model(
                         name, items, batch_size=batch_size, on_progress=counter.update, **common
                     )
+            for warning in scored.warnings:
+                console.print(f"warning: {warning}", soft_wrap=True)
             if scored.reused and not quiet:
                 console.print(
                     f"eval {name}: {scored.reused} of {len(items)} answers reused from {store.path} "
@@ -917,21 +918,6 @@ def eval_cmd(
     if output is not None:
         written = write_report(report, output, results, items)
         out_console().print(f"report: {', '.join(str(p) for p in written)}", soft_wrap=True)
-
-
-def _warn_no_likelihood(console: Any, scored: Any, config: Any) -> None:
-    """A server model without answer likelihoods says why: the table would only show n/a."""
-    import math
-
-    from augment.backends.openai import base_url_of
-
-    if scored.per_item["answer_nll"] and all(math.isnan(v) for v in scored.per_item["answer_nll"]):
-        why = (
-            "a chat endpoint scores no given text (--endpoint completions does)"
-            if config.endpoint == "chat"
-            else f"{base_url_of(config)} gave no log-probabilities of the prompt's tokens (echo)"
-        )
-        console.print(f"warning: {scored.model}: answer likelihood is n/a: {why}", soft_wrap=True)
 
 
 def _grade_results(results: list, items: list, config, output: Path | None, console, quiet: bool) -> None:

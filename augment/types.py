@@ -57,7 +57,8 @@ class GenRequest:
     stop: tuple[str, ...] = ()
     # completion only: score the prompt instead of continuing it. The reply's text is then JSON,
     # {"offsets": [...], "logprobs": [...]}: each prompt token's character offset and log-probability
-    # (the server's echo; both null where it gives none). `augment eval --engine server` uses it.
+    # (the server's echo; both null where it gives none, with "refused": its message where it
+    # rejected the request). `augment eval --engine server` uses it.
     score_prompt: bool = False
     # Multi-step strategies (entigraph, active-reading): which step this request is, and the template
     # variables its prompt was rendered with (e.g. the entities whose relation it asks about).

@@ -123,6 +123,7 @@ class FakeOpenAI:
     faults: Faults = field(default_factory=Faults)
     fast: bool = False  # a fixed short reply (for throughput benchmarks: no reply-building cost)
     schema: bool = True  # accept response_format json_schema (else answer 400 as some servers do)
+    echo: bool = True  # accept echo with logprobs on /v1/completions (else 400, as OpenAI's newer models)
     seen: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     requests: int = 0
@@ -160,6 +161,12 @@ class FakeOpenAI:
             return None, self._error(404, f"The model `{body.get('model')}` does not exist."), ""
         if "response_format" in body and not self.schema:
             return None, self._error(400, "response_format is not supported by this server"), ""
+        if body.get("echo") and not self.echo:
+            return (
+                None,
+                self._error(400, "Setting 'echo' and 'logprobs' at the same time is not supported."),
+                "",
+            )
         prompt = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
         key = hashlib.sha256(prompt.encode()).hexdigest()
         self.seen[key] += 1

@@ -204,6 +204,12 @@ class OpenAIBackend:
                 # the server has no structured output: fall back to text and the strategy's parser
                 self.structured = False
                 return await self.generate(req)
+        if status in (400, 422) and req.score_prompt:
+            # a server that will not echo the prompt's log-probabilities (OpenAI's newer models): no
+            # likelihood for it, not a failed request
+            refused = redact(_error_message(data), self._api_key) or f"http_{status}"
+            text = json.dumps({"offsets": None, "logprobs": None, "refused": refused})
+            return GenResult(text=text, finish_reason="refused", usage=Usage(approx_count(req.prompt), 0))
         if status != 200:
             raise self._status_error(status, headers, data)
         self._connected = True

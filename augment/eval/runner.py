@@ -51,6 +51,7 @@ class ModelScores:
     summary: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)  # the grader's, with --judge
     reused: int = 0  # answers taken from the eval's answer store, not scored again
+    warnings: list[str] = field(default_factory=list)  # said once the model is scored
 
     def add_grades(self, grades: list[float], reasons: list[str]) -> None:
         """The grader's verdicts per question (1, 0, NaN where it failed), summarised with the rest."""

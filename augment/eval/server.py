@@ -33,10 +33,9 @@ if TYPE_CHECKING:
     from augment.pipeline.runner import Outcome
 
 
-def answer_nll_of(reply: str, start: int, end: int) -> float:
+def answer_nll_of(data: dict, start: int, end: int) -> float:
     """Mean NLL per token of the text's characters [start, end) from a scoring reply (see
     `GenRequest.score_prompt`): the tokens that begin there. NaN when the server gave none."""
-    data = json.loads(reply)
     offsets, logprobs = data.get("offsets"), data.get("logprobs")
     if not offsets or not logprobs or not any(at < start for at in offsets):
         return math.nan  # no echo of the prompt (llama.cpp's server scores the generated token only)
@@ -123,13 +122,18 @@ def score_model_server(
                 requests.append(request(f"{prompts[k]} {answer_span(answer)}", 1, len(prompts[k])))
         ends[len(requests) - 1] = (k, first)
 
+    refused: list[str] = []  # the server's messages where it would not score a prompt
+
     def parse(req: GenRequest, result: GenResult) -> Parsed:
         if not req.score_prompt:
             return Parsed(items=[{"answer": first_line(result.text)}])
         try:
-            nll = answer_nll_of(result.text, int(req.context["score_from"]), len(req.prompt))
+            data = json.loads(result.text)
+            nll = answer_nll_of(data, int(req.context["score_from"]), len(req.prompt))
         except (ValueError, TypeError, AttributeError) as e:
             raise ParseError(f"not a scoring reply: {e}") from None
+        if "refused" in data:
+            refused.append(data["refused"])
         return Parsed(items=[{"nll": repr(nll)}])
 
     replies: dict[int, Parsed] = {}
@@ -182,4 +186,16 @@ def score_model_server(
             f"{model_name}: {len(failed)} of {len(requests)} requests to {backend.base_url} failed "
             f"(first: {failed[0]}){kept}; re-run to retry"
         )
-    return pending.scores(model_name, time.monotonic() - t0)
+    scores = pending.scores(model_name, time.monotonic() - t0)
+    missing = sum(math.isnan(v) for v in scores.per_item["answer_nll"])
+    if missing:
+        if backend.chat:
+            why = "a chat endpoint scores no given text (--endpoint completions does)"
+        elif refused:
+            why = f"{backend.base_url} would not echo the prompt's log-probabilities ({refused[0]})"
+        else:
+            why = f"{backend.base_url} gave no log-probabilities of the prompt's tokens (echo)"
+        scores.warnings.append(
+            f"{model_name}: answer likelihood is n/a for {missing} of {len(items)} questions: {why}"
+        )
+    return scores

@@ -124,28 +124,35 @@ def test_the_command_stores_answers_as_they_come_and_a_rerun_sends_nothing(
     assert again["reused_answers"] == 4 and again["scores"] == report["models"][0]["scores"]
 
 
-def test_without_echoed_log_probabilities_the_likelihood_is_na_and_said_once(
-    cli, tmp_path: Path, tiny_model: Path
+@pytest.mark.parametrize(
+    ("endpoint", "echo", "why"),
+    [
+        ("completions", True, "gave no log-probabilities of the prompt's tokens (echo)"),  # llama-server
+        (
+            "completions",
+            False,
+            "would not echo the prompt's log-probabilities (Setting 'echo' and 'logprobs'",
+        ),
+        ("chat", True, "a chat endpoint scores no given text (--endpoint completions does)"),
+    ],
+)
+def test_without_prompt_log_probabilities_the_likelihood_is_na_and_said_once(
+    cli, tmp_path: Path, endpoint: str, echo: bool, why: str
 ):
-    fake = FakeOpenAI(models=("tiny",), keep_bodies=True)  # answers, no log-probabilities
+    fake = FakeOpenAI(models=("tiny",), keep_bodies=True, echo=echo)  # answers, no log-probabilities
     url = fake.start()
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"question": "Who built it?", "answers": ["Mara Kovel"]}\n')
+    args = ("eval", "--engine", "server", "--base-url", url, "--endpoint", endpoint, "-m", "tiny", "--qa", qa)
     try:
-        for endpoint in ("completions", "chat"):
-            out = tmp_path / endpoint
-            r = cli(
-                "eval", "--engine", "server", "--base-url", url, "--endpoint", endpoint, "-m", "tiny",
-                "--qa", qa, "-o", out,
-            )  # fmt: skip
-            assert r.code == 0, r.err
-            assert r.err.count("answer likelihood is n/a") == 1
-            assert ("chat endpoint" in r.err) == (endpoint == "chat")
-            scores = json.loads((out / "report.json").read_text())["models"][0]["scores"]
-            assert scores["answer_nll"]["mean"] is None and scores["f1"]["mean"] is not None
+        r = cli(*args, "-o", tmp_path / "r")
     finally:
         fake.stop()
-    assert not any(b.get("echo") for b in fake.bodies if "messages" in b)  # chat: nothing to score
+    assert r.code == 0, r.err
+    assert r.err.count("warning: tiny: answer likelihood is n/a for 1 of 1 questions: ") == 1 and why in r.err
+    scores = json.loads((tmp_path / "r" / "report.json").read_text())["models"][0]["scores"]
+    assert scores["answer_nll"]["mean"] is None and scores["f1"]["mean"] is not None
+    assert sum(bool(b.get("echo")) for b in fake.bodies) == (endpoint == "completions")  # chat: none
 
 
 def test_a_failed_request_keeps_the_other_answers_and_a_rerun_asks_only_the_rest(
