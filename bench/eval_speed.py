@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from augment.eval.metrics import answer_span  # noqa: E402
-from augment.eval.runner import _load, _prompts, first_line, likelihood_forms, score_model  # noqa: E402
+from augment.eval.runner import _load, first_line, likelihood_forms, prompts_for, score_model  # noqa: E402
 from augment.qafile import load_qa  # noqa: E402
 
 
@@ -84,7 +84,7 @@ def main() -> None:
     ):
         table.add_column(col, justify="left" if col == "mode" else "right")
     for mode in ("closed", "open"):
-        prompts = _prompts(items, mode, False, ())
+        prompts = prompts_for(items, mode, False, ())
         t0 = time.perf_counter()
         ours = score_model(
             args.model, items, mode=mode, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens

@@ -149,9 +149,9 @@ def score_model(
 
     path = resolve_model(model_name, trust_remote_code)
     t0 = time.monotonic()
-    prompts = _prompts(items, mode, with_title, shots)
+    prompts = prompts_for(items, mode, with_title, shots)
     device = "cuda" if cuda_available() else "cpu"
-    pending = _Pending(
+    pending = PendingAnswers(
         items,
         prompts,
         store,
@@ -194,12 +194,13 @@ def first_line(text: str) -> str:
     return text.strip().split("\n")[0].strip()
 
 
-def _prompts(items: list[QAItem], mode: str, with_title: bool, shots: Sequence[QAItem]) -> list[str]:
+def prompts_for(items: list[QAItem], mode: str, with_title: bool, shots: Sequence[QAItem]) -> list[str]:
+    """Every question's whole prompt: the shots, then the question in `mode`'s form."""
     prefix = shots_prefix(shots, mode, with_title)
     return [prefix + prompt_for(it, mode, with_title) for it in items]
 
 
-class _Pending:
+class PendingAnswers:
     """One model's answers: those `store` holds, and the questions still `todo`, whose answers are
     kept as they come (`done`) and stored batch by batch (`save`)."""
 
@@ -295,8 +296,8 @@ def score_model_vllm(
         raise AugmentError("--engine vllm needs a CUDA GPU and none is visible: use --engine transformers")
     path = resolve_model(model_name, trust_remote_code)
     t0 = time.monotonic()
-    prompts = _prompts(items, mode, with_title, shots)
-    pending = _Pending(
+    prompts = prompts_for(items, mode, with_title, shots)
+    pending = PendingAnswers(
         items,
         prompts,
         store,

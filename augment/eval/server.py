@@ -5,7 +5,8 @@ machine: a model served by vLLM, SGLang or llama.cpp's server, or one fine-tuned
 Answers are greedy completions of the prompt, cut to their first line. A gold answer's likelihood
 comes from the server's log-probabilities of the prompt's own tokens (`echo`, completions endpoint
 only): prompt and answer are sent as one text, and the tokens from the answer's first character on
-are scored. Servers that do not echo them (and every chat endpoint) leave `answer_nll` n/a.
+are scored. Servers that do not echo them or refuse to (and every chat endpoint) leave `answer_nll`
+n/a.
 Requests go through the run's retry, rate and concurrency machinery (`pipeline.run_calls`).
 """
 
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 from augment.config import RunConfig
 from augment.errors import AugmentError, ConfigError, ParseError
 from augment.eval.metrics import answer_span
-from augment.eval.runner import ModelScores, _Pending, _prompts, first_line
+from augment.eval.runner import ModelScores, PendingAnswers, first_line, prompts_for
 from augment.eval.store import AnswerStore
 from augment.io import sha256_hex
 from augment.qafile import QAItem
@@ -47,17 +48,16 @@ def answer_nll_of(data: dict, start: int, end: int) -> float:
 
 def check_served(models: list[str], config: RunConfig) -> None:
     """Every model is one the server lists, before the first is scored (a server that lists none is
-    taken at its word)."""
+    taken at its word, as is one whose list is empty)."""
     from augment.backends.openai import OpenAIBackend
 
     backend = OpenAIBackend.from_config(config.model_copy(update={"model": models[0]}))
     served = backend.served_models()
-    missing = [m for m in models if served is not None and m not in served]
-    if missing:
+    missing = [m for m in models if served and m not in served]
+    if served and missing:
         shown = ", ".join(served[:8]) + (f" ... ({len(served)} in all)" if len(served) > 8 else "")
         raise ConfigError(
-            f"--model {missing[0]}: {backend.base_url} serves no model of that name "
-            f"(it serves: {shown or 'none'})"
+            f"--model {missing[0]}: {backend.base_url} serves no model of that name (it serves: {shown})"
         )
 
 
@@ -84,8 +84,8 @@ def score_model_server(
 
     backend = OpenAIBackend.from_config(config.model_copy(update={"model": model_name}))
     t0 = time.monotonic()
-    prompts = _prompts(items, mode, with_title, shots)
-    pending = _Pending(
+    prompts = prompts_for(items, mode, with_title, shots)
+    pending = PendingAnswers(
         items,
         prompts,
         store,
