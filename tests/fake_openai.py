@@ -233,6 +233,9 @@ class FakeOpenAI:
         return await self._complete(request, chat=False)
 
     async def list_models(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            return self._error(401, f"Incorrect API key provided: {auth.removeprefix('Bearer ')}.")
         return web.json_response(
             {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]}
         )

@@ -156,13 +156,10 @@ class OpenAIBackend:
         try:
             return [m.id for m in client.models.list()]
         except openai.APIConnectionError as e:
-            raise FatalBackendError(
-                f"cannot connect to {self.base_url} ({e.__cause__ or e}). Is the server running? Check --base-url."
-            ) from None
+            raise self._cannot_connect(e.__cause__ or e) from None
         except openai.AuthenticationError as e:
-            raise FatalBackendError(
-                f"{e.status_code} from {self.base_url}/models: {redact(_error_message(e.response.content), self._api_key)} "
-                "Check the API key (OPENAI_API_KEY, or the variable named by api_key_env)."
+            raise self._status_error(
+                e.status_code, e.response.headers, e.response.content, "/models"
             ) from None
         except openai.APIError:
             return None  # no model list (404, or a reply that is not one): the first request will tell
@@ -215,9 +212,14 @@ class OpenAIBackend:
         self._connected = True
         return self._result(req, data)
 
-    def _status_error(self, status: int, headers: Any, data: bytes) -> Exception:
+    def _cannot_connect(self, cause: object) -> FatalBackendError:
+        return FatalBackendError(
+            f"cannot connect to {self.base_url} ({cause}). Is the server running? Check --base-url."
+        )
+
+    def _status_error(self, status: int, headers: Any, data: bytes, path: str | None = None) -> Exception:
         message = redact(_error_message(data), self._api_key) or "(no message)"
-        url = f"{self.base_url}{self._path}"
+        url = f"{self.base_url}{path or self._path}"
         if status in (401, 403):
             return FatalBackendError(
                 f"{status} from {url}: {message} Check the API key (OPENAI_API_KEY, or the variable named by api_key_env)."
@@ -288,9 +290,7 @@ class OpenAIBackend:
                 return resp.status, resp.headers, await resp.read()
         except aiohttp.ClientConnectorError as e:
             if not self._connected:
-                raise FatalBackendError(
-                    f"cannot connect to {self.base_url} ({e.os_error or e}). Is the server running? Check --base-url."
-                ) from None
+                raise self._cannot_connect(e.os_error or e) from None
             raise BackendError(f"connection error: {e}", retryable=True) from None
         except (TimeoutError, aiohttp.ClientError) as e:
             raise BackendError(f"connection error: {type(e).__name__}: {e}", retryable=True) from None
@@ -314,9 +314,7 @@ class OpenAIBackend:
             return e.status_code, e.response.headers, e.response.content
         except openai.APIConnectionError as e:
             if not self._connected and "connect" in str(e.__cause__ or e).lower():
-                raise FatalBackendError(
-                    f"cannot connect to {self.base_url} ({e.__cause__ or e}). Is the server running? Check --base-url."
-                ) from None
+                raise self._cannot_connect(e.__cause__ or e) from None
             raise BackendError(f"connection error: {type(e).__name__}", retryable=True) from None
 
     async def aclose(self) -> None:

@@ -215,6 +215,23 @@ def test_server_flags_are_checked_before_anything_is_sent(cli, tmp_path: Path):
     assert len(r.err.strip().splitlines()) == 1
 
 
+def test_a_wrong_key_is_one_line_that_does_not_show_it(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "Who?", "answer": "Ada"}\n')
+    fake = FakeOpenAI(models=("tiny",), api_key="sk-right-key")
+    url = fake.start()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key-123456")
+    try:
+        r = cli(
+            "eval", "--engine", "server", "--base-url", url, "-m", "tiny", "--qa", qa, "-o", tmp_path / "r"
+        )
+    finally:
+        fake.stop()
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1 and fake.requests == 0
+    assert r.err.startswith(f"error: 401 from {url}/models: ") and "Check the API key" in r.err
+    assert "sk-wrong-key-123456" not in r.err + r.out  # the server echoed it; augment does not
+
+
 class NoModelList(FakeOpenAI):
     def app(self) -> web.Application:
         app = web.Application()
