@@ -747,6 +747,13 @@ def eval_cmd(
         str,
         typer.Option(help="--engine server: completions (answers and likelihoods) or chat (answers only)."),
     ] = "completions",
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="--engine server: requests in flight (64; 1 for a server that answers one at a time, "
+            "as llama-cpp-python's does).",
+        ),
+    ] = None,
     judge: Annotated[
         bool, typer.Option("--judge", help="Also have a model grade each answer against the gold answers.")
     ] = False,
@@ -793,12 +800,12 @@ def eval_cmd(
 
     if mode not in ("closed", "open"):
         raise ConfigError(f"--mode must be closed or open, got '{mode}'")
-    _at_least_one(limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    _at_least_one(limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens, concurrency=concurrency)
     if engine not in ("auto", "transformers", "vllm", "server"):
         raise ConfigError(f"--engine must be auto, transformers, vllm or server, got '{engine}'")
     use_vllm = engine == "vllm" or (engine == "auto" and vllm_available())
-    if engine != "server" and (base_url or endpoint != "completions"):
-        raise ConfigError("--base-url and --endpoint are for --engine server")
+    if engine != "server" and (base_url or endpoint != "completions" or concurrency):
+        raise ConfigError("--base-url, --endpoint and --concurrency are for --engine server")
     if endpoint not in ("completions", "chat"):
         raise ConfigError(f"--endpoint must be completions or chat, got '{endpoint}'")
     if not judge and (judge_backend or judge_model or (config and engine != "server")):
@@ -811,7 +818,9 @@ def eval_cmd(
             raise ConfigError(
                 "--snapshots scores model folders; --engine server scores the names a server serves"
             )
-        server_config = load_config(config, {"backend": "openai", "base_url": base_url})
+        server_config = load_config(
+            config, {"backend": "openai", "base_url": base_url, "concurrency": concurrency}
+        )
         server_config = server_config.model_copy(update={"endpoint": endpoint})
     judge_config = None
     if judge:  # check the grader's settings before any model is scored

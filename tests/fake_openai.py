@@ -130,6 +130,8 @@ class FakeOpenAI:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     keep_bodies: bool = False
     events: list[tuple[str, float, int]] = field(default_factory=list)  # (prompt hash, time, status)
+    in_flight: int = 0  # requests being answered now, and the most at once
+    most_in_flight: int = 0
     # a real model behind /v1/completions: the request body -> the choice it answers with
     complete: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
@@ -201,6 +203,14 @@ class FakeOpenAI:
         return reply_for(prompt)
 
     async def _complete(self, request: web.Request, chat: bool) -> web.StreamResponse:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            return await self._answer(request, chat)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, request: web.Request, chat: bool) -> web.StreamResponse:
         body, resp, prompt = await self._common(request)
         if resp is not None:
             return resp

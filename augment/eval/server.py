@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from augment.config import RunConfig
-from augment.errors import AugmentError, ConfigError, ParseError
+from augment.errors import AugmentError, ConfigError, FatalBackendError, ParseError
 from augment.eval.metrics import answer_span
 from augment.eval.runner import ModelScores, PendingAnswers, first_line, prompts_for
 from augment.eval.store import AnswerStore
@@ -59,6 +59,13 @@ def check_served(models: list[str], config: RunConfig) -> None:
         raise ConfigError(
             f"--model {missing[0]}: {backend.base_url} serves no model of that name (it serves: {shown})"
         )
+
+
+def _timeout_hint(config: RunConfig) -> str:
+    return (
+        f"; {config.concurrency} requests in flight waited past request_timeout "
+        f"({config.request_timeout:g} s): a server that answers one at a time wants --concurrency 1"
+    )
 
 
 def _least(values: list[float]) -> float:
@@ -173,18 +180,24 @@ def score_model_server(
     on_progress(done, len(items))
     with tempfile.TemporaryDirectory() as tmp:
         calls = Path(tmp) / "calls.sqlite"
-        run_calls(backend, requests, parse, calls, config, on_outcome=on_outcome)
-        if again:
-            # a model that opens its answer with a newline: the first line after it, as the other
-            # engines take it (a stop at the first newline cut it to nothing)
-            redo = [request(prompts[k], max_new_tokens, stop=False) for k in again]
-            run_calls(backend, redo, parse, calls, config, on_outcome=on_again)
-            requests += redo
+        try:
+            run_calls(backend, requests, parse, calls, config, on_outcome=on_outcome)
+            if again:
+                # a model that opens its answer with a newline: the first line after it, as the
+                # other engines take it (a stop at the first newline cut it to nothing)
+                redo = [request(prompts[k], max_new_tokens, stop=False) for k in again]
+                run_calls(backend, redo, parse, calls, config, on_outcome=on_again)
+                requests += redo
+        except FatalBackendError as e:  # many failed in a row: the run stopped
+            if "Timeout" not in str(e):
+                raise
+            raise FatalBackendError(f"{e}{_timeout_hint(config)}") from None
     if failed:
         kept = "; the other questions' answers are kept" if store is not None else ""
+        slow = next((f for f in failed if "Timeout" in f), None)
         raise AugmentError(
             f"{model_name}: {len(failed)} of {len(requests)} requests to {backend.base_url} failed "
-            f"(first: {failed[0]}){kept}; re-run to retry"
+            f"(first: {slow or failed[0]}){kept}; re-run to retry{_timeout_hint(config) if slow else ''}"
         )
     scores = pending.scores(model_name, time.monotonic() - t0)
     missing = sum(math.isnan(v) for v in scores.per_item["answer_nll"])

@@ -188,7 +188,11 @@ def test_server_flags_are_checked_before_anything_is_sent(cli, tmp_path: Path):
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"question": "Who?", "answer": "Ada"}\n')
     r = cli("eval", "-m", "x", "--qa", qa, "--base-url", "http://127.0.0.1:9/v1")
-    assert r.code == 2 and r.err == "error: --base-url and --endpoint are for --engine server\n"
+    assert (
+        r.code == 2 and r.err == "error: --base-url, --endpoint and --concurrency are for --engine server\n"
+    )
+    r = cli("eval", "--engine", "server", "-m", "x", "--qa", qa, "--concurrency", "0")
+    assert r.code == 2 and r.err == "error: --concurrency must be at least 1, got 0\n"
     r = cli("eval", "--engine", "server", "-m", "x", "--qa", qa, "--endpoint", "responses")
     assert r.code == 2 and "--endpoint must be completions or chat, got 'responses'" in r.err
     r = cli("eval", "--engine", "server", "-m", "x", "--qa", qa, "--snapshots")
@@ -230,6 +234,36 @@ def test_a_wrong_key_is_one_line_that_does_not_show_it(cli, tmp_path: Path, monk
     assert r.code == 1 and len(r.err.strip().splitlines()) == 1 and fake.requests == 0
     assert r.err.startswith(f"error: 401 from {url}/models: ") and "Check the API key" in r.err
     assert "sk-wrong-key-123456" not in r.err + r.out  # the server echoed it; augment does not
+
+
+def test_a_slow_server_gets_the_requests_in_flight_it_is_given_and_a_timeout_says_so(cli, tmp_path: Path):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"q": it.question, "answers": it.answers}) + "\n" for it in ITEMS))
+    config = tmp_path / "server.toml"
+    config.write_text("max_retries = 0\nrequest_timeout = 0.3\n")
+    slow = FakeOpenAI(models=("tiny",), latency=0.1)
+    url = slow.start()
+    flags = ("eval", "--engine", "server", "--base-url", url, "-m", "tiny", "-q", "-c", config)
+    args = (*flags, "--qa", qa)
+    try:
+        r = cli(*args, "--concurrency", "1")  # one at a time: each answered in 0.1 s
+        assert r.code == 0, r.err
+        assert slow.most_in_flight == 1 and slow.requests == 10
+        slow.latency = 0.4  # now every request waits past the timeout
+        r = cli(*args, "--concurrency", "2", "--max-new-tokens", "5")
+        assert r.code == 1 and len(r.err.strip().splitlines()) == 1
+        assert "TimeoutError" in r.err and "2 requests in flight waited past request_timeout (0.3 s)" in r.err
+        assert "wants --concurrency 1" in r.err
+        # so many that the run stops after 20 failures in a row: the same hint
+        many = tmp_path / "many.jsonl"
+        many.write_text(
+            "".join(json.dumps({"q": f"Where is station {k}?", "answer": "Brask"}) + "\n" for k in range(30))
+        )
+        r = cli(*flags, "--qa", many, "--concurrency", "4")
+    finally:
+        slow.stop()
+    assert r.code == 1 and len(r.err.strip().splitlines()) == 1
+    assert "requests in a row failed" in r.err and "4 requests in flight waited past" in r.err
 
 
 class NoModelList(FakeOpenAI):
