@@ -272,6 +272,9 @@ class FakeOpenAI:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def stop(self) -> None:
+        if not self._thread.is_alive():  # stopped already
+            return
+
         async def shutdown() -> None:
             await self._runner.cleanup()
 

@@ -143,8 +143,9 @@ class OpenAIBackend:
         return f"OpenAIBackend(model={self._model!r}, base_url={self.base_url!r}, endpoint={self.endpoint!r})"
 
     def served_models(self) -> list[str] | None:
-        """The model names the server lists (GET /models), or None where it lists none: a check
-        before anything is sent. A server that cannot be reached is a one-line error."""
+        """The model names the server lists (GET /models), or None where it lists none or cannot be
+        reached (the first request says so): a check before anything is sent. A wrong key is a
+        one-line error."""
         import openai
 
         client = openai.OpenAI(
@@ -155,8 +156,8 @@ class OpenAIBackend:
         )
         try:
             return [m.id for m in client.models.list()]
-        except openai.APIConnectionError as e:
-            raise self._cannot_connect(e.__cause__ or e) from None
+        except openai.APIConnectionError:
+            return None
         except openai.AuthenticationError as e:
             raise self._status_error(
                 e.status_code, e.response.headers, e.response.content, "/models"

@@ -48,7 +48,8 @@ def answer_nll_of(data: dict, start: int, end: int) -> float:
 
 def check_served(models: list[str], config: RunConfig) -> None:
     """Every model is one the server lists, before the first is scored (a server that lists none is
-    taken at its word, as is one whose list is empty)."""
+    taken at its word, as is one whose list is empty, and one that cannot be reached: answers
+    stored before need no server, and the first request says it is down)."""
     from augment.backends.openai import OpenAIBackend
 
     backend = OpenAIBackend.from_config(config.model_copy(update={"model": models[0]}))
@@ -173,7 +174,7 @@ def score_model_server(
         if o.parsed is None:
             failed.append(o.error or "no reply")
             return
-        k = list(again)[o.index]
+        k = asked_again[o.index]
         pending.done(k, o.parsed.items[0]["answer"], *again[k])
         pending.save()
 
@@ -185,7 +186,8 @@ def score_model_server(
             if again:
                 # a model that opens its answer with a newline: the first line after it, as the
                 # other engines take it (a stop at the first newline cut it to nothing)
-                redo = [request(prompts[k], max_new_tokens, stop=False) for k in again]
+                asked_again = list(again)
+                redo = [request(prompts[k], max_new_tokens, stop=False) for k in asked_again]
                 run_calls(backend, redo, parse, calls, config, on_outcome=on_again)
                 requests += redo
         except FatalBackendError as e:  # many failed in a row: the run stopped

@@ -122,6 +122,9 @@ def test_the_command_stores_answers_as_they_come_and_a_rerun_sends_nothing(
     assert r.code == 0 and fake.requests == sent and "4 of 4 answers reused" in r.err
     again = json.loads((tmp_path / "r" / "report.json").read_text())["models"][0]
     assert again["reused_answers"] == 4 and again["scores"] == report["models"][0]["scores"]
+    fake.stop()  # every answer is stored: the report is rebuilt with the server gone
+    r = cli(*args, "--max-new-tokens", "4")
+    assert r.code == 0 and "4 of 4 answers reused" in r.err, r.err
 
 
 @pytest.mark.parametrize(
@@ -214,7 +217,7 @@ def test_server_flags_are_checked_before_anything_is_sent(cli, tmp_path: Path):
         unlisted.stop()
     assert r.code == 1 and len(r.err.strip().splitlines()) == 1
     assert "error: 404 from" in r.err and "Check --model 'other'" in r.err
-    r = cli("eval", "--engine", "server", "--base-url", "http://127.0.0.1:9/v1", "-m", "x", "--qa", qa)
+    r = cli("eval", "--engine", "server", "--base-url", "http://127.0.0.1:9/v1", "-m", "x", "--qa", qa, "-q")
     assert r.code == 1 and r.err.startswith("error: cannot connect to http://127.0.0.1:9/v1")
     assert len(r.err.strip().splitlines()) == 1
 
