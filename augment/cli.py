@@ -808,8 +808,10 @@ def eval_cmd(
         raise ConfigError("--base-url, --endpoint and --concurrency are for --engine server")
     if endpoint not in ("completions", "chat"):
         raise ConfigError(f"--endpoint must be completions or chat, got '{endpoint}'")
-    if not judge and (judge_backend or judge_model or (config and engine != "server")):
-        raise ConfigError("--judge-backend, --judge-model and --config set up the grader: add --judge")
+    if not judge and (judge_backend or judge_model):
+        raise ConfigError("--judge-backend and --judge-model set up the grader: add --judge")
+    if config and not judge and engine != "server":
+        raise ConfigError("--config sets up the grader (--judge) or --engine server; this eval has neither")
     server_config = None
     if engine == "server":
         from augment.config import load_config

@@ -194,6 +194,10 @@ def test_server_flags_are_checked_before_anything_is_sent(cli, tmp_path: Path):
     assert (
         r.code == 2 and r.err == "error: --base-url, --endpoint and --concurrency are for --engine server\n"
     )
+    r = cli("eval", "-m", "x", "--qa", qa, "-c", qa)  # a config for nothing
+    assert r.code == 2 and "--config sets up the grader (--judge) or --engine server" in r.err
+    r = cli("eval", "-m", "x", "--qa", qa, "--judge-model", "gpt-4o-mini")
+    assert r.code == 2 and "--judge-backend and --judge-model set up the grader: add --judge" in r.err
     r = cli("eval", "--engine", "server", "-m", "x", "--qa", qa, "--concurrency", "0")
     assert r.code == 2 and r.err == "error: --concurrency must be at least 1, got 0\n"
     r = cli("eval", "--engine", "server", "-m", "x", "--qa", qa, "--endpoint", "responses")
