@@ -860,27 +860,22 @@ def eval_cmd(
     results = []
     # with -o, every answer is stored as it is scored: a killed eval resumes, a rerun reuses them
     store = AnswerStore(output / ANSWERS) if output is not None else None
+    common = dict(
+        mode=mode, with_title=with_title, max_new_tokens=max_new_tokens, shots=examples, store=store
+    )
+    local = dict(common, trust_remote_code=trust_remote_code)  # the engines that load the weights here
     try:
         for name in model:
-            common = dict(
-                mode=mode,
-                with_title=with_title,
-                max_new_tokens=max_new_tokens,
-                shots=examples,
-                trust_remote_code=trust_remote_code,
-                store=store,
-            )
             with Counter(console, f"eval {name}", "questions", quiet) as counter:
                 if server_config is not None:
-                    common.pop("trust_remote_code")
                     scored = score_model_server(
                         name, items, server_config, on_progress=counter.update, **common
                     )
                 elif use_vllm:
-                    scored = score_model_vllm(name, items, on_progress=counter.update, **common)
+                    scored = score_model_vllm(name, items, on_progress=counter.update, **local)
                 else:
                     scored = score_model(
-                        name, items, batch_size=batch_size, on_progress=counter.update, **common
+                        name, items, batch_size=batch_size, on_progress=counter.update, **local
                     )
             for warning in scored.warnings:
                 console.print(f"warning: {warning}", soft_wrap=True)

@@ -159,9 +159,10 @@ def score_model_server(
             return
         k, first = ends[o.index]
         if all(i in replies for i in range(first, o.index + 1)):
-            nlls = [float(replies[i].items[0]["nll"]) for i in range(first + 1, o.index + 1)]
+            mine = [replies.pop(i) for i in range(first, o.index + 1)]  # held only until the question ends
+            nlls = [float(p.items[0]["nll"]) for p in mine[1:]]
             nll = (_least(nlls[: len(pending.forms[k][0])]), _least(nlls))
-            answer = replies[first].items[0]["answer"]
+            answer = mine[0].items[0]["answer"]
             if answer:
                 pending.done(k, answer, *nll)
                 pending.save()  # a killed eval keeps every question answered so far
