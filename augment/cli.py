@@ -92,6 +92,22 @@ def _root(
         os.environ["AUGMENT_DEBUG"] = "1"
 
 
+def _writable(path: Path | None, kind: str = "folder") -> None:
+    """Fail in one line, before any work, when `-o` cannot become a `kind` (folder or file)."""
+    if path is None:
+        return
+    for above in (path, *path.parents):
+        if not above.exists():
+            continue
+        if above == path and kind == "file" and above.is_dir():
+            raise ConfigError(f"{path}: is a folder; -o names the file to write")
+        if above == path and kind == "folder" and not above.is_dir():
+            raise ConfigError(f"{path}: is a file; -o names a folder to write")
+        if above != path and not above.is_dir():
+            raise ConfigError(f"{above}: is a file, so -o {path} cannot be written")
+        return
+
+
 @app.command()
 def generate(
     docs: DocsArg,
@@ -184,6 +200,7 @@ def generate(
 
     if engine not in ("local", "ray"):
         raise ConfigError(f"--engine must be local or ray, got '{engine}'")
+    _writable(output)
     part = Shard.parse(shard) if shard is not None else None
     if part is not None and engine == "ray":
         raise ConfigError(
@@ -260,6 +277,7 @@ def generate(
                 f"part {part} written to {summary.run_dir}; when every part is done: augment merge {output}",
                 soft_wrap=True,
             )
+        _say_left_aside(Path(summary.run_dir), cfg.strategies, console)
     if summary.state.budget_stopped:
         console.print(
             f"[yellow]stopped at the budget ({summary.state.budget_stopped}): {summary.not_sent} of "
@@ -276,9 +294,25 @@ def generate(
         raise typer.Exit(1)
 
 
+def _say_left_aside(run_dir: Path, strategies: list[str], console: Any) -> None:
+    """Name the records an earlier generate with other strategies left in RUN/generated/."""
+    from rich.markup import escape
+
+    from augment.shards import left_aside
+
+    aside = left_aside(run_dir)
+    if aside:
+        console.print(
+            f"[yellow]not used: {escape(', '.join(str(p) for p in aside))}, left by an earlier generate "
+            f"with other strategies; to use them, run again with -s "
+            f"{','.join([*strategies, *(p.stem for p in aside)])} (replies received are cached)[/yellow]",
+            soft_wrap=True,
+        )
+
+
 def _batch_summary(summary: Any, curated: Any, shards: Any, part: str | None) -> dict[str, Any]:
     """What a batch job needs to know of a generate (or merge): counts, tokens, failures and paths."""
-    from augment.shards import generated_files
+    from augment.shards import generated_files, left_aside
 
     run_dir = Path(summary.run_dir)
     out = {"run_dir": str(run_dir), "shard": part, **summary.to_dict()}
@@ -287,6 +321,7 @@ def _batch_summary(summary: Any, curated: Any, shards: Any, part: str | None) ->
         "stats": str(run_dir / "stats.json"),
         "documents": str(run_dir / "documents.jsonl"),
         "generated": [str(p) for p in generated_files(run_dir)],
+        "left_aside": [str(p) for p in left_aside(run_dir)],
         "failures": str(run_dir / "failures.jsonl"),
         "curated": str(run_dir / "curated" / "kept.jsonl") if curated is not None else None,
         "shards": str(Path(shards.out_dir) / "manifest.json") if shards is not None else None,
@@ -376,7 +411,7 @@ def _print_curate_summary(summary: Any) -> None:
 
 def _run_config(run_dir: Path, config: Path | None, overrides: dict[str, Any]):
     """The config a run was generated with (run.json), then a config file, then flags."""
-    from augment.config import build_config, read_config_file
+    from augment.config import build_config, given_flags, read_config_file
 
     run_json = run_dir / "run.json"
     if not run_json.is_file():
@@ -385,7 +420,7 @@ def _run_config(run_dir: Path, config: Path | None, overrides: dict[str, Any]):
     if config is not None:
         values.update(read_config_file(config))
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return build_config(values, str(config) if config else "flags")
+    return build_config(values, str(config) if config else "flags", flags=given_flags(overrides))
 
 
 @app.command("merge")
@@ -516,6 +551,7 @@ def export_cmd(
         from augment.config import split_commas
         from augment.shards.qa import export_qa
 
+        _writable(output, "file")
         qa = export_qa(run_dir, output, split_commas(strategies or []) or None)
         counts = ", ".join(f"{k} {v}" for k, v in qa.by_strategy.items())
         out_console().print(
@@ -602,7 +638,7 @@ def train_cmd(
     quiet: QuietOpt = False,
 ) -> None:
     """Fine-tune a causal LM on the shards (LoRA or full), so the documents end up in its weights."""
-    from augment.config import build_config, read_config_file
+    from augment.config import build_config, given_flags, read_config_file
     from augment.console import err_console, out_console
     from augment.train.args import TrainConfig
 
@@ -635,7 +671,8 @@ def train_cmd(
     for key, flag in (("model", "--model"), ("output", "--output/-o")):
         if key not in values:
             raise ConfigError(f"augment train needs {flag}")
-    cfg = build_config(values, str(config) if config else "flags", TrainConfig)
+    _writable(Path(values["output"]))
+    cfg = build_config(values, str(config) if config else "flags", TrainConfig, given_flags(flags))
     console = err_console()
 
     def on_log(e: dict[str, Any]) -> None:
@@ -693,6 +730,7 @@ def average_cmd(
             shares = [float(w) for w in weights.split(",")]
         except ValueError:
             raise ConfigError(f"--weights: {weights!r} is not a comma-separated list of numbers") from None
+    _writable(output)
     result = average_checkpoints(checkpoints, output, shares)
     out_console().print(
         f"averaged {len(checkpoints)} checkpoints: {result.tensors} tensors, "
@@ -726,7 +764,9 @@ def eval_cmd(
         bool, typer.Option("--with-title", help="Closed-book: give the passage title.")
     ] = False,
     limit: Annotated[int | None, typer.Option(help="Only the first N questions.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Questions per generation batch.")] = 8,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Questions per generation batch (transformers; 8).")
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest answer generated.")] = 32,
     trust_remote_code: Annotated[
         bool,
@@ -800,6 +840,7 @@ def eval_cmd(
 
     if mode not in ("closed", "open"):
         raise ConfigError(f"--mode must be closed or open, got '{mode}'")
+    _writable(output)
     _at_least_one(limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens, concurrency=concurrency)
     if engine not in ("auto", "transformers", "vllm", "server"):
         raise ConfigError(f"--engine must be auto, transformers, vllm or server, got '{engine}'")
@@ -816,6 +857,11 @@ def eval_cmd(
     if engine == "server":
         from augment.config import load_config
 
+        if batch_size is not None or trust_remote_code:
+            raise ConfigError(
+                "--batch-size and --trust-remote-code are for the engines that load the weights here; "
+                "--concurrency sets how many requests the server gets at once"
+            )
         if snapshots:
             raise ConfigError(
                 "--snapshots scores model folders; --engine server scores the names a server serves"
@@ -829,7 +875,11 @@ def eval_cmd(
         from augment.backends import available_backends
         from augment.config import load_config
 
-        judge_config = load_config(config, {"backend": judge_backend, "model": judge_model})
+        judge_config = load_config(
+            config,
+            {"backend": judge_backend, "model": judge_model},
+            {"backend": "--judge-backend", "model": "--judge-model"},
+        )
         if judge_config.backend not in ("auto", *available_backends()):
             raise ConfigError(
                 f"--judge-backend: unknown backend '{judge_config.backend}'. "
@@ -875,7 +925,7 @@ def eval_cmd(
                     scored = score_model_vllm(name, items, on_progress=counter.update, **local)
                 else:
                     scored = score_model(
-                        name, items, batch_size=batch_size, on_progress=counter.update, **local
+                        name, items, batch_size=batch_size or 8, on_progress=counter.update, **local
                     )
             for warning in scored.warnings:
                 console.print(f"warning: {warning}", soft_wrap=True)
@@ -1001,6 +1051,7 @@ def plan_cmd(
             price_prompt_per_m=price_prompt,
             price_completion_per_m=price_completion,
         ),
+        {"price_prompt_per_m": "--price-prompt", "price_completion_per_m": "--price-completion"},
     )
     from rich.markup import escape
 
@@ -1204,20 +1255,30 @@ def strategies_cmd(prompts_dir: PromptsDirOpt = None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns expected errors into one red line and an exit code."""
+    from rich.markup import escape
+
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="augment", standalone_mode=False)
     except AugmentError as e:
         if os.environ.get("AUGMENT_DEBUG"):
             raise
-        from rich.markup import escape
-
         from augment.console import err_console
 
         err_console().print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True, highlight=False)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)
+    except OSError as e:  # a path that cannot be read or written (disk full, permissions): one line
+        if os.environ.get("AUGMENT_DEBUG") or e.errno is None or not e.strerror:
+            raise
+        from augment.console import err_console
+
+        where = f"{e.filename}: " if e.filename else ""
+        err_console().print(
+            f"[red]error:[/red] {escape(where + e.strerror)}", soft_wrap=True, highlight=False
+        )
+        sys.exit(1)
     except typer.TyperException as e:  # usage errors: typer prints them with the command's usage line
         e.show()
         sys.exit(e.exit_code)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -199,7 +200,14 @@ class RunConfig(BaseModel):
 KEYS = tuple(RunConfig.model_fields)
 
 
-def _describe(err: dict[str, Any], source: str, keys: tuple[str, ...] = KEYS) -> str:
+def flag_of(key: str) -> str:
+    """The command-line flag that sets config key `key` (`val_fraction` -> `--val-fraction`)."""
+    return "--" + key.replace("_", "-")
+
+
+def _describe(
+    err: dict[str, Any], source: str, keys: tuple[str, ...] = KEYS, flags: Mapping[str, str] | None = None
+) -> str:
     loc = ".".join(str(p) for p in err["loc"]) or "config"
     if err["type"] == "extra_forbidden":
         close = difflib.get_close_matches(str(err["loc"][0]), keys, n=1)
@@ -210,17 +218,33 @@ def _describe(err: dict[str, Any], source: str, keys: tuple[str, ...] = KEYS) ->
     msg = err["msg"].removeprefix("Value error, ")
     if not err["loc"]:
         return f"{source}: {msg}"
+    if flags and str(err["loc"][0]) in flags:  # a flag's value: name the flag, not the file
+        return f"{flags[str(err['loc'][0])]}: {msg[0].lower() + msg[1:]}{got_s}"
     return f"{source}: '{loc}' {msg[0].lower() + msg[1:]}{got_s}"
 
 
-def build_config(values: dict[str, Any], source: str = "config", model: type[BaseModel] | None = None) -> Any:
-    """Validate `values` into a RunConfig (or `model`); the first problem becomes a one-line ConfigError."""
+def build_config(
+    values: dict[str, Any],
+    source: str = "config",
+    model: type[BaseModel] | None = None,
+    flags: Mapping[str, str] | None = None,
+) -> Any:
+    """Validate `values` into a RunConfig (or `model`); the first problem becomes a one-line ConfigError.
+
+    `flags` maps the keys that came from the command line to their flags, so that a bad value
+    given as a flag is reported against the flag rather than against `source` (the config file).
+    """
     model = model or RunConfig
     values = {k.replace("-", "_"): v for k, v in values.items()}
     try:
         return model(**values)
     except ValidationError as e:
-        raise ConfigError(_describe(e.errors()[0], source, tuple(model.model_fields))) from None
+        raise ConfigError(_describe(e.errors()[0], source, tuple(model.model_fields), flags)) from None
+
+
+def given_flags(overrides: Mapping[str, Any], names: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The flags among `overrides` that were given (not None), keyed by config key."""
+    return {k: (names or {}).get(k, flag_of(k)) for k, v in overrides.items() if v is not None}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -253,11 +277,19 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    """Defaults < file < overrides (flags; None values mean 'not given')."""
+def load_config(
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    flag_names: Mapping[str, str] | None = None,
+) -> RunConfig:
+    """Defaults < file < overrides (flags; None values mean 'not given').
+
+    `flag_names` names the flag of an override whose flag is not `--key` (`--judge-model`).
+    """
     values: dict[str, Any] = {}
     if path is not None:
         values.update(read_config_file(path))
         build_config(values, str(path))  # report file problems against the file
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return build_config(values, str(path) if path else "flags")
+    flags = given_flags(overrides or {}, flag_names)
+    return build_config(values, str(path) if path else "flags", flags=flags)

@@ -44,6 +44,13 @@ def generated_files(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "generated").glob("*.jsonl")) if (run_dir / "generated").is_dir() else []
 
 
+def left_aside(run_dir: Path) -> list[Path]:
+    """generated/*.jsonl that an earlier generate with other strategies left: on disk, not used."""
+    folder = run_dir / "generated"
+    used = set(generated_files(run_dir))
+    return [p for p in sorted(folder.glob("*.jsonl")) if p not in used] if folder.is_dir() else []
+
+
 def load_records(run_dir: Path) -> tuple[str, list[dict[str, Any]]]:
     """Curated records when the run has been curated, else every generated record."""
     kept = run_dir / "curated" / "kept.jsonl"

@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from augment.cli import main
 from tests.conftest import REPO
 
 
@@ -88,6 +91,84 @@ def test_missing_inputs_fail_with_exit_code_1(cli, tmp_path: Path):
     assert r.code == 1 and "not a run directory" in r.err
     r = cli("export", tmp_path)
     assert r.code == 1 and "not a run directory" in r.err
+
+
+def test_a_bad_flag_value_names_the_flag_not_the_config_file(cli, examples: Path, tmp_path: Path):
+    good = tmp_path / "good.toml"
+    good.write_text('backend = "mock"\n', encoding="utf-8")
+    r = cli("generate", examples / "docs", "-o", tmp_path / "run", "-c", good, "--chunk-tokens", "3")
+    assert r.code == 2
+    assert r.err.strip() == "error: --chunk-tokens: input should be greater than or equal to 16, got 3"
+    r = cli("plan", examples / "docs", "--price-prompt", "-1")
+    assert r.code == 2 and r.err.strip().startswith("error: --price-prompt: input should be greater")
+    run = tmp_path / "run"
+    assert cli("generate", examples / "docs", "-o", run, "-c", good, "-s", "qa").code == 0
+    r = cli("export", run, "--val-fraction", "2")
+    assert r.code == 2 and r.err.strip() == "error: --val-fraction: input should be less than 1, got 2.0"
+    r = cli("train", run / "shards", "--model", "m", "-o", tmp_path / "ck", "--method", "dpo")
+    assert r.code == 2 and r.err.strip() == "error: --method: input should be 'lora' or 'full', got 'dpo'"
+
+
+def test_an_output_that_cannot_be_a_folder_is_one_line_before_any_work(cli, examples: Path, tmp_path: Path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine\n", encoding="utf-8")
+    docs = examples / "docs"
+    for args in (
+        ("generate", docs, "-o", afile, "--backend", "mock"),
+        ("train", tmp_path, "--model", "m", "-o", afile),
+        ("eval", "-m", "m", "--qa", afile, "-o", afile),
+        ("average", tmp_path, tmp_path, "-o", afile),
+    ):
+        r = cli(*args)
+        assert (r.code, r.err.strip()) == (2, f"error: {afile}: is a file; -o names a folder to write"), args
+    r = cli("generate", docs, "-o", afile / "run", "--backend", "mock")
+    assert (
+        r.code == 2 and r.err.strip() == f"error: {afile}: is a file, so -o {afile / 'run'} cannot be written"
+    )
+    assert afile.read_text(encoding="utf-8") == "mine\n"
+
+    run = tmp_path / "run"
+    assert cli("generate", docs, "-o", run, "--backend", "mock", "-s", "qa").code == 0
+    r = cli("export", run, "--format", "qa", "-o", tmp_path)
+    assert r.code == 2 and r.err.strip() == f"error: {tmp_path}: is a folder; -o names the file to write"
+
+
+def test_an_os_error_while_writing_is_one_line_naming_the_file(
+    cli, examples: Path, tmp_path: Path, monkeypatch
+):
+    import errno
+
+    import augment.shards.qa as qa
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "qa.jsonl"))
+
+    run = tmp_path / "run"
+    assert cli("generate", examples / "docs", "-o", run, "--backend", "mock", "-s", "qa").code == 0
+    monkeypatch.setattr(qa, "export_qa", disk_full)
+    r = cli("export", run, "--format", "qa", "-o", tmp_path / "qa.jsonl")
+    assert r.code == 1 and r.err.strip() == f"error: {tmp_path / 'qa.jsonl'}: No space left on device"
+    monkeypatch.setenv("AUGMENT_DEBUG", "1")  # --debug keeps the traceback
+    with pytest.raises(OSError):
+        main(["export", str(run), "--format", "qa", "-o", str(tmp_path / "qa.jsonl")])
+
+
+def test_records_an_earlier_generate_left_are_named_and_kept(cli, examples: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    assert cli("generate", examples / "docs", "-o", run, "--backend", "mock", "-s", "qa").code == 0
+    before = (run / "generated" / "qa.jsonl").read_bytes()
+    r = cli("generate", examples / "docs", "-o", run, "--backend", "mock", "-s", "notes")
+    assert r.code == 0, r.err
+    assert r.err.strip().splitlines()[-1] == (
+        f"not used: {run / 'generated' / 'qa.jsonl'}, left by an earlier generate with other strategies; "
+        "to use them, run again with -s notes,qa (replies received are cached)"
+    )
+    assert (run / "generated" / "qa.jsonl").read_bytes() == before  # left as it was
+    manifest = json.loads((run / "shards" / "manifest.json").read_text())
+    assert set(manifest["counts"]["by_strategy"]) == {"notes"}
+    r = cli("generate", examples / "docs", "-o", run, "--backend", "mock", "-s", "notes,qa", "--json")
+    assert r.code == 0 and json.loads(r.out)["paths"]["left_aside"] == []
+    assert "not used" not in r.err
 
 
 def test_a_cache_that_is_not_a_database_is_one_line(cli, examples: Path, tmp_path: Path):

@@ -204,6 +204,11 @@ def test_server_flags_are_checked_before_anything_is_sent(cli, tmp_path: Path):
     assert r.code == 2 and "--endpoint must be completions or chat, got 'responses'" in r.err
     r = cli("eval", "--engine", "server", "-m", "x", "--qa", qa, "--snapshots")
     assert r.code == 2 and "--engine server scores the names a server serves" in r.err
+    for flag in (("--batch-size", "4"), ("--trust-remote-code",)):
+        r = cli("eval", "--engine", "server", "-m", "x", "--qa", qa, *flag)
+        assert r.code == 2 and r.err.startswith(
+            "error: --batch-size and --trust-remote-code are for the engines that load the weights here"
+        )
     fake = FakeOpenAI(models=("tiny",))
     url = fake.start()
     try:

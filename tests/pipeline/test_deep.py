@@ -180,4 +180,8 @@ def test_plan_and_budget_flags_in_the_cli(tmp_path: Path, cli):
     stats = json.loads(cli("stats", tmp_path / "run", "--json").out)
     assert stats["multi_step"]["entigraph"]["budget_tokens"] == 3000 * 4  # documents
     r = cli("plan", docs, "--backend", "mock", "--budget-scope", "galaxy")
-    assert r.code == 2 and "budget_scope" in r.err and len(r.err.strip().splitlines()) == 1
+    assert (
+        r.code == 2
+        and "error: --budget-scope: input should be" in r.err
+        and len(r.err.strip().splitlines()) == 1
+    )

@@ -233,4 +233,4 @@ def test_completion_style_end_to_end_and_in_the_cli(examples: Path, tmp_path: Pa
         "--prompt-style",
         "verse",
     )
-    assert r.code == 2 and "prompt_style" in r.err
+    assert r.code == 2 and "error: --prompt-style: input should be" in r.err
