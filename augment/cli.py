@@ -587,6 +587,13 @@ def train_cmd(
     max_seq_len: Annotated[int | None, typer.Option(help="Tokens per sequence.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Sequences per device per step.")] = None,
     grad_accum: Annotated[int | None, typer.Option(help="Gradient accumulation steps.")] = None,
+    micro_batch: Annotated[
+        int | None,
+        typer.Option(
+            help="Sequences per forward pass, a divisor of --batch-size (default: as many as the free "
+            "memory holds; the step is the same)."
+        ),
+    ] = None,
     replay: Annotated[
         float | None, typer.Option(help="Share of tokens from the raw documents (0-0.9).")
     ] = None,
@@ -654,6 +661,7 @@ def train_cmd(
         max_seq_len=max_seq_len,
         batch_size=batch_size,
         grad_accum=grad_accum,
+        micro_batch=micro_batch,
         replay=replay,
         replay_corpus=replay_corpus,
         replay_title=replay_title,
@@ -684,9 +692,25 @@ def train_cmd(
             soft_wrap=True,
         )
 
+    def on_plan(plan: Any) -> None:
+        if quiet or plan.passes == 1:
+            return
+        gb = 1e9
+        free = f", {plan.free_bytes / gb:.1f} GB free" if plan.free_bytes is not None else ""
+        why = (
+            f"--micro-batch {cfg.micro_batch}"
+            if cfg.micro_batch is not None
+            else f"one of {cfg.max_seq_len} tokens needs about {plan.sequence_bytes / gb:.1f} GB{free}; "
+            "--micro-batch sets it"
+        )
+        console.print(
+            f"train: {cfg.batch_size} sequences a step in {plan.passes} passes of {plan.size} ({why})",
+            soft_wrap=True,
+        )
+
     from augment.train.trainer import train
 
-    result = train(cfg, on_log=on_log)
+    result = train(cfg, on_log=on_log, on_plan=on_plan)
     # chat shards always train on the assistant turn; --answers-only splits cpt text
     answers_only = cfg.answers_only and result.format == "cpt"
     if answers_only and result.answer_only_rows == 0:

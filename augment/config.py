@@ -216,8 +216,8 @@ def _describe(
     got = err.get("input")
     got_s = f", got {got!r}" if not isinstance(got, dict | list) else ""
     msg = err["msg"].removeprefix("Value error, ")
-    if not err["loc"]:
-        return f"{source}: {msg}"
+    if not err["loc"]:  # a rule across keys; from flags alone there is no file to name
+        return msg if source == "flags" else f"{source}: {msg}"
     if flags and str(err["loc"][0]) in flags:  # a flag's value: name the flag, not the file
         return f"{flags[str(err['loc'][0])]}: {msg[0].lower() + msg[1:]}{got_s}"
     return f"{source}: '{loc}' {msg[0].lower() + msg[1:]}{got_s}"

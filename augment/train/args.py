@@ -33,6 +33,12 @@ class TrainConfig(BaseModel):
     max_seq_len: int = Field(1024, ge=16)
     batch_size: int = Field(8, ge=1, description="sequences per device per step")
     grad_accum: int = Field(1, ge=1)
+    micro_batch: int | None = Field(
+        None,
+        ge=1,
+        description="sequences per forward pass, a divisor of batch_size; the step's batch is their "
+        "accumulated gradient (default: the most that fit in the memory free)",
+    )
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     scheduler: str = "cosine"
@@ -90,6 +96,8 @@ class TrainConfig(BaseModel):
             raise ValueError(
                 "replay_title and replay_shuffle shape the replayed documents: they need --replay > 0"
             )
+        if self.micro_batch is not None and self.batch_size % self.micro_batch:
+            raise ValueError(f"micro_batch {self.micro_batch} does not divide batch_size {self.batch_size}")
         for step in self.snapshot_steps:
             if step < 1:
                 raise ValueError(f"snapshot_steps: step {step} is not a training step (they start at 1)")

@@ -312,6 +312,72 @@ def test_errors_are_one_line(cli, shards, tiny_model, tmp_path):
         train(cfg(shards["chat"], no_template, tmp_path / "y"))
 
 
+@pytest.mark.parametrize("fmt", ["cpt", "chat"])
+def test_a_step_run_in_micro_batches_is_the_same_step(shards, tiny_model, tmp_path, fmt):
+    """Four sequences a step in one pass or in four passes of one: the same weights after two steps
+    (chat rows differ in length, so the loss must be normalised over the step's tokens, not each pass's)."""
+    runs = {}
+    for micro in (4, 1):
+        out = tmp_path / f"m{micro}"
+        runs[micro] = train(
+            cfg(
+                shards[fmt],
+                tiny_model,
+                out,
+                method="full",
+                max_steps=2,
+                batch_size=4,
+                micro_batch=micro,
+                lr=1e-3,
+            )
+        )
+        hp = json.loads((out / "train.json").read_text())["hyperparameters"]
+        assert (hp["micro_batch_used"], hp["passes_per_step"]) == (micro, 4 // micro)
+    assert runs[4].tokens == runs[1].tokens
+    one, four = dict(runs[1].model.named_parameters()), dict(runs[4].model.named_parameters())
+    base = dict(transformers.AutoModelForCausalLM.from_pretrained(tiny_model).named_parameters())
+    for name, p in four.items():
+        assert not torch.equal(p, base[name].to(p.dtype)), name  # the steps moved it
+        assert torch.allclose(p, one[name], atol=2e-6), (name, (p - one[name]).abs().max())
+
+
+def test_the_micro_batch_is_the_largest_divisor_that_fits(tiny_model, monkeypatch, tmp_path):
+    import augment.train.trainer as trainer
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+    conf = cfg(tmp_path, tiny_model, tmp_path / "o", batch_size=12, max_seq_len=128)
+    text = model.config
+    sequence = 4 * (6 * text.vocab_size + 24 * text.hidden_size * text.num_hidden_layers) * 128
+    for free, size in ((100 * sequence, 12), (int(5.1 * sequence / 0.8), 4), (sequence, 1), (0, 1)):
+        monkeypatch.setattr(trainer, "_free_memory", lambda torch, cuda, free=free: free)
+        plan = trainer.plan_micro_batch(conf, model, torch, cuda=False)
+        assert (plan.size, plan.passes, plan.sequence_bytes) == (size, 12 // size, sequence), free
+    full = conf.model_copy(update={"method": "full"})  # its gradients and optimizer state come first
+    params = sum(p.numel() for p in model.parameters())
+    monkeypatch.setattr(trainer, "_free_memory", lambda torch, cuda: 12 * params + int(6.5 * sequence / 0.8))
+    assert trainer.plan_micro_batch(full, model, torch, cuda=False).size == 6
+    assert trainer.plan_micro_batch(conf.model_copy(update={"micro_batch": 3}), model, torch, False).size == 3
+    with pytest.raises(ValueError, match="micro_batch 5 does not divide batch_size 12"):
+        cfg(tmp_path, tiny_model, tmp_path / "o", batch_size=12, micro_batch=5)
+
+
+def test_cli_says_when_a_step_takes_several_passes(cli, shards, tiny_model, tmp_path, monkeypatch):
+    import augment.train.trainer as trainer
+
+    monkeypatch.setattr(trainer, "_free_memory", lambda torch, cuda: 1)  # nothing fits: one at a time
+    args = ("train", shards["cpt"], "--model", tiny_model, "--max-steps", "1", "--batch-size", "4")
+    r = cli(*args, "--max-seq-len", "64", "-o", tmp_path / "a")
+    assert r.code == 0, r.err
+    assert (
+        "train: 4 sequences a step in 4 passes of 1 (one of 64 tokens needs about 0.0 GB, 0.0 GB free;"
+        in r.err
+    )
+    r = cli(*args, "--max-seq-len", "64", "-o", tmp_path / "b", "--micro-batch", "2")
+    assert r.code == 0 and "train: 4 sequences a step in 2 passes of 2 (--micro-batch 2)" in r.err
+    r = cli(*args, "-o", tmp_path / "c", "--micro-batch", "3")
+    assert r.code == 2 and r.err.strip() == "error: micro_batch 3 does not divide batch_size 4"
+
+
 def test_cli_trains_with_a_config_file(cli, shards, tiny_model, tmp_path):
     conf = tmp_path / "train.toml"
     conf.write_text(
