@@ -3,18 +3,69 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import orjson
 
+from augment.errors import AugmentError
+
+T = TypeVar("T")
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+LOCK_NAME = ".augment.lock"
+_held: set[Path] = set()  # run folders this process holds the lock of
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path) -> Iterator[None]:
+    """Hold FOLDER/.augment.lock while this process writes the run in it.
+
+    A second augment process that would write the same run stops with one line instead of
+    interleaving its lines with this one's. Reentrant within a process (an export that merges);
+    the OS lets go of it when the process dies, so a killed run leaves nothing to clean up. A
+    folder that does not exist yet has nothing to protect.
+    """
+    key = folder.resolve()
+    if key in _held or not folder.is_dir():
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(folder / LOCK_NAME), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise AugmentError(
+            f"{folder}: another augment command is writing this run ({LOCK_NAME} is held); "
+            "wait for it to end, or write to another folder"
+        ) from None
+    _held.add(key)
+    try:
+        yield
+    finally:
+        _held.discard(key)
+        lock.release()
+
+
+def locks_run(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn(run_dir, ...)` runs holding run_dir's `run_lock`."""
+
+    @functools.wraps(fn)
+    def locked(run_dir: Path, *args: Any, **kwargs: Any) -> T:
+        with run_lock(Path(run_dir)):
+            return fn(run_dir, *args, **kwargs)
+
+    return locked
 
 
 @contextlib.contextmanager

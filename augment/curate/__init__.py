@@ -37,7 +37,7 @@ from augment.curate.filters import (
     load_eval_items,
 )
 from augment.errors import AugmentError
-from augment.io import read_jsonl, write_json, write_jsonl
+from augment.io import locks_run, read_jsonl, write_json, write_jsonl
 from augment.shards import generated_files
 from augment.tokens import Tokenizer
 
@@ -158,6 +158,7 @@ def _drop_verdicts(
     return kept
 
 
+@locks_run
 def curate(
     run_dir: Path,
     config: RunConfig,

@@ -24,7 +24,7 @@ from augment.backends import Backend, get_backend
 from augment.config import RunConfig
 from augment.errors import AugmentError
 from augment.ingest import SUPPORTED, Chunker, IngestResult, Skipped, ingest
-from augment.io import dumps, sha256_hex, write_json, write_jsonl
+from augment.io import dumps, run_lock, sha256_hex, write_json, write_jsonl
 from augment.pipeline.cache import ResponseCache
 from augment.pipeline.deep import DeepWork, chunk_budgets
 from augment.pipeline.limits import Limits
@@ -230,54 +230,55 @@ def generate(
         documents = [corpus[i] for i in positions]
     backend = backend or get_backend(config)  # after the input checks: loading a model takes a while
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_jsonl(run_dir / "documents.jsonl", (d.to_dict() for d in documents))
+    with run_lock(run_dir):  # a second augment writing this run stops here, with one line
+        write_jsonl(run_dir / "documents.jsonl", (d.to_dict() for d in documents))
 
-    chunker = Chunker(tokenizer, config.chunk_tokens, config.chunk_overlap)
-    chunks = list(chunker.chunk_all(documents))
-    # a corpus-wide budget is shared over the chunks of every part, so a part needs them all
-    corpus_chunks = (
-        list(chunker.chunk_all(corpus))
-        if shard is not None
-        and config.budget_scope == "corpus"
-        and any(isinstance(s, DeepStrategy) for s in strategies)
-        else chunks
-    )
-    style = prompt_style(config, backend)
-    work = build_requests(chunks, strategies, config, backend.identity, backend.model, style)
-
-    summary = GenerateSummary(
-        run_dir=run_dir,
-        files=ingested.files,
-        documents=len(documents),
-        skipped=ingested.skipped,
-        chunks=len(chunks),
-        requests=len(work),
-    )
-    run_info = run_record(inputs, config, strategies, corpus, backend.name, backend.model)
-    run_info["prompt_style"] = style
-    if shard is not None:
-        run_info["shard"] = str(shard)
-    write_json(run_dir / "run.json", run_info)
-    budgets = deep_budgets(corpus_chunks, strategies, config)
-    cache = ResponseCache(run_dir / "cache.sqlite")
-
-    def open_file(name: str) -> OrderedJsonlWriter:
-        return OrderedJsonlWriter(run_dir / name)
-
-    try:
-        asyncio.run(
-            _generate_records(backend, work, open_file, cache, config, summary, hooks, style, budgets)
+        chunker = Chunker(tokenizer, config.chunk_tokens, config.chunk_overlap)
+        chunks = list(chunker.chunk_all(documents))
+        # a corpus-wide budget is shared over the chunks of every part, so a part needs them all
+        corpus_chunks = (
+            list(chunker.chunk_all(corpus))
+            if shard is not None
+            and config.budget_scope == "corpus"
+            and any(isinstance(s, DeepStrategy) for s in strategies)
+            else chunks
         )
-    finally:
-        summary.seconds = time.perf_counter() - t0
-        summary.cost = cost(config, summary.prompt_tokens, summary.completion_tokens)
-        write_json(run_dir / "stats.json", summary.to_dict())
-        run_info["complete"] = summary.complete
-        run_info["timings"] = {"generate_s": round(summary.seconds, 3)}
+        style = prompt_style(config, backend)
+        work = build_requests(chunks, strategies, config, backend.identity, backend.model, style)
+
+        summary = GenerateSummary(
+            run_dir=run_dir,
+            files=ingested.files,
+            documents=len(documents),
+            skipped=ingested.skipped,
+            chunks=len(chunks),
+            requests=len(work),
+        )
+        run_info = run_record(inputs, config, strategies, corpus, backend.name, backend.model)
+        run_info["prompt_style"] = style
+        if shard is not None:
+            run_info["shard"] = str(shard)
         write_json(run_dir / "run.json", run_info)
-    if shard is not None and summary.complete:
-        write_manifest(run_dir, shard, positions, run_info)
-    return summary
+        budgets = deep_budgets(corpus_chunks, strategies, config)
+        cache = ResponseCache(run_dir / "cache.sqlite")
+
+        def open_file(name: str) -> OrderedJsonlWriter:
+            return OrderedJsonlWriter(run_dir / name)
+
+        try:
+            asyncio.run(
+                _generate_records(backend, work, open_file, cache, config, summary, hooks, style, budgets)
+            )
+        finally:
+            summary.seconds = time.perf_counter() - t0
+            summary.cost = cost(config, summary.prompt_tokens, summary.completion_tokens)
+            write_json(run_dir / "stats.json", summary.to_dict())
+            run_info["complete"] = summary.complete
+            run_info["timings"] = {"generate_s": round(summary.seconds, 3)}
+            write_json(run_dir / "run.json", run_info)
+        if shard is not None and summary.complete:
+            write_manifest(run_dir, shard, positions, run_info)
+        return summary
 
 
 async def _generate_records(

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from augment.errors import AugmentError, ConfigError
-from augment.io import atomic_write, sha256_file, sha256_hex, write_json
+from augment.io import atomic_write, locks_run, sha256_file, sha256_hex, write_json
 
 PARTS = "parts"
 _PART_NAME = re.compile(r"^(\d{5})-of-(\d{5})$")
@@ -351,6 +351,7 @@ def _merge_file(
     return n
 
 
+@locks_run
 def merge(run_dir: Path) -> MergeSummary:
     """Combine every part of RUN/parts/ into RUN/ as one unsharded run would have written it."""
     n, parts = check_parts(run_dir)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from augment.errors import AugmentError
-from augment.io import atomic_path, dumps, read_jsonl, sha256_file, stable_id, write_json
+from augment.io import atomic_path, dumps, locks_run, read_jsonl, sha256_file, stable_id, write_json
 from augment.tokens import Tokenizer
 
 Format = Literal["cpt", "chat"]
@@ -112,6 +112,7 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]], fmt: Format) -> None:
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
 
 
+@locks_run
 def export(
     run_dir: Path,
     *,

@@ -171,6 +171,43 @@ def test_records_an_earlier_generate_left_are_named_and_kept(cli, examples: Path
     assert "not used" not in r.err
 
 
+def test_a_run_another_process_is_writing_is_left_alone(cli, examples: Path, tmp_path: Path):
+    run = tmp_path / "run"
+    assert cli("generate", examples / "docs", "-o", run, "--backend", "mock", "-s", "qa").code == 0
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".augment.lock"}
+    holder = subprocess.Popen(  # another augment process, mid-write: it holds the run's lock
+        [
+            sys.executable,
+            "-c",
+            "import sys; from augment.io import run_lock; from pathlib import Path\n"
+            "with run_lock(Path(sys.argv[1])):\n print('held', flush=True); sys.stdin.read()",
+            str(run),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for args in (
+            ("generate", examples / "docs", "-o", run, "--backend", "mock", "-s", "notes"),
+            ("curate", run),
+            ("export", run, "--format", "chat"),
+        ):
+            r = cli(*args)
+            assert (r.code, r.err.strip()) == (
+                1,
+                f"error: {run}: another augment command is writing this run (.augment.lock is held); "
+                "wait for it to end, or write to another folder",
+            ), args
+        assert cli("stats", run).code == 0  # reading is fine
+    finally:
+        holder.communicate("")  # it ends; the OS lets go of its lock
+    after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".augment.lock"}
+    assert after == before
+    assert cli("generate", examples / "docs", "-o", run, "--backend", "mock", "-s", "notes").code == 0
+
+
 def test_a_cache_that_is_not_a_database_is_one_line(cli, examples: Path, tmp_path: Path):
     run = tmp_path / "run"
     run.mkdir()
