@@ -919,6 +919,14 @@ def eval_cmd(
     for name in model if server_config is None else []:
         locate_model(name)
     items = load_qa(qa)[:limit]
+    bare = sum(not it.passage.strip() for it in items)
+    if mode == "open" and bare:  # it would be asked closed-book under the open-book name
+        raise ConfigError(
+            f"--mode open puts each question's passage before it; {bare} of the {len(items)} questions "
+            f"in {qa} have none (a passage line's 'text')"
+        )
+    if with_title and mode == "closed" and not any(it.title for it in items):
+        raise ConfigError(f"--with-title: no question in {qa} has a title (a passage line's 'title')")
     examples = load_qa(shots) if shots is not None else []
     if shots is not None:
         if not examples:

@@ -461,6 +461,31 @@ def test_counts_below_one_are_one_line_before_any_model_loads(cli, tmp_path: Pat
     assert r.code == 2 and r.err == f"error: {flag} must be at least 1, got {value}\n"
 
 
+def test_open_book_without_passages_and_titles_that_are_not_there_are_one_line(
+    cli, tmp_path: Path, tiny_model
+):
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text(
+        '{"question": "Who?", "answer": "Ada"}\n'
+        '{"id": "p", "title": "", "text": "Ada built it.", "questions": [{"q": "Who built it?", "answers": ["Ada"]}]}\n'
+    )
+    r = cli("eval", "-m", tiny_model, "--qa", qa, "--mode", "open")
+    assert r.code == 2 and r.err == (
+        f"error: --mode open puts each question's passage before it; 1 of the 2 questions in {qa} have "
+        "none (a passage line's 'text')\n"
+    )
+    r = cli("eval", "-m", tiny_model, "--qa", qa, "--with-title")
+    assert (
+        r.code == 2
+        and r.err == f"error: --with-title: no question in {qa} has a title (a passage line's 'title')\n"
+    )
+    r = cli("eval", "-m", tiny_model, "--qa", qa, "--mode", "open", "--limit", "1")
+    assert r.code == 2 and "1 of the 1 questions" in r.err
+    qa.write_text(qa.read_text().splitlines()[1] + "\n")  # the passage alone: open book works
+    r = cli("eval", "-m", tiny_model, "--qa", qa, "--mode", "open", "-q")
+    assert r.code == 0, r.err
+
+
 def test_an_unreadable_answer_store_is_one_line(cli, tmp_path: Path, tiny_model):
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"question": "Who?", "answer": "Ada"}\n')
