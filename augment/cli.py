@@ -92,6 +92,14 @@ def _root(
         os.environ["AUGMENT_DEBUG"] = "1"
 
 
+_interrupt_hint: list[str] = []  # what a command stopped by Ctrl-C tells its user (set as it starts)
+
+
+def _on_interrupt(hint: str) -> None:
+    """Say `hint` (what was kept, how to resume) if Ctrl-C stops the command from here on."""
+    _interrupt_hint[:] = [hint]
+
+
 def _writable(path: Path | None, kind: str = "folder") -> None:
     """Fail in one line, before any work, when `-o` cannot become a `kind` (folder or file)."""
     if path is None:
@@ -253,6 +261,7 @@ def generate(
         ),
     )
     console = err_console()
+    _on_interrupt(f"the replies received are cached in {output}; the same command resumes from them")
     with Reporter(console, quiet=quiet, unit="documents" if engine == "ray" else "requests") as rep:
         hooks = Hooks(on_skip=rep.skip, on_start=rep.start, on_advance=rep.advance)
         if engine == "ray":
@@ -710,6 +719,10 @@ def train_cmd(
 
     from augment.train.trainer import train
 
+    _on_interrupt(
+        f"the same command resumes from the last checkpoint in {cfg.output / 'checkpoints'}, if one "
+        f"was saved (every {cfg.save_steps} steps, --save-steps)"
+    )
     result = train(cfg, on_log=on_log, on_plan=on_plan)
     # chat shards always train on the assistant turn; --answers-only splits cpt text
     answers_only = cfg.answers_only and result.format == "cpt"
@@ -942,6 +955,11 @@ def eval_cmd(
     results = []
     # with -o, every answer is stored as it is scored: a killed eval resumes, a rerun reuses them
     store = AnswerStore(output / ANSWERS) if output is not None else None
+    _on_interrupt(
+        f"the answers scored so far are in {output / ANSWERS}; the same command scores only the rest"
+        if output is not None
+        else "without -o no answer was kept"
+    )
     common = dict(
         mode=mode, with_title=with_title, max_new_tokens=max_new_tokens, shots=examples, store=store
     )
@@ -1289,6 +1307,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app and turns expected errors into one red line and an exit code."""
     from rich.markup import escape
 
+    _interrupt_hint.clear()
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="augment", standalone_mode=False)
@@ -1300,7 +1319,7 @@ def main(argv: list[str] | None = None) -> None:
         err_console().print(f"[red]error:[/red] {escape(str(e))}", soft_wrap=True, highlight=False)
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
-        sys.exit(130)
+        code = 130
     except OSError as e:  # a path that cannot be read or written (disk full, permissions): one line
         if os.environ.get("AUGMENT_DEBUG") or e.errno is None or not e.strerror:
             raise
@@ -1314,4 +1333,9 @@ def main(argv: list[str] | None = None) -> None:
     except typer.TyperException as e:  # usage errors: typer prints them with the command's usage line
         e.show()
         sys.exit(e.exit_code)
+    if code == 130:  # Ctrl-C (typer returns it as this exit code): what was kept, how to go on
+        from augment.console import err_console
+
+        hint = f": {_interrupt_hint[0]}" if _interrupt_hint else ""
+        err_console().print(f"interrupted{escape(hint)}", soft_wrap=True, highlight=False)
     sys.exit(code if isinstance(code, int) else 0)

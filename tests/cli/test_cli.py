@@ -208,6 +208,47 @@ def test_a_run_another_process_is_writing_is_left_alone(cli, examples: Path, tmp
     assert cli("generate", examples / "docs", "-o", run, "--backend", "mock", "-s", "notes").code == 0
 
 
+def test_ctrl_c_says_what_was_kept_and_the_same_command_resumes(cli, examples: Path, tmp_path: Path):
+    import signal
+    import time
+
+    from tests.fake_openai import FakeOpenAI
+
+    fake = FakeOpenAI(latency=0.2)  # a real server, slow enough to be stopped mid-run
+    url = fake.start()
+    run = tmp_path / "run"
+    args = ["generate", str(examples / "docs"), "-o", str(run), "--backend", "openai", "--base-url", url]
+    args += ["--model", "fake-model", "--concurrency", "1", "-s", "qa,notes"]
+    try:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "augment"), *args, "-q"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        deadline = time.monotonic() + 60
+        while fake.requests < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert err.strip().splitlines()[-1] == (
+            f"interrupted: the replies received are cached in {run}; the same command resumes from them"
+        )
+        sent = fake.requests
+        assert 4 <= sent < 16  # stopped mid-run: qa and notes are 16 requests
+        r = cli(*args)
+        assert r.code == 0, r.err
+        # what came back before Ctrl-C is not asked again (the one in flight may be)
+        cached = int(r.err.strip().splitlines()[-1].split(" cached")[0].rsplit(" ", 1)[-1])
+        assert cached >= sent - 1 and fake.requests - sent == 16 - cached
+    finally:
+        fake.stop()
+    s = json.loads(cli("stats", run, "--json").out)
+    assert s["requests"] == 16 and s["failed_requests"] == 0
+
+
 def test_a_cache_that_is_not_a_database_is_one_line(cli, examples: Path, tmp_path: Path):
     run = tmp_path / "run"
     run.mkdir()

@@ -486,6 +486,25 @@ def test_open_book_without_passages_and_titles_that_are_not_there_are_one_line(
     assert r.code == 0, r.err
 
 
+def test_ctrl_c_in_eval_says_where_the_answers_are(cli, tmp_path: Path, tiny_model, monkeypatch):
+    import augment.eval.runner as runner
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "score_model", stopped)
+    monkeypatch.setattr(runner, "vllm_available", lambda: False)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text('{"question": "Who?", "answer": "Ada"}\n')
+    r = cli("eval", "-m", tiny_model, "--qa", qa, "-o", tmp_path / "rep", "-q")
+    assert r.code == 130 and r.err.strip().splitlines()[-1] == (
+        f"interrupted: the answers scored so far are in {tmp_path / 'rep' / 'answers.sqlite'}; "
+        "the same command scores only the rest"
+    )
+    r = cli("eval", "-m", tiny_model, "--qa", qa, "-q")
+    assert r.code == 130 and r.err.strip().splitlines()[-1] == "interrupted: without -o no answer was kept"
+
+
 def test_an_unreadable_answer_store_is_one_line(cli, tmp_path: Path, tiny_model):
     qa = tmp_path / "qa.jsonl"
     qa.write_text('{"question": "Who?", "answer": "Ada"}\n')
