@@ -421,11 +421,10 @@ def _print_curate_summary(summary: Any) -> None:
 def _run_config(run_dir: Path, config: Path | None, overrides: dict[str, Any]):
     """The config a run was generated with (run.json), then a config file, then flags."""
     from augment.config import build_config, given_flags, read_config_file
+    from augment.pipeline.parts import require_run
 
-    run_json = run_dir / "run.json"
-    if not run_json.is_file():
-        raise AugmentError(f"{run_dir}: not a run directory (no run.json); run 'augment generate' first")
-    values = json.loads(run_json.read_text(encoding="utf-8"))["config"]
+    require_run(run_dir)
+    values = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["config"]
     if config is not None:
         values.update(read_config_file(config))
     values.update({k: v for k, v in overrides.items() if v is not None})

@@ -9,13 +9,13 @@ from typing import Any
 
 from augment.errors import AugmentError
 from augment.io import read_jsonl
+from augment.pipeline.parts import require_run
 from augment.shards import generated_files
 from augment.tokens import Tokenizer
 
 
 def run_stats(run_dir: Path) -> dict[str, Any]:
-    if not (run_dir / "run.json").is_file():
-        raise AugmentError(f"{run_dir}: not a run directory (no run.json); run 'augment generate' first")
+    require_run(run_dir)
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     saved = (
         json.loads((run_dir / "stats.json").read_text(encoding="utf-8"))
@@ -97,8 +97,7 @@ def sample_records(
 def _record_files(run_dir: Path, rejected: bool) -> list[Path]:
     """The files `show` samples: curated/rejected.jsonl, else curated/kept.jsonl when curated, else
     the generated records."""
-    if not (run_dir / "run.json").is_file():
-        raise AugmentError(f"{run_dir}: not a run directory (no run.json); run 'augment generate' first")
+    require_run(run_dir)
     if rejected:
         path = run_dir / "curated" / "rejected.jsonl"
         if not path.is_file():

@@ -147,6 +147,23 @@ def has_parts(run_dir: Path) -> bool:
     return bool(_parts(run_dir))
 
 
+def require_run(run_dir: Path) -> None:
+    """A one-line error unless RUN holds a run (run.json); for a sharded run not merged yet, where
+    its parts stand and what to do."""
+    if (run_dir / "run.json").is_file():
+        return
+    found = _parts(run_dir)
+    if found:
+        n, parts = max(found.items())
+        done = sum((p / "manifest.json").is_file() for p in parts.values())
+        first = next(iter(parts.values()))
+        raise AugmentError(
+            f"{run_dir}: a sharded run, not merged yet ({done} of {n} parts done); each part is a run "
+            f"of its own (augment stats {first}), and 'augment merge {run_dir}' joins them when all are done"
+        )
+    raise AugmentError(f"{run_dir}: not a run directory (no run.json); run 'augment generate' first")
+
+
 def prepare_part(run_dir: Path, shard: Shard) -> Path:
     """The part's folder, after checking RUN holds nothing it would clash with; a stale manifest
     (from an earlier finish of this part) is removed, so a part being re-run is never merged."""

@@ -186,6 +186,22 @@ def test_corpus_budget_and_planted_duplicate_across_parts(examples: Path, tmp_pa
     assert any(owner[r["doc_id"]] != owner[ids[r["dup_of"]]] for r in dups)  # found across parts
 
 
+def test_stats_and_show_of_a_sharded_run_not_merged_yet_say_where_it_stands(
+    cli, examples: Path, tmp_path: Path
+):
+    run = tmp_path / "run"
+    r = cli("generate", examples / "docs", "-o", run, "--backend", "mock", "--shard", "1/3", "-q")
+    assert r.code == 0, r.err
+    part = run / "parts" / Shard(1, 3).name
+    for command in ("stats", "show"):
+        r = cli(command, run)
+        assert r.code == 1 and r.err.strip() == (
+            f"error: {run}: a sharded run, not merged yet (1 of 3 parts done); each part is a run of its own "
+            f"(augment stats {part}), and 'augment merge {run}' joins them when all are done"
+        )
+    assert cli("stats", part).code == 0
+
+
 def test_merge_without_parts_is_one_line(cli, tmp_path: Path):
     r = cli("merge", tmp_path)
     assert r.code == 1 and "no parts to merge" in r.err
