@@ -165,7 +165,8 @@ def plan_micro_batch(cfg: TrainConfig, model: Any, torch: Any, cuda: bool) -> Mi
     A small model's training memory is mostly its logits: each token holds about six float32
     copies of the vocabulary (logits, log-probabilities, their gradients). Gemma 3 270M (262k
     tokens) took 5.6 MB a token measured, 7.7 GB at one sequence of 1024 and 13.4 GB at two; the
-    estimate here (7.4 MB) leaves a margin, and only 80 % of the free memory is planned on. The
+    estimate here (7.4 MB) leaves a margin, and only 80 % of the free memory is planned on, after
+    the weights and optimizer state. The
     step is the same either way: its sequences' gradients are accumulated, and the loss is
     normalised over the whole step's tokens.
     """
@@ -177,8 +178,10 @@ def plan_micro_batch(cfg: TrainConfig, model: Any, torch: Any, cuda: bool) -> Mi
     if cfg.micro_batch is not None or free is None:
         size = cfg.micro_batch or cfg.batch_size
         return MicroBatch(size, cfg.batch_size // size, free, sequence)
-    # full: gradients and Adam's two moments, fp32 at most; LoRA's adapters are small
-    state = 12 * sum(p.numel() for p in model.parameters()) if cfg.method == "full" else 0
+    # the weights (not on the GPU yet, and perhaps only mapped, not read, on a CPU), and in full
+    # fine-tuning their gradients and Adam's two moments (fp32 at most); LoRA's adapters are small
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    state = weights + (12 * sum(p.numel() for p in model.parameters()) if cfg.method == "full" else 0)
     fit = max(1, int(0.8 * (free - state)) // max(sequence, 1))
     size = max(d for d in range(1, cfg.batch_size + 1) if cfg.batch_size % d == 0 and d <= fit)
     return MicroBatch(size, cfg.batch_size // size, free, sequence)

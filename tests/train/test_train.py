@@ -348,13 +348,18 @@ def test_the_micro_batch_is_the_largest_divisor_that_fits(tiny_model, monkeypatc
     conf = cfg(tmp_path, tiny_model, tmp_path / "o", batch_size=12, max_seq_len=128)
     text = model.config
     sequence = 4 * (6 * text.vocab_size + 24 * text.hidden_size * text.num_hidden_layers) * 128
-    for free, size in ((100 * sequence, 12), (int(5.1 * sequence / 0.8), 4), (sequence, 1), (0, 1)):
-        monkeypatch.setattr(trainer, "_free_memory", lambda torch, cuda, free=free: free)
+    params = sum(p.numel() for p in model.parameters())
+    weights = 4 * params  # fp32: the weights come off the free memory first
+    assert weights * 0.8 > 0.1 * sequence  # so that 3.9 sequences' room fits 3, not 4 with the weights
+    cases = ((100 * sequence, 12), (int(5.1 * sequence / 0.8), 4), (int(3.9 * sequence / 0.8), 3))
+    for free, size in (*cases, (sequence, 1), (0, 1)):
+        monkeypatch.setattr(trainer, "_free_memory", lambda torch, cuda, free=free: weights + free)
         plan = trainer.plan_micro_batch(conf, model, torch, cuda=False)
         assert (plan.size, plan.passes, plan.sequence_bytes) == (size, 12 // size, sequence), free
     full = conf.model_copy(update={"method": "full"})  # its gradients and optimizer state come first
-    params = sum(p.numel() for p in model.parameters())
-    monkeypatch.setattr(trainer, "_free_memory", lambda torch, cuda: 12 * params + int(6.5 * sequence / 0.8))
+    monkeypatch.setattr(
+        trainer, "_free_memory", lambda torch, cuda: weights + 12 * params + int(6.5 * sequence / 0.8)
+    )
     assert trainer.plan_micro_batch(full, model, torch, cuda=False).size == 6
     assert trainer.plan_micro_batch(conf.model_copy(update={"micro_batch": 3}), model, torch, False).size == 3
     with pytest.raises(ValueError, match="micro_batch 5 does not divide batch_size 12"):
