@@ -200,11 +200,6 @@ class RunConfig(BaseModel):
 KEYS = tuple(RunConfig.model_fields)
 
 
-def flag_of(key: str) -> str:
-    """The command-line flag that sets config key `key` (`val_fraction` -> `--val-fraction`)."""
-    return "--" + key.replace("_", "-")
-
-
 def _describe(
     err: dict[str, Any], source: str, keys: tuple[str, ...] = KEYS, flags: Mapping[str, str] | None = None
 ) -> str:
@@ -243,8 +238,10 @@ def build_config(
 
 
 def given_flags(overrides: Mapping[str, Any], names: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The flags among `overrides` that were given (not None), keyed by config key."""
-    return {k: (names or {}).get(k, flag_of(k)) for k, v in overrides.items() if v is not None}
+    """The flags among `overrides` that were given (not None), keyed by config key: `--key-name`
+    (`val_fraction` -> `--val-fraction`) unless `names` says otherwise."""
+    names = names or {}
+    return {k: names.get(k, "--" + k.replace("_", "-")) for k, v in overrides.items() if v is not None}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

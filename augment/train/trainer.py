@@ -180,8 +180,9 @@ def plan_micro_batch(cfg: TrainConfig, model: Any, torch: Any, cuda: bool) -> Mi
         return MicroBatch(size, cfg.batch_size // size, free, sequence)
     # the weights (not on the GPU yet, and perhaps only mapped, not read, on a CPU), and in full
     # fine-tuning their gradients and Adam's two moments (fp32 at most); LoRA's adapters are small
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    state = weights + (12 * sum(p.numel() for p in model.parameters()) if cfg.method == "full" else 0)
+    params = list(model.parameters())
+    weights = sum(p.numel() * p.element_size() for p in params)
+    state = weights + (12 * sum(p.numel() for p in params) if cfg.method == "full" else 0)
     fit = max(1, int(0.8 * (free - state)) // max(sequence, 1))
     size = max(d for d in range(1, cfg.batch_size + 1) if cfg.batch_size % d == 0 and d <= fit)
     return MicroBatch(size, cfg.batch_size // size, free, sequence)
