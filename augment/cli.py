@@ -299,8 +299,23 @@ def generate(
             "Re-run to send them again; replies received are cached.[/yellow]",
             soft_wrap=True,
         )
+    _say_timeouts(summary.state, cfg, console)
     if not summary.complete:
         raise typer.Exit(1)
+
+
+def _say_timeouts(state: Any, cfg: Any, console: Any) -> None:
+    """One line when calls timed out: how far the requests in flight were cut, and what to pass."""
+    slots = state.limits.slots if state.limits is not None else None
+    if not state.timeouts or slots is None:
+        return
+    console.print(
+        f"[yellow]{state.timeouts} calls got no reply within request_timeout "
+        f"({cfg.request_timeout:g} s), so the requests in flight were cut from {slots.max} to "
+        f"{slots.limit}: the server holds more than it answers in that time (one that answers one "
+        f"at a time, as llama-cpp-python's does, is best run with --concurrency 1).[/yellow]",
+        soft_wrap=True,
+    )
 
 
 def _say_left_aside(run_dir: Path, strategies: list[str], console: Any) -> None:

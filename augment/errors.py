@@ -20,8 +20,9 @@ class BackendError(AugmentError):
 
     `retryable` failures (429, 5xx, timeouts, dropped connections, unreadable bodies) are retried
     by the runner with backoff, waiting at least `retry_after` seconds when the server said so;
-    `rate_limited` also tells the runner to lower its concurrency for a while. Others are recorded
-    as the request's failure and the run goes on.
+    `rate_limited` (a 429) and `timed_out` (no reply within request_timeout) also tell the runner to
+    lower its concurrency for a while. Others are recorded as the request's failure and the run
+    goes on.
     """
 
     def __init__(
@@ -31,11 +32,13 @@ class BackendError(AugmentError):
         retryable: bool = False,
         retry_after: float | None = None,
         rate_limited: bool = False,
+        timed_out: bool = False,
     ):
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
         self.rate_limited = rate_limited
+        self.timed_out = timed_out
 
 
 class FatalBackendError(AugmentError):

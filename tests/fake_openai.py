@@ -118,11 +118,16 @@ class Faults:
 @dataclass
 class FakeOpenAI:
     latency: float = 0.0
+    serial: bool = False  # answer one request at a time, as llama-cpp-python's server does
+    _one_at_a_time: asyncio.Lock | None = field(default=None, init=False, repr=False)
     api_key: str | None = None
     models: tuple[str, ...] = ("fake-model",)
     faults: Faults = field(default_factory=Faults)
     fast: bool = False  # a fixed short reply (for throughput benchmarks: no reply-building cost)
-    schema: bool = True  # accept response_format json_schema (else answer 400 as some servers do)
+    # the response_format types accepted; another is answered with format_status, as servers do:
+    # 400 (most), or 500 with the validation error's traceback (llama-cpp-python's, json_object only)
+    formats: tuple[str, ...] = ("json_schema", "json_object")
+    format_status: int = 400
     echo: bool = True  # accept echo with logprobs on /v1/completions (else 400, as OpenAI's newer models)
     seen: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
@@ -161,8 +166,17 @@ class FakeOpenAI:
             self.bodies.append(body)
         if body.get("model") not in self.models:
             return None, self._error(404, f"The model `{body.get('model')}` does not exist."), ""
-        if "response_format" in body and not self.schema:
-            return None, self._error(400, "response_format is not supported by this server"), ""
+        wanted = (body.get("response_format") or {}).get("type", "text")
+        if wanted != "text" and wanted not in self.formats:
+            if self.format_status == 500:
+                message = (
+                    "1 validation error:\n  {'type': 'literal_error', 'loc': ('body', "
+                    f"'response_format', 'type'), 'msg': \"Input should be 'text' or "
+                    f"'json_object'\", 'input': '{wanted}'}}\n\n  File \"app.py\", line 376"
+                )
+            else:
+                message = "response_format is not supported by this server"
+            return None, self._error(self.format_status, message), ""
         if body.get("echo") and not self.echo:
             return (
                 None,
@@ -173,7 +187,12 @@ class FakeOpenAI:
         key = hashlib.sha256(prompt.encode()).hexdigest()
         self.seen[key] += 1
         n = self.seen[key]
-        if self.latency:
+        if self.latency and self.serial:
+            if self._one_at_a_time is None:
+                self._one_at_a_time = asyncio.Lock()
+            async with self._one_at_a_time:  # a request its client gave up on still takes its turn
+                await asyncio.sleep(self.latency)
+        elif self.latency:
             await asyncio.sleep(self.latency)
         f = self.faults
         if _unit(key, n, "429") < f.rate_429:
@@ -288,6 +307,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--latency", type=float, default=0.0)
     ap.add_argument("--fast", action="store_true")
+    ap.add_argument("--serial", action="store_true", help="answer one request at a time")
     ap.add_argument("--rate-429", type=float, default=0.0)
     ap.add_argument("--rate-500", type=float, default=0.0)
     ap.add_argument("--retry-after", type=float, default=1.0)
@@ -295,6 +315,7 @@ def main() -> None:
     server = FakeOpenAI(
         latency=args.latency,
         fast=args.fast,
+        serial=args.serial,
         faults=Faults(rate_429=args.rate_429, rate_500=args.rate_500, retry_after=args.retry_after),
     )
     web.run_app(server.app(), host="127.0.0.1", port=args.port, access_log=None, print=lambda *a: None)

@@ -64,8 +64,8 @@ def _error_message(body: bytes | str | None) -> str:
         return " ".join(text.split())[:300]
     err = data.get("error", data) if isinstance(data, dict) else data
     if isinstance(err, dict):
-        return str(err.get("message") or err.get("detail") or err)[:300]
-    return str(err)[:300]
+        err = err.get("message") or err.get("detail") or err
+    return " ".join(str(err).split())[:300]  # one line: some servers send a traceback
 
 
 def base_url_of(config: RunConfig) -> str:
@@ -94,7 +94,10 @@ class OpenAIBackend:
         self._api_key = api_key
         self.endpoint = endpoint
         self.http_client = http_client
-        self.structured = structured_output != "off"
+        # the response_format forms still to try, best first: OpenAI's json_schema (OpenAI, vLLM,
+        # SGLang, llama.cpp's llama-server, Ollama), then the json_object with a schema that
+        # llama-cpp-python's server takes; none left: plain text and the strategy's parser
+        self.formats: list[str] = [] if structured_output == "off" else ["json_schema", "json_object"]
         self._structured_required = structured_output == "on"
         self.timeout = timeout
         self.concurrency = concurrency
@@ -179,11 +182,14 @@ class OpenAIBackend:
             body["stop"] = list(req.stop[:4])  # OpenAI accepts at most four
         if self.endpoint == "chat":
             body["messages"] = [{"role": "user", "content": req.prompt}]
-            if req.schema is not None and self.structured:
-                body["response_format"] = {
-                    "type": "json_schema",
-                    "json_schema": {"name": req.strategy or "reply", "schema": req.schema},
-                }
+            if req.schema is not None and self.formats:
+                if self.formats[0] == "json_schema":
+                    body["response_format"] = {
+                        "type": "json_schema",
+                        "json_schema": {"name": req.strategy or "reply", "schema": req.schema},
+                    }
+                else:
+                    body["response_format"] = {"type": "json_object", "schema": req.schema}
         else:
             body["prompt"] = req.prompt
             if req.score_prompt:  # the prompt's own tokens' log-probabilities (vLLM, OpenAI's legacy models)
@@ -195,13 +201,21 @@ class OpenAIBackend:
         try:
             status, headers, data = await self._post(body)
         except BackendError as e:
-            raise BackendError(redact(str(e), self._api_key), retryable=e.retryable) from None
-        if status == 400 and "response_format" in body and not self._structured_required:
-            message = _error_message(data).lower()
-            if any(w in message for w in ("response_format", "json_schema", "schema", "not supported")):
-                # the server has no structured output: fall back to text and the strategy's parser
-                self.structured = False
+            raise BackendError(
+                redact(str(e), self._api_key), retryable=e.retryable, timed_out=e.timed_out
+            ) from None
+        if "response_format" in body and self._rejects_format(status, data):
+            # the server has not this form of structured output: the next form, else plain text
+            # and the strategy's parser, for this request and every later one
+            with contextlib.suppress(ValueError):
+                self.formats.remove(body["response_format"]["type"])
+            if self.formats or not self._structured_required:
                 return await self.generate(req)
+            raise FatalBackendError(
+                f"--structured-output on: {self.base_url}{self._path} takes neither form of "
+                f"response_format (json_schema, json_object with a schema): "
+                f"{redact(_error_message(data), self._api_key)}"
+            )
         if status in (400, 422) and req.score_prompt:
             # a server that will not echo the prompt's log-probabilities (OpenAI's newer models): no
             # likelihood for it, not a failed request
@@ -212,6 +226,22 @@ class OpenAIBackend:
             raise self._status_error(status, headers, data)
         self._connected = True
         return self._result(req, data)
+
+    def _rejects_format(self, status: int, data: bytes) -> bool:
+        """Whether a reply refuses the request's response_format. A 400 or 422 that names it or
+        says something is not supported; a 5xx only where it names it (llama-cpp-python's server
+        answers json_schema with a 500 that holds its validation error)."""
+        if status in (200, 401, 403, 404, 429):
+            return False
+        message = _error_message(data).lower()
+        if "response_format" in message or "json_schema" in message:
+            return True
+        return status in (400, 422) and ("schema" in message or "not supported" in message)
+
+    def _timed_out(self) -> BackendError:
+        return BackendError(
+            f"no reply within request_timeout ({self.timeout:g} s)", retryable=True, timed_out=True
+        )
 
     def _cannot_connect(self, cause: object) -> FatalBackendError:
         return FatalBackendError(
@@ -293,7 +323,9 @@ class OpenAIBackend:
             if not self._connected:
                 raise self._cannot_connect(e.os_error or e) from None
             raise BackendError(f"connection error: {e}", retryable=True) from None
-        except (TimeoutError, aiohttp.ClientError) as e:
+        except TimeoutError:
+            raise self._timed_out() from None
+        except aiohttp.ClientError as e:
             raise BackendError(f"connection error: {type(e).__name__}: {e}", retryable=True) from None
 
     async def _post_sdk(self, body: dict[str, Any]) -> tuple[int, Any, bytes]:
@@ -313,6 +345,8 @@ class OpenAIBackend:
             return raw.http_response.status_code, raw.headers, raw.http_response.content
         except openai.APIStatusError as e:
             return e.status_code, e.response.headers, e.response.content
+        except openai.APITimeoutError:
+            raise self._timed_out() from None
         except openai.APIConnectionError as e:
             if not self._connected and "connect" in str(e.__cause__ or e).lower():
                 raise self._cannot_connect(e.__cause__ or e) from None

@@ -192,12 +192,12 @@ def score_model_server(
                 run_calls(backend, redo, parse, calls, config, on_outcome=on_again)
                 requests += redo
         except FatalBackendError as e:  # many failed in a row: the run stopped
-            if "Timeout" not in str(e):
+            if "request_timeout" not in str(e):
                 raise
             raise FatalBackendError(f"{e}{_timeout_hint(config)}") from None
     if failed:
         kept = "; the other questions' answers are kept" if store is not None else ""
-        slow = next((f for f in failed if "Timeout" in f), None)
+        slow = next((f for f in failed if "within request_timeout" in f), None)
         raise AugmentError(
             f"{model_name}: {len(failed)} of {len(requests)} requests to {backend.base_url} failed "
             f"(first: {slow or failed[0]}){kept}; re-run to retry{_timeout_hint(config) if slow else ''}"

@@ -96,6 +96,7 @@ class GenerateSummary:
                 "model_calls": s.calls,
                 "from_cache": s.cached,
                 "retries": s.retries,
+                "timeouts": s.timeouts,
                 "reasks": s.reasks,
                 "prompt_tokens": s.prompt_tokens,
                 "completion_tokens": s.completion_tokens,

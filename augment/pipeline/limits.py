@@ -1,9 +1,11 @@
 """Flow control for model calls: an adaptive concurrency limit and optional rate limits.
 
 `Slots` bounds the calls in flight. It starts at the configured concurrency, halves when 429s
-become frequent (a quarter of recent replies; at most once per second) and grows back by one slot
-per `limit` successes — additive increase, multiplicative decrease, as TCP does. A call that waits
-out a Retry-After holds no slot, so the other calls keep the server busy meanwhile.
+become frequent (a quarter of recent replies; at most once per second) or when a call times out
+(once per round: calls sent before the last cut do not cut again), and grows back by one slot per
+`limit` successes — additive increase, multiplicative decrease, as TCP does — but never again to a
+limit at which a call timed out. A call that waits out a Retry-After holds no slot, so the other
+calls keep the server busy meanwhile.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class Slots:
         self._last_cut = 0.0
         self._recent: deque[bool] = deque(maxlen=max(20, limit))  # was each recent reply a 429?
         self._waiters: deque[asyncio.Future[None]] = deque()
+        self.cuts = 0  # times the limit was cut for timeouts
+        self.ceiling = limit  # below the lowest limit at which a call timed out
 
     async def acquire(self, first: bool = False) -> None:
         """Wait for a slot; `first` (a retry that has already waited its turn) goes ahead of the queue."""
@@ -43,7 +47,7 @@ class Slots:
         self.in_flight -= 1
         if ok:
             self._recent.append(False)
-        if ok and self.limit < self.max:
+        if ok and self.limit < min(self.max, self.ceiling):
             self._credit += 1
             if self._credit >= self.limit:
                 self._credit = 0
@@ -70,6 +74,20 @@ class Slots:
             self._last_cut = now
             self.limit = max(1, self.limit // 2)
             self._credit = 0
+
+    def timed_out(self, sent: float) -> None:
+        """A call sent at `sent` (time.monotonic()) got no reply within request_timeout: the server
+        has more in hand than it answers in that time (one that answers one at a time, with a long
+        queue). Halve the limit, once for all the calls that were in flight together: they time out
+        together, as the queue they waited in was one. The limit grows back, but not to this one:
+        a server that answers one at a time has a fixed depth of queue it answers in time, and
+        each probe past it costs the calls that time out, which it works through all the same."""
+        if sent >= self._last_cut:
+            self._last_cut = time.monotonic()
+            self.ceiling = max(1, min(self.ceiling, self.limit - 1))
+            self.limit = max(1, self.limit // 2)
+            self._credit = 0
+            self.cuts += 1
 
 
 class Limits:

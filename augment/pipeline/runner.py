@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ class RunState:
     calls: int = 0  # new model requests (not from the cache)
     cached: int = 0
     retries: int = 0
+    timeouts: int = 0  # calls with no reply within request_timeout (each retried or failed)
     reasks: int = 0
     prompt_tokens: int = 0  # of new requests
     completion_tokens: int = 0
@@ -148,11 +150,15 @@ class Runner:
 
     async def _attempt(self, req: GenRequest, estimate: int, retry: bool = False) -> GenResult:
         async with self.limits.call(estimate, retry):
+            sent = time.monotonic()
             try:
                 return await self.backend.generate(req)
             except BackendError as e:
                 if e.rate_limited:
                     self.limits.slots.rate_limited()
+                if e.timed_out:
+                    self.state.timeouts += 1
+                    self.limits.slots.timed_out(sent)
                 raise
 
     async def _call(self, req: GenRequest, estimate: int) -> GenResult:

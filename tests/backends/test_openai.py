@@ -131,10 +131,36 @@ def test_unparsable_replies_are_reasked_then_recorded(server, examples: Path, tm
 
 
 def test_no_structured_output_support_falls_back_to_text(server, examples: Path, tmp_path: Path):
-    srv, url = server(schema=False, keep_bodies=True)
+    srv, url = server(formats=(), keep_bodies=True)
     summary = run(examples, tmp_path / "run", url, strategies=["qa"], concurrency=1)
     assert summary.complete and summary.failed_requests == 0 and summary.records["qa"] > 0
-    assert srv.statuses[400] == 1 and "response_format" not in srv.bodies[-1]
+    # json_schema refused, then json_object refused, then text for this request and all later ones
+    assert srv.statuses[400] == 2 and "response_format" not in srv.bodies[-1]
+    assert [b.get("response_format", {}).get("type") for b in srv.bodies[:3]] == [
+        "json_schema",
+        "json_object",
+        None,
+    ]
+
+
+def test_a_server_with_json_object_only_gets_it_with_the_schema(server, examples: Path, tmp_path: Path):
+    """llama-cpp-python's server: json_schema is a 500 holding a validation error (retrying it five
+    times a request failed every qa request); json_object with a schema is constrained decoding."""
+    srv, url = server(formats=("json_object",), format_status=500, keep_bodies=True)
+    summary = run(examples, tmp_path / "run", url, strategies=["qa"], concurrency=1)
+    assert summary.complete and summary.failed_requests == 0 and summary.records["qa"] > 0
+    assert srv.statuses[500] == 1 and summary.state.retries == 0
+    later = [b["response_format"] for b in srv.bodies[1:]]
+    assert len(later) == summary.requests and all(f["type"] == "json_object" for f in later)
+    assert later[0]["schema"]["properties"]["items"]["type"] == "array"
+
+
+def test_structured_output_on_stops_where_the_server_has_none(server, examples: Path, tmp_path: Path):
+    srv, url = server(formats=(), format_status=500)
+    with pytest.raises(FatalBackendError, match=r"--structured-output on: .* takes neither form") as e:
+        run(examples, tmp_path / "run", url, strategies=["qa"], structured_output="on", concurrency=1)
+    assert "\n" not in str(e.value)  # the server's traceback, as one line
+    assert srv.statuses[500] == 2  # json_schema, then json_object: not retried
 
 
 def test_budget_stops_cleanly_and_a_rerun_finishes(server, examples: Path, tmp_path: Path):
@@ -375,3 +401,32 @@ def test_retry_after_header_forms():
     assert retry_after_seconds({"retry-after-ms": "1500"}) == 1.5
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
     assert retry_after_seconds({}) is None and retry_after_seconds(None) is None
+
+
+def test_a_server_that_answers_one_at_a_time_is_sent_fewer_requests_after_timeouts(
+    server, cli, examples: Path, tmp_path: Path
+):
+    """16 requests in flight, answered one after another in 0.1 s each, 0.5 s to answer: the
+    requests queued behind the fifth time out. Keeping 16 in flight timed them out again and
+    again, and the run stopped ("20 requests in a row failed"); the server worked through every
+    one it had been sent all the same, as llama-cpp-python's does."""
+    srv, url = server(latency=0.1, serial=True)
+    summary = run(examples, tmp_path / "run", url, concurrency=16, request_timeout=0.5, max_retries=5)
+    assert summary.complete and summary.failed_requests == 0, summary.failures
+    slots = summary.state.limits.slots
+    assert summary.state.timeouts > 0 and summary.state.retries >= summary.state.timeouts
+    assert slots.limit <= slots.ceiling < 16 and slots.cuts >= 1
+    # a call times out with the others queued with it: one cut for them, not one each
+    assert slots.cuts < summary.state.timeouts
+    stats = json.loads((tmp_path / "run" / "stats.json").read_text())
+    assert stats["this_run"]["timeouts"] == summary.state.timeouts
+
+    config = tmp_path / "slow.toml"
+    config.write_text((examples / "augment.toml").read_text() + "request_timeout = 0.5\n")
+    args = ("--backend", "openai", "--base-url", url, "--model", "fake-model", "--concurrency", "16")
+    r = cli("generate", examples / "docs", "-o", tmp_path / "cli", "-c", config, *args, "-s", "qa")
+    assert r.code == 0, r.err
+    said = " ".join((r.out + r.err).split())
+    assert (
+        "got no reply within request_timeout (0.5 s), so the requests in flight were cut from 16 to" in said
+    )

@@ -58,6 +58,22 @@ def test_slots_halve_on_frequent_429_but_not_on_sparse_ones():
     assert slots.limit == 18  # additive increase: +1 after 16 successes, +1 after 17 more
 
 
+def test_slots_halve_once_for_calls_that_time_out_together_and_grow_back_below_that():
+    slots = Slots(16)
+    sent = time.monotonic()
+    for _ in range(11):  # eleven calls queued together time out together: one cut
+        slots.timed_out(sent)
+    assert (slots.limit, slots.ceiling, slots.cuts) == (8, 15, 1)
+    slots.timed_out(time.monotonic())  # one sent after the cut: the next round
+    assert (slots.limit, slots.ceiling, slots.cuts) == (4, 7, 2)
+    for _ in range(200):
+        slots.in_flight += 1
+        slots.release(ok=True)
+    assert slots.limit == 7  # grows back, but not to 8, where a call timed out
+    slots.timed_out(time.monotonic())
+    assert (slots.limit, slots.ceiling) == (3, 6)
+
+
 def test_tokens_per_minute_limit_paces_calls(tmp_path: Path):
     from augment.backends.mock import MockBackend
     from augment.pipeline.runner import Budget, Runner, RunState
