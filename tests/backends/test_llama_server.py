@@ -2,7 +2,7 @@
 llama-cpp-python's (`python -m llama_cpp.server`) on loopback, serving the packaged Gemma 3 270M.
 
 The fake server (tests/fake_openai.py) answers as the servers we know of do; this one is a server
-users run, with its own quirks (json_schema is a 500; echo needs --logits_all), so a change in it
+users run, with its own quirks (json_schema is a 500; one request at a time), so a change in it
 shows here. Needs the 'local' extra and llama-cpp-python's server extra (`pip install
 "llama-cpp-python[server]"`; .ci/run installs it)."""
 
@@ -47,7 +47,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory):
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_gguf())]
     cmd += ["--model_alias", NAME, "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
-    cmd += ["--logits_all", "true", "--n_threads", str(os.cpu_count() or 2)]  # echo's log-probabilities
+    cmd += ["--n_threads", str(os.cpu_count() or 2)]  # as a user starts it: no --logits_all
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
