@@ -122,6 +122,7 @@ class FakeOpenAI:
     _one_at_a_time: asyncio.Lock | None = field(default=None, init=False, repr=False)
     api_key: str | None = None
     models: tuple[str, ...] = ("fake-model",)
+    lists_models: bool = True  # GET /v1/models lists them (else 404, as some gateways answer)
     faults: Faults = field(default_factory=Faults)
     fast: bool = False  # a fixed short reply (for throughput benchmarks: no reply-building cost)
     # the response_format types accepted; another is answered with format_status, as servers do:
@@ -265,6 +266,8 @@ class FakeOpenAI:
         auth = request.headers.get("Authorization", "")
         if self.api_key is not None and auth != f"Bearer {self.api_key}":
             return self._error(401, f"Incorrect API key provided: {auth.removeprefix('Bearer ')}.")
+        if not self.lists_models:
+            return self._error(404, "Not Found")
         return web.json_response(
             {"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]}
         )

@@ -170,6 +170,22 @@ class OpenAIBackend:
         finally:
             client.close()
 
+    def check_served(self, names: list[str] | None = None) -> None:
+        """Every name (by default this backend's model) is one the server lists, before anything is
+        sent: some servers answer under any name (llama-cpp-python's echoes it back), so a typo
+        would label every record with a model that did not write it. A server that lists none, or
+        cannot be reached, is taken at its word (the first request says it is down); Ollama's
+        "NAME:latest" answers to NAME."""
+        served = self.served_models()
+        if not served:
+            return
+        missing = [m for m in names or [self._model] if m not in served and f"{m}:latest" not in served]
+        if missing:
+            shown = ", ".join(served[:8]) + (f" ... ({len(served)} in all)" if len(served) > 8 else "")
+            raise ConfigError(
+                f"--model {missing[0]}: {self.base_url} serves no model of that name (it serves: {shown})"
+            )
+
     # ---- requests ----------------------------------------------------------------------------
     def _body(self, req: GenRequest) -> dict[str, Any]:
         body: dict[str, Any] = {

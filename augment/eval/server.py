@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from augment.config import RunConfig
-from augment.errors import AugmentError, ConfigError, FatalBackendError, ParseError
+from augment.errors import AugmentError, FatalBackendError, ParseError
 from augment.eval.metrics import answer_span
 from augment.eval.runner import ModelScores, PendingAnswers, first_line, prompts_for
 from augment.eval.store import AnswerStore
@@ -52,14 +52,7 @@ def check_served(models: list[str], config: RunConfig) -> None:
     stored before need no server, and the first request says it is down)."""
     from augment.backends.openai import OpenAIBackend
 
-    backend = OpenAIBackend.from_config(config.model_copy(update={"model": models[0]}))
-    served = backend.served_models()
-    missing = [m for m in models if served and m not in served]
-    if served and missing:
-        shown = ", ".join(served[:8]) + (f" ... ({len(served)} in all)" if len(served) > 8 else "")
-        raise ConfigError(
-            f"--model {missing[0]}: {backend.base_url} serves no model of that name (it serves: {shown})"
-        )
+    OpenAIBackend.from_config(config.model_copy(update={"model": models[0]})).check_served(models)
 
 
 def _timeout_hint(config: RunConfig) -> str:

@@ -229,7 +229,10 @@ def generate(
         run_dir = prepare_part(run_dir, shard)
         positions = [i for i, d in enumerate(corpus) if shard.owns(d.doc_id)]
         documents = [corpus[i] for i in positions]
-    backend = backend or get_backend(config)  # after the input checks: loading a model takes a while
+    if backend is None:  # after the input checks: loading a model takes a while
+        backend = get_backend(config)
+        if hasattr(backend, "check_served"):  # a server: is --model one it serves?
+            backend.check_served()
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):  # a second augment writing this run stops here, with one line
         write_jsonl(run_dir / "documents.jsonl", (d.to_dict() for d in documents))

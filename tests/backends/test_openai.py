@@ -203,28 +203,26 @@ def test_bad_key_is_one_line_exit_1_fast_and_never_printed(
         "4",
         "-q",
     )
-    # fast: the first 401 stops the run, nothing is retried (5 retries of 4 requests would be 24 calls),
-    # and at most a few requests beyond the first 4 in flight go out (the run has 56)
-    assert set(srv.statuses) == {401} and 1 <= srv.requests <= 12
+    # fast: the first 401 stops the run (the model list asked for before any request), nothing is
+    # retried and no request goes out (5 retries of 4 requests would be 24 calls; the run has 56)
+    assert srv.statuses == {401: 1} and srv.requests == 0
     assert r.code == 1 and r.err.count("\n") == 1 and "401" in r.err and "Check the API key" in r.err
     assert "sk-WRONG-secret-1234" not in r.err + r.out
 
 
 def test_unknown_model_and_wrong_url_are_one_line(server, cli, examples: Path, tmp_path: Path):
-    _, url = server()
-    r = cli(
-        "generate",
-        examples / "docs",
-        "-o",
-        tmp_path / "a",
-        "--backend",
-        "openai",
-        "--model",
-        "nope",
-        "--base-url",
-        url,
-        "-q",
+    srv, url = server()
+    args = ("generate", examples / "docs", "--backend", "openai", "--base-url", url, "-q")
+    r = cli(*args, "-o", tmp_path / "a", "--model", "nope")
+    # the server's model list, before anything is written or sent: some servers answer under any
+    # name (llama-cpp-python's), and every record would name a model that did not write it
+    assert (
+        r.code == 2
+        and r.err == f"error: --model nope: {url} serves no model of that name (it serves: fake-model)\n"
     )
+    assert srv.requests == 0 and not (tmp_path / "a").exists()
+    srv.lists_models = False  # no list to check against: the first request's 404 says it
+    r = cli(*args, "-o", tmp_path / "a", "--model", "nope")
     assert r.code == 1 and r.err.count("\n") == 1 and "404" in r.err and "Check --model 'nope'" in r.err
     r = cli(
         "generate",
@@ -242,6 +240,17 @@ def test_unknown_model_and_wrong_url_are_one_line(server, cli, examples: Path, t
     assert r.code == 1 and r.err.count("\n") == 1 and "cannot connect to http://127.0.0.1:9/v1" in r.err
     r = cli("generate", examples / "docs", "-o", tmp_path / "c", "--backend", "openai", "-q")
     assert r.code == 2 and "needs --model" in r.err
+
+
+def test_a_model_name_is_checked_against_the_list_with_ollamas_latest_tag(server):
+    from augment.backends.openai import OpenAIBackend
+    from augment.errors import ConfigError
+
+    _, url = server(models=("llama3:latest", "qwen2.5:7b"))
+    OpenAIBackend("llama3", base_url=url).check_served()  # Ollama's NAME:latest answers to NAME
+    OpenAIBackend("qwen2.5:7b", base_url=url).check_served()
+    with pytest.raises(ConfigError, match=r"--model qwen2.5: .* \(it serves: llama3:latest, qwen2.5:7b\)"):
+        OpenAIBackend("qwen2.5", base_url=url).check_served()
 
 
 def test_a_dead_server_stops_the_run_instead_of_failing_everything(server, examples: Path, tmp_path: Path):
