@@ -31,22 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import AUGMENT, REPO, free_port, make_corpus  # noqa: E402
-
-
-def start_server(port: int, latency: float) -> subprocess.Popen:
-    cmd = [sys.executable, str(REPO / "tests" / "fake_openai.py"), "--port", str(port)]
-    cmd += ["--latency", str(latency), "--fast", "--serial"]
-    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(REPO)})
-    import socket
-
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("fake server did not start")
+from throughput import AUGMENT, free_port, make_corpus, start_server  # noqa: E402
 
 
 def main() -> None:
@@ -77,7 +62,7 @@ def main() -> None:
         config.write_text(f"request_timeout = {args.timeout}\nmax_retries = 8\n")
         for conc in args.concurrency:
             port = free_port()  # a fresh server each: no queue left from the last run
-            server = start_server(port, args.latency)
+            server = start_server(port, args.latency, faults=False, serial=True)
             out = tmp_path / f"run-c{conc}"
             cmd = [AUGMENT, "generate", str(docs), "-o", str(out), "-c", str(config), "--backend", "openai"]
             cmd += ["--base-url", f"http://127.0.0.1:{port}/v1", "--model", "fake-model"]

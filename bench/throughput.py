@@ -86,7 +86,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, flo
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def start_server(port: int, latency: float, faults: bool) -> subprocess.Popen:
+def start_server(port: int, latency: float, faults: bool, serial: bool = False) -> subprocess.Popen:
     cmd = [
         sys.executable,
         str(REPO / "tests" / "fake_openai.py"),
@@ -98,6 +98,8 @@ def start_server(port: int, latency: float, faults: bool) -> subprocess.Popen:
     ]
     if faults:
         cmd += ["--rate-429", "0.05", "--rate-500", "0.05", "--retry-after", "1"]
+    if serial:
+        cmd.append("--serial")  # one request at a time (bench/serial.py)
     proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(REPO)})
     for _ in range(100):
         try:
