@@ -242,6 +242,7 @@ def generate_ray(
     docs_per_batch: int = 8,
 ) -> Any:
     """Generate into `run_dir` on a Ray cluster; the same files (and ids) as `pipeline.generate`."""
+    from augment.backends.base import resolve_auto
     from augment.ingest import Chunker
     from augment.pipeline import GenerateSummary, Hooks, cost, deep_budgets, read_documents, run_record
     from augment.pipeline.parts import check_unsharded, sum_stats
@@ -260,6 +261,10 @@ def generate_ray(
     ingested = read_documents(inputs, config, hooks.on_skip)
     documents = ingested.documents
     check_unsharded(run_dir)
+    if (resolve_auto(config) if config.backend == "auto" else config.backend) == "openai":
+        from augment.backends.openai import OpenAIBackend
+
+        OpenAIBackend.from_config(config).check_served()  # here: each actor builds its own backend
     run_dir.mkdir(parents=True, exist_ok=True)
     write_jsonl(run_dir / "documents.jsonl", (d.to_dict() for d in documents))
     given: list[dict[str, dict[str, int]]] = [{} for _ in documents]

@@ -89,6 +89,12 @@ def test_ray_engine_against_a_real_openai_compatible_server(examples: Path, tmp_
         assert srv.requests - calls >= 77 and srv.statuses[500] > 0  # the 500s were retried
         for p in sorted((tmp_path / "local" / "generated").glob("*.jsonl")):
             assert (tmp_path / "ray" / "generated" / p.name).read_bytes() == p.read_bytes(), p.name
+        # a model the server does not list: one line before anything is written or sent
+        wrong = cfg.model_copy(update={"model": "nope"})
+        calls = srv.requests
+        with pytest.raises(ConfigError, match="--model nope: .* serves no model of that name"):
+            generate_ray([str(examples / "docs")], tmp_path / "nope", wrong, actors=2)
+        assert srv.requests == calls and not (tmp_path / "nope").exists()
     finally:
         srv.stop()
 
