@@ -47,7 +47,7 @@ class Slots:
         self.in_flight -= 1
         if ok:
             self._recent.append(False)
-        if ok and self.limit < min(self.max, self.ceiling):
+        if ok and self.limit < self.ceiling:  # the ceiling starts at max
             self._credit += 1
             if self._credit >= self.limit:
                 self._credit = 0
