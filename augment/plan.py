@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from augment.backends.base import resolve_auto
+from augment.backends.base import backend_name
 from augment.config import RunConfig
 from augment.ingest import Chunker, Skipped
 from augment.pipeline import build_requests, cost, read_documents
@@ -85,7 +85,7 @@ def planned_style(config: RunConfig) -> tuple[str, str]:
     """The prompt style `generate` would use, and why, without loading a model."""
     if config.prompt_style != "auto":
         return config.prompt_style, "prompt_style setting"
-    name = resolve_auto(config) if config.backend == "auto" else config.backend
+    name = backend_name(config)
     if name == "openai":
         return ("chat" if config.endpoint == "chat" else "completion"), f"openai {config.endpoint} endpoint"
     if name == "local":

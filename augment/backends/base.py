@@ -80,9 +80,14 @@ def resolve_auto(config: RunConfig) -> str:
     return "local"
 
 
+def backend_name(config: RunConfig) -> str:
+    """The backend a run uses: the configured one, or what `auto` resolves to."""
+    return resolve_auto(config) if config.backend == "auto" else config.backend
+
+
 def get_backend(config: RunConfig, **options: Any) -> Backend:
     table = _table()
-    name = resolve_auto(config) if config.backend == "auto" else config.backend
+    name = backend_name(config)
     target = table.get(name)
     if target is None:
         raise ConfigError(f"Unknown backend '{config.backend}'. Available: auto, {', '.join(sorted(table))}")

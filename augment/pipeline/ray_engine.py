@@ -242,7 +242,7 @@ def generate_ray(
     docs_per_batch: int = 8,
 ) -> Any:
     """Generate into `run_dir` on a Ray cluster; the same files (and ids) as `pipeline.generate`."""
-    from augment.backends.base import resolve_auto
+    from augment.backends.base import backend_name
     from augment.ingest import Chunker
     from augment.pipeline import GenerateSummary, Hooks, cost, deep_budgets, read_documents, run_record
     from augment.pipeline.parts import check_unsharded, sum_stats
@@ -261,7 +261,7 @@ def generate_ray(
     ingested = read_documents(inputs, config, hooks.on_skip)
     documents = ingested.documents
     check_unsharded(run_dir)
-    if (resolve_auto(config) if config.backend == "auto" else config.backend) == "openai":
+    if backend_name(config) == "openai":
         from augment.backends.openai import OpenAIBackend
 
         OpenAIBackend.from_config(config).check_served()  # here: each actor builds its own backend
