@@ -383,7 +383,7 @@ def _print_generate_summary(summary: Any, shards: Any) -> None:
     rows: list[list[Any]] = [
         ["files", summary.files],
         ["documents", summary.documents],
-        ["skipped", len(summary.skipped)],
+        ["skipped", sum(x.files for x in summary.skipped)],
         ["chunks", summary.chunks],
         ["requests", summary.requests],
         ["  model calls (new)", st.calls],
@@ -1150,6 +1150,7 @@ def stats(
 ) -> None:
     """Documents, chunks, records per strategy, failures by reason and token totals of a run."""
     from augment.console import out_console, table
+    from augment.ingest import Skipped, skipped_lines
     from augment.stats import run_stats
 
     s = run_stats(run_dir)
@@ -1163,7 +1164,7 @@ def stats(
             ["", "count"],
             [
                 ["documents", s["documents"]],
-                ["skipped files", len(s["skipped"])],
+                ["skipped files", sum(x.get("files", 1) for x in s["skipped"])],
                 ["chunks", s["chunks"]],
                 ["requests", s["requests"]],
                 ["failed requests", s["failed_requests"]],
@@ -1212,7 +1213,11 @@ def stats(
         )
     if s["skipped"]:
         console.print(
-            table("skipped inputs", ["path", "reason"], [[x["path"], x["reason"]] for x in s["skipped"]])
+            table(
+                "skipped inputs",
+                ["path", "reason"],
+                [list(row) for row in skipped_lines([Skipped(x["path"], x["reason"]) for x in s["skipped"]])],
+            )
         )
     if s["shards"]:
         c, t = s["shards"]["counts"], s["shards"]["tokens"]

@@ -77,7 +77,7 @@ class Plan:
             "prompt_style_from": self.style_reason,
             "strategies": {s.strategy: row(s) for s in self.strategies},
             "total": row(self.total),
-            "skipped": [{"path": x.path, "reason": x.reason} for x in self.skipped],
+            "skipped": [x.to_dict() for x in self.skipped],
         }
 
 

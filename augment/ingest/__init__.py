@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob as globlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,16 @@ from augment.ingest.readers import READERS, RowSkipped, SkipFile
 from augment.io import sha256_hex
 from augment.types import Document
 
-__all__ = ["Chunker", "IngestResult", "Skipped", "discover", "ingest", "SUPPORTED"]
+__all__ = [
+    "Chunker",
+    "IngestResult",
+    "Skipped",
+    "SkippedTypes",
+    "discover",
+    "ingest",
+    "skipped_lines",
+    "SUPPORTED",
+]
 
 SUPPORTED = tuple(READERS)
 
@@ -22,9 +32,43 @@ SUPPORTED = tuple(READERS)
 class Skipped:
     path: str
     reason: str
+    files: int = 1  # a skipped build folder stands for the files in it
+
+    def to_dict(self) -> dict[str, object]:
+        return {"path": self.path, "reason": self.reason} | ({"files": self.files} if self.files != 1 else {})
 
     def __str__(self) -> str:
         return f"skipped {self.path}: {self.reason}"
+
+
+# More unsupported files than this in the inputs are reported as one line, not a line each.
+_TYPES_LINE_AFTER = 3
+
+
+@dataclass(slots=True)
+class SkippedTypes:
+    """Many files of types no reader handles, reported as one line (each is still in `skipped`)."""
+
+    files: list[Skipped]
+
+    def kinds(self) -> str:
+        counts = Counter(Path(s.path).suffix.lower() or "no extension" for s in self.files)
+        return ", ".join(f"{ext} {n}" for ext, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def __str__(self) -> str:
+        return (
+            f"skipped {len(self.files)} files of types augment does not read ({self.kinds()};"
+            f" first: {self.files[0].path})"
+        )
+
+
+def skipped_lines(skipped: list[Skipped]) -> list[tuple[str, str]]:
+    """(path, reason) rows to show for `skipped`: many unsupported files as one row."""
+    types = [s for s in skipped if s.reason.startswith("unsupported file type")]
+    if len(types) <= _TYPES_LINE_AFTER:
+        return [(s.path, s.reason) for s in skipped]
+    rows = [(s.path, s.reason) for s in skipped if s not in types]
+    return rows + [(f"{len(types)} files", f"types augment does not read ({SkippedTypes(types).kinds()})")]
 
 
 @dataclass
@@ -34,15 +78,30 @@ class IngestResult:
     files: int = 0
 
 
+# Folders that hold what a build or a package manager wrote, not documents: Sphinx's and Jupyter
+# Book's _build (an HTML copy of every page, and _sources/*.txt, a third), node_modules, caches.
+BUILD_DIRS = frozenset({"_build", "__pycache__", "node_modules", "site-packages"})
+
+
 def _is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
+def _build_dir(path: Path, root: Path) -> Path | None:
+    """The build folder under `root` that `path` is in, if any (`root` itself may be one)."""
+    parts = path.relative_to(root).parts[:-1]
+    for i, part in enumerate(parts):
+        if part in BUILD_DIRS:
+            return root.joinpath(*parts[: i + 1])
+    return None
 
 
 def discover(inputs: list[str], patterns: list[str] | None = None) -> tuple[list[Path], list[Skipped]]:
     """Expand inputs (folders recursively, files, glob patterns) into a sorted list of files.
 
     Files in a folder with an extension no reader handles come back as Skipped, unless `patterns`
-    was given (then only matching files are considered at all).
+    was given (then only matching files are considered at all). Build folders (BUILD_DIRS) in a
+    folder come back as one Skipped each; a folder named as an input is read whatever its name.
     """
     files: set[Path] = set()
     skipped: list[Skipped] = []
@@ -53,13 +112,20 @@ def discover(inputs: list[str], patterns: list[str] | None = None) -> tuple[list
                 candidates = {p for pat in patterns for p in path.rglob(pat)}
             else:
                 candidates = set(path.rglob("*"))
+            built: dict[Path, int] = {}
             for p in sorted(candidates):
                 if not p.is_file() or _is_hidden(p, path):
+                    continue
+                if (folder := _build_dir(p, path)) is not None:
+                    built[folder] = built.get(folder, 0) + 1
                     continue
                 if p.suffix.lower() in READERS:
                     files.add(p)
                 elif not patterns:
                     skipped.append(Skipped(str(p), f"unsupported file type '{p.suffix or p.name}'"))
+            for folder, n in built.items():
+                what = f"a build folder ({n} file{'s' * (n != 1)}, not read); name it as an input to read it"
+                skipped.append(Skipped(str(folder), what, files=n))
         elif path.is_file():
             files.add(path)
         elif globlib.has_magic(item):
@@ -78,7 +144,7 @@ def ingest(
     patterns: list[str] | None = None,
     text_field: str = "text",
     title_field: str = "title",
-    on_skip: Callable[[Skipped], None] | None = None,
+    on_skip: Callable[[Skipped | SkippedTypes], None] | None = None,
 ) -> IngestResult:
     """Read every document under `inputs`. Unusable files and rows are skipped, reported, counted.
 
@@ -86,7 +152,7 @@ def ingest(
     read once (the second is reported as a duplicate).
     """
     paths, skipped = discover(inputs, patterns)
-    result = IngestResult(files=len(paths) + len(skipped))
+    result = IngestResult(files=len(paths) + sum(s.files for s in skipped))
     seen: dict[str, str] = {}
 
     def skip(s: Skipped) -> None:
@@ -94,8 +160,14 @@ def ingest(
         if on_skip:
             on_skip(s)
 
+    types = [s for s in skipped if s.reason.startswith("unsupported file type")]
+    if len(types) > _TYPES_LINE_AFTER:  # a docs folder's images, stylesheets, Makefile: one line
+        result.skipped.extend(types)
+        if on_skip:
+            on_skip(SkippedTypes(types))
     for s in skipped:
-        skip(s)
+        if s not in types or len(types) <= _TYPES_LINE_AFTER:
+            skip(s)
     for path in paths:
         reader = READERS.get(path.suffix.lower())
         if reader is None:

@@ -50,10 +50,230 @@ def read_text(path: Path, text_field: str, title_field: str) -> Iterator[tuple[s
 _MD_HEADING = re.compile(r"^#{1,2}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 
 
+_FRONT_MATTER = re.compile(
+    r"\A(?P<fence>---|\+\+\+)[ \t]*\n(?=\S)(?P<body>.*?)\n(?P=fence)[ \t]*(?:\n|\Z)", re.DOTALL
+)
+_MDX_MODULE = re.compile(r"^(?:import|export)\s.*$\n?", re.MULTILINE)
+_FENCE = re.compile(r"^(```|~~~).*?^\1", re.DOTALL | re.MULTILINE)
+
+
+def _front_matter(text: str) -> tuple[str, str]:
+    """(title from the front matter or "", text without it): the YAML (---) or TOML (+++) block
+    that static-site generators (Jekyll, Hugo, MkDocs, Docusaurus) put before a page's Markdown."""
+    m = _FRONT_MATTER.match(text)
+    if not m:
+        return "", text
+    try:
+        if m.group("fence") == "---":
+            import yaml
+
+            meta = yaml.safe_load(m.group("body"))
+        else:
+            import tomllib
+
+            meta = tomllib.loads(m.group("body"))
+    except Exception:  # not front matter after all (a rule, a table): the text stays as it is
+        return "", text
+    if not isinstance(meta, dict):
+        return "", text
+    title = meta.get("title")
+    return (str(title).strip() if isinstance(title, str | int | float) else ""), text[m.end() :].lstrip("\n")
+
+
+def _drop_mdx_modules(text: str) -> str:
+    """MDX's import/export lines (outside code blocks): module plumbing, not prose."""
+    kept, last = [], 0
+    for fence in _FENCE.finditer(text):
+        kept.append(_MDX_MODULE.sub("", text[last : fence.start()]))
+        kept.append(fence.group(0))
+        last = fence.end()
+    kept.append(_MDX_MODULE.sub("", text[last:]))
+    return "".join(kept).lstrip("\n")
+
+
 def read_markdown(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
-    text = _require_text(_decode(path, path.read_bytes()))
+    """Markdown as its source text; a front matter block gives the title and is left out."""
+    title, text = _front_matter(_require_text(_decode(path, path.read_bytes())))
+    if path.suffix.lower() == ".mdx":
+        text = _drop_mdx_modules(text)
+    text = _require_text(text, "no text after the front matter")
     m = _MD_HEADING.search(text)
+    yield str(path), (title or (m.group(1) if m else path.stem)), text
+
+
+_RST_ROLE = re.compile(r"^:(?:[\w.+-]+:)+`(?P<body>.*)`$", re.DOTALL)
+_RST_TARGET = re.compile(r"^(?P<text>.*?)\s*<[^<>]+>$", re.DOTALL)
+_RST_HEADING = re.compile(r"^\s*(?P<title>\S[^\n]*)\n([=\-~^\"'`#*+:.])\2{2,}\s*$", re.MULTILINE)
+# Sphinx directives whose body is prose a reader wants; docutils does not know them. Any other
+# directive it does not know (toctree, automodule, ...) is dropped with its error message.
+_SPHINX_PROSE = {  # name -> the words Sphinx puts before the body ("" for none; "only" drops its test)
+    "versionadded": "New in version {}",
+    "versionchanged": "Changed in version {}",
+    "deprecated": "Deprecated since version {}",
+    "seealso": "See also",
+    "glossary": "",
+    "only": "",
+    "hlist": "",
+}
+_rst_ready = False
+
+
+def _rst_role_text(raw: str) -> str:
+    """The words a Sphinx role shows: ':ref:`Setup <setup>`' -> 'Setup', ':class:`~a.b.C`' -> 'C'."""
+    m = _RST_ROLE.match(raw.strip())
+    if not m:
+        return raw
+    body = m.group("body")
+    target = _RST_TARGET.match(body)
+    if target and target.group("text"):
+        return target.group("text")
+    body = body.lstrip("!")
+    return body.rsplit(".", 1)[-1] if body.startswith("~") else body
+
+
+def _rst_setup() -> None:
+    global _rst_ready
+    if _rst_ready:
+        return
+    from docutils import nodes
+    from docutils.parsers.rst import Directive, directives
+
+    class Prose(Directive):
+        """A Sphinx directive read as Sphinx shows it: "New in version 1.2: the --fast flag."."""
+
+        optional_arguments = 1
+        final_argument_whitespace = True
+        has_content = True
+        option_spec = None  # any option is accepted and ignored
+
+        def run(self):
+            box = nodes.container()
+            arg = (self.arguments[0] if self.arguments and self.name != "only" else "").strip()
+            label = _SPHINX_PROSE[self.name]
+            if "{}" in label:  # the version directives: "1.2 text" -> "New in version 1.2: text"
+                version, *rest = arg.split(None, 1) or [""]
+                label, arg = label.format(version), (rest[0] if rest else "")
+            if label or arg:
+                inline = self.state.inline_text(arg, self.lineno)[0] if arg else []
+                lead = label + (": " if arg else ":" if self.content else "") if label else ""
+                box += nodes.paragraph("", "", *([nodes.Text(lead)] if lead else []), *inline)
+            self.state.nested_parse(self.content, self.content_offset, box)
+            return [box]
+
+    for name in _SPHINX_PROSE:
+        directives.register_directive(name, Prose)
+    _rst_ready = True
+
+
+def read_rst(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
+    """reStructuredText (Sphinx docs) as plain text: markup, comments and directives' noise removed."""
+    source = _require_text(_decode(path, path.read_bytes()))
+    try:
+        text, title = _rst_plain(source, str(path))
+    except Exception:  # docutils failing on a file must not lose it: read it as plain text instead
+        m = _RST_HEADING.search(source)
+        yield str(path), (m.group("title").strip() if m else path.stem), source
+        return
+    yield str(path), title or path.stem, _require_text(text, "no text in the reStructuredText")
+
+
+def _rst_plain(source: str, where: str) -> tuple[str, str]:
+    import docutils.core
+    from docutils import nodes
+
+    _rst_setup()
+    settings = {
+        "report_level": 5,  # nothing to stderr: what docutils cannot read is dropped below
+        "halt_level": 5,
+        "warning_stream": False,
+        "file_insertion_enabled": False,  # never read other files (include::)
+        "raw_enabled": False,
+        "syntax_highlight": "none",
+        "input_encoding": "unicode",
+        "doctitle_xform": True,
+    }
+    doc = docutils.core.publish_doctree(source, source_path=where, settings_overrides=settings)
+    drop = (nodes.system_message, nodes.comment, nodes.substitution_definition, nodes.target, nodes.raw)
+    for node in list(doc.findall(lambda n: isinstance(n, drop))):
+        node.parent.remove(node)
+    for node in list(doc.findall(nodes.problematic)):  # a role docutils does not know (Sphinx's)
+        node.parent.replace(node, nodes.Text(_rst_role_text(node.astext())))
+    title = doc.get("title") or next((t.astext() for t in doc.findall(nodes.title)), "")
+    text = re.sub(r"\n{3,}", "\n\n", doc.astext()).strip()
+    return text, title.strip()
+
+
+_ADOC_TITLE = re.compile(r"^=\s+(\S.*?)\s*$", re.MULTILINE)
+
+
+def read_asciidoc(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
+    """AsciiDoc as its source text (like Markdown); the title is its "= Title" line."""
+    text = _require_text(_decode(path, path.read_bytes()))
+    m = _ADOC_TITLE.search(text)
     yield str(path), (m.group(1) if m else path.stem), text
+
+
+def read_notebook(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
+    """A Jupyter notebook: its Markdown cells as they are, code cells fenced, outputs left out."""
+    raw = _decode(path, path.read_bytes())
+    try:
+        nb = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise SkipFile(f"not a Jupyter notebook (invalid JSON: {e.msg} at line {e.lineno})") from None
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        raise SkipFile("not a Jupyter notebook (no 'cells' list)")
+    meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
+    info = meta.get("language_info") if isinstance(meta.get("language_info"), dict) else {}
+    language = str(info.get("name") or "python")
+    parts, title = [], ""
+    for cell in cells:
+        if not isinstance(cell, dict):
+            continue
+        src = cell.get("source", "")
+        src = ("".join(map(str, src)) if isinstance(src, list) else str(src)).strip()
+        if not src:
+            continue
+        if cell.get("cell_type") == "markdown":
+            parts.append(src)
+            if not title and (m := _MD_HEADING.search(src)):
+                title = m.group(1)
+        elif cell.get("cell_type") == "code":
+            parts.append(f"```{language}\n{src}\n```")
+    text = _require_text("\n\n".join(parts), "notebook has no Markdown or code cells with text")
+    yield str(path), title or str(meta.get("title") or "") or path.stem, text
+
+
+def read_docx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
+    """A Word document: paragraphs and tables in document order; headings as Markdown headings."""
+    import docx
+    from docx.opc.exceptions import PackageNotFoundError
+    from docx.table import Table
+
+    try:
+        document = docx.Document(str(path))
+        blocks, heading = [], ""
+        for item in document.iter_inner_content():
+            if isinstance(item, Table):
+                rows = [" | ".join(c.text.strip() for c in row.cells) for row in item.rows]
+                blocks.append("\n".join(r for r in rows if r.strip(" |")))
+                continue
+            text = item.text.strip()
+            if not text:
+                continue
+            style = (item.style.name if item.style is not None else "") or ""
+            if style == "Title" or style.startswith("Heading"):
+                level = int(style.rsplit(" ", 1)[-1]) if style[-1:].isdigit() else 1
+                heading = heading or text
+                text = "#" * min(level, 6) + " " + text
+            blocks.append(text)
+        title = document.core_properties.title or heading
+    except PackageNotFoundError:
+        raise SkipFile("not a Word .docx file (not a zip package; save a .doc as .docx first)") from None
+    except Exception as e:  # python-docx raises many things on damaged files; none may stop the run
+        raise SkipFile(f"not a readable Word file ({type(e).__name__}: {e})") from None
+    text = _require_text("\n\n".join(b for b in blocks if b.strip()), "Word file has no text")
+    yield str(path), title or path.stem, text
 
 
 def read_html(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
@@ -154,6 +374,13 @@ READERS: dict[str, Reader] = {
     ".text": read_text,
     ".md": read_markdown,
     ".markdown": read_markdown,
+    ".mdx": read_markdown,
+    ".rst": read_rst,
+    ".rest": read_rst,
+    ".adoc": read_asciidoc,
+    ".asciidoc": read_asciidoc,
+    ".ipynb": read_notebook,
+    ".docx": read_docx,
     ".html": read_html,
     ".htm": read_html,
     ".pdf": read_pdf,

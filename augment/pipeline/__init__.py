@@ -23,7 +23,7 @@ from augment import __version__
 from augment.backends import Backend, get_backend
 from augment.config import RunConfig
 from augment.errors import AugmentError
-from augment.ingest import SUPPORTED, Chunker, IngestResult, Skipped, ingest
+from augment.ingest import SUPPORTED, Chunker, IngestResult, Skipped, SkippedTypes, ingest
 from augment.io import dumps, run_lock, sha256_hex, write_json, write_jsonl
 from augment.pipeline.cache import ResponseCache
 from augment.pipeline.deep import DeepWork, chunk_budgets
@@ -43,7 +43,7 @@ __all__ = ["GenerateSummary", "Hooks", "RunState", "build_requests", "generate",
 class Hooks:
     """Callbacks for the UI; the pipeline itself never prints."""
 
-    on_skip: Callable[[Skipped], None] = lambda s: None
+    on_skip: Callable[[Skipped | SkippedTypes], None] = lambda s: None
     on_start: Callable[[RunState], None] = lambda state: None
     on_advance: Callable[[Outcome], None] = lambda outcome: None
 
@@ -79,7 +79,7 @@ class GenerateSummary:
             "budget_stopped": s.budget_stopped,
             "files": self.files,
             "documents": self.documents,
-            "skipped": [{"path": x.path, "reason": x.reason} for x in self.skipped],
+            "skipped": [x.to_dict() for x in self.skipped],
             "chunks": self.chunks,
             "requests": self.requests,
             "failed_requests": self.failed_requests,
@@ -185,7 +185,9 @@ def build_requests(
     return out
 
 
-def read_documents(inputs: list[str], config: RunConfig, on_skip: Callable[[Skipped], None]) -> IngestResult:
+def read_documents(
+    inputs: list[str], config: RunConfig, on_skip: Callable[[Skipped | SkippedTypes], None]
+) -> IngestResult:
     """The documents `inputs` name, or a one-line error when there are none."""
     ingested = ingest(
         inputs,
@@ -197,7 +199,7 @@ def read_documents(inputs: list[str], config: RunConfig, on_skip: Callable[[Skip
     if not ingested.documents:
         looked = ", ".join(config.glob or [f"*{s}" for s in SUPPORTED])
         raise AugmentError(
-            f"no documents in {', '.join(inputs)} (looked for {looked}; {len(ingested.skipped)} skipped)."
+            f"no documents in {', '.join(inputs)} (looked for {looked}; {sum(s.files for s in ingested.skipped)} skipped)."
             " Use --glob to change what is read."
         )
     return ingested

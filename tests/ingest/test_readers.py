@@ -136,3 +136,241 @@ def test_inputs_file_folder_glob_and_missing(tmp_path: Path):
         discover([str(tmp_path / "nope")])
     with pytest.raises(AugmentError, match="matches no file"):
         discover([str(tmp_path / "*.pdf")])
+
+
+SPHINX_PAGE = """\
+.. _merrow:
+
+.. a comment the reader must not see
+
+================
+ The Merrow Light
+================
+
+The light flashes white twice every 15 seconds; see :ref:`the log <keeping>`, :func:`merrow.flash`
+and :class:`~merrow.lamp.Lens`. Its keeper is |keeper|. The `registry <https://example.org>`_ lists it.
+
+.. note::
+
+   The fog signal was added in 1903.
+
+.. code-block:: python
+
+   merrow.flash(times=2)
+
+.. toctree::
+   :maxdepth: 2
+
+   history
+
+.. automodule:: merrow.lamp
+   :members:
+
+.. versionadded:: 1.2
+   The ``--fog`` flag.
+
+.. deprecated:: 2.0
+
+   Use :meth:`Lamp.run` instead.
+
+.. only:: html
+
+   Visitors climb 142 steps.
+
+.. include:: {secret}
+
+.. raw:: html
+
+   <b>raw markup</b>
+
+Keeping
+-------
+
+* ``interval``: seconds between flashes.
+
+.. |keeper| replace:: Ada Penhallow
+"""
+
+
+def test_rst_reads_as_plain_text_without_markup_or_noise(tmp_path: Path, capfd):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("a file the include directive must not read", encoding="utf-8")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "index.rst").write_text(
+        SPHINX_PAGE.replace("{secret}", str(secret)), encoding="utf-8"
+    )
+    (tmp_path / "docs" / "plain.rest").write_text(
+        "Setup\n=====\n\nRun it on Achill Island.\n", encoding="utf-8"
+    )
+
+    result = ingest([str(tmp_path / "docs")])
+    assert result.skipped == []
+    page, plain = result.documents
+    assert (page.title, plain.title) == ("The Merrow Light", "Setup")
+    text = page.text
+    for kept in (
+        "twice every 15 seconds; see the log, merrow.flash\nand Lens.",  # Sphinx roles: their words
+        "Its keeper is Ada Penhallow.",  # substitutions applied, their definitions gone
+        "The registry lists it.",
+        "The fog signal was added in 1903.",
+        "merrow.flash(times=2)",
+        "New in version 1.2: The --fog flag.",
+        "Deprecated since version 2.0:\n\nUse Lamp.run instead.",
+        "Visitors climb 142 steps.",
+        "Keeping",
+        "interval: seconds between flashes.",
+    ):
+        assert kept in text
+    for dropped in (
+        "comment",
+        "toctree",
+        "history",
+        "automodule",
+        ":members:",
+        "must not read",
+        "raw markup",
+    ):
+        assert dropped not in text
+    for markup in (":ref:", ":func:", "``", "`_", ".. ", "|keeper|", "ERROR", "Unknown"):
+        assert markup not in text
+    assert "\n\n\n" not in text
+    assert capfd.readouterr().err == ""  # docutils reports nothing of its own
+
+
+def test_rst_that_docutils_cannot_read_is_kept_as_text(tmp_path: Path, monkeypatch):
+    from augment.ingest import readers
+
+    def fail(source: str, where: str):
+        raise RuntimeError("docutils broke")
+
+    monkeypatch.setattr(readers, "_rst_plain", fail)
+    (tmp_path / "a.rst").write_text(
+        "Lamp care\n---------\n\nClean the :term:`lens` weekly.\n", encoding="utf-8"
+    )
+    (doc,) = ingest([str(tmp_path)]).documents
+    assert doc.title == "Lamp care" and ":term:`lens`" in doc.text
+
+
+def test_notebook_asciidoc_and_docx(tmp_path: Path):
+    import docx
+
+    cells = [
+        {"cell_type": "markdown", "source": ["# Tuning the lamp\n", "\n", "The lamp runs at 240 volts."]},
+        {"cell_type": "code", "source": "lamp.volts = 240", "outputs": [{"text": "an output to leave out"}]},
+        {"cell_type": "raw", "source": "raw cell"},
+        {"cell_type": "markdown", "source": []},
+    ]
+    nb = {"cells": cells, "metadata": {"language_info": {"name": "python"}}, "nbformat": 4}
+    (tmp_path / "tune.ipynb").write_text(json.dumps(nb), encoding="utf-8")
+    (tmp_path / "broken.ipynb").write_text('{"cells": [', encoding="utf-8")
+    (tmp_path / "v3.ipynb").write_text('{"worksheets": []}', encoding="utf-8")
+    (tmp_path / "code.ipynb").write_text(json.dumps({"cells": [cells[1]]}), encoding="utf-8")
+    (tmp_path / "guide.adoc").write_text(":toc:\n\n= Lamp Guide\n\nThe lamp is 2 m tall.\n", encoding="utf-8")
+
+    word = docx.Document()
+    word.add_heading("Keeper's Manual", 0)
+    word.add_paragraph("Wind the clockwork every 4 hours.")
+    word.add_heading("Parts", 2)
+    table = word.add_table(rows=2, cols=2)
+    for (r, c), value in {(0, 0): "Part", (0, 1): "Interval", (1, 0): "Lamp", (1, 1): "6 months"}.items():
+        table.cell(r, c).text = value
+    word.add_paragraph("Check the lens after storms.")
+    word.save(tmp_path / "manual.docx")
+    titled = docx.Document()
+    titled.core_properties.title = "From the properties"
+    titled.add_paragraph("Body text.")
+    titled.save(tmp_path / "titled.docx")
+    (tmp_path / "renamed.docx").write_bytes(b"\xd0\xcf\x11\xe0 an old binary .doc")
+
+    result = ingest([str(tmp_path)])
+    docs = {Path(d.path).name: d for d in result.documents}
+    assert docs["tune.ipynb"].title == "Tuning the lamp"
+    assert docs["tune.ipynb"].text == (
+        "# Tuning the lamp\n\nThe lamp runs at 240 volts.\n\n```python\nlamp.volts = 240\n```"
+    )
+    assert docs["code.ipynb"].title == "code"  # no heading: the file's name
+    assert (docs["guide.adoc"].title, docs["guide.adoc"].text.count("2 m tall")) == ("Lamp Guide", 1)
+    assert docs["manual.docx"].title == "Keeper's Manual"
+    assert docs["manual.docx"].text == (
+        "# Keeper's Manual\n\nWind the clockwork every 4 hours.\n\n## Parts\n\n"
+        "Part | Interval\nLamp | 6 months\n\nCheck the lens after storms."
+    )
+    assert docs["titled.docx"].title == "From the properties"
+    r = reasons(result)
+    assert r["broken.ipynb"].startswith("not a Jupyter notebook (invalid JSON")
+    assert r["v3.ipynb"] == "not a Jupyter notebook (no 'cells' list)"
+    assert r["renamed.docx"].startswith("not a Word .docx file")
+    assert len(result.skipped) == 3
+
+
+def test_many_unsupported_files_are_one_line_and_build_folders_are_not_read(tmp_path: Path):
+    from augment.ingest import skipped_lines
+
+    docs = tmp_path / "docs"
+    (docs / "_static").mkdir(parents=True)
+    (docs / "index.md").write_text("# Index\n\n" + PARA, encoding="utf-8")
+    for i in range(5):
+        (docs / "_static" / f"img{i}.png").write_bytes(b"\x89PNG")
+    (docs / "_static" / "style.css").write_text("p {}", encoding="utf-8")
+    (docs / "Makefile").write_text("html:", encoding="utf-8")
+    built = docs / "_build" / "html"
+    (built / "_sources").mkdir(parents=True)
+    (built / "index.html").write_text(
+        "<html><body><p>" + PARA + " Rendered.</p></body></html>", encoding="utf-8"
+    )
+    (built / "_sources" / "index.md.txt").write_text(PARA + " Source copy.", encoding="utf-8")
+    (docs / "node_modules" / "pkg").mkdir(parents=True)
+    (docs / "node_modules" / "pkg" / "README.md").write_text("# pkg\n\nA package.", encoding="utf-8")
+
+    seen: list = []
+    result = ingest([str(docs)], on_skip=seen.append)
+    assert [Path(d.path).name for d in result.documents] == ["index.md"]
+    lines = [str(s) for s in seen]
+    assert lines == [
+        f"skipped 7 files of types augment does not read (.png 5, .css 1, no extension 1; first: {docs / 'Makefile'})",
+        f"skipped {docs / '_build'}: a build folder (2 files, not read); name it as an input to read it",
+        f"skipped {docs / 'node_modules'}: a build folder (1 file, not read); name it as an input to read it",
+    ]
+    assert len(result.skipped) == 9 and result.files == 1 + 7 + 3  # every file is still listed
+    assert [s.to_dict().get("files", 1) for s in result.skipped if "_build" in s.path] == [2]
+    assert skipped_lines(result.skipped)[-1] == (
+        "7 files",
+        "types augment does not read (.png 5, .css 1, no extension 1)",
+    )
+
+    # named as an input, a build folder is read like any other; three unsupported files get a line each
+    inner = ingest([str(built)], on_skip=seen.append)
+    assert sorted(Path(d.path).name for d in inner.documents) == ["index.html", "index.md.txt"]
+    (docs / "_static" / "img0.png").unlink(), (docs / "_static" / "img1.png").unlink()
+    few = ingest([str(docs / "_static")]).skipped
+    assert [s.reason for s in few] == ["unsupported file type '.png'"] * 3 + ["unsupported file type '.css'"]
+
+
+def test_front_matter_gives_the_title_and_is_left_out(tmp_path: Path):
+    (tmp_path / "start.mdx").write_text(
+        "---\ntitle: Getting started\nsidebar_position: 2\n---\n\nimport Tabs from '@theme/Tabs';\n\n"
+        "Install the lamp.\n\n```js\nimport lamp from 'lamp';\n```\n\nexport const toc = [];\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "hugo.md").write_text(
+        '+++\ntitle = "Hugo page"\ndate = 2024-01-01\n+++\nBody.\n', encoding="utf-8"
+    )
+    (tmp_path / "rule.md").write_text("---\n\nNot front matter: a rule.\n\n---\n\nEnd.\n", encoding="utf-8")
+    (tmp_path / "heading.md").write_text(
+        "---\nlayout: post\n---\n# From the heading\n\nText.", encoding="utf-8"
+    )
+    (tmp_path / "only.md").write_text("---\ntitle: Nothing else\n---\n", encoding="utf-8")
+
+    result = ingest([str(tmp_path)])
+    docs = {Path(d.path).name: d for d in result.documents}
+    assert (docs["start.mdx"].title, docs["start.mdx"].text) == (
+        "Getting started",
+        "Install the lamp.\n\n```js\nimport lamp from 'lamp';\n```\n\n",
+    )
+    assert (docs["hugo.md"].title, docs["hugo.md"].text) == ("Hugo page", "Body.\n")
+    assert docs["rule.md"].text.startswith("---\n\nNot front matter") and docs["rule.md"].title == "rule"
+    assert (docs["heading.md"].title, docs["heading.md"].text) == (
+        "From the heading",
+        "# From the heading\n\nText.",
+    )
+    assert reasons(result) == {"only.md": "no text after the front matter"}
