@@ -300,8 +300,24 @@ def generate(
             soft_wrap=True,
         )
     _say_timeouts(summary.state, cfg, console)
+    _say_server(summary, console)
     if not summary.complete:
         raise typer.Exit(1)
+
+
+def _say_server(summary: Any, console: Any) -> None:
+    """What the server refused and the run did without; replies that ended in the model's reasoning."""
+    from augment.strategies.parsers import UNFINISHED_THOUGHT
+
+    if summary.adjusted:
+        console.print(
+            f"[yellow]the server refused part of the requests, so this run sent them without it: "
+            f"{'; '.join(summary.adjusted)}.[/yellow]",
+            soft_wrap=True,
+        )
+    thinking = summary.failures.get(f"parse_error: {UNFINISHED_THOUGHT}", 0)
+    if thinking:
+        console.print(f"[yellow]{thinking} replies: {UNFINISHED_THOUGHT}.[/yellow]", soft_wrap=True)
 
 
 def _say_timeouts(state: Any, cfg: Any, console: Any) -> None:

@@ -6,6 +6,7 @@ Precedence: built-in defaults < config file (TOML or YAML) < command-line flags.
 from __future__ import annotations
 
 import difflib
+import json
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,6 +27,13 @@ def split_commas(v: Any) -> Any:
     if isinstance(v, list | tuple):
         return [p.strip() for item in v for p in str(item).split(",") if p.strip()]
     return v
+
+
+# Request fields the openai backend sets itself; `extra_body` may add others, not change these.
+EXTRA_BODY_RESERVED = frozenset(
+    {"model", "messages", "prompt", "stream", "n", "max_tokens", "max_completion_tokens", "temperature"}
+    | {"seed", "stop", "response_format", "echo", "logprobs"}
+)
 
 
 class RunConfig(BaseModel):
@@ -84,6 +92,10 @@ class RunConfig(BaseModel):
     http_client: Literal["aiohttp", "sdk"] = Field("aiohttp", description="aiohttp (fast) or the openai SDK")
     structured_output: Literal["auto", "on", "off"] = "auto"
     request_timeout: float = Field(600.0, gt=0, description="seconds per request")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="fields added to every request (e.g. chat_template_kwargs, reasoning_effort, top_k)",
+    )
     # local and vllm backends (in-process models)
     threads: int | None = Field(None, ge=1, description="local backend: CPU threads (default: all cores)")
     context_tokens: int = Field(4096, ge=256, description="local/vllm: context window to allocate")
@@ -179,6 +191,21 @@ class RunConfig(BaseModel):
     @classmethod
     def _split_commas(cls, v: Any) -> Any:
         return split_commas(v)
+
+    @field_validator("extra_body")
+    @classmethod
+    def _extra_body(cls, v: dict[str, Any]) -> dict[str, Any]:
+        own = sorted(set(v) & EXTRA_BODY_RESERVED)
+        if own:
+            raise ValueError(
+                f"sets '{own[0]}', which augment sets itself from the prompt files and flags;"
+                f" extra_body is for fields it does not send"
+            )
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"is not JSON ({e})") from None
+        return v
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:

@@ -46,7 +46,14 @@ class FatalBackendError(AugmentError):
 
 
 class ParseError(AugmentError):
-    """A model response could not be parsed into records; the runner records the reason and goes on."""
+    """A model response could not be parsed into records; the runner records the reason and goes on.
+
+    `reask=False`: asking again would fail the same way (a reply cut off in the model's reasoning
+    by max_tokens), so the runner does not pay for another sample."""
+
+    def __init__(self, message: str, *, reask: bool = True):
+        super().__init__(message)
+        self.reask = reask
 
 
 def redact(text: str, *secrets: str | None) -> str:

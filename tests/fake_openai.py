@@ -130,6 +130,16 @@ class FakeOpenAI:
     formats: tuple[str, ...] = ("json_schema", "json_object")
     format_status: int = 400
     echo: bool = True  # accept echo with logprobs on /v1/completions (else 400, as OpenAI's newer models)
+    # fields answered with OpenAI's 400 (its o-series and GPT-5 models): name -> code;
+    # "unsupported_value" refuses any value but 1 (temperature), "unsupported_parameter" any value
+    refuses: dict[str, str] = field(default_factory=dict)
+    # a reasoning model: "inline" (<think>...</think> before the answer: a server without a reasoning
+    # parser), "field" (message.reasoning_content: vLLM's parsers, DeepSeek), "hidden" (only counted
+    # in usage, as OpenAI); `thought_words` of reasoning, so a limit at or below it ends in thought
+    reasoning: str = ""
+    thought_words: int = 40
+    # a base model on /v1/completions sent no stop runs on into another few-shot example
+    runs_on: bool = False
     seen: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     requests: int = 0
@@ -167,6 +177,21 @@ class FakeOpenAI:
             self.bodies.append(body)
         if body.get("model") not in self.models:
             return None, self._error(404, f"The model `{body.get('model')}` does not exist."), ""
+        for name, code in self.refuses.items():
+            if name not in body or (code == "unsupported_value" and body[name] == 1):
+                continue
+            if code == "unsupported_value":
+                message = (
+                    f"Unsupported value: '{name}' does not support {body[name]} with this model. "
+                    "Only the default (1) value is supported."
+                )
+            else:
+                message = f"Unsupported parameter: '{name}' is not supported with this model."
+                if name == "max_tokens":
+                    message += " Use 'max_completion_tokens' instead."
+            self.statuses[400] += 1
+            error = {"message": message, "type": "invalid_request_error", "param": name, "code": code}
+            return None, web.json_response({"error": error}, status=400), ""
         wanted = (body.get("response_format") or {}).get("type", "text")
         if wanted != "text" and wanted not in self.formats:
             if self.format_status == 500:
@@ -237,12 +262,18 @@ class FakeOpenAI:
         key = hashlib.sha256(prompt.encode()).hexdigest()
         text = self._content(prompt, (key, self.seen[key]))
         self.statuses[200] += 1
-        if chat:
+        details: dict[str, int] = {}
+        if chat and self.reasoning:
+            text, message, finish, details = self._think(body, text)
+            choice = {"index": 0, "message": message, "finish_reason": finish}
+        elif chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
         elif self.complete is not None:
             choice = self.complete(body)
             text = choice["text"]
         else:
+            if self.runs_on and not body.get("stop"):
+                text += "\n###\n\nDocument: Another page\n\n1. A made-up line the run must not keep."
             choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
         p, c = len(prompt.split()), len(text.split())
         return web.json_response(
@@ -252,9 +283,31 @@ class FakeOpenAI:
                 "created": int(time.time()),
                 "model": body["model"],
                 "choices": [choice],
-                "usage": {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c},
+                "usage": {
+                    "prompt_tokens": p,
+                    "completion_tokens": c + details.get("reasoning_tokens", 0),
+                    "total_tokens": p + c,
+                    **({"completion_tokens_details": details} if details else {}),
+                },
             }
         )
+
+    def _think(self, body: dict[str, Any], answer: str) -> tuple[str, dict[str, Any], str, dict[str, int]]:
+        """(content, message, finish_reason, usage details) of a reasoning model's reply."""
+        # a reasoning model's thoughts hold what parsers look for: brackets, braces, numbered lines
+        words = ('Okay, the user wants [a list] like {"question": "..."}. 1. Read the text. ' * 20).split()
+        limit = body.get("max_completion_tokens") or body.get("max_tokens") or 10**6
+        ends_in_thought = limit <= self.thought_words
+        thought = " ".join(words[: min(self.thought_words, limit)])
+        answer = "" if ends_in_thought else answer
+        finish = "length" if ends_in_thought else "stop"
+        if self.reasoning == "inline":
+            content = f"<think>\n{thought}" + ("" if ends_in_thought else f"\n</think>\n\n{answer}")
+            return content, {"role": "assistant", "content": content}, finish, {}
+        message = {"role": "assistant", "content": answer or None}
+        if self.reasoning == "field":
+            message["reasoning_content"] = thought
+        return answer, message, finish, {"reasoning_tokens": len(thought.split())}
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         return await self._complete(request, chat=True)

@@ -13,14 +13,21 @@ Both map failures the same way: 429, 408/409 and 5xx, timeouts, dropped connecti
 bodies are retryable (honouring Retry-After); 401/403 (key) and 404 (model or URL) stop the run
 with one line; other 4xx fail only their request. The API key is sent in the header and nowhere
 else: it is never logged, stored in run.json, or kept in an error message.
+
+What a server refuses, augment stops sending, for that request and every later one, and says so
+at the end of the run (`adjusted`): a form of structured output; `max_tokens` (OpenAI's reasoning
+models take `max_completion_tokens`); a temperature other than the model's own, a seed or stop
+sequences (OpenAI's o-series and GPT-5 models, some hosted open models).
 """
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
+import hashlib
 import json
 import os
+import re
 import time
 from typing import Any, ClassVar
 
@@ -28,10 +35,25 @@ import orjson
 
 from augment.config import RunConfig
 from augment.errors import BackendError, ConfigError, FatalBackendError, redact
+from augment.strategies.parsers import THINK_OPEN
 from augment.tokens import approx_count
 from augment.types import GenRequest, GenResult, Usage
 
 OPENAI_URL = "https://api.openai.com/v1"
+
+# Request fields a server may refuse and a run can do without (max_tokens is renamed instead), and
+# what is said of each at the end of the run.
+_LEAVE_OUT = {
+    "max_tokens": "max_tokens sent as max_completion_tokens (the model refused max_tokens)",
+    "temperature": "temperature left out: the model takes only its own (the prompt files' were not used)",
+    "seed": "seed left out (the model refused it): a re-asked request is not a reproducible sample",
+    "stop": "stop sequences left out (the model refused them)",
+}
+_REFUSES = re.compile(
+    r"unsupported|not supported|only .{0,60}\b(?:allowed|supported)|unrecognized|not permitted"
+    r"|extra (?:inputs|fields)|unknown (?:parameter|field|argument)",
+    re.IGNORECASE,
+)
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -88,6 +110,7 @@ class OpenAIBackend:
         structured_output: str = "auto",
         timeout: float = 600.0,
         concurrency: int = 64,
+        extra_body: dict[str, Any] | None = None,
     ):
         self._model = model
         self.base_url = base_url.rstrip("/")
@@ -103,8 +126,14 @@ class OpenAIBackend:
         self.concurrency = concurrency
         self._session: Any = None
         self._sdk: Any = None
+        self._sdk_fields: dict[str, set[str]] = {}
         self._connected = False  # a request has succeeded: connection errors are transient from now on
         self._path = "/chat/completions" if endpoint == "chat" else "/completions"
+        self.extra_body = dict(extra_body or {})
+        # what the server refused and this run stopped sending (see the module's docstring)
+        self.token_field = "max_tokens"
+        self.left_out: set[str] = set()
+        self.adjusted: list[str] = []
 
     @classmethod
     def from_config(cls, config: RunConfig) -> OpenAIBackend:
@@ -128,6 +157,7 @@ class OpenAIBackend:
             structured_output=config.structured_output,
             timeout=config.request_timeout,
             concurrency=config.concurrency,
+            extra_body=config.extra_body,
         )
 
     @property
@@ -136,7 +166,11 @@ class OpenAIBackend:
 
     @property
     def identity(self) -> str:
-        return f"{self.name}/{self.endpoint}"
+        if not self.extra_body:
+            return f"{self.name}/{self.endpoint}"
+        # extra fields change the replies (a chat template's switch, a sampler): part of the cache key
+        extra = hashlib.sha256(json.dumps(self.extra_body, sort_keys=True).encode()).hexdigest()[:12]
+        return f"{self.name}/{self.endpoint}/extra-{extra}"
 
     @property
     def chat(self) -> bool:
@@ -191,11 +225,13 @@ class OpenAIBackend:
         body: dict[str, Any] = {
             "model": self._model,
             "temperature": req.temperature,
-            "max_tokens": req.max_tokens,
+            self.token_field: req.max_tokens,
             "seed": req.seed,
         }
         if req.stop:
             body["stop"] = list(req.stop[:4])  # OpenAI accepts at most four
+        for name in self.left_out:
+            body.pop(name, None)
         if self.endpoint == "chat":
             body["messages"] = [{"role": "user", "content": req.prompt}]
             if req.schema is not None and self.formats:
@@ -210,6 +246,7 @@ class OpenAIBackend:
             body["prompt"] = req.prompt
             if req.score_prompt:  # the prompt's own tokens' log-probabilities (vLLM, OpenAI's legacy models)
                 body.update(echo=True, logprobs=1)
+        body.update(self.extra_body)  # none of augment's own fields (config checks)
         return body
 
     async def generate(self, req: GenRequest) -> GenResult:
@@ -220,12 +257,26 @@ class OpenAIBackend:
             raise BackendError(
                 redact(str(e), self._api_key), retryable=e.retryable, timed_out=e.timed_out
             ) from None
+        if (name := self._refused_field(status, data, body)) is not None:
+            # first: a field this model does not take (OpenAI's reasoning models: max_tokens, temperature,
+            # stop): without it, for this request and every later one
+            if name == "max_tokens":
+                self.token_field = "max_completion_tokens"
+            else:
+                self.left_out.add(name)
+            self._adjust(_LEAVE_OUT[name])
+            return await self.generate(req)
         if "response_format" in body and self._rejects_format(status, data):
             # the server has not this form of structured output: the next form, else plain text
             # and the strategy's parser, for this request and every later one
             with contextlib.suppress(ValueError):
                 self.formats.remove(body["response_format"]["type"])
             if self.formats or not self._structured_required:
+                self._adjust(
+                    "structured output as json_object with a schema (the server refused json_schema)"
+                    if self.formats
+                    else "no structured output (the server refused response_format): replies parsed as text"
+                )
                 return await self.generate(req)
             raise FatalBackendError(
                 f"--structured-output on: {self.base_url}{self._path} takes neither form of "
@@ -243,12 +294,42 @@ class OpenAIBackend:
         self._connected = True
         return self._result(req, data)
 
+    def _adjust(self, note: str) -> None:
+        if note not in self.adjusted:
+            self.adjusted.append(note)
+
+    def _refused_field(self, status: int, data: bytes, body: dict[str, Any]) -> str | None:
+        """The field of `body` that a 400/422 says the model does not take, if it is one a run can
+        do without: OpenAI names it (`"param": "max_tokens"`, code `unsupported_parameter` or
+        `unsupported_value`); other servers say it in words ("only 1 is allowed")."""
+        if status not in (400, 422):
+            return None
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            payload = None
+        err = payload.get("error", payload) if isinstance(payload, dict) else None
+        named, code = [], ""
+        if isinstance(err, dict):
+            if isinstance(err.get("param"), str):
+                named.append(err["param"])
+            code = str(err.get("code") or "")
+        message = _error_message(data)
+        if code not in ("unsupported_parameter", "unsupported_value") and not _REFUSES.search(message):
+            return None
+        named += re.findall(r"\b(?:max_tokens|temperature|seed|stop)\b", message)
+        return next((n for n in named if n in _LEAVE_OUT and n in body), None)
+
     def _rejects_format(self, status: int, data: bytes) -> bool:
         """Whether a reply refuses the request's response_format. A 400 or 422 that names it or
         says something is not supported; a 5xx only where it names it (llama-cpp-python's server
         answers json_schema with a 500 that holds its validation error)."""
         if status in (200, 401, 403, 404, 429):
             return False
+        with contextlib.suppress(ValueError, AttributeError):
+            param = json.loads(data).get("error", {}).get("param")
+            if isinstance(param, str) and param and not param.startswith("response_format"):
+                return False  # OpenAI names the field it refuses, and it is another one
         message = _error_message(data).lower()
         if "response_format" in message or "json_schema" in message:
             return True
@@ -294,6 +375,13 @@ class OpenAIBackend:
             payload = orjson.loads(data)
             choice = payload["choices"][0]
             text = choice["message"].get("content") if self.endpoint == "chat" else choice.get("text")
+            if not text and self.endpoint == "chat" and choice.get("finish_reason") == "length":
+                # max tokens spent reasoning, no answer: the server kept the reasoning apart (vLLM's
+                # reasoning parsers, Ollama, DeepSeek) or to itself (OpenAI counts it in usage)
+                thought = choice["message"].get("reasoning_content") or choice["message"].get("reasoning")
+                details = (payload.get("usage") or {}).get("completion_tokens_details") or {}
+                if thought or details.get("reasoning_tokens"):
+                    text = THINK_OPEN + str(thought or "")
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
             raise BackendError("malformed response body (not an OpenAI completion)", retryable=True) from None
         text = text or ""
@@ -356,8 +444,17 @@ class OpenAIBackend:
             if self.endpoint == "chat"
             else self._sdk.completions.with_raw_response.create
         )
-        try:
-            raw = await create(**body)
+        known = self._sdk_fields.get(self.endpoint)
+        if known is None:
+            import inspect
+
+            known = set(inspect.signature(create).parameters) - {"extra_body", "extra_headers"}
+            self._sdk_fields[self.endpoint] = known
+        try:  # fields the SDK has no argument for (extra_body's) go as its extra_body
+            raw = await create(
+                **{k: v for k, v in body.items() if k in known},
+                extra_body={k: v for k, v in body.items() if k not in known} or None,
+            )
             return raw.http_response.status_code, raw.headers, raw.http_response.content
         except openai.APIStatusError as e:
             return e.status_code, e.response.headers, e.response.content

@@ -19,7 +19,7 @@ from augment.errors import ParseError
 from augment.io import sha256_hex
 from augment.pipeline.runner import Outcome, RunState, run_calls
 from augment.strategies import DOCUMENT_BLOCK, prompt_template
-from augment.strategies.parsers import Parsed, _find_json
+from augment.strategies.parsers import Parsed, _find_json, answer_of
 from augment.types import GenRequest, GenResult
 
 JUDGE_PROMPT = "_judge.md"
@@ -92,7 +92,7 @@ def judge_records(
         )
 
     def parse(req: GenRequest, result: GenResult) -> Parsed:
-        verdict = parse_judge(result.text)
+        verdict = parse_judge(answer_of(result.text))
         return Parsed(
             items=[
                 {

@@ -26,7 +26,7 @@ from augment.io import sha256_hex
 from augment.pipeline.runner import Outcome, run_calls
 from augment.qafile import QAItem
 from augment.strategies import prompt_template
-from augment.strategies.parsers import Parsed, _find_json
+from augment.strategies.parsers import Parsed, _find_json, answer_of
 from augment.types import GenRequest, GenResult
 
 GRADE_PROMPT = "_grade.md"
@@ -109,7 +109,7 @@ def grade_answers(
         keys.append(row)
 
     def parse(req: GenRequest, result: GenResult) -> Parsed:
-        correct, reason = parse_grade(result.text)
+        correct, reason = parse_grade(answer_of(result.text))
         return Parsed(items=[{"correct": "1" if correct else "0", "reason": reason}])
 
     def verdict(o: Outcome) -> tuple[float, str]:

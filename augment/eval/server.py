@@ -27,7 +27,7 @@ from augment.eval.runner import ModelScores, PendingAnswers, first_line, prompts
 from augment.eval.store import AnswerStore
 from augment.io import sha256_hex
 from augment.qafile import QAItem
-from augment.strategies.parsers import Parsed
+from augment.strategies.parsers import Parsed, answer_of
 from augment.types import GenRequest, GenResult
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def score_model_server(
 
     def parse(req: GenRequest, result: GenResult) -> Parsed:
         if not req.score_prompt:
-            return Parsed(items=[{"answer": first_line(result.text)}])
+            return Parsed(items=[{"answer": first_line(answer_of(result.text))}])
         try:
             data = json.loads(result.text)
             nll = answer_nll_of(data, int(req.context["score_from"]), len(req.prompt))

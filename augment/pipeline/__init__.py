@@ -33,6 +33,7 @@ from augment.pipeline.runner import Budget, Outcome, Runner, RunState
 from augment.pipeline.writer import OrderedJsonlWriter, Writer
 from augment.strategies import Strategy, load_strategies
 from augment.strategies.deep import DeepStrategy
+from augment.strategies.parsers import answer_of
 from augment.tokens import Tokenizer
 from augment.types import Chunk, Document, GenRequest, GenResult
 
@@ -71,6 +72,8 @@ class GenerateSummary:
     multi_step: dict[str, dict[str, int]] = field(default_factory=dict)
     # requests answered (new or cached) and their tokens, per strategy (what `augment plan` estimates)
     by_strategy: dict[str, Counter[str]] = field(default_factory=dict)
+    # what the server refused and this run stopped sending (the openai backend's `adjusted`)
+    adjusted: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         s = self.state
@@ -100,6 +103,7 @@ class GenerateSummary:
                 "reasks": s.reasks,
                 "prompt_tokens": s.prompt_tokens,
                 "completion_tokens": s.completion_tokens,
+                "adjusted": self.adjusted,
             },
             "seconds": round(self.seconds, 3),
         }
@@ -278,8 +282,11 @@ def generate(
         finally:
             summary.seconds = time.perf_counter() - t0
             summary.cost = cost(config, summary.prompt_tokens, summary.completion_tokens)
+            summary.adjusted = list(getattr(backend, "adjusted", []))
             write_json(run_dir / "stats.json", summary.to_dict())
             run_info["complete"] = summary.complete
+            if summary.adjusted:  # the records' params are what was asked, not all of it was sent
+                run_info["adjusted"] = summary.adjusted
             run_info["timings"] = {"generate_s": round(summary.seconds, 3)}
             write_json(run_dir / "run.json", run_info)
         if shard is not None and summary.complete:
@@ -304,7 +311,10 @@ async def _generate_records(
     by_name = {s.name: s for _, s, _ in work}
 
     def parse(req: GenRequest, result: GenResult):
-        return by_name[req.strategy].parse_request(req, req.primer + result.text, result.finish_reason)
+        text = answer_of(result.text)  # a reasoning model's thoughts are not training data
+        for stop in req.stop:  # where the server does not stop there (or was not asked to: adjusted)
+            text = text.split(stop, 1)[0]
+        return by_name[req.strategy].parse_request(req, req.primer + text, result.finish_reason)
 
     state = summary.state
     # in-process engines take as many requests as they can batch; servers take config.concurrency

@@ -219,6 +219,8 @@ class Runner:
                 return Outcome(index, req, result=result, parsed=self.parse(req, result), cached=cached)
             except ParseError as e:
                 last_error = f"parse_error: {e}"
+                if not e.reask:
+                    break
         return Outcome(index, req, result=result, error=last_error)
 
     async def run(self, requests: Sequence[GenRequest]) -> AsyncIterator[Outcome]:

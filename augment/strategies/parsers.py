@@ -17,6 +17,40 @@ from typing import Any
 
 from augment.errors import ParseError
 
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+_HARMONY_FINAL = "<|channel|>final<|message|>"  # gpt-oss's answer channel, as a raw completion has it
+UNFINISHED_THOUGHT = (
+    "the reply ended in the model's reasoning, before its answer: allow more tokens (a prompt "
+    "file's max_tokens) or turn the reasoning down (extra_body, see the README)"
+)
+
+
+def strip_reasoning(text: str) -> tuple[str, bool]:
+    """(the answer, whether the reply ended before it) of a reply that may open with a reasoning
+    model's thoughts: `<think>...</think>` (DeepSeek-R1, Qwen3, QwQ, Magistral and the like when
+    the server does not take it apart; the template may have opened the tag, so only the close
+    shows) or gpt-oss's analysis channel. Replies without them come back as they are."""
+    if THINK_CLOSE in text:
+        return text.rsplit(THINK_CLOSE, 1)[1].lstrip(), False
+    if text.lstrip().startswith(THINK_OPEN):
+        return "", True
+    if _HARMONY_FINAL in text:
+        answer = text.rsplit(_HARMONY_FINAL, 1)[1]
+        for end in ("<|return|>", "<|end|>"):
+            answer = answer.split(end, 1)[0]
+        return answer.strip(), False
+    if text.lstrip().startswith("<|channel|>analysis"):
+        return "", True
+    return text, False
+
+
+def answer_of(text: str) -> str:
+    """A reply without a reasoning model's thoughts; ParseError, not re-asked, where it ended in them."""
+    answer, unfinished = strip_reasoning(text)
+    if unfinished:
+        raise ParseError(UNFINISHED_THOUGHT, reask=False)
+    return answer
+
 
 @dataclass(slots=True)
 class Parsed:

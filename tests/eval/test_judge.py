@@ -85,8 +85,11 @@ def qa_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_eval_judge_over_a_real_http_server(cli, tmp_path: Path, tiny_model: Path, qa_file: Path):
-    server = FakeOpenAI()
+@pytest.mark.parametrize("reasoning", ["", "inline"])  # inline: a grader that thinks first (<think>)
+def test_eval_judge_over_a_real_http_server(
+    cli, tmp_path: Path, tiny_model: Path, qa_file: Path, reasoning: str
+):
+    server = FakeOpenAI(reasoning=reasoning)
     url = server.start()
     try:
         config = tmp_path / "grader.toml"
