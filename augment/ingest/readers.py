@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -306,8 +307,36 @@ def read_pdf(path: Path, text_field: str, title_field: str) -> Iterator[tuple[st
         raise SkipFile(f"not a readable PDF ({type(e).__name__}: {e})") from None
     except Exception as e:  # pypdf raises many things on broken files; none may stop the run
         raise SkipFile(f"not a readable PDF ({type(e).__name__}: {e})") from None
-    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    text = "\n\n".join(p.strip() for p in drop_page_furniture(pages) if p.strip())
     yield str(path), str(title), _require_text(text, "PDF has no text layer (scanned?); OCR it first")
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+def drop_page_furniture(pages: list[str]) -> list[str]:
+    """Pages without their running headers and footers: a line of up to 80 characters among a
+    page's first or last two that recurs, numbers aside ("Page 3 of 40"), on at least half the
+    pages (and on three)."""
+    if len(pages) < 3:
+        return pages
+
+    def key(line: str) -> str:
+        return _NUMBER.sub("#", " ".join(line.split())).lower() if len(line.strip()) <= 80 else ""
+
+    def edges(lines: list[str]) -> set[int]:
+        filled = [i for i, line in enumerate(lines) if line.strip()]
+        return set(filled[:2] + filled[-2:])
+
+    split = [page.split("\n") for page in pages]
+    seen = Counter(k for lines in split for k in {key(lines[i]) for i in edges(lines)} if k)
+    furniture = {k for k, n in seen.items() if n >= max(3, (len(pages) + 1) // 2)}
+    if not furniture:
+        return pages
+    return [
+        "\n".join(line for i, line in enumerate(lines) if i not in edges(lines) or key(line) not in furniture)
+        for lines in split
+    ]
 
 
 def _row_doc(path: Path, where: str, row: object, text_field: str, title_field: str) -> tuple[str, str, str]:

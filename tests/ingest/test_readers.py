@@ -374,3 +374,46 @@ def test_front_matter_gives_the_title_and_is_left_out(tmp_path: Path):
         "# From the heading\n\nText.",
     )
     assert reasons(result) == {"only.md": "no text after the front matter"}
+
+
+def test_pdf_running_headers_and_footers_are_left_out(tmp_path: Path):
+    from fpdf import FPDF
+
+    facts = [
+        "The burrs are 40 mm wide.",
+        "The motor turns at 1,350 rpm.",
+        "Clean the chute every week.",
+        "The hopper holds 250 grams.",
+        "Descale the grinder twice a year.",
+        "The warranty runs for 2 years.",
+    ]
+
+    class Manual(FPDF):
+        def header(self):
+            self.set_font("Helvetica", size=9)
+            self.cell(0, 8, "Kestrel K2 User Manual - Revision C", align="C")
+            self.ln(10)
+
+        def footer(self):
+            self.set_y(-15)
+            self.set_font("Helvetica", size=9)
+            self.cell(0, 10, f"Page {self.page_no()} of {{nb}}", align="C")
+
+    def write(path: Path, pages: int) -> None:
+        pdf = Manual()
+        pdf.alias_nb_pages()
+        for fact in facts[:pages]:
+            pdf.add_page()
+            pdf.set_font("Helvetica", size=11)
+            pdf.multi_cell(0, 6, f"Kestrel K2 User Manual. {fact} " + PARA)
+        pdf.output(str(path))
+
+    write(tmp_path / "manual.pdf", 6)
+    write(tmp_path / "leaflet.pdf", 2)
+    docs = {Path(d.path).name: d.text for d in ingest([str(tmp_path)]).documents}
+    manual = docs["manual.pdf"]
+    assert "Revision C" not in manual and "Page " not in manual
+    assert all(fact in manual for fact in facts)
+    assert manual.count("Kestrel K2 User Manual. ") == 6  # the words in the body stay
+    # two pages are too few to tell a running line from the text
+    assert docs["leaflet.pdf"].count("Revision C") == 2 and "Page 2 of 2" in docs["leaflet.pdf"]
