@@ -76,18 +76,28 @@ def retry_after_seconds(headers: Any) -> float | None:
     return None
 
 
-def _error_message(body: bytes | str | None) -> str:
+def _error(body: bytes | str | None) -> tuple[str, str, str]:
+    """(message, param, code) of an error body: OpenAI's `{"error": {"message", "param", "code"}}`,
+    other servers' `{"detail"}` or a text page. The message is one line (some servers send a
+    traceback); param and code are "" where the server names none."""
     if not body:
-        return ""
+        return "", "", ""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         data = json.loads(text)
     except ValueError:  # a text or HTML page (a proxy's): one line of it
-        return " ".join(text.split())[:300]
+        return " ".join(text.split())[:300], "", ""
     err = data.get("error", data) if isinstance(data, dict) else data
+    param = code = ""
     if isinstance(err, dict):
+        param = err.get("param") if isinstance(err.get("param"), str) else ""
+        code = str(err.get("code") or "")
         err = err.get("message") or err.get("detail") or err
-    return " ".join(str(err).split())[:300]  # one line: some servers send a traceback
+    return " ".join(str(err).split())[:300], param, code
+
+
+def _error_message(body: bytes | str | None) -> str:
+    return _error(body)[0]
 
 
 def base_url_of(config: RunConfig) -> str:
@@ -304,20 +314,10 @@ class OpenAIBackend:
         `unsupported_value`); other servers say it in words ("only 1 is allowed")."""
         if status not in (400, 422):
             return None
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            payload = None
-        err = payload.get("error", payload) if isinstance(payload, dict) else None
-        named, code = [], ""
-        if isinstance(err, dict):
-            if isinstance(err.get("param"), str):
-                named.append(err["param"])
-            code = str(err.get("code") or "")
-        message = _error_message(data)
+        message, param, code = _error(data)
         if code not in ("unsupported_parameter", "unsupported_value") and not _REFUSES.search(message):
             return None
-        named += re.findall(r"\b(?:max_tokens|temperature|seed|stop)\b", message)
+        named = [param, *re.findall(r"\b(?:max_tokens|temperature|seed|stop)\b", message)]
         return next((n for n in named if n in _LEAVE_OUT and n in body), None)
 
     def _rejects_format(self, status: int, data: bytes) -> bool:
@@ -326,11 +326,10 @@ class OpenAIBackend:
         answers json_schema with a 500 that holds its validation error)."""
         if status in (200, 401, 403, 404, 429):
             return False
-        with contextlib.suppress(ValueError, AttributeError):
-            param = json.loads(data).get("error", {}).get("param")
-            if isinstance(param, str) and param and not param.startswith("response_format"):
-                return False  # OpenAI names the field it refuses, and it is another one
-        message = _error_message(data).lower()
+        message, param, _ = _error(data)
+        if param and not param.startswith("response_format"):
+            return False  # OpenAI names the field it refuses, and it is another one
+        message = message.lower()
         if "response_format" in message or "json_schema" in message:
             return True
         return status in (400, 422) and ("schema" in message or "not supported" in message)
