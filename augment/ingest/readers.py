@@ -245,6 +245,72 @@ def read_notebook(path: Path, text_field: str, title_field: str) -> Iterator[tup
     yield str(path), title or str(meta.get("title") or "") or path.stem, text
 
 
+_BLOCKS = {"p", "li", "pre", "blockquote", "dt", "dd", "figcaption", "caption", "tr"}
+_HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+
+
+def _xhtml_text(data: bytes) -> str:
+    """A book chapter's text: its headings (as Markdown headings), paragraphs, list items and table
+    rows in order. A chapter has no page furniture to strip, and trafilatura drops a chapter's
+    opening heading as the page's title."""
+    import lxml.html
+
+    root = lxml.html.document_fromstring(data)
+    for junk in list(root.iter("script", "style", "nav")):
+        if junk.getparent() is not None:
+            junk.drop_tree()
+    blocks = []
+    for el in root.iter(*_BLOCKS, *_HEADINGS):
+        if any(a.tag in _BLOCKS or a.tag in _HEADINGS for a in el.iterancestors()):
+            continue  # its words are in the enclosing block's
+        if el.tag == "tr":
+            text = " | ".join(" ".join(c.text_content().split()) for c in el if c.tag in ("td", "th"))
+        else:
+            text = " ".join(el.text_content().split())
+        if text.strip(" |"):
+            blocks.append("#" * _HEADINGS[el.tag] + " " + text if el.tag in _HEADINGS else text)
+    return "\n\n".join(blocks)
+
+
+def read_epub(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
+    """An EPUB book: its chapters' main text in reading order (the spine), as one document."""
+    import posixpath
+    import zipfile
+    from urllib.parse import unquote
+
+    from lxml import etree
+
+    try:
+        with zipfile.ZipFile(path) as book:
+            names = set(book.namelist())
+            container = etree.fromstring(book.read("META-INF/container.xml"))
+            opf_path = container.find(".//{*}rootfile").get("full-path")
+            opf = etree.fromstring(book.read(opf_path))
+            base = posixpath.dirname(opf_path)
+            items = {item.get("id"): item for item in opf.iterfind(".//{*}manifest/{*}item")}
+            locked = set()
+            if "META-INF/encryption.xml" in names:  # DRM; fonts alone are often obfuscated, text not
+                enc = etree.fromstring(book.read("META-INF/encryption.xml"))
+                locked = {unquote(ref.get("URI", "")) for ref in enc.iterfind(".//{*}CipherReference")}
+            title = opf.findtext(".//{http://purl.org/dc/elements/1.1/}title") or ""
+            chapters = []
+            for ref in opf.iterfind(".//{*}spine/{*}itemref"):
+                item = items.get(ref.get("idref"))
+                if item is None or ref.get("linear") == "no" or "html" not in (item.get("media-type") or ""):
+                    continue
+                href = posixpath.normpath(posixpath.join(base, unquote(item.get("href") or "")))
+                if href in locked:
+                    raise SkipFile("EPUB with DRM (its chapters are encrypted); remove the DRM first")
+                if href in names:
+                    chapters.append(_xhtml_text(book.read(href)))
+    except SkipFile:
+        raise
+    except (zipfile.BadZipFile, KeyError, AttributeError, ValueError, etree.XMLSyntaxError) as e:
+        raise SkipFile(f"not a readable EPUB ({type(e).__name__}: {e})") from None
+    text = _require_text("\n\n".join(c for c in chapters if c), "EPUB has no text in its chapters")
+    yield str(path), title.strip() or path.stem, text
+
+
 def read_docx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
     """A Word document: paragraphs and tables in document order; headings as Markdown headings."""
     import docx
@@ -410,6 +476,7 @@ READERS: dict[str, Reader] = {
     ".asciidoc": read_asciidoc,
     ".ipynb": read_notebook,
     ".docx": read_docx,
+    ".epub": read_epub,
     ".html": read_html,
     ".htm": read_html,
     ".pdf": read_pdf,

@@ -417,3 +417,71 @@ def test_pdf_running_headers_and_footers_are_left_out(tmp_path: Path):
     assert manual.count("Kestrel K2 User Manual. ") == 6  # the words in the body stay
     # two pages are too few to tell a running line from the text
     assert docs["leaflet.pdf"].count("Revision C") == 2 and "Page 2 of 2" in docs["leaflet.pdf"]
+
+
+def write_epub(
+    path: Path, chapters: dict[str, str], *, title: str = "The Keeper's Handbook", extra=None
+) -> None:
+    """A minimal real EPUB 3: mimetype, container, package document with a spine, XHTML chapters."""
+    import zipfile
+
+    items = "".join(
+        f'<item id="c{i}" href="text/{name}" media-type="application/xhtml+xml"/>'
+        for i, name in enumerate(chapters)
+    )
+    aside = ' linear="no"'  # a cover: not in the reading order
+    spine = "".join(
+        f'<itemref idref="c{i}"{aside if name.startswith("cover") else ""}/>'
+        for i, name in enumerate(chapters)
+    )
+    opf = (
+        '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+        f'<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>{title}</dc:title></metadata>'
+        f"<manifest>{items}</manifest><spine>{spine}</spine></package>"
+    )
+    container = (
+        '<?xml version="1.0"?><container xmlns="urn:oasis:names:tc:opendocument:xmlns:container" version="1.0">'
+        '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+        "</rootfiles></container>"
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip")
+        z.writestr("META-INF/container.xml", container)
+        z.writestr("OEBPS/content.opf", opf)
+        for name, body in chapters.items():
+            z.writestr(
+                f"OEBPS/text/{name}",
+                '<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><head><title>x</title></head>'
+                f"<body>{body}</body></html>",
+            )
+        for name, data in (extra or {}).items():
+            z.writestr(name, data)
+
+
+def test_epub_chapters_in_reading_order(tmp_path: Path):
+    chapters = {
+        "cover.xhtml": "<p>Cover page text that is not read.</p>",
+        "ch2.xhtml": "<h1>Chapter 2: The fog signal</h1><p>The fog signal was added in 1903.</p>"
+        "<p>It sounds twice a minute in fog.</p>",
+        "ch1.xhtml": "<h1>Chapter 1: The light</h1><p>" + PARA + "</p><p>Visitors climb 142 steps.</p>",
+    }
+    write_epub(tmp_path / "handbook.epub", chapters)
+    locked = tmp_path / "locked.epub"
+    encryption = (
+        '<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+        'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData><enc:CipherData>'
+        '<enc:CipherReference URI="OEBPS/text/ch1.xhtml"/></enc:CipherData></enc:EncryptedData></encryption>'
+    )
+    write_epub(locked, {"ch1.xhtml": chapters["ch1.xhtml"]}, extra={"META-INF/encryption.xml": encryption})
+    (tmp_path / "renamed.epub").write_bytes(b"%PDF-1.4 not a zip")
+
+    result = ingest([str(tmp_path)])
+    (book,) = result.documents
+    assert book.title == "The Keeper's Handbook"
+    # the spine's order (chapter 2 first here), not the files' names; the cover (linear="no") is left out
+    assert book.text.index("fog signal was added in 1903") < book.text.index("twice every 15 seconds")
+    assert "142 steps" in book.text and "Cover page" not in book.text and "<p>" not in book.text
+    assert "# Chapter 1: The light\n\nThe Merrow light" in book.text  # headings stay, as headings
+    r = reasons(result)
+    assert r["locked.epub"].startswith("EPUB with DRM")
+    assert r["renamed.epub"].startswith("not a readable EPUB (BadZipFile")
