@@ -303,6 +303,15 @@ def generate(
     _say_server(summary, console)
     if not summary.complete:
         raise typer.Exit(1)
+    if part is None and not has_records and summary.failures:
+        # a batch job must not pass with nothing written: say why, from the commonest reason
+        reason, n = summary.failures.most_common(1)[0]
+        console.print(
+            f"[red]no records: no reply gave one ({n} of {summary.requests} requests: {reason}). "
+            f"Nothing to curate or export; see {Path(summary.run_dir) / 'failures.jsonl'}.[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
 
 
 def _say_server(summary: Any, console: Any) -> None:

@@ -146,6 +146,10 @@ def test_a_reasoning_models_thoughts_are_not_data_and_a_reply_cut_off_in_them_is
         "generate", examples / "docs", "-o", tmp_path / "long", "-c", examples / "augment.toml",
         "--backend", "openai", "--base-url", url, "--model", "fake-model", "--no-curate",
     )  # fmt: skip
+    assert res.code == 1  # nothing written: a batch job must not pass
+    assert "no records: no reply gave one (77 of 77 requests: parse_error: the reply ended" in " ".join(
+        res.err.split()
+    )
     assert srv.requests == N_REQUESTS and set(srv.seen.values()) == {1}
     failures = list(read_jsonl(tmp_path / "long" / "failures.jsonl"))
     assert len(failures) == N_REQUESTS and {f["reason"] for f in failures} == {
