@@ -199,6 +199,10 @@ def _rst_plain(source: str, where: str) -> tuple[str, str]:
         node.parent.remove(node)
     for node in list(doc.findall(nodes.problematic)):  # a role docutils does not know (Sphinx's)
         node.parent.replace(node, nodes.Text(_rst_role_text(node.astext())))
+    for node in list(doc.findall(nodes.Admonition)):  # "Warning: ...", as a rendered page shows it
+        first = node.next_node(nodes.paragraph)
+        if not isinstance(node, nodes.admonition) and first is not None:
+            first.insert(0, nodes.Text(node.tagname.capitalize() + ": "))
     title = doc.get("title") or next((t.astext() for t in doc.findall(nodes.title)), "")
     text = re.sub(r"\n{3,}", "\n\n", doc.astext()).strip()
     return text, title.strip()

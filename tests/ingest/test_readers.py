@@ -212,7 +212,7 @@ def test_rst_reads_as_plain_text_without_markup_or_noise(tmp_path: Path, capfd):
         "twice every 15 seconds; see the log, merrow.flash\nand Lens.",  # Sphinx roles: their words
         "Its keeper is Ada Penhallow.",  # substitutions applied, their definitions gone
         "The registry lists it.",
-        "The fog signal was added in 1903.",
+        "Note: The fog signal was added in 1903.",
         "merrow.flash(times=2)",
         "New in version 1.2: The --fog flag.",
         "Deprecated since version 2.0:\n\nUse Lamp.run instead.",
