@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import re
@@ -25,6 +26,13 @@ for _name in ("pypdf", "trafilatura", "htmldate", "courlan"):
 
 
 def _decode(path: Path, data: bytes) -> str:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Windows' "Unicode" text
+        try:
+            return data.decode("utf-16").replace("\r\n", "\n").replace("\r", "\n")
+        except UnicodeDecodeError as e:
+            raise SkipFile(
+                f"not UTF-16 text despite its byte order mark (bad byte at offset {e.start})"
+            ) from None
     if b"\x00" in data[:_NUL_SNIFF]:
         raise SkipFile("binary file (contains NUL bytes)")
     try:

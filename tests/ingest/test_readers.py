@@ -86,6 +86,8 @@ def test_bad_files_are_skipped_with_a_reason_each(tmp_path: Path):
     (tmp_path / "good.txt").write_text(PARA, encoding="utf-8")
     (tmp_path / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     (tmp_path / "latin1.md").write_bytes("Caf\xe9 cr\xe8me".encode("latin-1"))
+    # Windows' "Unicode" (UTF-16 with a byte order mark) is text, not a binary file
+    (tmp_path / "windows.txt").write_bytes("Caf\xe9 notes\r\n\r\nThe lamp is 2 m tall.".encode("utf-16"))
     (tmp_path / "empty.txt").write_text("  \n\n ", encoding="utf-8")
     (tmp_path / "blank.html").write_text("<html><body><script>x()</script></body></html>", encoding="utf-8")
     make_pdf(tmp_path / "locked.pdf", [PARA], password="s3cret")
@@ -102,7 +104,12 @@ def test_bad_files_are_skipped_with_a_reason_each(tmp_path: Path):
     assert [d.path for d in result.documents] == [
         str(tmp_path / "copy.txt"),
         str(tmp_path / "rows.jsonl") + ":1",
+        str(tmp_path / "windows.txt"),
     ]
+    assert (result.documents[2].title, result.documents[2].text) == (
+        "Caf\xe9 notes",
+        "Caf\xe9 notes\n\nThe lamp is 2 m tall.",
+    )
     r = reasons(result)
     assert r["binary.txt"].startswith("binary file")
     assert r["latin1.md"].startswith("not UTF-8 text (bad byte at offset 3)")
@@ -118,7 +125,7 @@ def test_bad_files_are_skipped_with_a_reason_each(tmp_path: Path):
     # the second copy of the same text is reported, not read twice (good.txt sorts after copy.txt)
     assert r["good.txt"] == f"duplicate of {tmp_path / 'copy.txt'}"
     assert len(seen) == len(result.skipped) == 12  # 7 bad files, 3 bad rows, 1 .png, 1 duplicate
-    assert result.files == 11
+    assert result.files == 12
 
 
 def test_inputs_file_folder_glob_and_missing(tmp_path: Path):
