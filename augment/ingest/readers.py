@@ -89,22 +89,29 @@ def _front_matter(text: str) -> tuple[str, str]:
     return (str(title).strip() if isinstance(title, str | int | float) else ""), text[m.end() :].lstrip("\n")
 
 
-def _drop_mdx_modules(text: str) -> str:
-    """MDX's import/export lines (outside code blocks): module plumbing, not prose."""
+# a comment on lines of its own goes with them; one inside a line, alone
+_HTML_COMMENT = re.compile(r"^[ \t]*<!--.*?-->[ \t]*\n|<!--.*?-->", re.DOTALL | re.MULTILINE)
+
+
+def _outside_code(text: str, pattern: re.Pattern[str]) -> str:
+    """`text` without what `pattern` matches outside its fenced code blocks (as it is if nothing)."""
+    if not pattern.search(text):
+        return text
     kept, last = [], 0
     for fence in _FENCE.finditer(text):
-        kept.append(_MDX_MODULE.sub("", text[last : fence.start()]))
-        kept.append(fence.group(0))
+        kept += [pattern.sub("", text[last : fence.start()]), fence.group(0)]
         last = fence.end()
-    kept.append(_MDX_MODULE.sub("", text[last:]))
+    kept.append(pattern.sub("", text[last:]))
     return "".join(kept).lstrip("\n")
 
 
 def read_markdown(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
-    """Markdown as its source text; a front matter block gives the title and is left out."""
+    """Markdown as its source text; a front matter block gives the title and is left out, as are
+    HTML comments (licence headers, notes to editors) and MDX's import/export lines."""
     title, text = _front_matter(_require_text(_decode(path, path.read_bytes())))
+    text = _outside_code(text, _HTML_COMMENT)
     if path.suffix.lower() == ".mdx":
-        text = _drop_mdx_modules(text)
+        text = _outside_code(text, _MDX_MODULE)  # module plumbing, not prose
     text = _require_text(text, "no text after the front matter")
     m = _MD_HEADING.search(text)
     yield str(path), (title or (m.group(1) if m else path.stem)), text

@@ -364,7 +364,9 @@ def test_front_matter_gives_the_title_and_is_left_out(tmp_path: Path):
     )
     (tmp_path / "rule.md").write_text("---\n\nNot front matter: a rule.\n\n---\n\nEnd.\n", encoding="utf-8")
     (tmp_path / "heading.md").write_text(
-        "---\nlayout: post\n---\n# From the heading\n\nText.", encoding="utf-8"
+        "---\nlayout: post\n---\n<!-- Licensed under\nApache-2.0 -->\n# From the heading\n\nText.<!-- TODO -->\n"
+        "\n```html\n<!-- kept: code -->\n```\n",
+        encoding="utf-8",
     )
     (tmp_path / "only.md").write_text("---\ntitle: Nothing else\n---\n", encoding="utf-8")
 
@@ -378,7 +380,7 @@ def test_front_matter_gives_the_title_and_is_left_out(tmp_path: Path):
     assert docs["rule.md"].text.startswith("---\n\nNot front matter") and docs["rule.md"].title == "rule"
     assert (docs["heading.md"].title, docs["heading.md"].text) == (
         "From the heading",
-        "# From the heading\n\nText.",
+        "# From the heading\n\nText.\n\n```html\n<!-- kept: code -->\n```\n",
     )
     assert reasons(result) == {"only.md": "no text after the front matter"}
 
