@@ -159,6 +159,12 @@ def generate(
         str | None, typer.Option(help="JSON-schema replies: auto, on or off.")
     ] = None,
     request_timeout: Annotated[float | None, typer.Option(help="Seconds per request.")] = None,
+    extra_body: Annotated[
+        str | None,
+        typer.Option(
+            help='openai backend: JSON fields added to every request, e.g. \'{"reasoning_effort": "low"}\'.'
+        ),
+    ] = None,
     rpm: Annotated[float | None, typer.Option(help="Requests-per-minute limit.")] = None,
     tpm: Annotated[float | None, typer.Option(help="Tokens-per-minute limit.")] = None,
     max_requests: Annotated[int | None, typer.Option(help="Budget: new model requests in this run.")] = None,
@@ -198,7 +204,8 @@ def generate(
     """Read DOCS, generate every strategy for every chunk, and export training shards.
 
     Exit code 0 only when the run is complete (every request answered); 1 when it stopped at a
-    budget or requests failed in the backend (re-run the same command to continue).
+    budget or requests failed in the backend (re-run the same command to continue), or when no
+    reply gave a record.
     """
     from augment.config import load_config
     from augment.console import Reporter, err_console
@@ -246,6 +253,7 @@ def generate(
             http_client=http_client,
             structured_output=structured_output,
             request_timeout=request_timeout,
+            extra_body=_json_option("--extra-body", extra_body),
             rpm=rpm,
             tpm=tpm,
             max_requests=max_requests,
@@ -312,6 +320,16 @@ def generate(
             soft_wrap=True,
         )
         raise typer.Exit(1)
+
+
+def _json_option(flag: str, value: str | None) -> Any:
+    """A flag's JSON value (None when the flag was not given), or a one-line error naming it."""
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{flag}: not JSON ({e.msg} at column {e.colno}): {value}") from None
 
 
 def _say_server(summary: Any, console: Any) -> None:

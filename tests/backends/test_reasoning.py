@@ -162,6 +162,7 @@ def test_extra_body_is_sent_is_part_of_the_cache_key_and_cannot_change_augments_
     server,  # noqa: F811
     examples: Path,
     tmp_path: Path,
+    cli,
 ):
     extra = {"chat_template_kwargs": {"enable_thinking": False}, "top_k": 20}
     for client in ("aiohttp", "sdk"):
@@ -181,6 +182,14 @@ def test_extra_body_is_sent_is_part_of_the_cache_key_and_cannot_change_augments_
     ]:
         with pytest.raises(ConfigError, match=match):
             load_config(examples / "augment.toml", {"extra_body": bad})
+    # the flag, for a run's worth: the same fields; not JSON, one line naming the flag
+    srv, url = server(keep_bodies=True)
+    args = ("generate", examples / "docs", "-o", tmp_path / "flag", "-s", "notes", "--backend", "openai")
+    args += ("--base-url", url, "--model", "fake-model", "-q")
+    assert cli(*args, "--extra-body", '{"reasoning_effort": "low"}').code == 0
+    assert srv.bodies and all(b["reasoning_effort"] == "low" for b in srv.bodies)
+    res = cli(*args, "--extra-body", "{reasoning_effort: low}")
+    assert res.code == 2 and res.err.startswith("error: --extra-body: not JSON (")
     toml = examples / "thinking.toml"
     toml.write_text(
         'backend = "openai"\n[extra_body]\ntop_k = 20\n[extra_body.chat_template_kwargs]\nenable_thinking = false\n'
