@@ -92,6 +92,7 @@ class RunConfig(BaseModel):
     http_client: Literal["aiohttp", "sdk"] = Field("aiohttp", description="aiohttp (fast) or the openai SDK")
     structured_output: Literal["auto", "on", "off"] = "auto"
     request_timeout: float = Field(600.0, gt=0, description="seconds per request")
+    check_model: bool = Field(True, description="check --model against the server's model list first")
     extra_body: dict[str, Any] = Field(
         default_factory=dict,
         description="fields added to every request (e.g. chat_template_kwargs, reasoning_effort, top_k)",

@@ -30,6 +30,7 @@ import os
 import re
 import time
 from typing import Any, ClassVar
+from urllib.parse import urlparse
 
 import orjson
 
@@ -100,6 +101,12 @@ def _error_message(body: bytes | str | None) -> str:
     return _error(body)[0]
 
 
+def _lists(served: list[str], name: str) -> bool:
+    """Whether a server's model list holds `name`, as itself, as Ollama's NAME:latest or under a
+    prefix ending in "/" (Gemini lists models/NAME)."""
+    return name in served or f"{name}:latest" in served or any(s.endswith("/" + name) for s in served)
+
+
 def base_url_of(config: RunConfig) -> str:
     """The URL requests go to: the config's base_url, else $OPENAI_BASE_URL, else OpenAI's."""
     return (config.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
@@ -121,8 +128,10 @@ class OpenAIBackend:
         timeout: float = 600.0,
         concurrency: int = 64,
         extra_body: dict[str, Any] | None = None,
+        check_model: bool = True,
     ):
         self._model = model
+        self.check_model = check_model
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.endpoint = endpoint
@@ -168,6 +177,7 @@ class OpenAIBackend:
             timeout=config.request_timeout,
             concurrency=config.concurrency,
             extra_body=config.extra_body,
+            check_model=config.check_model,
         )
 
     @property
@@ -219,15 +229,19 @@ class OpenAIBackend:
         sent: some servers answer under any name (llama-cpp-python's echoes it back), so a typo
         would label every record with a model that did not write it. A server that lists none, or
         cannot be reached, is taken at its word (the first request says it is down); Ollama's
-        "NAME:latest" answers to NAME."""
+        "NAME:latest" answers to NAME, and a listed "models/NAME" (Gemini's) to NAME. Azure's list
+        holds models, not the deployment names requests use: not checked there."""
+        if not self.check_model or (urlparse(self.base_url).hostname or "").endswith(".azure.com"):
+            return
         served = self.served_models()
         if not served:
             return
-        missing = [m for m in names or [self._model] if m not in served and f"{m}:latest" not in served]
+        missing = [m for m in names or [self._model] if not _lists(served, m)]
         if missing:
             shown = ", ".join(served[:8]) + (f" ... ({len(served)} in all)" if len(served) > 8 else "")
             raise ConfigError(
-                f"--model {missing[0]}: {self.base_url} serves no model of that name (it serves: {shown})"
+                f"--model {missing[0]}: {self.base_url} serves no model of that name (it serves: {shown}). "
+                "A name the list does not show (an alias)? Set check_model = false."
             )
 
     # ---- requests ----------------------------------------------------------------------------

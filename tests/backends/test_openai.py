@@ -251,6 +251,22 @@ def test_a_model_name_is_checked_against_the_list_with_ollamas_latest_tag(server
     OpenAIBackend("qwen2.5:7b", base_url=url).check_served()
     with pytest.raises(ConfigError, match=r"--model qwen2.5: .* \(it serves: llama3:latest, qwen2.5:7b\)"):
         OpenAIBackend("qwen2.5", base_url=url).check_served()
+    OpenAIBackend("qwen2.5", base_url=url, check_model=False).check_served()  # the user's way out
+
+    _, url = server(models=("models/gemini-2.5-flash", "Qwen/Qwen3-8B"))
+    OpenAIBackend("gemini-2.5-flash", base_url=url).check_served()  # Gemini lists models/NAME
+    OpenAIBackend("Qwen/Qwen3-8B", base_url=url).check_served()
+    with pytest.raises(ConfigError, match="--model Qwen3-8b: .* Set check_model = false"):
+        OpenAIBackend("Qwen3-8b", base_url=url).check_served()
+    # Azure's list holds models, its requests name deployments: no check there
+    for host, checked in (("res.openai.azure.com", False), ("api.example.com", True)):
+        backend = OpenAIBackend("my-deployment", base_url=f"https://{host}/openai/v1")
+        backend.served_models = lambda: ["gpt-4o"]  # what Azure lists
+        if checked:
+            with pytest.raises(ConfigError, match="--model my-deployment"):
+                backend.check_served()
+        else:
+            backend.check_served()
 
 
 def test_a_dead_server_stops_the_run_instead_of_failing_everything(server, examples: Path, tmp_path: Path):
