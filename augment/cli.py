@@ -1254,6 +1254,8 @@ def stats(
                 [[k, v] for k, v in c["by_reason"].items()],
             )
         )
+    if s["adjusted"]:
+        console.print(f"the server refused part of the requests: {'; '.join(s['adjusted'])}", soft_wrap=True)
     if s["skipped"]:
         console.print(
             table(

@@ -66,6 +66,7 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         "budget_stopped": saved.get("budget_stopped"),
         "unanswered": saved.get("unanswered", 0),
         "this_run": saved.get("this_run", {}),
+        "adjusted": run.get("adjusted", []),  # what the server refused and the last run did without
         "shards": None
         if manifest is None
         else {"format": manifest["format"], "counts": manifest["counts"], "tokens": manifest["tokens"]},

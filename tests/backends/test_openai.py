@@ -218,7 +218,9 @@ def test_unknown_model_and_wrong_url_are_one_line(server, cli, examples: Path, t
     # name (llama-cpp-python's), and every record would name a model that did not write it
     assert (
         r.code == 2
-        and r.err == f"error: --model nope: {url} serves no model of that name (it serves: fake-model)\n"
+        and r.err
+        == f"error: --model nope: {url} serves no model of that name (it serves: fake-model). A name the "
+        "list does not show (an alias)? Set check_model = false.\n"
     )
     assert srv.requests == 0 and not (tmp_path / "a").exists()
     srv.lists_models = False  # no list to check against: the first request's 404 says it

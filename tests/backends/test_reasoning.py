@@ -72,6 +72,8 @@ def test_a_model_that_refuses_max_tokens_temperature_and_stop_gets_a_run_without
     assert stats["this_run"]["adjusted"] == summary.adjusted
     assert json.loads((tmp_path / "run" / "run.json").read_text())["adjusted"] == summary.adjusted
     assert "adjusted" not in json.loads((tmp_path / "plain" / "run.json").read_text())
+    said = " ".join(cli("stats", tmp_path / "run").out.split())
+    assert "the server refused part of the requests: max_tokens sent as max_completion_tokens" in said
 
     # through the CLI, many in flight, the SDK client, a base model's completions (they carry stop
     # sequences): the first wave is refused, each request once per field it carried, and the run

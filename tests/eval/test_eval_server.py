@@ -214,7 +214,10 @@ def test_server_flags_are_checked_before_anything_is_sent(cli, tmp_path: Path):
     try:
         r = cli("eval", "--engine", "server", "--base-url", url, "-m", "tiny", "-m", "other", "--qa", qa)
         assert r.code == 2 and fake.requests == 0  # "tiny" was not scored first
-        assert r.err == f"error: --model other: {url} serves no model of that name (it serves: tiny)\n"
+        assert r.err == (
+            f"error: --model other: {url} serves no model of that name (it serves: tiny). A name the "
+            "list does not show (an alias)? Set check_model = false.\n"
+        )
     finally:
         fake.stop()
 
