@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import logging
 import re
@@ -26,13 +27,19 @@ for _name in ("pypdf", "trafilatura", "htmldate", "courlan"):
 
 
 def _decode(path: Path, data: bytes) -> str:
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Windows' "Unicode" text
-        try:
-            return data.decode("utf-16").replace("\r\n", "\n").replace("\r", "\n")
-        except UnicodeDecodeError as e:
-            raise SkipFile(
-                f"not UTF-16 text despite its byte order mark (bad byte at offset {e.start})"
-            ) from None
+    # Windows' "Unicode" text: UTF-16 (or UTF-32, whose marks begin like UTF-16's) after its byte
+    # order mark; one that does not decode is binary after all
+    for bom, codec in (
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
+        if data.startswith(bom):
+            with contextlib.suppress(UnicodeDecodeError):
+                text = data.decode(codec)
+                return text.replace("\r\n", "\n").replace("\r", "\n")
+            break
     if b"\x00" in data[:_NUL_SNIFF]:
         raise SkipFile("binary file (contains NUL bytes)")
     try:
