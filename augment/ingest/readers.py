@@ -276,19 +276,24 @@ _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 
 
 def _xhtml_text(data: bytes) -> str:
-    """A book chapter's text: its headings (as Markdown headings), paragraphs, list items and table
-    rows in order. A chapter has no page furniture to strip, and trafilatura drops a chapter's
-    opening heading as the page's title."""
+    """A book chapter's text: its headings (as Markdown headings), paragraphs, list items, table
+    rows and innermost <div>s (some converters write paragraphs as divs) in order. A chapter has no
+    page furniture to strip, and trafilatura drops a chapter's opening heading as the page's title."""
     import lxml.html
 
     root = lxml.html.document_fromstring(data)
     for junk in list(root.iter("script", "style", "nav")):
         if junk.getparent() is not None:
             junk.drop_tree()
+    for br in root.iter("br"):  # a line break between words is a space, not nothing
+        br.tail = "\n" + (br.tail or "")
+    inner = {*_BLOCKS, *_HEADINGS}
     blocks = []
-    for el in root.iter(*_BLOCKS, *_HEADINGS):
-        if any(a.tag in _BLOCKS or a.tag in _HEADINGS for a in el.iterancestors()):
+    for el in root.iter(*inner, "div"):
+        if any(a.tag in inner for a in el.iterancestors()):
             continue  # its words are in the enclosing block's
+        if el.tag == "div" and any(d.tag in inner or d.tag == "div" for d in el.iterdescendants()):
+            continue  # a container: its blocks come one by one
         if el.tag == "tr":
             text = " | ".join(" ".join(c.text_content().split()) for c in el if c.tag in ("td", "th"))
         else:

@@ -472,7 +472,8 @@ def test_epub_chapters_in_reading_order(tmp_path: Path):
         "cover.xhtml": "<p>Cover page text that is not read.</p>",
         "ch2.xhtml": "<h1>Chapter 2: The fog signal</h1><p>The fog signal was added in 1903.</p>"
         "<p>It sounds twice a minute in fog.</p>",
-        "ch1.xhtml": "<h1>Chapter 1: The light</h1><p>" + PARA + "</p><p>Visitors climb 142 steps.</p>",
+        "ch1.xhtml": "<h1>Chapter 1: The light</h1><p>" + PARA + "</p><div><div>Visitors climb 142"
+        "<br/>steps.</div><div>The lens is <em>Fresnel</em>'s.</div></div>",
     }
     write_epub(tmp_path / "handbook.epub", chapters)
     locked = tmp_path / "locked.epub"
@@ -489,7 +490,9 @@ def test_epub_chapters_in_reading_order(tmp_path: Path):
     assert book.title == "The Keeper's Handbook"
     # the spine's order (chapter 2 first here), not the files' names; the cover (linear="no") is left out
     assert book.text.index("fog signal was added in 1903") < book.text.index("twice every 15 seconds")
-    assert "142 steps" in book.text and "Cover page" not in book.text and "<p>" not in book.text
+    assert "Cover page" not in book.text and "<p>" not in book.text
+    # paragraphs written as divs, a line break between words
+    assert "\n\nVisitors climb 142 steps.\n\nThe lens is Fresnel's." in book.text
     assert "# Chapter 1: The light\n\nThe Merrow light" in book.text  # headings stay, as headings
     r = reasons(result)
     assert r["locked.epub"].startswith("EPUB with DRM")
