@@ -43,6 +43,7 @@ class Skipped:
 
 # More unsupported files than this in the inputs are reported as one line, not a line each.
 _TYPES_LINE_AFTER = 3
+UNSUPPORTED = "unsupported file type"
 
 
 @dataclass(slots=True)
@@ -62,12 +63,21 @@ class SkippedTypes:
         )
 
 
+def _by_type(skipped: list[Skipped]) -> tuple[list[Skipped], list[Skipped]]:
+    """(the files of types no reader handles, the rest)."""
+    types: list[Skipped] = []
+    others: list[Skipped] = []
+    for s in skipped:
+        (types if s.reason.startswith(UNSUPPORTED) else others).append(s)
+    return types, others
+
+
 def skipped_lines(skipped: list[Skipped]) -> list[tuple[str, str]]:
     """(path, reason) rows to show for `skipped`: many unsupported files as one row."""
-    types = [s for s in skipped if s.reason.startswith("unsupported file type")]
+    types, others = _by_type(skipped)
     if len(types) <= _TYPES_LINE_AFTER:
         return [(s.path, s.reason) for s in skipped]
-    rows = [(s.path, s.reason) for s in skipped if s not in types]
+    rows = [(s.path, s.reason) for s in others]
     return rows + [(f"{len(types)} files", f"types augment does not read ({SkippedTypes(types).kinds()})")]
 
 
@@ -122,7 +132,7 @@ def discover(inputs: list[str], patterns: list[str] | None = None) -> tuple[list
                 if p.suffix.lower() in READERS:
                     files.add(p)
                 elif not patterns:
-                    skipped.append(Skipped(str(p), f"unsupported file type '{p.suffix or p.name}'"))
+                    skipped.append(Skipped(str(p), f"{UNSUPPORTED} '{p.suffix or p.name}'"))
             for folder, n in built.items():
                 what = f"a build folder ({n} file{'s' * (n != 1)}, not read); name it as an input to read it"
                 skipped.append(Skipped(str(folder), what, files=n))
@@ -160,18 +170,18 @@ def ingest(
         if on_skip:
             on_skip(s)
 
-    types = [s for s in skipped if s.reason.startswith("unsupported file type")]
+    types, others = _by_type(skipped)
     if len(types) > _TYPES_LINE_AFTER:  # a docs folder's images, stylesheets, Makefile: one line
         result.skipped.extend(types)
         if on_skip:
             on_skip(SkippedTypes(types))
+        skipped = others
     for s in skipped:
-        if s not in types or len(types) <= _TYPES_LINE_AFTER:
-            skip(s)
+        skip(s)
     for path in paths:
         reader = READERS.get(path.suffix.lower())
         if reader is None:
-            skip(Skipped(str(path), f"unsupported file type '{path.suffix or path.name}'"))
+            skip(Skipped(str(path), f"{UNSUPPORTED} '{path.suffix or path.name}'"))
             continue
         try:
             for item in reader(path, text_field, title_field):
