@@ -282,7 +282,7 @@ def generate(
     # a part is curated only after the merge: dedup must see every part's records
     finish = part is None and has_records
     curated = _curate(output, cfg, quiet or as_json, engine) if cfg.curate and finish else None
-    shards = _export(output, cfg) if cfg.export and finish else None
+    shards = _export(output, cfg) if cfg.export and finish and not _none_kept(curated) else None
     if as_json:
         print(json.dumps(_batch_summary(summary, curated, shards, str(part) if part else None), indent=2))
     else:
@@ -311,6 +311,7 @@ def generate(
     _say_server(summary, console)
     if not summary.complete:
         raise typer.Exit(1)
+    _say_none_kept(curated, console)
     if part is None and not has_records and summary.failures:
         # a batch job must not pass with nothing written: say why, from the commonest reason
         reason, n = summary.failures.most_common(1)[0]
@@ -400,6 +401,22 @@ def _batch_summary(summary: Any, curated: Any, shards: Any, part: str | None) ->
         else None
     )
     return out
+
+
+def _none_kept(curated: Any) -> bool:
+    """Whether curation ran and kept no record (there is nothing to export)."""
+    return curated is not None and sum(curated.kept.values()) == 0
+
+
+def _say_none_kept(curated: Any, console: Any) -> None:
+    """One red line and exit 1 when curation dropped every record: a batch job must not pass."""
+    if _none_kept(curated):
+        console.print(
+            f"[red]curation kept none of the {curated.total} records (the table says why); "
+            "nothing was exported.[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
 
 
 def _export(run_dir: Path, cfg: Any):
@@ -502,14 +519,14 @@ def merge_cmd(
     Refuses, with exit code 1, unless every part is there and complete. Dedup runs on the merged
     records, so it is global across parts.
     """
-    from augment.console import out_console
+    from augment.console import err_console, out_console
     from augment.pipeline.parts import merge
 
     merged = merge(run_dir)
     cfg = _run_config(run_dir, None, dict(curate=curate, export=export))
     has_records = sum(merged.records.values()) > 0
     curated = _curate(run_dir, cfg, quiet or as_json) if cfg.curate and has_records else None
-    shards = _export(run_dir, cfg) if cfg.export and has_records else None
+    shards = _export(run_dir, cfg) if cfg.export and has_records and not _none_kept(curated) else None
     if as_json:
         out = merged.to_dict()
         out["stats"] = json.loads((run_dir / "stats.json").read_text(encoding="utf-8"))
@@ -529,6 +546,7 @@ def merge_cmd(
             f"shards: {shards.out_dir} ({shards.format}; train {shards.counts['train']}, val {shards.counts['val']})",
             soft_wrap=True,
         )
+    _say_none_kept(curated, err_console())
 
 
 @app.command("curate")

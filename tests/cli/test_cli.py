@@ -369,3 +369,16 @@ def test_curate_table_turns_reasons_into_rows_on_a_narrow_terminal(
     assert "…" not in narrow and all(len(line) <= 66 for line in narrow.splitlines())
     assert "┃                ┃ inferences ┃ notes ┃ paraphrase ┃ qa ┃ all ┃" in narrow
     assert "│ near_duplicate │" in narrow and "│ kept           │" in narrow
+
+
+def test_a_run_whose_curation_keeps_nothing_says_why_and_fails(cli, examples: Path, tmp_path: Path):
+    """It used to stop at export with "curated/kept.jsonl holds no records to export" and nothing
+    else: not the table that says why every record was dropped."""
+    (tmp_path / "strict.toml").write_text("min_record_tokens = 100000\n", encoding="utf-8")
+    args = ("generate", examples / "docs", "-o", tmp_path / "run", "--backend", "mock", "-s", "notes")
+    r = cli(*args, "-c", tmp_path / "strict.toml")
+    assert r.code == 1
+    assert "curate: kept 0 of 8 records" in r.out and "too_short" in r.out  # the table, with the reason
+    said = " ".join(r.err.split())
+    assert "curation kept none of the" in said and "nothing was exported" in said
+    assert "holds no records to export" not in said and not (tmp_path / "run" / "shards").exists()
