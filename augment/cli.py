@@ -533,6 +533,7 @@ def merge_cmd(
         out["curate"] = curated.to_dict() if curated is not None else None
         out["shards"] = str(Path(shards.out_dir) / "manifest.json") if shards is not None else None
         print(json.dumps(out, indent=2))
+        _say_none_kept(curated, err_console())
         return
     out_console().print(
         f"merged {merged.parts} parts into {run_dir}: {merged.documents} documents, "
