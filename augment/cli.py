@@ -271,7 +271,7 @@ def generate(
     console = err_console()
     _on_interrupt(f"the replies received are cached in {output}; the same command resumes from them")
     with Reporter(console, quiet=quiet, unit="documents" if engine == "ray" else "requests") as rep:
-        hooks = Hooks(on_skip=rep.skip, on_start=rep.start, on_advance=rep.advance)
+        hooks = Hooks(on_skip=rep.skip, on_read=rep.read, on_start=rep.start, on_advance=rep.advance)
         if engine == "ray":
             from augment.pipeline.ray_engine import generate_ray
 

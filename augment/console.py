@@ -72,10 +72,32 @@ class Reporter(_Bar):
         self._task: Any = None
         self._t0 = time.monotonic()
         self._last = 0.0
+        self._read: tuple[float, float, bool] | None = None
 
     def skip(self, skipped: Any) -> None:
         if not self.quiet:
             self.console.print(f"[yellow]{escape(str(skipped))}[/yellow]", soft_wrap=True, highlight=False)
+
+    #: reading that takes less than this says nothing (a docs folder is read in a blink)
+    read_quiet_for = 2.0
+
+    def read(self, done: int, total: int) -> None:
+        """Files read of the inputs: a line once reading has taken `read_quiet_for` seconds, then one
+        every `interval`, and one at the end (a corpus of large PDFs takes minutes to read)."""
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if done == 0 or self._read is None:
+            self._read = (now, now, False)  # (started, last line, said anything)
+            return
+        began, last, said = self._read
+        due = now - last >= self.interval if said else now - began >= self.read_quiet_for
+        if due or (said and done == total):
+            rate = done / max(now - began, 1e-9)
+            eta = (total - done) / rate if rate > 0 else 0.0
+            line = f"reading: {done}/{total} files, {rate:.1f} files/s, eta {eta:.0f}s"
+            self.console.print(line, soft_wrap=True, highlight=False)
+            self._read = (began, now, True)
 
     def start(self, state: Any) -> None:
         self.state = state

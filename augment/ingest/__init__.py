@@ -155,11 +155,12 @@ def ingest(
     text_field: str = "text",
     title_field: str = "title",
     on_skip: Callable[[Skipped | SkippedTypes], None] | None = None,
+    on_read: Callable[[int, int], None] | None = None,
 ) -> IngestResult:
     """Read every document under `inputs`. Unusable files and rows are skipped, reported, counted.
 
     Documents are identified by a hash of their text, so the same content under two paths is
-    read once (the second is reported as a duplicate).
+    read once (the second is reported as a duplicate). `on_read(done, total)` follows the files.
     """
     paths, skipped = discover(inputs, patterns)
     result = IngestResult(files=len(paths) + sum(s.files for s in skipped))
@@ -178,7 +179,9 @@ def ingest(
         skipped = others
     for s in skipped:
         skip(s)
-    for path in paths:
+    for done, path in enumerate(paths):
+        if on_read:
+            on_read(done, len(paths))
         reader = READERS.get(path.suffix.lower())
         if reader is None:
             skip(Skipped(str(path), f"{UNSUPPORTED} '{path.suffix or path.name}'"))
@@ -200,4 +203,6 @@ def ingest(
             skip(Skipped(str(path), str(e)))
         except OSError as e:
             skip(Skipped(str(path), f"cannot read ({e.strerror or e})"))
+    if on_read:
+        on_read(len(paths), len(paths))
     return result

@@ -45,6 +45,7 @@ class Hooks:
     """Callbacks for the UI; the pipeline itself never prints."""
 
     on_skip: Callable[[Skipped | SkippedTypes], None] = lambda s: None
+    on_read: Callable[[int, int], None] = lambda done, total: None  # files read of the inputs
     on_start: Callable[[RunState], None] = lambda state: None
     on_advance: Callable[[Outcome], None] = lambda outcome: None
 
@@ -190,7 +191,10 @@ def build_requests(
 
 
 def read_documents(
-    inputs: list[str], config: RunConfig, on_skip: Callable[[Skipped | SkippedTypes], None]
+    inputs: list[str],
+    config: RunConfig,
+    on_skip: Callable[[Skipped | SkippedTypes], None],
+    on_read: Callable[[int, int], None] | None = None,
 ) -> IngestResult:
     """The documents `inputs` name, or a one-line error when there are none."""
     ingested = ingest(
@@ -199,6 +203,7 @@ def read_documents(
         text_field=config.text_field,
         title_field=config.title_field,
         on_skip=on_skip,
+        on_read=on_read,
     )
     if not ingested.documents:
         looked = ", ".join(config.glob or [f"*{s}" for s in SUPPORTED])
@@ -225,7 +230,7 @@ def generate(
     t0 = time.perf_counter()
     strategies = load_strategies(config.strategies, config.prompts_dir)
     tokenizer = Tokenizer(config.tokenizer)
-    ingested = read_documents(inputs, config, hooks.on_skip)
+    ingested = read_documents(inputs, config, hooks.on_skip, hooks.on_read)
     corpus = ingested.documents
     if shard is None:
         check_unsharded(run_dir)

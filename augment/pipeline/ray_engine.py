@@ -258,7 +258,7 @@ def generate_ray(
             )
     t0 = time.perf_counter()
     strategies = load_strategies(config.strategies, config.prompts_dir)
-    ingested = read_documents(inputs, config, hooks.on_skip)
+    ingested = read_documents(inputs, config, hooks.on_skip, hooks.on_read)
     documents = ingested.documents
     check_unsharded(run_dir)
     if backend_name(config) == "openai":

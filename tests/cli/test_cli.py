@@ -382,3 +382,42 @@ def test_a_run_whose_curation_keeps_nothing_says_why_and_fails(cli, examples: Pa
     said = " ".join(r.err.split())
     assert "curation kept none of the" in said and "nothing was exported" in said
     assert "holds no records to export" not in said and not (tmp_path / "run" / "shards").exists()
+
+
+def test_reading_a_large_corpus_shows_progress_a_small_one_says_nothing(tmp_path: Path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from augment import console as console_mod
+    from augment.console import Reporter
+    from augment.ingest import ingest
+
+    clock = [100.0]
+    monkeypatch.setattr(console_mod.time, "monotonic", lambda: clock[0])
+
+    def lines(seconds_per_file: float, files: int) -> list[str]:
+        out = io.StringIO()
+        rep = Reporter(Console(file=out, width=60))
+        for done in range(files + 1):  # as ingest calls it: before each file, then once at the end
+            rep.read(done, files)
+            clock[0] += seconds_per_file
+        return out.getvalue().splitlines()
+
+    assert lines(0.001, 500) == []  # half a second in all: nothing
+    slow = lines(0.125, 200)  # 25 s: a line after 2 s, then every 5 s, then the last
+    assert slow[0] == "reading: 16/200 files, 8.0 files/s, eta 23s"
+    assert [line.split(",")[0] for line in slow] == [
+        "reading: 16/200 files",
+        "reading: 56/200 files",
+        "reading: 96/200 files",
+        "reading: 136/200 files",
+        "reading: 176/200 files",
+        "reading: 200/200 files",
+    ]
+    # ingest reports every file, then the end
+    for i in range(3):
+        (tmp_path / f"{i}.txt").write_text(f"Document {i} about lamps.", encoding="utf-8")
+    seen: list[tuple[int, int]] = []
+    ingest([str(tmp_path)], on_read=lambda done, total: seen.append((done, total)))
+    assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
