@@ -425,14 +425,14 @@ def drop_page_furniture(pages: list[str]) -> list[str]:
         filled = [i for i, line in enumerate(lines) if line.strip()]
         return set(filled[:2] + filled[-2:])
 
-    split = [page.split("\n") for page in pages]
-    seen = Counter(k for lines in split for k in {key(lines[i]) for i in edges(lines)} if k)
+    split = [(lines, edges(lines)) for lines in (page.split("\n") for page in pages)]
+    seen = Counter(k for lines, ends in split for k in {key(lines[i]) for i in ends} if k)
     furniture = {k for k, n in seen.items() if n >= max(3, (len(pages) + 1) // 2)}
     if not furniture:
         return pages
     return [
-        "\n".join(line for i, line in enumerate(lines) if i not in edges(lines) or key(line) not in furniture)
-        for lines in split
+        "\n".join(line for i, line in enumerate(lines) if i not in ends or key(line) not in furniture)
+        for lines, ends in split
     ]
 
 
