@@ -302,9 +302,10 @@ def generate(
             soft_wrap=True,
         )
     elif summary.unanswered:
+        reason, n = _backend_reason(summary.failures)
         console.print(
-            f"[yellow]{summary.unanswered} requests failed in the backend (see failures.jsonl). "
-            "Re-run to send them again; replies received are cached.[/yellow]",
+            f"[yellow]{summary.unanswered} requests failed in the backend ({n} of them: {reason}; "
+            "see failures.jsonl). Re-run to send them again; replies received are cached.[/yellow]",
             soft_wrap=True,
         )
     _say_timeouts(summary.state, cfg, console)
@@ -323,6 +324,13 @@ def generate(
         raise typer.Exit(1)
 
 
+def _backend_reason(failures: Any) -> tuple[str, int]:
+    """The commonest reason requests failed in the backend, and how many it holds."""
+    backend = [(r, n) for r, n in failures.most_common() if r.startswith("backend_error: ")]
+    reason, n = backend[0] if backend else next(iter(failures.most_common(1)), ("", 0))
+    return reason.removeprefix("backend_error: "), n
+
+
 def _json_option(flag: str, value: str | None) -> Any:
     """A flag's JSON value (None when the flag was not given), or a one-line error naming it."""
     if value is None:
@@ -339,7 +347,7 @@ def _say_server(summary: Any, console: Any) -> None:
 
     if summary.adjusted:
         console.print(
-            f"[yellow]the server refused part of the requests, so this run sent them without it: "
+            f"[yellow]the server refused part of the requests as they were, so this run changed them: "
             f"{'; '.join(summary.adjusted)}.[/yellow]",
             soft_wrap=True,
         )

@@ -22,7 +22,8 @@ class BackendError(AugmentError):
     by the runner with backoff, waiting at least `retry_after` seconds when the server said so;
     `rate_limited` (a 429) and `timed_out` (no reply within request_timeout) also tell the runner to
     lower its concurrency for a while. Others are recorded as the request's failure and the run
-    goes on.
+    goes on; twenty in a row stop it (a server down or misconfigured), except those that are
+    `of_request`: this request as it is cannot be answered (its prompt is too long for the context).
     """
 
     def __init__(
@@ -33,8 +34,10 @@ class BackendError(AugmentError):
         retry_after: float | None = None,
         rate_limited: bool = False,
         timed_out: bool = False,
+        of_request: bool = False,
     ):
         super().__init__(message)
+        self.of_request = of_request
         self.retryable = retryable
         self.retry_after = retry_after
         self.rate_limited = rate_limited

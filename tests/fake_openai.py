@@ -140,6 +140,11 @@ class FakeOpenAI:
     thought_words: int = 40
     # a base model on /v1/completions sent no stop runs on into another few-shot example
     runs_on: bool = False
+    # the model's context, in tokens as usage counts them (words); 0: none. A prompt and max_tokens
+    # beyond it are answered as `context_style` servers do: "vllm", "openai" (code
+    # context_length_exceeded), "tgi" (422), "llama-server" (only a prompt beyond it; a reply is cut)
+    context: int = 0
+    context_style: str = "vllm"
     seen: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
     requests: int = 0
@@ -203,6 +208,8 @@ class FakeOpenAI:
             else:
                 message = "response_format is not supported by this server"
             return None, self._error(self.format_status, message), ""
+        if self.context and (overflow := self._overflow(body)) is not None:
+            return None, overflow, ""
         if body.get("echo") and not self.echo:
             return (
                 None,
@@ -240,6 +247,53 @@ class FakeOpenAI:
             )
         return body, None, prompt
 
+    def _overflow(self, body: dict[str, Any]) -> web.Response | None:
+        prompt = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
+        p, c = len(prompt.split()), self.context
+        m = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        if p + m <= c and p < c:
+            return None
+        style = self.context_style
+        if style == "llama-server" and p < c:
+            return None  # it cuts the reply at the context's end instead
+        self.statuses[422 if style == "tgi" else 400] += 1
+        if style == "llama-server":
+            error = {
+                "code": 400,
+                "message": "the request exceeds the available context size, try increasing it",
+                "type": "exceed_context_size_error",
+                "n_prompt_tokens": p,
+                "n_ctx": c,
+            }
+            return web.json_response({"error": error}, status=400)
+        if style == "tgi":
+            message = (
+                f"Input validation error: `inputs` tokens + `max_new_tokens` must be <= {c}. "
+                f"Given: {p} `inputs` tokens and {m} `max_new_tokens`"
+            )
+            return web.json_response({"error": message, "error_type": "validation"}, status=422)
+        if style == "openai":
+            message = (
+                f"This model's maximum context length is {c} tokens. However, you requested {p + m} "
+                f"tokens ({p} in the messages, {m} in the completion). Please reduce the length of "
+                "the messages or completion."
+            )
+            error = {"message": message, "type": "invalid_request_error", "param": "messages"}
+            error["code"] = "context_length_exceeded"
+            return web.json_response({"error": error}, status=400)
+        if p >= c:
+            message = (
+                f"This model's maximum context length is {c} tokens. However, your request has {p} "
+                "input tokens. Please reduce the length of the input messages."
+            )
+        else:
+            message = (
+                f"'max_tokens' or 'max_completion_tokens' is too large: {m}. This model's maximum "
+                f"context length is {c} tokens and your request has {p} input tokens ({m} > {c} - {p})."
+            )
+        error = {"message": message, "type": "BadRequestError", "param": None, "code": 400}
+        return web.json_response({"error": error}, status=400)
+
     def _content(self, prompt: str, key_n: tuple[str, int]) -> str:
         if _unit(*key_n, "bad_content") < self.faults.rate_bad_content:
             return "Sorry, I am unable to produce that."
@@ -276,6 +330,17 @@ class FakeOpenAI:
                 text += "\n###\n\nDocument: Another page\n\n1. A made-up line the run must not keep."
             choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
         p, c = len(prompt.split()), len(text.split())
+        if self.context:  # a reply ends at max_tokens or at the context's end, whichever is first
+            limit = min(
+                body.get("max_completion_tokens") or body.get("max_tokens") or 10**6, self.context - p
+            )
+            if c > limit:
+                text, c = " ".join(text.split()[:limit]), limit
+                if chat:
+                    choice["message"] = {**choice["message"], "content": text}
+                else:
+                    choice["text"] = text
+                choice["finish_reason"] = "length"
         return web.json_response(
             {
                 "id": f"{'chatcmpl' if chat else 'cmpl'}-{key[:12]}",

@@ -17,6 +17,10 @@ from augment.config import RunConfig
 from augment.errors import ConfigError
 from augment.types import GenRequest, GenResult
 
+#: the fewest reply tokens worth asking for where the context leaves less than max_tokens: a prompt
+#: that leaves fewer fails (lower chunk_tokens), in every backend that knows its context
+REPLY_ROOM = 64
+
 _BUILTIN = {
     "local": "augment.backends.local:LocalBackend",
     "mock": "augment.backends.mock:MockBackend",

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from augment.backends.base import REPLY_ROOM
 from augment.backends.batching import MicroBatcher, cut_at_stop, request_seed
 from augment.config import RunConfig
 from augment.errors import AugmentError, BackendError
@@ -105,10 +106,11 @@ class LlamaCppEngine:
     def _one(self, req: GenRequest) -> GenResult | BaseException:
         prompt_tokens = len(self.llm.tokenize(req.prompt.encode("utf-8"), add_bos=True, special=False))
         room = self.context_tokens - prompt_tokens - (16 if req.chat else 0)  # chat template tokens
-        if room < 16:
+        if room < min(req.max_tokens, REPLY_ROOM):
             return BackendError(
-                f"prompt of {prompt_tokens} tokens does not fit context_tokens={self.context_tokens}: "
-                "lower chunk_tokens or raise context_tokens"
+                "context_exceeded: the prompt leaves too little room for a reply in context_tokens="
+                f"{self.context_tokens} (lower chunk_tokens or raise context_tokens)",
+                of_request=True,
             )
         options: dict[str, Any] = {
             "max_tokens": min(req.max_tokens, room),

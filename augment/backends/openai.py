@@ -17,12 +17,16 @@ else: it is never logged, stored in run.json, or kept in an error message.
 What a server refuses, augment stops sending, for that request and every later one, and says so
 at the end of the run (`adjusted`): a form of structured output; `max_tokens` (OpenAI's reasoning
 models take `max_completion_tokens`); a temperature other than the model's own, a seed or stop
-sequences (OpenAI's o-series and GPT-5 models, some hosted open models).
+sequences (OpenAI's o-series and GPT-5 models, some hosted open models). A request whose prompt and
+`max_tokens` together exceed the server's context (a vLLM started with --max-model-len 4096, a
+llama.cpp server with -c 2048) is sent again with `max_tokens` lowered to what is left, as the
+local backend does; one whose prompt alone leaves too little fails with that reason.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import email.utils
 import hashlib
 import json
@@ -34,6 +38,7 @@ from urllib.parse import urlparse
 
 import orjson
 
+from augment.backends.base import REPLY_ROOM
 from augment.config import RunConfig
 from augment.errors import BackendError, ConfigError, FatalBackendError, redact
 from augment.strategies.parsers import THINK_OPEN
@@ -55,6 +60,45 @@ _REFUSES = re.compile(
     r"|extra (?:inputs|fields)|unknown (?:parameter|field|argument)",
     re.IGNORECASE,
 )
+
+# A server's "prompt plus max_tokens exceed the context" error, in the words of OpenAI, vLLM,
+# SGLang, llama-cpp-python and TGI: the context's size, and the prompt's tokens where it says them
+# (llama.cpp's llama-server gives both as fields: n_ctx, n_prompt_tokens).
+_OVERFLOW = re.compile(r"context (?:length|size|window)|max_model_len|max_new_tokens", re.IGNORECASE)
+_CONTEXT_SIZE = re.compile(
+    r"(?:context (?:length|size|window)|max_model_len)\D{0,40}?(\d[\d,]*)|must be <= (\d[\d,]*)",
+    re.IGNORECASE,
+)
+_PROMPT_SIZE = re.compile(
+    r"(\d[\d,]*) (?:tokens )?in (?:the messages|your prompt)|(\d[\d,]*) (?:input|prompt) tokens"
+    r"|(\d[\d,]*) tokens from the input|(\d[\d,]*) `?inputs`? tokens|input \((\d[\d,]*) tokens\)",
+    re.IGNORECASE,
+)
+
+
+def _number(match: re.Match[str] | None) -> int | None:
+    if match is None:
+        return None
+    return int(next(g for g in match.groups() if g is not None).replace(",", ""))
+
+
+def context_overflow(status: int, body: bytes | str | None) -> tuple[int, int | None] | None:
+    """(the server's context in tokens, the prompt's tokens or None where unsaid) when an error
+    says a request does not fit the model's context; None for any other reply."""
+    if status not in (400, 413, 422) or not body:
+        return None
+    message, _, code = _error(body)
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        err = json.loads(body).get("error")
+        if isinstance(err, dict) and isinstance(err.get("n_ctx"), int):  # llama.cpp's llama-server
+            prompt = err.get("n_prompt_tokens")
+            return err["n_ctx"], prompt if isinstance(prompt, int) else None
+    if code != "context_length_exceeded" and not _OVERFLOW.search(message):
+        return None
+    context = _number(_CONTEXT_SIZE.search(message))
+    if not context:
+        return None
+    return context, _number(_PROMPT_SIZE.search(message))
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -153,6 +197,7 @@ class OpenAIBackend:
         self.token_field = "max_tokens"
         self.left_out: set[str] = set()
         self.adjusted: list[str] = []
+        self.context: int | None = None  # the server's context in tokens, once an error has said it
 
     @classmethod
     def from_config(cls, config: RunConfig) -> OpenAIBackend:
@@ -273,7 +318,7 @@ class OpenAIBackend:
         body.update(self.extra_body)  # none of augment's own fields (config checks)
         return body
 
-    async def generate(self, req: GenRequest) -> GenResult:
+    async def generate(self, req: GenRequest, *, fits: int = 0) -> GenResult:
         body = self._body(req)
         try:
             status, headers, data = await self._post(body)
@@ -289,7 +334,9 @@ class OpenAIBackend:
             else:
                 self.left_out.add(name)
             self._adjust(_LEAVE_OUT[name])
-            return await self.generate(req)
+            return await self.generate(req, fits=fits)
+        if (overflow := context_overflow(status, data)) is not None:
+            return await self._fit(req, *overflow, fits=fits)
         if "response_format" in body and self._rejects_format(status, data):
             # the server has not this form of structured output: the next form, else plain text
             # and the strategy's parser, for this request and every later one
@@ -301,7 +348,7 @@ class OpenAIBackend:
                     if self.formats
                     else "no structured output (the server refused response_format): replies parsed as text"
                 )
-                return await self.generate(req)
+                return await self.generate(req, fits=fits)
             raise FatalBackendError(
                 f"--structured-output on: {self.base_url}{self._path} takes neither form of "
                 f"response_format (json_schema, json_object with a schema): "
@@ -317,6 +364,27 @@ class OpenAIBackend:
             raise self._status_error(status, headers, data)
         self._connected = True
         return self._result(req, data)
+
+    async def _fit(self, req: GenRequest, context: int, prompt: int | None, *, fits: int) -> GenResult:
+        """Send `req` again with max_tokens lowered to the room its prompt leaves in the server's
+        context (where the server did not say the prompt's size, from an estimate with a margin;
+        twice at most), or fail it: a prompt that leaves less than REPLY_ROOM tokens is too long."""
+        self.context = context
+        if prompt is None:  # a chat template adds some tokens; tokenizers differ from the estimate
+            prompt = int(approx_count(req.prompt) * 1.25) + 32
+        room = context - prompt
+        if fits < 2 and min(req.max_tokens, REPLY_ROOM) <= room < req.max_tokens:
+            self._adjust(
+                f"max_tokens lowered where prompt and reply would not fit the server's context "
+                f"of {context} tokens"
+            )
+            return await self.generate(dataclasses.replace(req, max_tokens=room), fits=fits + 1)
+        raise BackendError(
+            f"context_exceeded: the prompt leaves too little room for a reply in the server's "
+            f"context of {context} tokens (lower chunk_tokens, or start the server with a longer "
+            "context)",
+            of_request=True,
+        )
 
     def _adjust(self, note: str) -> None:
         if note not in self.adjusted:

@@ -5,6 +5,9 @@ The runner hands every request of a run to this backend at once (its `concurrenc
 schedules the whole run itself: continuous batching, and prefix caching across the prompts of one
 chunk, which share their document block. Replies are cached and written like any other backend's,
 so a killed run resumes. Strategies with a JSON schema get guided (structured-output) decoding.
+vLLM refuses a whole `generate` call when one prompt is longer than `context_tokens`, so each
+prompt is counted first: one that leaves too little room fails alone, and `max_tokens` is lowered
+to the room the others leave, as the local backend does.
 
 vllm pins its own torch and transformers: install the `vllm` extra in an environment of its own,
 not together with `train` (see the README).
@@ -12,12 +15,13 @@ not together with `train` (see the README).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from augment.backends.base import cuda_available
+from augment.backends.base import REPLY_ROOM, cuda_available
 from augment.backends.batching import MicroBatcher, request_seed
 from augment.config import RunConfig
-from augment.errors import AugmentError
+from augment.errors import AugmentError, BackendError
 from augment.models import GEMMA_ALIAS, resolve_model
 from augment.types import GenRequest, GenResult, Usage
 
@@ -27,11 +31,13 @@ class VLLMBackend:
     retry_wait: ClassVar[float] = 0.0
     concurrency = 1_000_000  # every request at once: vLLM does the scheduling
 
-    def __init__(self, llm: Any, model: str, vllm: Any):
+    def __init__(self, llm: Any, model: str, vllm: Any, context_tokens: int | None = None):
         self.llm = llm
         self._model = model
         self._vllm = vllm
-        self._chat = getattr(llm.get_tokenizer(), "chat_template", None) is not None
+        self._tokenizer = llm.get_tokenizer()
+        self._chat = getattr(self._tokenizer, "chat_template", None) is not None
+        self.context_tokens = context_tokens
         self.batcher = MicroBatcher(self._run, max_batch=self.concurrency)
 
     @classmethod
@@ -57,7 +63,7 @@ class VLLMBackend:
             tensor_parallel_size=config.tensor_parallel_size,
             trust_remote_code=config.trust_remote_code,
         )
-        return cls(llm, config.model or GEMMA_ALIAS, vllm)
+        return cls(llm, config.model or GEMMA_ALIAS, vllm, config.context_tokens)
 
     @property
     def model(self) -> str:
@@ -71,10 +77,10 @@ class VLLMBackend:
     def chat(self) -> bool:
         return self._chat
 
-    def _params(self, req: GenRequest) -> Any:
+    def _params(self, req: GenRequest, max_tokens: int) -> Any:
         options: dict[str, Any] = {
             "temperature": req.temperature,
-            "max_tokens": req.max_tokens,
+            "max_tokens": max_tokens,
             "seed": request_seed(req),
             "stop": list(req.stop) or None,
         }
@@ -84,33 +90,68 @@ class VLLMBackend:
             options["structured_outputs"] = StructuredOutputsParams(json=req.schema)
         return self._vllm.SamplingParams(**options)
 
-    def _run(self, reqs: list[GenRequest]) -> list[GenResult]:
-        chat = [i for i, r in enumerate(reqs) if r.chat and self._chat]
-        text = [i for i, r in enumerate(reqs) if not (r.chat and self._chat)]
+    def prompt_tokens(self, req: GenRequest, chat: bool) -> int | None:
+        """The prompt's tokens as vLLM reads it (through the chat template where `chat`); None
+        where the tokenizer cannot say (vLLM then judges the prompt itself)."""
+        try:
+            if chat:
+                messages = [{"role": "user", "content": req.prompt}]
+                ids = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+            else:
+                ids = self._tokenizer(req.prompt)
+            if isinstance(ids, Mapping):
+                ids = ids["input_ids"]
+            return len(ids)
+        except Exception:  # tokenizers differ (a Mistral one, a template that wants a system turn)
+            return None
+
+    def _fit(self, req: GenRequest, chat: bool) -> int | BackendError:
+        """max_tokens for `req` within context_tokens, or its failure when the prompt leaves too
+        little room (vLLM would refuse the whole batch for it)."""
+        n = self.prompt_tokens(req, chat) if self.context_tokens else None
+        if n is None:
+            return req.max_tokens
+        room = self.context_tokens - n
+        if room < min(req.max_tokens, REPLY_ROOM):
+            return BackendError(
+                "context_exceeded: the prompt leaves too little room for a reply in context_tokens="
+                f"{self.context_tokens} (lower chunk_tokens or raise context_tokens)",
+                of_request=True,
+            )
+        return min(req.max_tokens, room)
+
+    def _run(self, reqs: list[GenRequest]) -> list[GenResult | BaseException]:
+        results: list[GenResult | BaseException | None] = [None] * len(reqs)
+        chat: list[tuple[int, int]] = []  # (index, max_tokens) of each request to send
+        text: list[tuple[int, int]] = []
+        for i, r in enumerate(reqs):
+            as_chat = r.chat and self._chat
+            fit = self._fit(r, as_chat)
+            if isinstance(fit, BackendError):
+                results[i] = fit
+            else:
+                (chat if as_chat else text).append((i, fit))
         outputs: dict[int, Any] = {}
         if text:
             outs = self.llm.generate(
-                [reqs[i].prompt for i in text], [self._params(reqs[i]) for i in text], use_tqdm=False
+                [reqs[i].prompt for i, _ in text], [self._params(reqs[i], m) for i, m in text], use_tqdm=False
             )
-            outputs.update(zip(text, outs, strict=True))
+            outputs.update(zip((i for i, _ in text), outs, strict=True))
         if chat:
             outs = self.llm.chat(
-                [[{"role": "user", "content": reqs[i].prompt}] for i in chat],
-                [self._params(reqs[i]) for i in chat],
+                [[{"role": "user", "content": reqs[i].prompt}] for i, _ in chat],
+                [self._params(reqs[i], m) for i, m in chat],
                 use_tqdm=False,
             )
-            outputs.update(zip(chat, outs, strict=True))
-        results = []
-        for i in range(len(reqs)):
-            completion = outputs[i].outputs[0]
-            results.append(
-                GenResult(
-                    text=completion.text,
-                    finish_reason=completion.finish_reason or "stop",
-                    usage=Usage(len(outputs[i].prompt_token_ids or ()), len(completion.token_ids)),
-                )
+            outputs.update(zip((i for i, _ in chat), outs, strict=True))
+        for i, out in outputs.items():
+            completion = out.outputs[0]
+            results[i] = GenResult(
+                text=completion.text,
+                finish_reason=completion.finish_reason or "stop",
+                usage=Usage(len(out.prompt_token_ids or ()), len(completion.token_ids)),
             )
-        return results
+        return results  # type: ignore[return-value]  # every slot is filled
 
     async def generate(self, req: GenRequest) -> GenResult:
         return await self.batcher.submit(req)

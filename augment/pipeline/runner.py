@@ -41,6 +41,7 @@ class Outcome:
     error: str | None = None
     cached: bool = False
     skipped: bool = False  # not sent: the budget was spent
+    of_request: bool = False  # failed for what the request is, not for the server's state
 
 
 @dataclass
@@ -210,7 +211,7 @@ class Runner:
                     result = await self._call(ask, estimate)
                 except BackendError as e:
                     self.budget.settle(estimate, None)
-                    return Outcome(index, req, error=f"backend_error: {e}")
+                    return Outcome(index, req, error=f"backend_error: {e}", of_request=e.of_request)
                 self.budget.settle(estimate, result)
                 self.cache.put(ask.key, result)
             if reask:
@@ -250,7 +251,7 @@ class Runner:
                 self.state.answered += 1
                 outcome = task.result()  # a FatalBackendError propagates from here
                 pending[outcome.index] = outcome
-                if outcome.error and outcome.error.startswith("backend_error"):
+                if outcome.error and outcome.error.startswith("backend_error") and not outcome.of_request:
                     failed_in_a_row += 1
                     if failed_in_a_row >= BREAKER:
                         raise FatalBackendError(

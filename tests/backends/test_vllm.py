@@ -13,6 +13,7 @@ import sys
 import types
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -40,10 +41,34 @@ class FakeLLM:
         self.kwargs = kwargs
         self.calls: list[tuple[str, int]] = []  # (method, prompts in the call)
         self.params: list[SamplingParams] = []
+        self.prompts: list[str] = []  # as sent: each prompt, or each chat's last message
         FakeLLM.instances.append(self)
 
     def get_tokenizer(self):
+        if (Path(self.kwargs["model"]) / "tokenizer.json").exists():  # a real model's: its tokenizer
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(self.kwargs["model"])
+            return self.tokenizer
         return SimpleNamespace(chat_template=self.chat_template)
+
+    def _check(self, prompts: list[Any]) -> None:
+        """As vLLM: one prompt longer than max_model_len refuses the whole call."""
+        tokenizer = getattr(self, "tokenizer", None)
+        for p in prompts if tokenizer is not None else ():
+            if isinstance(p, str):
+                n = len(tokenizer(p)["input_ids"])
+            else:
+                n = len(
+                    tokenizer.apply_chat_template(p, add_generation_prompt=True, return_dict=True)[
+                        "input_ids"
+                    ]
+                )
+            if n >= self.kwargs["max_model_len"]:
+                raise ValueError(
+                    f"The decoder prompt (length {n}) is longer than the maximum model length of "
+                    f"{self.kwargs['max_model_len']}."
+                )
 
     def _answer(self, prompt: str, params: SamplingParams):
         text = reply_for(prompt)
@@ -54,13 +79,17 @@ class FakeLLM:
 
     def generate(self, prompts, sampling_params, use_tqdm=True):
         assert isinstance(sampling_params, list) and len(sampling_params) == len(prompts)
+        self._check(prompts)
         self.calls.append(("generate", len(prompts)))
         self.params += sampling_params
+        self.prompts += prompts
         return [self._answer(p, sp) for p, sp in zip(prompts, sampling_params, strict=True)]
 
     def chat(self, messages, sampling_params, use_tqdm=True):
+        self._check(messages)
         self.calls.append(("chat", len(messages)))
         self.params += sampling_params
+        self.prompts += [m[-1]["content"] for m in messages]
         return [self._answer(m[-1]["content"], sp) for m, sp in zip(messages, sampling_params, strict=True)]
 
 
@@ -127,6 +156,33 @@ def test_missing_vllm_or_gpu_is_one_clear_line(
     monkeypatch.setitem(sys.modules, "vllm", None)  # import fails as if not installed
     with pytest.raises(AugmentError, match=r"pip install 'augment\[vllm\]'"):
         run(examples, tmp_path / "run", fake_vllm)
+
+
+def test_a_prompt_longer_than_the_context_fails_alone_and_the_rest_fit(
+    fake_vllm: Path, tiny_model: Path, examples: Path, tmp_path: Path
+):
+    # through the tiny model's own tokenizer (600 tokens) the examples' prompts run from 273 tokens to
+    # past 700: 30 of the 77 leave no room
+    summary = run(examples, tmp_path / "run", tiny_model, context_tokens=700)
+    llm = FakeLLM.instances[-1]
+    assert llm.calls == [("chat", llm.calls[0][1])]  # one engine call, which vLLM did not refuse
+    sizes = [
+        len(
+            llm.tokenizer.apply_chat_template(
+                [{"role": "user", "content": p}], add_generation_prompt=True, return_dict=True
+            )["input_ids"]
+        )
+        for p in llm.prompts
+    ]
+    assert all(n + p.max_tokens <= 700 for n, p in zip(sizes, llm.params, strict=True))
+    assert any(p.max_tokens < 1024 for p in llm.params)  # lowered to the room left
+    too_long = summary.requests - llm.calls[0][1]
+    assert too_long > 0 and summary.records and summary.failed_requests == too_long
+    reason = (
+        "backend_error: context_exceeded: the prompt leaves too little room for a reply in "
+        "context_tokens=700 (lower chunk_tokens or raise context_tokens)"
+    )
+    assert summary.failures == {reason: too_long}
 
 
 @pytest.mark.skipif(
