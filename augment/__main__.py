@@ -1,3 +1,4 @@
 from augment.cli import main
 
-main()
+if __name__ == "__main__":  # a process that multiprocessing spawns imports this too
+    main()

@@ -66,6 +66,10 @@ ChunkTokensOpt = Annotated[int | None, typer.Option(help="Chunk size in tokens."
 ChunkOverlapOpt = Annotated[int | None, typer.Option(help="Overlap between chunks in tokens.")]
 TokenizerOpt = Annotated[str | None, typer.Option(help="'approx' or 'hf:PATH' to a tokenizer.json.")]
 GlobOpt = Annotated[list[str] | None, typer.Option(help="Only read files matching these patterns.")]
+ReadWorkersOpt = Annotated[
+    int | None,
+    typer.Option(help="Processes reading PDF, Word, EPUB, HTML, reST files (default: cores, up to 8)."),
+]
 TextFieldOpt = Annotated[str | None, typer.Option(help="Text field of .jsonl/.parquet rows.")]
 EndpointOpt = Annotated[str | None, typer.Option(help="openai backend: chat or completions.")]
 BudgetTokensOpt = Annotated[
@@ -144,6 +148,7 @@ def generate(
     chunk_overlap: ChunkOverlapOpt = None,
     tokenizer: TokenizerOpt = None,
     glob: GlobOpt = None,
+    read_workers: ReadWorkersOpt = None,
     text_field: TextFieldOpt = None,
     concurrency: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
     max_retries: Annotated[int | None, typer.Option(help="Retries of a failed request.")] = None,
@@ -242,6 +247,7 @@ def generate(
             chunk_overlap=chunk_overlap,
             tokenizer=tokenizer,
             glob=glob,
+            read_workers=read_workers,
             text_field=text_field,
             concurrency=concurrency,
             max_retries=max_retries,
@@ -268,6 +274,7 @@ def generate(
             val_fraction=val_fraction,
         ),
     )
+    _default_read_workers(cfg)
     console = err_console()
     _on_interrupt(f"the replies received are cached in {output}; the same command resumes from them")
     with Reporter(console, quiet=quiet, unit="documents" if engine == "ray" else "requests") as rep:
@@ -329,6 +336,15 @@ def _backend_reason(failures: Any) -> tuple[str, int]:
     backend = [(r, n) for r, n in failures.most_common() if r.startswith("backend_error: ")]
     reason, n = backend[0] if backend else next(iter(failures.most_common(1)), ("", 0))
     return reason.removeprefix("backend_error: "), n
+
+
+def _default_read_workers(cfg: Any) -> None:
+    """The command line reads slow files on the cores (up to 8) unless told otherwise; a script
+    calling `generate` reads in its own process unless it sets read_workers."""
+    if cfg.read_workers is None:
+        from augment.ingest import auto_read_workers
+
+        cfg.read_workers = auto_read_workers()
 
 
 def _json_option(flag: str, value: str | None) -> Any:
@@ -1150,6 +1166,7 @@ def plan_cmd(
     chunk_overlap: ChunkOverlapOpt = None,
     tokenizer: TokenizerOpt = None,
     glob: GlobOpt = None,
+    read_workers: ReadWorkersOpt = None,
     text_field: TextFieldOpt = None,
     endpoint: EndpointOpt = None,
     price_prompt: Annotated[
@@ -1180,6 +1197,7 @@ def plan_cmd(
             chunk_overlap=chunk_overlap,
             tokenizer=tokenizer,
             glob=glob,
+            read_workers=read_workers,
             text_field=text_field,
             endpoint=endpoint,
             price_prompt_per_m=price_prompt,
@@ -1187,6 +1205,7 @@ def plan_cmd(
         ),
         {"price_prompt_per_m": "--price-prompt", "price_completion_per_m": "--price-completion"},
     )
+    _default_read_workers(cfg)
     from rich.markup import escape
 
     errors = err_console()

@@ -43,6 +43,12 @@ class RunConfig(BaseModel):
     glob: list[str] | None = Field(None, description="file patterns to read inside a folder")
     text_field: str = Field("text", description="text field of .jsonl/.parquet rows")
     title_field: str = Field("title", description="title field of .jsonl/.parquet rows")
+    read_workers: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="processes reading PDF, Word, EPUB, HTML and reST files (command line default: cores, up to 8)",
+    )
     tokenizer: str = Field("approx", description="'approx' or 'hf:PATH' to a tokenizer.json")
     chunk_tokens: int = Field(512, ge=16, le=100_000)
     chunk_overlap: int = Field(64, ge=0)

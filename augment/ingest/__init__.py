@@ -1,10 +1,20 @@
-"""Ingest: find the input files, read each into Documents, and report every file that was skipped."""
+"""Ingest: find the input files, read each into Documents, and report every file that was skipped.
+
+Files whose reading is slow (PDF, Word, EPUB, HTML, reStructuredText: 5 to 100 ms and more each)
+are read in worker processes when there are many of them; the documents come out in the same
+order, with the same ids, duplicates and skips, as when read one by one in this process.
+"""
 
 from __future__ import annotations
 
 import glob as globlib
+import multiprocessing
+import os
+import signal
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +32,7 @@ __all__ = [
     "discover",
     "ingest",
     "skipped_lines",
+    "auto_read_workers",
     "SUPPORTED",
 ]
 
@@ -86,11 +97,59 @@ class IngestResult:
     documents: list[Document] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     files: int = 0
+    workers: int = 1  # processes that read the slow files (1: this one)
 
 
 # Folders that hold what a build or a package manager wrote, not documents: Sphinx's and Jupyter
 # Book's _build (an HTML copy of every page, and _sources/*.txt, a third), node_modules, caches.
 BUILD_DIRS = frozenset({"_build", "__pycache__", "node_modules", "site-packages"})
+
+# Readers slow enough per file to be worth another process; the rest (plain text, Markdown, and
+# the multi-document .jsonl/.parquet files, streamed row by row) are read in this one.
+SLOW_READERS = frozenset({".pdf", ".docx", ".epub", ".html", ".htm", ".rst", ".rest"})
+POOL_AFTER = 8  # fewer slow files than this are read here: starting workers costs more
+MAX_AUTO_WORKERS = 8
+
+# What reading one file gave: its items (location, title, text) and skipped rows (location, reason),
+# in order, or the reason the whole file was skipped.
+FileItems = list[tuple[str, str, str] | RowSkipped]
+
+
+def auto_read_workers() -> int:
+    """The command line's default: the cores, at most MAX_AUTO_WORKERS (each holds a reader's
+    libraries)."""
+    return max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
+
+
+def read_workers(requested: int | None, slow_files: int) -> int:
+    """Processes to read `slow_files` with: `requested` (None: 1, this process; a script that
+    asks for more needs the `if __name__ == "__main__":` guard that multiprocessing's spawn needs),
+    and 1 for fewer than POOL_AFTER files."""
+    if slow_files < POOL_AFTER or not requested:
+        return 1
+    return max(1, min(requested, slow_files))
+
+
+def _read_items(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str] | RowSkipped]:
+    reader = READERS[path.suffix.lower()]
+    return reader(path, text_field, title_field)
+
+
+def _read_whole(path: Path, text_field: str, title_field: str) -> tuple[str, object]:
+    """In a worker: ("items", [(location, title, text) | (location, reason)]) or ("skip", reason)."""
+    try:
+        items: list[object] = []
+        for item in _read_items(path, text_field, title_field):
+            items.append((item.location, str(item)) if isinstance(item, RowSkipped) else item)
+        return "items", items
+    except SkipFile as e:
+        return "skip", str(e)
+    except OSError as e:
+        return "skip", f"cannot read ({e.strerror or e})"
+
+
+def _worker_start() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle, once
 
 
 def _is_hidden(path: Path, root: Path) -> bool:
@@ -156,11 +215,13 @@ def ingest(
     title_field: str = "title",
     on_skip: Callable[[Skipped | SkippedTypes], None] | None = None,
     on_read: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
 ) -> IngestResult:
     """Read every document under `inputs`. Unusable files and rows are skipped, reported, counted.
 
     Documents are identified by a hash of their text, so the same content under two paths is
     read once (the second is reported as a duplicate). `on_read(done, total)` follows the files.
+    `workers`: processes for the slow files (default 1: all are read in this process).
     """
     paths, skipped = discover(inputs, patterns)
     result = IngestResult(files=len(paths) + sum(s.files for s in skipped))
@@ -179,30 +240,56 @@ def ingest(
         skipped = others
     for s in skipped:
         skip(s)
-    for done, path in enumerate(paths):
-        if on_read:
-            on_read(done, len(paths))
-        reader = READERS.get(path.suffix.lower())
-        if reader is None:
-            skip(Skipped(str(path), f"{UNSUPPORTED} '{path.suffix or path.name}'"))
-            continue
-        try:
-            for item in reader(path, text_field, title_field):
-                if isinstance(item, RowSkipped):
-                    skip(Skipped(item.location, str(item)))
-                    continue
-                location, title, text = item
-                digest = sha256_hex(text)
-                doc_id = digest[:16]
-                if doc_id in seen:
-                    skip(Skipped(location, f"duplicate of {seen[doc_id]}"))
-                    continue
-                seen[doc_id] = location
-                result.documents.append(Document(doc_id, location, title.strip(), text, digest))
-        except SkipFile as e:
-            skip(Skipped(str(path), str(e)))
-        except OSError as e:
-            skip(Skipped(str(path), f"cannot read ({e.strerror or e})"))
+    slow = [p for p in paths if p.suffix.lower() in SLOW_READERS]
+    result.workers = n_workers = read_workers(workers, len(slow))
+    pool: ProcessPoolExecutor | None = None
+    futures: dict[Path, Future[tuple[str, object]]] = {}
+    if n_workers > 1:
+        # spawn, not fork: the caller may hold threads (a progress display, an event loop)
+        pool = ProcessPoolExecutor(
+            n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+        )
+        futures = {p: pool.submit(_read_whole, p, text_field, title_field) for p in slow}
+    try:
+        for done, path in enumerate(paths):
+            if on_read:
+                on_read(done, len(paths))
+            if path.suffix.lower() not in READERS:  # a file named as an input
+                skip(Skipped(str(path), f"{UNSUPPORTED} '{path.suffix or path.name}'"))
+                continue
+            try:
+                kind, got = futures[path].result() if path in futures else ("", None)
+            except BrokenProcessPool:  # a worker died (out of memory): read the rest here
+                futures.clear()
+                result.workers = 1
+                kind, got = "", None
+            if kind == "skip":
+                skip(Skipped(str(path), str(got)))
+                continue
+            try:
+                items = got if kind == "items" else _read_items(path, text_field, title_field)
+                for item in items:  # type: ignore[union-attr]
+                    if isinstance(item, RowSkipped):
+                        skip(Skipped(item.location, str(item)))
+                        continue
+                    if len(item) == 2:  # a row a worker skipped: (location, reason)
+                        skip(Skipped(*item))
+                        continue
+                    location, title, text = item
+                    digest = sha256_hex(text)
+                    doc_id = digest[:16]
+                    if doc_id in seen:
+                        skip(Skipped(location, f"duplicate of {seen[doc_id]}"))
+                        continue
+                    seen[doc_id] = location
+                    result.documents.append(Document(doc_id, location, title.strip(), text, digest))
+            except SkipFile as e:
+                skip(Skipped(str(path), str(e)))
+            except OSError as e:
+                skip(Skipped(str(path), f"cannot read ({e.strerror or e})"))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
     if on_read:
         on_read(len(paths), len(paths))
     return result

@@ -204,6 +204,7 @@ def read_documents(
         title_field=config.title_field,
         on_skip=on_skip,
         on_read=on_read,
+        workers=config.read_workers,
     )
     if not ingested.documents:
         looked = ", ".join(config.glob or [f"*{s}" for s in SUPPORTED])

@@ -48,6 +48,7 @@ PER_JOB = frozenset(
         "http_client",
         "request_timeout",
         "threads",
+        "read_workers",
         "local_batch_size",
         "device",
         "gpu_memory_utilization",

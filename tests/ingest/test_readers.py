@@ -497,3 +497,79 @@ def test_epub_chapters_in_reading_order(tmp_path: Path):
     r = reasons(result)
     assert r["locked.epub"].startswith("EPUB with DRM")
     assert r["renamed.epub"].startswith("not a readable EPUB (BadZipFile")
+
+
+def test_many_slow_files_read_in_worker_processes_give_what_one_process_gives(tmp_path: Path):
+    import docx
+
+    from augment.ingest import POOL_AFTER
+
+    for i in range(3):
+        make_pdf(tmp_path / f"manual{i}.pdf", [f"Part {i}. {PARA}"], title=f"Manual {i}")
+        word = docx.Document()
+        word.add_heading(f"Report {i}", 1)
+        word.add_paragraph(f"Report {i} says the lamp at Cape Merrow turns every {i + 4} seconds.")
+        word.save(tmp_path / f"report{i}.docx")
+        (tmp_path / f"page{i}.html").write_text(
+            f"<html><head><title>Page {i}</title></head><body><article><p>{PARA} ({i})</p>"
+            "</article></body></html>",
+            encoding="utf-8",
+        )
+    (tmp_path / "guide.rst").write_text("Guide\n=====\n\nThe *keeper* writes the log.\n", encoding="utf-8")
+    write_epub(tmp_path / "book.epub", {"ch1.xhtml": "<h1>One</h1><p>The first chapter.</p>"})
+    # what a worker finds wrong is said as it is here, in the same order
+    make_pdf(tmp_path / "locked.pdf", [PARA], password="s3cret")
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf")
+    (tmp_path / "blank.html").write_text("<html><body><script>x()</script></body></html>", encoding="utf-8")
+    # a duplicate across a worker's file and this process's: the first in path order is kept
+    (tmp_path / "page0.txt").write_text(f"{PARA} (0)", encoding="utf-8")
+    (tmp_path / "notes.md").write_text("# Notes\n\nThe light is white.", encoding="utf-8")
+    (tmp_path / "rows.jsonl").write_text('{"text": "A row."}\n{not json}\n', encoding="utf-8")
+
+    def read(workers: int):
+        said: list[str] = []
+        got = ingest([str(tmp_path)], workers=workers, on_skip=lambda s: said.append(str(s)))
+        docs = [(d.doc_id, d.path, d.title, d.text) for d in got.documents]
+        return got.workers, docs, [(s.path, s.reason) for s in got.skipped], said
+
+    slow = [p for p in tmp_path.iterdir() if p.suffix in (".pdf", ".docx", ".html", ".rst", ".epub")]
+    assert len(slow) >= POOL_AFTER
+    here, pooled = read(1), read(2)
+    assert here[0] == 1 and pooled[0] == 2  # two processes read the slow files
+    assert pooled[1:] == here[1:]  # the same documents, ids, skips and lines, in the same order
+    docs, skipped = here[1], dict(here[2])
+    assert len(docs) == 13 and {"Manual 2", "Report 1", "Page 0", "Guide", "Notes"} <= {d[2] for d in docs}
+    assert skipped[str(tmp_path / "page0.txt")] == f"duplicate of {tmp_path / 'page0.html'}"
+    assert skipped[str(tmp_path / "locked.pdf")].startswith("encrypted PDF")
+    assert skipped[str(tmp_path / "rows.jsonl") + ":2"].startswith("invalid JSON")
+    # few slow files are read here: starting processes would cost more than they save
+    assert ingest([str(tmp_path / "manual0.pdf"), str(tmp_path / "notes.md")], workers=4).workers == 1
+
+
+def test_a_worker_that_dies_leaves_the_rest_to_this_process(tmp_path: Path, monkeypatch):
+    from concurrent.futures import Future
+    from concurrent.futures.process import BrokenProcessPool
+
+    import augment.ingest as ingest_module
+
+    class DeadPool:  # as a pool whose worker was killed (out of memory): every result raises
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def submit(self, *args) -> Future:
+            future: Future = Future()
+            future.set_exception(BrokenProcessPool("a child process terminated abruptly"))
+            return future
+
+        def shutdown(self, **kwargs) -> None:
+            pass
+
+    for i in range(8):
+        (tmp_path / f"page{i}.html").write_text(
+            f"<html><body><article><p>{PARA} ({i})</p></article></body></html>", encoding="utf-8"
+        )
+    alone = ingest([str(tmp_path)], workers=1)
+    monkeypatch.setattr(ingest_module, "ProcessPoolExecutor", DeadPool)
+    got = ingest([str(tmp_path)], workers=4)
+    assert got.workers == 1 and [d.text for d in got.documents] == [d.text for d in alone.documents]
+    assert len(got.documents) == 8

@@ -233,9 +233,10 @@ def test_batch_job_json_and_exit_codes(cli, examples: Path, tmp_path: Path):
 def test_jobs_may_differ_in_where_they_run_but_not_in_what_they_generate(cli, examples: Path, tmp_path: Path):
     run = tmp_path / "run"
     base = [examples / "docs", "-o", run, "-c", examples / "augment.toml", "-s", "qa"]
-    # each job its own concurrency and retries (its own machine): the merge takes them
-    assert cli("generate", *base, "--shard", "0/2", "--concurrency", "2").code == 0
-    assert cli("generate", *base, "--shard", "1/2", "--concurrency", "32", "--max-retries", "1").code == 0
+    # each job its own concurrency, retries and reading processes (its own machine): the merge takes them
+    assert cli("generate", *base, "--shard", "0/2", "--concurrency", "2", "--read-workers", "1").code == 0
+    second = ["--concurrency", "32", "--max-retries", "1", "--read-workers", "16"]
+    assert cli("generate", *base, "--shard", "1/2", *second).code == 0
     assert cli("merge", run).code == 0
     # a setting that shapes the records must be the same: the merge names it
     assert cli("generate", *base, "--shard", "1/2", "--chunk-tokens", "128").code == 0
