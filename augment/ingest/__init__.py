@@ -16,7 +16,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Protocol
 
 from augment.errors import AugmentError
 from augment.ingest.chunking import Chunker
@@ -27,6 +30,7 @@ from augment.types import Document
 __all__ = [
     "Chunker",
     "IngestResult",
+    "ReadStore",
     "Skipped",
     "SkippedTypes",
     "discover",
@@ -98,6 +102,7 @@ class IngestResult:
     skipped: list[Skipped] = field(default_factory=list)
     files: int = 0
     workers: int = 1  # processes that read the slow files (1: this one)
+    from_store: int = 0  # slow files whose reading was reused from an earlier run (unchanged)
 
 
 # Folders that hold what a build or a package manager wrote, not documents: Sphinx's and Jupyter
@@ -113,6 +118,37 @@ MAX_AUTO_WORKERS = 8
 # What reading one file gave: its items (location, title, text) and skipped rows (location, reason),
 # in order, or the reason the whole file was skipped.
 FileItems = list[tuple[str, str, str] | RowSkipped]
+
+
+class ReadStore(Protocol):
+    """What slow files read to, kept between runs (the pipeline's RUN/reads.sqlite): looked up by
+    path, valid while the file's `stamp` (size, modification time, readers) is the same."""
+
+    def get(self, path: str, stamp: str) -> tuple[str, object] | None: ...
+
+    def put(self, path: str, stamp: str, outcome: tuple[str, object]) -> None: ...
+
+
+@cache
+def _readers_signature() -> str:
+    """The readers' code and the versions of the libraries they read with: a change to either
+    may read a file differently, so what was read before is read again."""
+    import hashlib
+
+    from augment.ingest import readers
+
+    parts = [hashlib.sha256(Path(readers.__file__).read_bytes()).hexdigest()[:16]]
+    for package in ("pypdf", "python-docx", "docutils", "trafilatura", "lxml"):
+        try:
+            parts.append(f"{package}={version(package)}")
+        except PackageNotFoundError:
+            parts.append(f"{package}=-")
+    return " ".join(parts)
+
+
+def file_stamp(path: Path, text_field: str, title_field: str) -> str:
+    st = path.stat()
+    return f"{st.st_size} {st.st_mtime_ns} {text_field} {title_field} {_readers_signature()}"
 
 
 def auto_read_workers() -> int:
@@ -144,8 +180,8 @@ def _read_whole(path: Path, text_field: str, title_field: str) -> tuple[str, obj
         return "items", items
     except SkipFile as e:
         return "skip", str(e)
-    except OSError as e:
-        return "skip", f"cannot read ({e.strerror or e})"
+    except OSError as e:  # not kept: a file that cannot be read now may be readable later
+        return "error", f"cannot read ({e.strerror or e})"
 
 
 def _worker_start() -> None:
@@ -216,12 +252,14 @@ def ingest(
     on_skip: Callable[[Skipped | SkippedTypes], None] | None = None,
     on_read: Callable[[int, int], None] | None = None,
     workers: int | None = None,
+    store: ReadStore | None = None,
 ) -> IngestResult:
     """Read every document under `inputs`. Unusable files and rows are skipped, reported, counted.
 
     Documents are identified by a hash of their text, so the same content under two paths is
     read once (the second is reported as a duplicate). `on_read(done, total)` follows the files.
     `workers`: processes for the slow files (default 1: all are read in this process).
+    `store`: what slow files read to in an earlier run, reused while a file is unchanged.
     """
     paths, skipped = discover(inputs, patterns)
     result = IngestResult(files=len(paths) + sum(s.files for s in skipped))
@@ -240,7 +278,17 @@ def ingest(
         skipped = others
     for s in skipped:
         skip(s)
-    slow = [p for p in paths if p.suffix.lower() in SLOW_READERS]
+    stamps: dict[Path, str] = {}
+    known: dict[Path, tuple[str, object]] = {}
+    for p in (p for p in paths if p.suffix.lower() in SLOW_READERS):
+        try:
+            stamps[p] = file_stamp(p, text_field, title_field)
+        except OSError:
+            continue  # read below, which says why it cannot be
+        if store is not None and (outcome := store.get(str(p), stamps[p])) is not None:
+            known[p] = outcome
+    result.from_store = len(known)
+    slow = [p for p in stamps if p not in known]
     result.workers = n_workers = read_workers(workers, len(slow))
     pool: ProcessPoolExecutor | None = None
     futures: dict[Path, Future[tuple[str, object]]] = {}
@@ -258,12 +306,21 @@ def ingest(
                 skip(Skipped(str(path), f"{UNSUPPORTED} '{path.suffix or path.name}'"))
                 continue
             try:
-                kind, got = futures[path].result() if path in futures else ("", None)
+                if path in known:
+                    kind, got = known[path]
+                elif path in futures:
+                    kind, got = futures[path].result()
+                elif path in stamps:  # a slow file read here: whole, so that it can be kept
+                    kind, got = _read_whole(path, text_field, title_field)
+                else:
+                    kind, got = "", None
             except BrokenProcessPool:  # a worker died (out of memory): read the rest here
                 futures.clear()
                 result.workers = 1
-                kind, got = "", None
-            if kind == "skip":
+                kind, got = _read_whole(path, text_field, title_field)
+            if store is not None and path in stamps and path not in known and kind in ("items", "skip"):
+                store.put(str(path), stamps[path], (kind, got))
+            if kind in ("skip", "error"):
                 skip(Skipped(str(path), str(got)))
                 continue
             try:

@@ -23,12 +23,12 @@ from augment import __version__
 from augment.backends import Backend, get_backend
 from augment.config import RunConfig
 from augment.errors import AugmentError
-from augment.ingest import SUPPORTED, Chunker, IngestResult, Skipped, SkippedTypes, ingest
+from augment.ingest import SUPPORTED, Chunker, IngestResult, ReadStore, Skipped, SkippedTypes, ingest
 from augment.io import dumps, run_lock, sha256_hex, write_json, write_jsonl
-from augment.pipeline.cache import ResponseCache
+from augment.pipeline.cache import ReadCache, ResponseCache
 from augment.pipeline.deep import DeepWork, chunk_budgets
 from augment.pipeline.limits import Limits
-from augment.pipeline.parts import Shard, check_unsharded, prepare_part, write_manifest
+from augment.pipeline.parts import Shard, check_unsharded, part_dir, prepare_part, write_manifest
 from augment.pipeline.runner import Budget, Outcome, Runner, RunState
 from augment.pipeline.writer import OrderedJsonlWriter, Writer
 from augment.strategies import Strategy, load_strategies
@@ -195,6 +195,7 @@ def read_documents(
     config: RunConfig,
     on_skip: Callable[[Skipped | SkippedTypes], None],
     on_read: Callable[[int, int], None] | None = None,
+    store: ReadStore | None = None,
 ) -> IngestResult:
     """The documents `inputs` name, or a one-line error when there are none."""
     ingested = ingest(
@@ -205,6 +206,7 @@ def read_documents(
         on_skip=on_skip,
         on_read=on_read,
         workers=config.read_workers,
+        store=store,
     )
     if not ingested.documents:
         looked = ", ".join(config.glob or [f"*{s}" for s in SUPPORTED])
@@ -231,7 +233,9 @@ def generate(
     t0 = time.perf_counter()
     strategies = load_strategies(config.strategies, config.prompts_dir)
     tokenizer = Tokenizer(config.tokenizer)
-    ingested = read_documents(inputs, config, hooks.on_skip, hooks.on_read)
+    # what slow files read to is kept beside the replies (a part's, in its own folder)
+    reads = ReadCache((run_dir if shard is None else part_dir(run_dir, shard)) / "reads.sqlite")
+    ingested = read_documents(inputs, config, hooks.on_skip, hooks.on_read, reads)
     corpus = ingested.documents
     if shard is None:
         check_unsharded(run_dir)
@@ -247,6 +251,7 @@ def generate(
             backend.check_served()
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):  # a second augment writing this run stops here, with one line
+        reads.save()
         write_jsonl(run_dir / "documents.jsonl", (d.to_dict() for d in documents))
 
         chunker = Chunker(tokenizer, config.chunk_tokens, config.chunk_overlap)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
+import zlib
 from pathlib import Path
+
+import orjson
 
 from augment.errors import AugmentError
 from augment.types import GenResult, Usage
@@ -98,3 +101,69 @@ class ResponseCache:
     def close(self) -> None:
         self.flush()
         self._db.close()
+
+
+_READ_MIGRATIONS = [
+    """CREATE TABLE reads (
+        path TEXT PRIMARY KEY,
+        stamp TEXT NOT NULL,
+        outcome BLOB NOT NULL
+    )""",
+]
+
+
+class ReadCache:
+    """RUN/reads.sqlite: what each slow file (PDF, Word, EPUB, HTML, reST) read to, so that a
+    re-run (a resumed run, one more document, an edited prompt) reads only the files that
+    changed. A row holds for the file's stamp (size, modification time, the readers' code and
+    library versions); what this run reads is kept by `save`, once the run's folder may be
+    written. Derived data only: a file augment cannot open is left alone and read around."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._unusable = False
+        self._new: list[tuple[str, str, bytes]] = []
+
+    def _open(self) -> sqlite3.Connection | None:
+        if self._db is None and not self._unusable:
+            try:
+                self._db = open_db(self.path, _READ_MIGRATIONS)
+            except AugmentError:
+                self._unusable = True
+        return self._db
+
+    def get(self, path: str, stamp: str) -> tuple[str, object] | None:
+        if self._db is None and not self.path.is_file():
+            return None
+        db = self._open()
+        try:
+            row = (
+                db.execute("SELECT outcome FROM reads WHERE path = ? AND stamp = ?", (path, stamp)).fetchone()
+                if db
+                else None
+            )
+            if row is None:
+                return None
+            kind, got = orjson.loads(zlib.decompress(row[0]))
+        except (sqlite3.Error, zlib.error, orjson.JSONDecodeError, ValueError):
+            return None  # a damaged row: read the file again
+        return kind, got
+
+    def put(self, path: str, stamp: str, outcome: tuple[str, object]) -> None:
+        self._new.append((path, stamp, zlib.compress(orjson.dumps(outcome), 1)))
+
+    def save(self) -> None:
+        """Keep what this run read (in one transaction), then close."""
+        rows, self._new = self._new, []
+        db = self._open() if rows else self._db
+        try:
+            if db is not None and rows:
+                with db:
+                    db.executemany("INSERT OR REPLACE INTO reads VALUES (?, ?, ?)", rows)
+        except sqlite3.Error:
+            pass  # not kept: the next run reads those files again
+        finally:
+            if db is not None:
+                db.close()
+            self._db = None

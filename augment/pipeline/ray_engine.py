@@ -245,6 +245,7 @@ def generate_ray(
     from augment.backends.base import backend_name
     from augment.ingest import Chunker
     from augment.pipeline import GenerateSummary, Hooks, cost, deep_budgets, read_documents, run_record
+    from augment.pipeline.cache import ReadCache
     from augment.pipeline.parts import check_unsharded, sum_stats
     from augment.strategies import load_strategies
     from augment.strategies.deep import DeepStrategy
@@ -258,7 +259,8 @@ def generate_ray(
             )
     t0 = time.perf_counter()
     strategies = load_strategies(config.strategies, config.prompts_dir)
-    ingested = read_documents(inputs, config, hooks.on_skip, hooks.on_read)
+    reads = ReadCache(run_dir / "reads.sqlite")
+    ingested = read_documents(inputs, config, hooks.on_skip, hooks.on_read, reads)
     documents = ingested.documents
     check_unsharded(run_dir)
     if backend_name(config) == "openai":
@@ -266,6 +268,7 @@ def generate_ray(
 
         OpenAIBackend.from_config(config).check_served()  # here: each actor builds its own backend
     run_dir.mkdir(parents=True, exist_ok=True)
+    reads.save()
     write_jsonl(run_dir / "documents.jsonl", (d.to_dict() for d in documents))
     given: list[dict[str, dict[str, int]]] = [{} for _ in documents]
     if config.budget_scope == "corpus" and any(isinstance(s, DeepStrategy) for s in strategies):
