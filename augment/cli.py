@@ -170,6 +170,12 @@ def generate(
             help='openai backend: JSON fields added to every request, e.g. \'{"reasoning_effort": "low"}\'.'
         ),
     ] = None,
+    chat_template_kwargs: Annotated[
+        str | None,
+        typer.Option(
+            help="JSON variables for the chat template, e.g. '{\"enable_thinking\": false}' (Qwen3)."
+        ),
+    ] = None,
     rpm: Annotated[float | None, typer.Option(help="Requests-per-minute limit.")] = None,
     tpm: Annotated[float | None, typer.Option(help="Tokens-per-minute limit.")] = None,
     max_requests: Annotated[int | None, typer.Option(help="Budget: new model requests in this run.")] = None,
@@ -260,6 +266,7 @@ def generate(
             structured_output=structured_output,
             request_timeout=request_timeout,
             extra_body=_json_option("--extra-body", extra_body),
+            chat_template_kwargs=_json_option("--chat-template-kwargs", chat_template_kwargs),
             rpm=rpm,
             tpm=tpm,
             max_requests=max_requests,

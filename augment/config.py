@@ -103,6 +103,11 @@ class RunConfig(BaseModel):
         default_factory=dict,
         description="fields added to every request (e.g. chat_template_kwargs, reasoning_effort, top_k)",
     )
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="variables for the model's chat template, e.g. {enable_thinking = false} (Qwen3): "
+        "vllm, local with a transformers folder, and servers that take them (vLLM, SGLang, llama-server)",
+    )
     # local and vllm backends (in-process models)
     threads: int | None = Field(None, ge=1, description="local backend: CPU threads (default: all cores)")
     context_tokens: int = Field(4096, ge=256, description="local/vllm: context window to allocate")
@@ -214,8 +219,19 @@ class RunConfig(BaseModel):
             raise ValueError(f"is not JSON ({e})") from None
         return v
 
+    @field_validator("chat_template_kwargs")
+    @classmethod
+    def _template_kwargs(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"is not JSON ({e})") from None
+        return v
+
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
+        if self.chat_template_kwargs and "chat_template_kwargs" in self.extra_body:
+            raise ValueError("chat_template_kwargs is set twice, alone and in extra_body: keep one")
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError(
                 f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens ({self.chunk_tokens})"

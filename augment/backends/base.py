@@ -21,6 +21,19 @@ from augment.types import GenRequest, GenResult
 #: that leaves fewer fails (lower chunk_tokens), in every backend that knows its context
 REPLY_ROOM = 64
 
+
+def template_suffix(template_kwargs: dict[str, Any] | None) -> str:
+    """What a backend's identity (part of every cache key) adds for chat-template variables, which
+    change the replies: nothing when there are none, so earlier runs' replies stay valid."""
+    if not template_kwargs:
+        return ""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(template_kwargs, sort_keys=True).encode()).hexdigest()[:12]
+    return f"/template-{digest}"
+
+
 _BUILTIN = {
     "local": "augment.backends.local:LocalBackend",
     "mock": "augment.backends.mock:MockBackend",

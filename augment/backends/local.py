@@ -22,10 +22,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from augment.backends.base import REPLY_ROOM
+from augment.backends.base import REPLY_ROOM, template_suffix
 from augment.backends.batching import MicroBatcher, cut_at_stop, request_seed
 from augment.config import RunConfig
-from augment.errors import AugmentError, BackendError
+from augment.errors import AugmentError, BackendError, ConfigError
 from augment.models import GEMMA_ALIAS, gguf_or_folder
 from augment.types import GenRequest, GenResult, Usage
 
@@ -143,7 +143,15 @@ class LlamaCppEngine:
 class TransformersEngine:
     kind = "transformers"
 
-    def __init__(self, path: Path, *, device: str, batch_size: int, trust_remote_code: bool):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        device: str,
+        batch_size: int,
+        trust_remote_code: bool,
+        template_kwargs: dict[str, Any] | None = None,
+    ):
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -172,6 +180,7 @@ class TransformersEngine:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.chat = self.tokenizer.chat_template is not None
         self.max_batch = batch_size
+        self.template_kwargs = dict(template_kwargs or {})  # the chat template's variables
 
     def run(self, reqs: list[GenRequest]) -> list[GenResult | BaseException]:
         """Requests with the same sampling settings go through `generate` together."""
@@ -186,19 +195,26 @@ class TransformersEngine:
                 results[i] = res
         return results
 
+    def render(self, reqs: list[GenRequest], chat: bool) -> list[str]:
+        """The text the model reads: each prompt through the chat template (with its variables)
+        where `chat`, else as it is."""
+        if not chat:
+            return [r.prompt for r in reqs]
+        return [
+            self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": r.prompt}],
+                tokenize=False,
+                add_generation_prompt=True,
+                **self.template_kwargs,
+            )
+            for r in reqs
+        ]
+
     def _generate(
         self, reqs: list[GenRequest], chat: bool, temperature: float, max_tokens: int, stop: Sequence[str]
     ) -> list[GenResult]:
         torch, tok = self.torch, self.tokenizer
-        if chat:
-            prompts = [
-                tok.apply_chat_template(
-                    [{"role": "user", "content": r.prompt}], tokenize=False, add_generation_prompt=True
-                )
-                for r in reqs
-            ]
-        else:
-            prompts = [r.prompt for r in reqs]
+        prompts = self.render(reqs, chat)
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=not chat).to(self.device)
         torch.manual_seed(request_seed(reqs[0]))
         sampling = (
@@ -242,6 +258,12 @@ class LocalBackend:
     @classmethod
     def from_config(cls, config: RunConfig) -> LocalBackend:
         kind, path = gguf_or_folder(config.model)
+        if kind == "gguf" and config.chat_template_kwargs:
+            raise ConfigError(
+                "chat_template_kwargs: llama.cpp here renders the chat template without variables; "
+                "use a transformers model folder, --backend vllm, or a llama.cpp server (llama-server "
+                "takes them)"
+            )
         if kind == "gguf":
             engine: LlamaCppEngine | TransformersEngine = LlamaCppEngine(
                 path, threads=config.threads, context_tokens=config.context_tokens, seed=config.seed
@@ -252,6 +274,7 @@ class LocalBackend:
                 device=config.device,
                 batch_size=config.local_batch_size,
                 trust_remote_code=config.trust_remote_code,
+                template_kwargs=config.chat_template_kwargs,
             )
         return cls(engine, config.model or GEMMA_ALIAS)
 
@@ -261,7 +284,8 @@ class LocalBackend:
 
     @property
     def identity(self) -> str:
-        return f"{self.name}/{self.engine.kind}"
+        kwargs = getattr(self.engine, "template_kwargs", None)
+        return f"{self.name}/{self.engine.kind}{template_suffix(kwargs)}"
 
     @property
     def chat(self) -> bool:

@@ -151,6 +151,13 @@ def _lists(served: list[str], name: str) -> bool:
     return name in served or f"{name}:latest" in served or any(s.endswith("/" + name) for s in served)
 
 
+def chat_template_field(config: RunConfig) -> dict[str, Any]:
+    """`chat_template_kwargs` as a request field, on the chat endpoint, where the config sets it."""
+    if not config.chat_template_kwargs or config.endpoint != "chat":
+        return {}
+    return {"chat_template_kwargs": dict(config.chat_template_kwargs)}
+
+
 def base_url_of(config: RunConfig) -> str:
     """The URL requests go to: the config's base_url, else $OPENAI_BASE_URL, else OpenAI's."""
     return (config.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
@@ -221,7 +228,8 @@ class OpenAIBackend:
             structured_output=config.structured_output,
             timeout=config.request_timeout,
             concurrency=config.concurrency,
-            extra_body=config.extra_body,
+            # the chat template's variables go as vLLM, SGLang and llama.cpp's llama-server take them
+            extra_body={**config.extra_body, **chat_template_field(config)},
             check_model=config.check_model,
         )
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from augment.backends.base import REPLY_ROOM, cuda_available
+from augment.backends.base import REPLY_ROOM, cuda_available, template_suffix
 from augment.backends.batching import MicroBatcher, request_seed
 from augment.config import RunConfig
 from augment.errors import AugmentError, BackendError
@@ -31,13 +31,21 @@ class VLLMBackend:
     retry_wait: ClassVar[float] = 0.0
     concurrency = 1_000_000  # every request at once: vLLM does the scheduling
 
-    def __init__(self, llm: Any, model: str, vllm: Any, context_tokens: int | None = None):
+    def __init__(
+        self,
+        llm: Any,
+        model: str,
+        vllm: Any,
+        context_tokens: int | None = None,
+        template_kwargs: dict[str, Any] | None = None,
+    ):
         self.llm = llm
         self._model = model
         self._vllm = vllm
         self._tokenizer = llm.get_tokenizer()
         self._chat = getattr(self._tokenizer, "chat_template", None) is not None
         self.context_tokens = context_tokens
+        self.template_kwargs = dict(template_kwargs or {})  # the chat template's variables
         self.batcher = MicroBatcher(self._run, max_batch=self.concurrency)
 
     @classmethod
@@ -63,7 +71,7 @@ class VLLMBackend:
             tensor_parallel_size=config.tensor_parallel_size,
             trust_remote_code=config.trust_remote_code,
         )
-        return cls(llm, config.model or GEMMA_ALIAS, vllm, config.context_tokens)
+        return cls(llm, config.model or GEMMA_ALIAS, vllm, config.context_tokens, config.chat_template_kwargs)
 
     @property
     def model(self) -> str:
@@ -71,7 +79,7 @@ class VLLMBackend:
 
     @property
     def identity(self) -> str:
-        return self.name
+        return f"{self.name}{template_suffix(self.template_kwargs)}"
 
     @property
     def chat(self) -> bool:
@@ -96,7 +104,9 @@ class VLLMBackend:
         try:
             if chat:
                 messages = [{"role": "user", "content": req.prompt}]
-                ids = self._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+                ids = self._tokenizer.apply_chat_template(
+                    messages, add_generation_prompt=True, tokenize=True, **self.template_kwargs
+                )
             else:
                 ids = self._tokenizer(req.prompt)
             if isinstance(ids, Mapping):
@@ -142,6 +152,7 @@ class VLLMBackend:
                 [[{"role": "user", "content": reqs[i].prompt}] for i, _ in chat],
                 [self._params(reqs[i], m) for i, m in chat],
                 use_tqdm=False,
+                **({"chat_template_kwargs": self.template_kwargs} if self.template_kwargs else {}),
             )
             outputs.update(zip((i for i, _ in chat), outs, strict=True))
         for i, out in outputs.items():

@@ -13,6 +13,7 @@ from augment.config import load_config
 from augment.errors import ConfigError, ParseError
 from augment.io import read_jsonl
 from augment.strategies.parsers import UNFINISHED_THOUGHT, answer_of, strip_reasoning
+from augment.types import GenRequest
 from tests.backends.test_openai import N_REQUESTS, generated, run, server  # noqa: F401 (a fixture)
 
 
@@ -214,3 +215,66 @@ def test_curate_judge_reads_past_the_thoughts(server, examples: Path, tmp_path: 
         kept = list(read_jsonl(run_dir / "curated" / "kept.jsonl"))
         verdicts.append(([(r["id"], r["checks"]["judge"]) for r in kept], dict(summary.by_reason)))
     assert verdicts[0][0] and verdicts[1] == verdicts[0]  # the same verdicts on the same records
+
+
+def test_chat_template_kwargs_go_to_servers_as_their_field_and_key_the_cache(
+    server,  # noqa: F811
+    examples: Path,
+    tmp_path: Path,
+    cli,
+):
+    srv, url = server(keep_bodies=True)
+    off = {"enable_thinking": False}
+    run(examples, tmp_path / "run", url, strategies=["notes"], chat_template_kwargs=off)
+    assert srv.bodies and all(b["chat_template_kwargs"] == off for b in srv.bodies)
+    sent = srv.requests
+    run(examples, tmp_path / "run", url, strategies=["notes"])  # the template's default: other replies
+    assert srv.requests == 2 * sent and "chat_template_kwargs" not in srv.bodies[-1]
+    # a base model's completions endpoint has no chat template to give them to
+    srv, url = server(keep_bodies=True)
+    run(
+        examples,
+        tmp_path / "base",
+        url,
+        strategies=["notes"],
+        endpoint="completions",
+        chat_template_kwargs=off,
+    )
+    assert srv.bodies and not any("chat_template_kwargs" in b for b in srv.bodies)
+    with pytest.raises(ConfigError, match="chat_template_kwargs is set twice"):
+        load_config(None, {"chat_template_kwargs": off, "extra_body": {"chat_template_kwargs": off}})
+    args = ("generate", examples / "docs", "-o", tmp_path / "flag", "-s", "notes", "--backend", "openai")
+    res = cli(
+        *args, "--base-url", url, "--model", "fake-model", "--chat-template-kwargs", "{enable_thinking: 0}"
+    )
+    assert res.code == 2 and res.err.startswith("error: --chat-template-kwargs: not JSON (")
+
+
+def test_chat_template_kwargs_reach_a_transformers_models_template(tiny_model: Path, examples: Path):
+    pytest.importorskip("torch")
+    from augment.backends.local import LocalBackend
+
+    # Qwen3's switch, as its template reads it: an empty thought opened and closed for the model
+    template = (
+        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}<|assistant|>"
+        "{% if enable_thinking is defined and not enable_thinking %}<think>\n\n</think>\n\n{% endif %}"
+    )
+    config = load_config(examples / "augment.toml", {"backend": "local", "model": str(tiny_model)})
+    plain = LocalBackend.from_config(config)
+    off = LocalBackend.from_config(
+        config.model_copy(update={"chat_template_kwargs": {"enable_thinking": False}})
+    )
+    plain.engine.tokenizer.chat_template = off.engine.tokenizer.chat_template = template
+    req = GenRequest("k", "Name the keeper.", 0.0, 8, 0)
+    assert plain.engine.render([req], chat=True) == ["<|user|>Name the keeper.</s><|assistant|>"]
+    assert off.engine.render([req], chat=True) == [
+        "<|user|>Name the keeper.</s><|assistant|><think>\n\n</think>\n\n"
+    ]
+    assert plain.identity == "local/transformers" and off.identity.startswith("local/transformers/template-")
+    # llama.cpp's formatter here takes no variables: one line, not a switch silently ignored
+    gguf = tiny_model.parent / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    with pytest.raises(ConfigError, match="llama.cpp here renders the chat template without variables"):
+        LocalBackend.from_config(
+            config.model_copy(update={"model": str(gguf), "chat_template_kwargs": {"x": 1}})
+        )

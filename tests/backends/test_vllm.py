@@ -85,7 +85,8 @@ class FakeLLM:
         self.prompts += prompts
         return [self._answer(p, sp) for p, sp in zip(prompts, sampling_params, strict=True)]
 
-    def chat(self, messages, sampling_params, use_tqdm=True):
+    def chat(self, messages, sampling_params, use_tqdm=True, chat_template_kwargs=None):
+        self.template_kwargs = chat_template_kwargs
         self._check(messages)
         self.calls.append(("chat", len(messages)))
         self.params += sampling_params
@@ -145,6 +146,12 @@ def test_chat_models_get_chat_and_guided_json(
     assert len(guided) == summary.requests // 2  # the qa requests: a JSON schema
     assert guided[0].structured_outputs.json["properties"]["items"]["type"] == "array"
     assert summary.records["qa"] > 0 and summary.failed_requests == 0
+    assert llm.template_kwargs is None  # none set: the template's defaults
+    # the chat template's variables (Qwen3's thinking switch) go to vLLM's chat, and key the cache
+    off = {"enable_thinking": False}
+    again = run(examples, tmp_path / "run", fake_vllm, strategies=["qa", "notes"], chat_template_kwargs=off)
+    llm = FakeLLM.instances[-1]
+    assert llm.template_kwargs == off and again.state.calls == summary.requests
 
 
 def test_missing_vllm_or_gpu_is_one_clear_line(
