@@ -423,6 +423,8 @@ def sum_stats(parts: list[dict[str, Any]]) -> dict[str, Any]:
     def add(a: Any, b: Any) -> Any:
         if b is None:
             return a
+        if isinstance(b, list):  # notes (what a server refused): each once, in the order first said
+            return (a if isinstance(a, list) else []) + [x for x in b if x not in (a or [])]
         if isinstance(a, dict):
             return {k: add(a.get(k, {} if isinstance(b.get(k), dict) else 0), b.get(k)) for k in a | b}
         return a + b if isinstance(a, int | float) and not isinstance(a, bool) else a

@@ -212,6 +212,7 @@ class _Generate:
                 close_backend=False,
             )
         )
+        summary.adjusted = list(getattr(self.backend, "adjusted", []))  # what the server refused so far
         if self.progress is not None:
             s = summary.state
             self.progress.add.remote(
@@ -344,6 +345,8 @@ def generate_ray(
     summary.state.reasks = this_run.get("reasks", 0)
     summary.state.prompt_tokens = this_run.get("prompt_tokens", 0)
     summary.state.completion_tokens = this_run.get("completion_tokens", 0)
+    summary.state.timeouts = this_run.get("timeouts", 0)
+    summary.adjusted = list(this_run.get("adjusted", []))  # every actor's, each said once
     summary.complete = summary.unanswered == 0
     summary.seconds = time.perf_counter() - t0
     summary.cost = cost(config, summary.prompt_tokens, summary.completion_tokens)
@@ -355,6 +358,8 @@ def generate_ray(
         "complete": summary.complete,
         "timings": {"generate_s": round(summary.seconds, 3)},
     }
+    if summary.adjusted:  # as the local engine: the records' params are what was asked
+        info["adjusted"] = summary.adjusted
     write_json(run_dir / "run.json", info)
     return summary
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def test_ray_engine_against_a_real_openai_compatible_server(examples: Path, tmp_
     """Actors are HTTP clients of a server on 127.0.0.1 (several batches each, retried 500s)."""
     from tests.fake_openai import FakeOpenAI, Faults
 
-    srv = FakeOpenAI(faults=Faults(rate_500=0.1))
+    # a short context too: what an actor's backend changed is said for the run, as locally
+    srv = FakeOpenAI(faults=Faults(rate_500=0.1), context=1200)
     url = srv.start()
     try:
         values = dict(backend="openai", model="fake-model", base_url=url, concurrency=4, max_retries=8)
@@ -89,6 +91,14 @@ def test_ray_engine_against_a_real_openai_compatible_server(examples: Path, tmp_
         assert srv.requests - calls >= 77 and srv.statuses[500] > 0  # the 500s were retried
         for p in sorted((tmp_path / "local" / "generated").glob("*.jsonl")):
             assert (tmp_path / "ray" / "generated" / p.name).read_bytes() == p.read_bytes(), p.name
+        assert (
+            on_ray.adjusted
+            == local.adjusted
+            == ["max_tokens lowered where prompt and reply would not fit the server's context of 1200 tokens"]
+        )
+        run_json = json.loads((tmp_path / "ray" / "run.json").read_text(encoding="utf-8"))
+        stats = json.loads((tmp_path / "ray" / "stats.json").read_text(encoding="utf-8"))
+        assert run_json["adjusted"] == stats["this_run"]["adjusted"] == local.adjusted
         # a model the server does not list: one line before anything is written or sent
         wrong = cfg.model_copy(update={"model": "nope"})
         calls = srv.requests
