@@ -1172,6 +1172,9 @@ def plan_cmd(
     chunk_tokens: ChunkTokensOpt = None,
     chunk_overlap: ChunkOverlapOpt = None,
     tokenizer: TokenizerOpt = None,
+    context_tokens: Annotated[
+        int | None, typer.Option(help="local/vllm: the context window prompts and replies must fit.")
+    ] = None,
     glob: GlobOpt = None,
     read_workers: ReadWorkersOpt = None,
     text_field: TextFieldOpt = None,
@@ -1203,6 +1206,7 @@ def plan_cmd(
             chunk_tokens=chunk_tokens,
             chunk_overlap=chunk_overlap,
             tokenizer=tokenizer,
+            context_tokens=context_tokens,
             glob=glob,
             read_workers=read_workers,
             text_field=text_field,
@@ -1237,6 +1241,38 @@ def plan_cmd(
             rows,
         )
     )
+    _say_context(result, cfg, out_console())
+
+
+def _say_context(result: Any, cfg: Any, console: Any) -> None:
+    """What a model's context must hold, and where an in-process model's context_tokens is short."""
+    from augment.backends.base import backend_name
+
+    counted = "counted with the tokenizer setting" if cfg.tokenizer != "approx" else "estimated"
+    need = (
+        f"the longest prompt is {result.longest_prompt} tokens ({counted}) and a reply may take up "
+        f"to {result.most_reply}"
+    )
+    if result.context is None:
+        if backend_name(cfg) == "mock":
+            return
+        hold = result.longest_prompt + result.most_reply
+        console.print(f"{need}: a server's context should hold {hold}.", soft_wrap=True)
+    elif result.too_long:
+        console.print(
+            f"[yellow]{need}: {result.too_long} of {result.total.requests} requests leave too little "
+            f"room for a reply in context_tokens={result.context} and would fail; lower chunk_tokens "
+            f"or raise context_tokens.[/yellow]",
+            soft_wrap=True,
+        )
+    elif result.cut_replies:
+        console.print(
+            f"{need}: {result.cut_replies} requests would get less than their max_tokens in "
+            f"context_tokens={result.context} (the room their prompt leaves).",
+            soft_wrap=True,
+        )
+    else:
+        console.print(f"{need}: context_tokens={result.context} holds every request.", soft_wrap=True)
 
 
 @app.command()

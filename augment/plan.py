@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from augment.backends.base import backend_name
+from augment.backends.base import REPLY_ROOM, backend_name
 from augment.config import RunConfig
 from augment.ingest import Chunker, Skipped
 from augment.pipeline import build_requests, cost, read_documents
@@ -48,6 +48,14 @@ class Plan:
     style_reason: str
     strategies: list[StrategyPlan]
     skipped: list[Skipped] = field(default_factory=list)
+    # what a model's context must hold: the longest prompt (first requests, run's tokenizer) and the
+    # most reply tokens a prompt file asks for; against context_tokens where the backend is in
+    # this process (local, vllm): requests whose prompt leaves less than REPLY_ROOM would fail
+    longest_prompt: int = 0
+    most_reply: int = 0
+    context: int | None = None
+    too_long: int = 0
+    cut_replies: int = 0  # requests whose max_tokens would be lowered to the room left
 
     @property
     def total(self) -> StrategyPlan:
@@ -78,6 +86,11 @@ class Plan:
             "strategies": {s.strategy: row(s) for s in self.strategies},
             "total": row(self.total),
             "skipped": [x.to_dict() for x in self.skipped],
+            "longest_prompt_tokens": self.longest_prompt,
+            "most_reply_tokens": self.most_reply,
+            "context_tokens": self.context,
+            "too_long_for_context": self.too_long,
+            "replies_cut_to_context": self.cut_replies,
         }
 
 
@@ -173,11 +186,18 @@ def plan(inputs: list[str], config: RunConfig, on_skip: Any = None) -> Plan:
     identity, model = config.backend, config.model or ""
     rows = {s.name: StrategyPlan(s.name) for s in strategies}
     single = [s for s in strategies if not isinstance(s, DeepStrategy)]
+    in_process = backend_name(config) in ("local", "vllm")
+    fit = Plan(0, 0, style, why, [], context=config.context_tokens if in_process else None)
     for chunk, strategy, req in build_requests(chunks, single, config, identity, model, style):
         row = rows[strategy.name]
+        n = tokenizer.count(req.prompt)
         row.requests += 1
-        row.prompt_tokens += tokenizer.count(req.prompt)
+        row.prompt_tokens += n
         row.completion_tokens += _expected(strategy, chunk, req.max_tokens)
+        fit.longest_prompt, fit.most_reply = max(fit.longest_prompt, n), max(fit.most_reply, req.max_tokens)
+        if fit.context is not None:
+            fit.too_long += fit.context - n < min(req.max_tokens, REPLY_ROOM)
+            fit.cut_replies += min(req.max_tokens, REPLY_ROOM) <= fit.context - n < req.max_tokens
     for strategy in strategies:
         if not isinstance(strategy, DeepStrategy):
             continue
@@ -192,7 +212,13 @@ def plan(inputs: list[str], config: RunConfig, on_skip: Any = None) -> Plan:
             row.completion_tokens += c
     for row in rows.values():
         row.cost = cost(config, row.prompt_tokens, row.completion_tokens)
-    return Plan(len(ingested.documents), len(chunks), style, why, list(rows.values()), ingested.skipped)
+    fit.documents, fit.chunks, fit.strategies, fit.skipped = (
+        len(ingested.documents),
+        len(chunks),
+        list(rows.values()),
+        ingested.skipped,
+    )
+    return fit
 
 
 __all__ = ["Plan", "StrategyPlan", "plan", "planned_style"]

@@ -179,3 +179,31 @@ def test_prompts_too_long_do_not_stop_the_run_as_a_dead_server_would(server, exa
     assert run_of_too_long > 20
     assert sum(summary.failures.values()) == sum(200 - n < 64 for n in first)
     assert sum(summary.records.values()) > 0  # the prompts that fit gave records
+
+
+def test_plan_says_what_a_context_must_hold_and_which_requests_would_not_fit(cli, examples: Path):
+    base = ("plan", examples / "docs", "-c", examples / "augment.toml")
+
+    def planned(*args: str) -> dict:
+        r = cli(*base, *args, "--json")
+        assert r.code == 0, r.err
+        return json.loads(r.out)
+
+    server = planned("--backend", "openai", "--model", "m")
+    assert server["context_tokens"] is None and server["too_long_for_context"] == 0
+    assert server["longest_prompt_tokens"] > 0 and server["most_reply_tokens"] == 1024
+    said = " ".join(cli(*base, "--backend", "openai", "--model", "m").out.split())
+    hold = server["longest_prompt_tokens"] + server["most_reply_tokens"]
+    assert f"a server's context should hold {hold}." in said
+    # in this process: counted against context_tokens, as the backend will
+    wide, mid, short = (planned("--backend", "local", "--context-tokens", str(n)) for n in (100000, 800, 300))
+    assert wide["too_long_for_context"] == wide["replies_cut_to_context"] == 0
+    assert mid["replies_cut_to_context"] > 0 and mid["too_long_for_context"] <= short["too_long_for_context"]
+    assert short["too_long_for_context"] > 0
+    n = short["total"]["requests"]
+    said = " ".join(cli(*base, "--backend", "local", "--context-tokens", "300").out.split())
+    assert f"{short['too_long_for_context']} of {n} requests leave too little room for a reply in" in said
+    assert "context_tokens=300 and would fail; lower chunk_tokens or raise context_tokens." in said
+    assert "context_tokens=100000 holds every request." in " ".join(
+        cli(*base, "--backend", "local", "--context-tokens", "100000").out.split()
+    )
