@@ -1,7 +1,7 @@
 """Ingest: find the input files, read each into Documents, and report every file that was skipped.
 
-Files whose reading is slow (PDF, Word, EPUB, HTML, reStructuredText: 5 to 100 ms and more each)
-are read in worker processes when there are many of them; the documents come out in the same
+Files whose reading is slow (PDF, Word, PowerPoint, EPUB, HTML, reST: 5 to 100 ms and more
+each) are read in worker processes when there are many of them; the documents come out in the same
 order, with the same ids, duplicates and skips, as when read one by one in this process.
 """
 
@@ -111,7 +111,7 @@ BUILD_DIRS = frozenset({"_build", "__pycache__", "node_modules", "site-packages"
 
 # Readers slow enough per file to be worth another process; the rest (plain text, Markdown, and
 # the multi-document .jsonl/.parquet files, streamed row by row) are read in this one.
-SLOW_READERS = frozenset({".pdf", ".docx", ".epub", ".html", ".htm", ".rst", ".rest"})
+SLOW_READERS = frozenset({".pdf", ".docx", ".pptx", ".epub", ".html", ".htm", ".rst", ".rest"})
 POOL_AFTER = 8  # fewer slow files than this are read here: starting workers costs more
 MAX_AUTO_WORKERS = 8
 
@@ -138,7 +138,7 @@ def _readers_signature() -> str:
     from augment.ingest import readers
 
     parts = [hashlib.sha256(Path(readers.__file__).read_bytes()).hexdigest()[:16]]
-    for package in ("pypdf", "python-docx", "docutils", "trafilatura", "lxml"):
+    for package in ("pypdf", "python-docx", "python-pptx", "docutils", "trafilatura", "lxml"):
         try:
             parts.append(f"{package}={version(package)}")
         except PackageNotFoundError:

@@ -10,6 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 class SkipFile(Exception):  # noqa: N818 - a control-flow signal, not an error for users
@@ -374,6 +375,64 @@ def read_docx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[s
     yield str(path), title or path.stem, text
 
 
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # a Compound File: a password-protected OOXML file, or an old .ppt/.doc
+
+
+def _shape_blocks(shapes: Any) -> Iterator[str]:
+    """The text of a slide's shapes, top to bottom then left to right (the order a reader sees;
+    the file keeps them in drawing order); groups opened, tables as rows of " | "."""
+
+    def place(shape: Any) -> tuple[int, int]:
+        return (shape.top or 0, shape.left or 0)
+
+    for shape in sorted(shapes, key=place):
+        if shape.shape_type == 6:  # MSO_SHAPE_TYPE.GROUP
+            yield from _shape_blocks(shape.shapes)
+        elif getattr(shape, "has_table", False) and shape.has_table:
+            rows = [" | ".join(c.text.strip() for c in row.cells) for row in shape.table.rows]
+            yield "\n".join(r for r in rows if r.strip(" |"))
+        elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+            lines = [p.text.strip() for p in shape.text_frame.paragraphs]
+            yield "\n".join(line for line in lines if line)
+
+
+def read_pptx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
+    """A PowerPoint deck: each shown slide in order, its title as a Markdown heading, its text
+    boxes and tables as a reader sees them, then its speaker notes (where decks keep the
+    explanation). Hidden slides are left out."""
+    from pptx import Presentation
+    from pptx.exc import PackageNotFoundError
+
+    with open(path, "rb") as f:
+        if f.read(4) == _OLE_MAGIC:
+            raise SkipFile("password-protected, or an old binary .ppt: save it as .pptx without a password")
+    try:
+        deck = Presentation(str(path))
+        slides, first_title = [], ""
+        for slide in deck.slides:
+            if slide._element.get("show") == "0":  # hidden in the slide show
+                continue
+            title_shape = slide.shapes.title
+            title = title_shape.text_frame.text.strip() if title_shape is not None else ""
+            first_title = first_title or title
+            title_id = title_shape.shape_id if title_shape is not None else None
+            shapes = [s for s in slide.shapes if s.shape_id != title_id]
+            body = [b for b in _shape_blocks(shapes) if b.strip()]
+            notes = ""
+            if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+                notes = slide.notes_slide.notes_text_frame.text.strip()
+            parts = ([f"## {title}"] if title else []) + body + ([f"Notes: {notes}"] if notes else [])
+            if parts:
+                slides.append("\n\n".join(parts))
+        name = deck.core_properties.title or first_title
+    except PackageNotFoundError:
+        raise SkipFile("not a PowerPoint .pptx file (not a zip package)") from None
+    except Exception as e:  # python-pptx raises many things on damaged files; none may stop the run
+        raise SkipFile(f"not a readable PowerPoint file ({type(e).__name__}: {e})") from None
+    text = _require_text("\n\n".join(slides), "PowerPoint file has no text")
+    yield str(path), name or path.stem, text
+
+
 def read_html(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
     import trafilatura
 
@@ -507,6 +566,7 @@ READERS: dict[str, Reader] = {
     ".asciidoc": read_asciidoc,
     ".ipynb": read_notebook,
     ".docx": read_docx,
+    ".pptx": read_pptx,
     ".epub": read_epub,
     ".html": read_html,
     ".htm": read_html,

@@ -573,3 +573,41 @@ def test_a_worker_that_dies_leaves_the_rest_to_this_process(tmp_path: Path, monk
     got = ingest([str(tmp_path)], workers=4)
     assert got.workers == 1 and [d.text for d in got.documents] == [d.text for d in alone.documents]
     assert len(got.documents) == 8
+
+
+def test_pptx_slides_in_order_with_tables_and_speaker_notes(tmp_path: Path):
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    intro = deck.slides.add_slide(deck.slide_layouts[1])
+    intro.shapes.title.text = "Kestrel K2 overview"
+    intro.placeholders[1].text = "The battery lasts 14 hours\nIt charges in 90 minutes"
+    intro.notes_slide.notes_text_frame.text = "Say that USB-C charging is standard."
+    specs = deck.slides.add_slide(deck.slide_layouts[5])
+    specs.shapes.title.text = "Specifications"
+    # drawn first but placed lower: read after the box above it, as a reader sees the slide
+    specs.shapes.add_textbox(Inches(1), Inches(5), Inches(4), Inches(1)).text_frame.text = "Made in Leeds."
+    table = specs.shapes.add_table(2, 2, Inches(1), Inches(2), Inches(4), Inches(1)).table
+    for (r, c), value in {(0, 0): "Weight", (0, 1): "1.2 kg", (1, 0): "Range", (1, 1): "40 km"}.items():
+        table.cell(r, c).text = value
+    group = specs.shapes.add_group_shape()
+    group.shapes.add_textbox(Inches(1), Inches(3.5), Inches(4), Inches(1)).text_frame.text = "Rated IP54."
+    hidden = deck.slides.add_slide(deck.slide_layouts[6])
+    hidden._element.set("show", "0")  # hidden in the slide show: a draft
+    hidden.shapes.add_textbox(Inches(1), Inches(1), Inches(3), Inches(1)).text_frame.text = "Old price: 900"
+    deck.save(tmp_path / "k2.pptx")
+    (tmp_path / "locked.pptx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+    (tmp_path / "broken.pptx").write_bytes(b"PK\x03\x04 not really a deck")
+
+    result = ingest([str(tmp_path)])
+    [doc] = result.documents
+    assert doc.title == "Kestrel K2 overview"
+    assert doc.text == (
+        "## Kestrel K2 overview\n\nThe battery lasts 14 hours\nIt charges in 90 minutes\n\n"
+        "Notes: Say that USB-C charging is standard.\n\n"
+        "## Specifications\n\nWeight | 1.2 kg\nRange | 40 km\n\nRated IP54.\n\nMade in Leeds."
+    )
+    r = reasons(result)
+    assert r["locked.pptx"].startswith("password-protected, or an old binary .ppt")
+    assert r["broken.pptx"] == "not a PowerPoint .pptx file (not a zip package)"
