@@ -1,9 +1,10 @@
 """Reading a folder of documents: in this process against worker processes.
 
-    python bench/reading.py [--pdfs 40] [--pages 25] [--docx 100] [--html 300] [--md 300] [--workers N]
+    python bench/reading.py [--pdfs 40] [--pages 25] [--docx 100] [--pptx 50] [--html 300] [--md 300]
+                            [--workers N]
 
-Writes a corpus of real files (PDFs with fpdf2, Word files with python-docx, HTML and Markdown
-pages), then reads it with `augment.ingest` twice: every file in this process (the peer), and
+Writes a corpus of real files (PDFs with fpdf2, Word files with python-docx, PowerPoint decks with
+python-pptx, HTML and Markdown pages), then reads it with `augment.ingest` twice: every file in this process (the peer), and
 the slow types (PDF, Word, EPUB, HTML, reST) in `--workers` processes (default: what the command
 line uses, the cores up to 8), keeping what they read in a read store (RUN/reads.sqlite in a
 run), then once more as a re-run of the unchanged folder does, from the store. Prints one table:
@@ -27,25 +28,18 @@ from augment.ingest import auto_read_workers, ingest
 from augment.ingest.readers import READERS
 from augment.pipeline.cache import ReadCache
 
-WORDS = [
-    "lighthouse",
-    "keeper",
-    "granite",
-    "lantern",
-    "paraffin",
-    "harbour",
-    "storm",
-    "steamer",
-    "signal",
-    "gallery",
-    "museum",
-    "beacon",
-]
+# the words of the bundled example manual, drawn at random: prose-like text of a product manual
+# (ASCII only: fpdf2's built-in fonts have no other characters)
+MANUAL = Path(__file__).resolve().parents[1] / "examples" / "docs" / "kestrel-k2-manual.md"
+WORDS = [w for w in MANUAL.read_text(encoding="utf-8").split() if w.isascii()]
 
 
-def make_corpus(folder: Path, pdfs: int, pages: int, docx_files: int, html: int, md: int) -> None:
+def make_corpus(
+    folder: Path, pdfs: int, pages: int, docx_files: int, pptx_files: int, html: int, md: int
+) -> None:
     import docx
     from fpdf import FPDF
+    from pptx import Presentation
 
     rng = random.Random(0)
 
@@ -65,6 +59,14 @@ def make_corpus(folder: Path, pdfs: int, pages: int, docx_files: int, html: int,
         for _ in range(20):
             d.add_paragraph(para())
         d.save(str(folder / f"report{i:04d}.docx"))
+    for i in range(pptx_files):
+        deck = Presentation()
+        for s in range(12):
+            slide = deck.slides.add_slide(deck.slide_layouts[1])
+            slide.shapes.title.text = f"Deck {i}, slide {s}"
+            slide.placeholders[1].text = "\n".join(para()[:200] for _ in range(3))
+            slide.notes_slide.notes_text_frame.text = para()
+        deck.save(str(folder / f"deck{i:04d}.pptx"))
     for i in range(html):
         body = "".join(f"<p>{para()}</p>" for _ in range(10))
         (folder / f"page{i:04d}.html").write_text(
@@ -83,13 +85,14 @@ def main() -> None:
     ap.add_argument("--pdfs", type=int, default=40)
     ap.add_argument("--pages", type=int, default=25)
     ap.add_argument("--docx", type=int, default=100)
+    ap.add_argument("--pptx", type=int, default=50)
     ap.add_argument("--html", type=int, default=300)
     ap.add_argument("--md", type=int, default=300)
     ap.add_argument("--workers", type=int, default=auto_read_workers())
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        make_corpus(folder, args.pdfs, args.pages, args.docx, args.html, args.md)
+        make_corpus(folder, args.pdfs, args.pages, args.docx, args.pptx, args.html, args.md)
         per_type: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
         for path in sorted(folder.iterdir()):
             t = time.perf_counter()
