@@ -59,6 +59,25 @@ class Skipped:
 # More unsupported files than this in the inputs are reported as one line, not a line each.
 _TYPES_LINE_AFTER = 3
 UNSUPPORTED = "unsupported file type"
+# Types a user can turn into one augment reads, and what to turn them into.
+CONVERT = {
+    ".doc": ".docx",
+    ".rtf": ".docx",
+    ".odt": ".docx",
+    ".pages": ".docx",
+    ".ppt": ".pptx",
+    ".odp": ".pptx",
+    ".key": ".pptx",
+    ".xls": ".csv",
+    ".xlsx": ".csv",
+    ".ods": ".csv",
+}
+
+
+def unsupported(path: Path) -> Skipped:
+    suffix = path.suffix.lower()
+    hint = f" (save it as {CONVERT[suffix]})" if suffix in CONVERT else ""
+    return Skipped(str(path), f"{UNSUPPORTED} '{path.suffix or path.name}'{hint}")
 
 
 @dataclass(slots=True)
@@ -72,9 +91,11 @@ class SkippedTypes:
         return ", ".join(f"{ext} {n}" for ext, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
     def __str__(self) -> str:
+        found = {Path(s.path).suffix.lower() for s in self.files}
+        convert = ", ".join(f"{ext} as {CONVERT[ext]}" for ext in sorted(found & set(CONVERT)))
         return (
             f"skipped {len(self.files)} files of types augment does not read ({self.kinds()};"
-            f" first: {self.files[0].path})"
+            f" first: {self.files[0].path})" + (f"; save {convert} to read them" if convert else "")
         )
 
 
@@ -227,7 +248,7 @@ def discover(inputs: list[str], patterns: list[str] | None = None) -> tuple[list
                 if p.suffix.lower() in READERS:
                     files.add(p)
                 elif not patterns:
-                    skipped.append(Skipped(str(p), f"{UNSUPPORTED} '{p.suffix or p.name}'"))
+                    skipped.append(unsupported(p))
             for folder, n in built.items():
                 what = f"a build folder ({n} file{'s' * (n != 1)}, not read); name it as an input to read it"
                 skipped.append(Skipped(str(folder), what, files=n))
@@ -303,7 +324,7 @@ def ingest(
             if on_read:
                 on_read(done, len(paths))
             if path.suffix.lower() not in READERS:  # a file named as an input
-                skip(Skipped(str(path), f"{UNSUPPORTED} '{path.suffix or path.name}'"))
+                skip(unsupported(path))
                 continue
             try:
                 if path in known:

@@ -531,6 +531,49 @@ def read_jsonl(path: Path, text_field: str, title_field: str) -> Iterator[tuple[
             yield RowSkipped(where, str(e).removeprefix(f"{where}: "))
 
 
+def read_csv(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str] | RowSkipped]:
+    """A table with a header line (.csv, or .tsv): one document per row, from its `text_field`
+    column. The delimiter of a .csv is found from its start (",", ";" as spreadsheets in many
+    locales write it, tab or "|"); a row's location is the line it starts on."""
+    import csv
+    import io
+
+    text = _require_text(_decode(path, path.read_bytes()))
+    if path.suffix.lower() == ".tsv":
+        delimiter = "\t"
+    else:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:65536], delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    csv.field_size_limit(1 << 30)  # a document per cell: far longer than the 128 KB default
+    rows = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    try:
+        columns = rows.fieldnames or []
+    except csv.Error as e:
+        raise SkipFile(f"not a readable CSV file ({e})") from None
+    if text_field not in columns:
+        shown = ", ".join(c for c in columns if c) or "none"
+        raise SkipFile(f"no column '{text_field}' in the header line (columns: {shown}); set text_field")
+    start = rows.line_num + 1
+    while True:
+        where = f"{path}:{start}"
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as e:  # the rest cannot be split into rows
+            yield RowSkipped(where, f"not CSV from here on ({e})")
+            return
+        start = rows.line_num + 1
+        try:
+            yield _row_doc(
+                path, where, {k: v for k, v in row.items() if k is not None}, text_field, title_field
+            )
+        except SkipFile as e:
+            yield RowSkipped(where, str(e).removeprefix(f"{where}: "))
+
+
 def read_parquet(
     path: Path, text_field: str, title_field: str
 ) -> Iterator[tuple[str, str, str] | RowSkipped]:
@@ -572,5 +615,7 @@ READERS: dict[str, Reader] = {
     ".htm": read_html,
     ".pdf": read_pdf,
     ".jsonl": read_jsonl,
+    ".csv": read_csv,
+    ".tsv": read_csv,
     ".parquet": read_parquet,
 }

@@ -611,3 +611,44 @@ def test_pptx_slides_in_order_with_tables_and_speaker_notes(tmp_path: Path):
     r = reasons(result)
     assert r["locked.pptx"].startswith("password-protected, or an old binary .ppt")
     assert r["broken.pptx"] == "not a PowerPoint .pptx file (not a zip package)"
+
+
+def test_csv_and_tsv_rows_are_documents(tmp_path: Path):
+    # a spreadsheet's export in a locale whose lists use ";", a quoted cell over two lines
+    (tmp_path / "faq.csv").write_text(
+        'id;title;text\n1;Battery;"The K2 battery lasts 14 hours; it charges in 90 minutes."\n'
+        '2;Empty;\n3;Cleaning;"Wipe the lens with a dry cloth.\nNever use solvents."\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "notes.tsv").write_text(
+        "text\textra\nThe mount takes a 1/4-inch screw.\tx\n", encoding="utf-8"
+    )
+    (tmp_path / "prices.csv").write_text("sku,price\nK2,899\n", encoding="utf-8")
+
+    result = ingest([str(tmp_path)])
+    docs = {d.path: (d.title, d.text) for d in result.documents}
+    assert docs == {
+        f"{tmp_path / 'faq.csv'}:2": ("Battery", "The K2 battery lasts 14 hours; it charges in 90 minutes."),
+        f"{tmp_path / 'faq.csv'}:4": ("Cleaning", "Wipe the lens with a dry cloth.\nNever use solvents."),
+        f"{tmp_path / 'notes.tsv'}:2": ("notes 2", "The mount takes a 1/4-inch screw."),
+    }
+    r = reasons(result)
+    assert r["faq.csv:3"] == "field 'text' is empty"
+    assert r["prices.csv"] == "no column 'text' in the header line (columns: sku, price); set text_field"
+    # another column, as for .jsonl and .parquet
+    prices = ingest([str(tmp_path / "prices.csv")], text_field="sku")
+    assert [d.text for d in prices.documents] == ["K2"]
+
+
+def test_office_files_of_other_types_say_what_to_save_them_as(tmp_path: Path):
+    (tmp_path / "old.doc").write_bytes(b"\xd0\xcf\x11\xe0")
+    assert reasons(ingest([str(tmp_path)]))["old.doc"] == "unsupported file type '.doc' (save it as .docx)"
+    for name in ("deck.ppt", "sheet.xlsx", "logo.png", "photo.png"):
+        (tmp_path / name).write_bytes(b"\x00")
+    (tmp_path / "manual.md").write_text("# Manual\n\nThe lamp turns.", encoding="utf-8")
+    said: list[str] = []
+    ingest([str(tmp_path)], on_skip=lambda s: said.append(str(s)))
+    assert said == [
+        f"skipped 5 files of types augment does not read (.png 2, .doc 1, .ppt 1, .xlsx 1; first: "
+        f"{tmp_path / 'deck.ppt'}); save .doc as .docx, .ppt as .pptx, .xlsx as .csv to read them"
+    ]
