@@ -433,6 +433,73 @@ def read_pptx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[s
     yield str(path), name or path.stem, text
 
 
+_ODF_TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+_ODF_TABLE = "urn:oasis:names:tc:opendocument:xmlns:table:1.0"
+
+
+def _odf_inline(el: Any) -> str:
+    """The words of an ODF paragraph: its spans and links, <text:s/> spaces, tabs and line breaks;
+    notes (footnote bodies) and tracked deletions left out."""
+    t = f"{{{_ODF_TEXT}}}"
+    parts = [el.text or ""]
+    for child in el:
+        tag = child.tag
+        if tag == t + "s":
+            parts.append(" " * int(child.get(t + "c", "1")))
+        elif tag in (t + "tab", t + "line-break"):
+            parts.append(" ")
+        elif tag not in (t + "note", t + "tracked-changes", t + "bookmark-ref"):
+            parts.append(_odf_inline(child))
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def read_odt(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
+    """An OpenDocument text (LibreOffice Writer): headings (as Markdown headings by their outline
+    level), paragraphs, list items and table rows, in document order."""
+    import zipfile
+
+    from lxml import etree
+
+    with open(path, "rb") as f:
+        if f.read(4) == _OLE_MAGIC:
+            raise SkipFile(
+                "password-protected or not an OpenDocument file; save it as .odt without a password"
+            )
+    try:
+        with zipfile.ZipFile(path) as z:
+            content = etree.fromstring(z.read("content.xml"), etree.XMLParser(resolve_entities=False))
+            meta = z.read("meta.xml") if "meta.xml" in z.namelist() else b""
+    except (zipfile.BadZipFile, KeyError, etree.XMLSyntaxError) as e:
+        raise SkipFile(f"not a readable OpenDocument text ({type(e).__name__}: {e})") from None
+    t, tb = f"{{{_ODF_TEXT}}}", f"{{{_ODF_TABLE}}}"
+    body = content.find("{urn:oasis:names:tc:opendocument:xmlns:office:1.0}body")
+    blocks, heading = [], ""
+    for el in body.iter(t + "h", t + "p", tb + "table-row") if body is not None else ():
+        if el.tag == tb + "table-row":
+            cells = [" ".join(_odf_inline(p) for p in c.iter(t + "p")) for c in el.iter(tb + "table-cell")]
+            row = " | ".join(" ".join(c.split()) for c in cells)
+            if row.strip(" |"):
+                blocks.append(row)
+            continue
+        if any(a.tag in (tb + "table-cell", t + "note") for a in el.iterancestors()):
+            continue  # a cell's words are in its row; a note's are left out
+        text = " ".join(_odf_inline(el).split())
+        if not text:
+            continue
+        if el.tag == t + "h":
+            heading = heading or text
+            text = "#" * min(int(el.get(t + "outline-level", "1")), 6) + " " + text
+        blocks.append(text)
+    title = ""
+    if meta:
+        with contextlib.suppress(etree.XMLSyntaxError):
+            found = etree.fromstring(meta).find(".//{http://purl.org/dc/elements/1.1/}title")
+            title = (found.text or "").strip() if found is not None else ""
+    text = _require_text("\n\n".join(blocks), "OpenDocument text has no text")
+    yield str(path), title or heading or path.stem, text
+
+
 def read_html(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
     import trafilatura
 
@@ -610,6 +677,7 @@ READERS: dict[str, Reader] = {
     ".ipynb": read_notebook,
     ".docx": read_docx,
     ".pptx": read_pptx,
+    ".odt": read_odt,
     ".epub": read_epub,
     ".html": read_html,
     ".htm": read_html,

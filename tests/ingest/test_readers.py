@@ -652,3 +652,64 @@ def test_office_files_of_other_types_say_what_to_save_them_as(tmp_path: Path):
         f"skipped 5 files of types augment does not read (.png 2, .doc 1, .ppt 1, .xlsx 1; first: "
         f"{tmp_path / 'deck.ppt'}); save .doc as .docx, .ppt as .pptx, .xlsx as .csv to read them"
     ]
+
+
+def write_odt(path: Path, body: str, title: str | None = None) -> None:
+    """A minimal real OpenDocument text: mimetype, manifest, content.xml (and meta.xml)."""
+    import zipfile
+
+    ns = (
+        'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+        'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"'
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+        z.writestr(
+            "META-INF/manifest.xml",
+            '<?xml version="1.0"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:'
+            'manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/'
+            'vnd.oasis.opendocument.text"/></manifest:manifest>',
+        )
+        z.writestr(
+            "content.xml",
+            f'<?xml version="1.0"?><office:document-content {ns}><office:body><office:text>{body}'
+            "</office:text></office:body></office:document-content>",
+        )
+        if title:
+            z.writestr(
+                "meta.xml",
+                '<?xml version="1.0"?><office:document-meta xmlns:office="urn:oasis:names:tc:opendocument:'
+                'xmlns:office:1.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><office:meta>'
+                f"<dc:title>{title}</dc:title></office:meta></office:document-meta>",
+            )
+
+
+def test_odt_headings_paragraphs_lists_and_tables_in_order(tmp_path: Path):
+    write_odt(
+        tmp_path / "guide.odt",
+        '<text:h text:outline-level="1">Care guide</text:h>'
+        "<text:p>Wipe the<text:s/> lens<text:tab/>with a <text:span>dry</text:span> cloth."
+        "<text:note><text:note-citation>1</text:note-citation><text:note-body><text:p>A footnote.</text:p>"
+        "</text:note-body></text:note></text:p>"
+        '<text:h text:outline-level="2">Storage</text:h>'
+        "<text:list><text:list-item><text:p>Keep it dry.</text:p></text:list-item>"
+        "<text:list-item><text:p>Keep it<text:line-break/>cool.</text:p></text:list-item></text:list>"
+        "<table:table><table:table-row><table:table-cell><text:p>Humidity</text:p></table:table-cell>"
+        "<table:table-cell><text:p>under 60 %</text:p></table:table-cell></table:table-row></table:table>",
+    )
+    write_odt(tmp_path / "named.odt", "<text:p>The keeper logs the weather.</text:p>", title="Logbook")
+    write_odt(tmp_path / "blank.odt", "<text:p>  </text:p>")
+    (tmp_path / "broken.odt").write_bytes(b"PK\x03\x04 not a document")
+
+    result = ingest([str(tmp_path)])
+    docs = {Path(d.path).name: (d.title, d.text) for d in result.documents}
+    assert docs["guide.odt"] == (
+        "Care guide",
+        "# Care guide\n\nWipe the lens with a dry cloth.\n\n## Storage\n\nKeep it dry.\n\nKeep it cool.\n\n"
+        "Humidity | under 60 %",
+    )
+    assert docs["named.odt"] == ("Logbook", "The keeper logs the weather.")
+    r = reasons(result)
+    assert r["blank.odt"] == "OpenDocument text has no text"
+    assert r["broken.odt"].startswith("not a readable OpenDocument text (BadZipFile")
