@@ -99,3 +99,20 @@ def test_eval_scores_the_gold_answers_tokens_through_its_echo(llama_server):
     assert scores.predictions[0] == scores.predictions[1] and scores.predictions[0]  # one greedy answer
     assert not scores.warnings and math.isfinite(right) and math.isfinite(wrong)
     assert right < wrong  # the answer's own tokens were scored, not the prompt's
+
+
+def test_a_prompt_past_its_context_is_one_reason_not_a_bare_400(llama_server, tmp_path: Path):
+    """Its 400 for a prompt longer than --n_ctx is read as the context's size: the run says why."""
+    url, log = llama_server
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    words = "The keeper of the Cape Merrow light logs the wind, the tide and every passing ship."
+    (docs / "log.md").write_text("# Logbook\n\n" + " ".join([words] * 180), encoding="utf-8")  # ~3,000 tokens
+    values = {"backend": "openai", "base_url": url, "model": NAME, "strategies": ["notes"], "concurrency": 1}
+    config = load_config(None, {**values, "chunk_tokens": 4000, "chunk_overlap": 0})
+    summary = generate([str(docs)], tmp_path / "run", config)
+    assert " 400 " in log.read_text() and summary.requests == 1
+    assert summary.failures == {
+        "backend_error: context_exceeded: the prompt leaves too little room for a reply in the server's "
+        "context of 2048 tokens (lower chunk_tokens, or start the server with a longer context)": 1
+    }
