@@ -313,11 +313,15 @@ def ingest(
     pool: ProcessPoolExecutor | None = None
     futures: dict[Path, Future[tuple[str, object]]] = {}
     if n_workers > 1:
-        # spawn, not fork: the caller may hold threads (a progress display, an event loop)
-        pool = ProcessPoolExecutor(
-            n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
-        )
-        futures = {p: pool.submit(_read_whole, p, text_field, title_field) for p in slow}
+        try:  # spawn, not fork: the caller may hold threads (a progress display, an event loop)
+            pool = ProcessPoolExecutor(
+                n_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
+            )
+            futures = {p: pool.submit(_read_whole, p, text_field, title_field) for p in slow}
+        except (OSError, NotImplementedError):  # no process support here (a container without /dev/shm)
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            pool, futures, result.workers = None, {}, 1
     try:
         for done, path in enumerate(paths):
             if on_read:

@@ -546,7 +546,7 @@ def test_many_slow_files_read_in_worker_processes_give_what_one_process_gives(tm
     assert ingest([str(tmp_path / "manual0.pdf"), str(tmp_path / "notes.md")], workers=4).workers == 1
 
 
-def test_a_worker_that_dies_leaves_the_rest_to_this_process(tmp_path: Path, monkeypatch):
+def test_a_worker_that_dies_or_no_pool_leaves_the_files_to_this_process(tmp_path: Path, monkeypatch):
     from concurrent.futures import Future
     from concurrent.futures.process import BrokenProcessPool
 
@@ -573,6 +573,13 @@ def test_a_worker_that_dies_leaves_the_rest_to_this_process(tmp_path: Path, monk
     got = ingest([str(tmp_path)], workers=4)
     assert got.workers == 1 and [d.text for d in got.documents] == [d.text for d in alone.documents]
     assert len(got.documents) == 8
+
+    def no_processes(*args, **kwargs):  # a container without /dev/shm: no semaphores, no pool
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(ingest_module, "ProcessPoolExecutor", no_processes)
+    got = ingest([str(tmp_path)], workers=4)
+    assert got.workers == 1 and [d.text for d in got.documents] == [d.text for d in alone.documents]
 
 
 def test_pptx_slides_in_order_with_tables_and_speaker_notes(tmp_path: Path):
