@@ -204,7 +204,6 @@ class OpenAIBackend:
         self.token_field = "max_tokens"
         self.left_out: set[str] = set()
         self.adjusted: list[str] = []
-        self.context: int | None = None  # the server's context in tokens, once an error has said it
 
     @classmethod
     def from_config(cls, config: RunConfig) -> OpenAIBackend:
@@ -377,7 +376,6 @@ class OpenAIBackend:
         """Send `req` again with max_tokens lowered to the room its prompt leaves in the server's
         context (where the server did not say the prompt's size, from an estimate with a margin;
         twice at most), or fail it: a prompt that leaves less than REPLY_ROOM tokens is too long."""
-        self.context = context
         if prompt is None:  # a chat template adds some tokens; tokenizers differ from the estimate
             prompt = int(approx_count(req.prompt) * 1.25) + 32
         room = context - prompt

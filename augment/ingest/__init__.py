@@ -130,14 +130,10 @@ class IngestResult:
 BUILD_DIRS = frozenset({"_build", "__pycache__", "node_modules", "site-packages"})
 
 # Readers slow enough per file to be worth another process; the rest (plain text, Markdown, and
-# the multi-document .jsonl/.parquet files, streamed row by row) are read in this one.
+# the multi-document .jsonl/.parquet/.csv files, streamed row by row) are read in this one.
 SLOW_READERS = frozenset({".pdf", ".docx", ".pptx", ".odt", ".epub", ".html", ".htm", ".rst", ".rest"})
 POOL_AFTER = 8  # fewer slow files than this are read here: starting workers costs more
 MAX_AUTO_WORKERS = 8
-
-# What reading one file gave: its items (location, title, text) and skipped rows (location, reason),
-# in order, or the reason the whole file was skipped.
-FileItems = list[tuple[str, str, str] | RowSkipped]
 
 
 class ReadStore(Protocol):
@@ -305,7 +301,7 @@ def ingest(
             stamps[p] = file_stamp(p, text_field, title_field)
         except OSError:
             continue  # read below, which says why it cannot be
-        if store is not None and (outcome := store.get(str(p), stamps[p])) is not None:
+        if store is not None and (outcome := store.get(str(p.resolve()), stamps[p])) is not None:
             known[p] = outcome
     result.from_store = len(known)
     slow = [p for p in stamps if p not in known]
@@ -343,7 +339,7 @@ def ingest(
                 result.workers = 1
                 kind, got = _read_whole(path, text_field, title_field)
             if store is not None and path in stamps and path not in known and kind in ("items", "skip"):
-                store.put(str(path), stamps[path], (kind, got))
+                store.put(str(path.resolve()), stamps[path], (kind, got))
             if kind in ("skip", "error"):
                 skip(Skipped(str(path), str(got)))
                 continue
