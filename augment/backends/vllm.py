@@ -98,28 +98,30 @@ class VLLMBackend:
             options["structured_outputs"] = StructuredOutputsParams(json=req.schema)
         return self._vllm.SamplingParams(**options)
 
-    def prompt_tokens(self, req: GenRequest, chat: bool) -> int | None:
-        """The prompt's tokens as vLLM reads it (through the chat template where `chat`); None
-        where the tokenizer cannot say (vLLM then judges the prompt itself)."""
+    def prompt_tokens(self, reqs: list[GenRequest], chat: bool) -> list[int | None]:
+        """Each prompt's tokens as vLLM reads it (through the chat template where `chat`), counted
+        in one batch (a fast tokenizer spreads it over the cores); None where the tokenizer cannot
+        say (vLLM then judges the prompts itself)."""
+        if not reqs or not self.context_tokens:
+            return [None] * len(reqs)
         try:
             if chat:
-                messages = [{"role": "user", "content": req.prompt}]
+                conversations = [[{"role": "user", "content": r.prompt}] for r in reqs]
                 ids = self._tokenizer.apply_chat_template(
-                    messages, add_generation_prompt=True, tokenize=True, **self.template_kwargs
+                    conversations, add_generation_prompt=True, tokenize=True, **self.template_kwargs
                 )
             else:
-                ids = self._tokenizer(req.prompt)
+                ids = self._tokenizer([r.prompt for r in reqs])
             if isinstance(ids, Mapping):
                 ids = ids["input_ids"]
-            return len(ids)
+            return [len(x) for x in ids]
         except Exception:  # tokenizers differ (a Mistral one, a template that wants a system turn)
-            return None
+            return [None] * len(reqs)
 
-    def _fit(self, req: GenRequest, chat: bool) -> int | BackendError:
-        """max_tokens for `req` within context_tokens, or its failure when the prompt leaves too
-        little room (vLLM would refuse the whole batch for it)."""
-        n = self.prompt_tokens(req, chat) if self.context_tokens else None
-        if n is None:
+    def _fit(self, req: GenRequest, n: int | None) -> int | BackendError:
+        """max_tokens for `req`, whose prompt is `n` tokens, within context_tokens; or its failure
+        when the prompt leaves too little room (vLLM would refuse the whole batch for it)."""
+        if n is None or not self.context_tokens:
             return req.max_tokens
         room = self.context_tokens - n
         if room < min(req.max_tokens, REPLY_ROOM):
@@ -134,13 +136,15 @@ class VLLMBackend:
         results: list[GenResult | BaseException | None] = [None] * len(reqs)
         chat: list[tuple[int, int]] = []  # (index, max_tokens) of each request to send
         text: list[tuple[int, int]] = []
-        for i, r in enumerate(reqs):
-            as_chat = r.chat and self._chat
-            fit = self._fit(r, as_chat)
-            if isinstance(fit, BackendError):
-                results[i] = fit
-            else:
-                (chat if as_chat else text).append((i, fit))
+        for as_chat, send in ((True, chat), (False, text)):
+            idx = [i for i, r in enumerate(reqs) if (r.chat and self._chat) == as_chat]
+            counts = self.prompt_tokens([reqs[i] for i in idx], as_chat)
+            for i, n in zip(idx, counts, strict=True):
+                fit = self._fit(reqs[i], n)
+                if isinstance(fit, BackendError):
+                    results[i] = fit
+                else:
+                    send.append((i, fit))
         outputs: dict[int, Any] = {}
         if text:
             outs = self.llm.generate(
