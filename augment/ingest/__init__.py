@@ -200,6 +200,19 @@ def _read_whole(path: Path, text_field: str, title_field: str) -> tuple[str, obj
         return "error", f"cannot read ({e.strerror or e})"
 
 
+def _portable(got: object, path: Path) -> object:
+    """Items as kept: the file's own path as a location becomes "", so that a later run that names
+    the file another way (relative, absolute) gives its documents the path it was given."""
+    if not isinstance(got, list):
+        return got
+    return [["", *item[1:]] if item and item[0] == str(path) else item for item in got]
+
+
+def _placed(got: object, path: Path) -> object:
+    """Kept items with the file's path put back as this run names it (see _portable)."""
+    return [[str(path), *item[1:]] if item and item[0] == "" else item for item in got]  # type: ignore[union-attr]
+
+
 def _worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle, once
 
@@ -339,7 +352,9 @@ def ingest(
                 result.workers = 1
                 kind, got = _read_whole(path, text_field, title_field)
             if store is not None and path in stamps and path not in known and kind in ("items", "skip"):
-                store.put(str(path.resolve()), stamps[path], (kind, got))
+                store.put(str(path.resolve()), stamps[path], (kind, _portable(got, path)))
+            elif path in known and kind == "items":
+                got = _placed(got, path)
             if kind in ("skip", "error"):
                 skip(Skipped(str(path), str(got)))
                 continue

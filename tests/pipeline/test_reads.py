@@ -52,8 +52,17 @@ def test_a_rerun_reads_only_the_slow_files_that_changed(tmp_path: Path, monkeypa
     page = docs / "page1.html"
     page.write_text(page.read_text(encoding="utf-8").replace("Page 1 of", "Page one of"), encoding="utf-8")
     os.utime(page, ns=(page.stat().st_atime_ns, page.stat().st_mtime_ns + 10**9))
-    edited = ingest([str(docs)], store=ReadCache(store))
+    kept = ReadCache(store)
+    edited = ingest([str(docs)], store=kept)
+    kept.save()
     assert edited.from_store == 4 and "Page one of" in edited.documents[-2].text
+    # named another way (relative to another folder): the documents carry the path as given now
+    monkeypatch.chdir(tmp_path)
+    relative = ingest(["docs"], store=ReadCache(store))
+    assert relative.from_store == 5 and [d.path for d in relative.documents] == [
+        str(Path("docs") / name)
+        for name in ("manual.pdf", "notes.md", "page0.html", "page1.html", "page2.html")
+    ]
     monkeypatch.setattr(ingest_module, "_readers_signature", lambda: "readers of another version")
     assert ingest([str(docs)], store=ReadCache(store)).from_store == 0
 
