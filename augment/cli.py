@@ -68,9 +68,9 @@ TokenizerOpt = Annotated[str | None, typer.Option(help="'approx' or 'hf:PATH' to
 GlobOpt = Annotated[list[str] | None, typer.Option(help="Only read files matching these patterns.")]
 ReadWorkersOpt = Annotated[
     int | None,
-    typer.Option(help="Processes reading PDF, Word, EPUB, HTML, reST files (default: cores, up to 8)."),
+    typer.Option(help="Processes reading PDF, Office, EPUB, HTML, reST files (default: cores, up to 8)."),
 ]
-TextFieldOpt = Annotated[str | None, typer.Option(help="Text field of .jsonl/.parquet rows.")]
+TextFieldOpt = Annotated[str | None, typer.Option(help="Text field of .jsonl/.parquet rows, .csv column.")]
 EndpointOpt = Annotated[str | None, typer.Option(help="openai backend: chat or completions.")]
 BudgetTokensOpt = Annotated[
     int | None,

@@ -41,13 +41,13 @@ class RunConfig(BaseModel):
 
     # ingest
     glob: list[str] | None = Field(None, description="file patterns to read inside a folder")
-    text_field: str = Field("text", description="text field of .jsonl/.parquet rows")
-    title_field: str = Field("title", description="title field of .jsonl/.parquet rows")
+    text_field: str = Field("text", description="text field of .jsonl/.parquet rows, .csv/.tsv column")
+    title_field: str = Field("title", description="title field of .jsonl/.parquet rows, .csv/.tsv column")
     read_workers: int | None = Field(
         None,
         ge=1,
         le=256,
-        description="processes reading PDF, Word, EPUB, HTML and reST files (command line default: cores, up to 8)",
+        description="processes reading PDF, Office, EPUB, HTML and reST files (command line default: cores, up to 8)",
     )
     tokenizer: str = Field("approx", description="'approx' or 'hf:PATH' to a tokenizer.json")
     chunk_tokens: int = Field(512, ge=16, le=100_000)
