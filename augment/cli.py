@@ -473,6 +473,7 @@ def _print_generate_summary(summary: Any, shards: Any) -> None:
     st = summary.state
     rows: list[list[Any]] = [
         ["files", summary.files],
+        *([["  read earlier (reads.sqlite)", summary.files_kept]] if summary.files_kept else []),
         ["documents", summary.documents],
         ["skipped", sum(x.files for x in summary.skipped)],
         ["chunks", summary.chunks],

@@ -75,6 +75,9 @@ class GenerateSummary:
     by_strategy: dict[str, Counter[str]] = field(default_factory=dict)
     # what the server refused and this run stopped sending (the openai backend's `adjusted`)
     adjusted: list[str] = field(default_factory=list)
+    # reading the inputs: files whose reading was kept from an earlier run (reads.sqlite), seconds
+    files_kept: int = 0
+    read_seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         s = self.state
@@ -105,6 +108,8 @@ class GenerateSummary:
                 "prompt_tokens": s.prompt_tokens,
                 "completion_tokens": s.completion_tokens,
                 "adjusted": self.adjusted,
+                "files_read_earlier": self.files_kept,
+                "read_s": round(self.read_seconds, 3),
             },
             "seconds": round(self.seconds, 3),
         }
@@ -235,7 +240,9 @@ def generate(
     tokenizer = Tokenizer(config.tokenizer)
     # what slow files read to is kept beside the replies (a part's, in its own folder)
     reads = ReadCache((run_dir if shard is None else part_dir(run_dir, shard)) / "reads.sqlite")
+    t_read = time.perf_counter()
     ingested = read_documents(inputs, config, hooks.on_skip, hooks.on_read, reads)
+    read_seconds = time.perf_counter() - t_read
     corpus = ingested.documents
     if shard is None:
         check_unsharded(run_dir)
@@ -274,6 +281,8 @@ def generate(
             skipped=ingested.skipped,
             chunks=len(chunks),
             requests=len(work),
+            files_kept=ingested.from_store,
+            read_seconds=read_seconds,
         )
         run_info = run_record(inputs, config, strategies, corpus, backend.name, backend.model)
         run_info["prompt_style"] = style

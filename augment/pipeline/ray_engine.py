@@ -346,6 +346,7 @@ def generate_ray(
     summary.state.prompt_tokens = this_run.get("prompt_tokens", 0)
     summary.state.completion_tokens = this_run.get("completion_tokens", 0)
     summary.state.timeouts = this_run.get("timeouts", 0)
+    summary.files_kept = ingested.from_store
     summary.adjusted = list(this_run.get("adjusted", []))  # every actor's, each said once
     summary.complete = summary.unanswered == 0
     summary.seconds = time.perf_counter() - t0

@@ -3,6 +3,7 @@ changed; what it reuses is what reading the file gives, skips included."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -80,6 +81,9 @@ def test_generate_keeps_what_it_read_in_the_run_and_a_damaged_file_is_read_aroun
     assert (
         second.state.calls == 0 and (run / "generated" / "notes.jsonl").read_text(encoding="utf-8") == records
     )
+    assert (first.files_kept, second.files_kept) == (0, 5)  # 2 PDFs and 3 pages; Markdown is read anyway
+    stats = json.loads((run / "stats.json").read_text(encoding="utf-8"))
+    assert stats["this_run"]["files_read_earlier"] == 5 and stats["this_run"]["read_s"] >= 0
     assert [s.reason for s in second.skipped] == [s.reason for s in first.skipped]
     # not augment's database: the run reads every file and leaves the file as it was
     (run / "reads.sqlite").write_bytes(b"this is not a database")
