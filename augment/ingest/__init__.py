@@ -65,7 +65,6 @@ CONVERT = {
     ".rtf": ".docx",
     ".pages": ".docx",
     ".ppt": ".pptx",
-    ".odp": ".pptx",
     ".key": ".pptx",
     ".xls": ".csv",
     ".xlsx": ".csv",
@@ -131,7 +130,9 @@ BUILD_DIRS = frozenset({"_build", "__pycache__", "node_modules", "site-packages"
 
 # Readers slow enough per file to be worth another process; the rest (plain text, Markdown, and
 # the multi-document .jsonl/.parquet/.csv files, streamed row by row) are read in this one.
-SLOW_READERS = frozenset({".pdf", ".docx", ".pptx", ".odt", ".epub", ".html", ".htm", ".rst", ".rest"})
+SLOW_READERS = frozenset(
+    {".pdf", ".docx", ".pptx", ".odt", ".odp", ".epub", ".html", ".htm", ".rst", ".rest"}
+)
 POOL_AFTER = 8  # fewer slow files than this are read here: starting workers costs more
 MAX_AUTO_WORKERS = 8
 

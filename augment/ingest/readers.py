@@ -454,9 +454,13 @@ def _odf_inline(el: Any) -> str:
     return "".join(parts)
 
 
-def read_odt(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
-    """An OpenDocument text (LibreOffice Writer): headings (as Markdown headings by their outline
-    level), paragraphs, list items and table rows, in document order."""
+_ODF_DRAW = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0"
+_ODF_PRESENTATION = "urn:oasis:names:tc:opendocument:xmlns:presentation:1.0"
+_ODF_SVG = "urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0"
+
+
+def _odf_parts(path: Path, what: str) -> tuple[Any, bytes]:
+    """content.xml (parsed) and meta.xml (bytes, b"" if none) of an OpenDocument file."""
     import zipfile
 
     from lxml import etree
@@ -464,14 +468,86 @@ def read_odt(path: Path, text_field: str, title_field: str) -> Iterator[tuple[st
     with open(path, "rb") as f:
         if f.read(4) == _OLE_MAGIC:
             raise SkipFile(
-                "password-protected or not an OpenDocument file; save it as .odt without a password"
+                f"password-protected or not an OpenDocument file; save it as {what} without a password"
             )
     try:
         with zipfile.ZipFile(path) as z:
             content = etree.fromstring(z.read("content.xml"), etree.XMLParser(resolve_entities=False))
             meta = z.read("meta.xml") if "meta.xml" in z.namelist() else b""
     except (zipfile.BadZipFile, KeyError, etree.XMLSyntaxError) as e:
-        raise SkipFile(f"not a readable OpenDocument text ({type(e).__name__}: {e})") from None
+        raise SkipFile(f"not a readable OpenDocument file ({type(e).__name__}: {e})") from None
+    return content, meta
+
+
+def _odf_title(meta: bytes) -> str:
+    """The document's title from meta.xml (dc:title), or ""."""
+    from lxml import etree
+
+    with contextlib.suppress(etree.XMLSyntaxError):
+        found = etree.fromstring(meta).find(".//{http://purl.org/dc/elements/1.1/}title") if meta else None
+        return (found.text or "").strip() if found is not None else ""
+    return ""
+
+
+def _odf_length(value: str | None) -> float:
+    """An ODF length ("2.5cm", "1in", "12pt") in centimetres, to order a slide's shapes."""
+    m = re.match(r"\s*(-?[\d.]+)\s*([a-z]*)", value or "")
+    if not m:
+        return 0.0
+    scale = {"cm": 1.0, "mm": 0.1, "in": 2.54, "pt": 2.54 / 72, "pc": 2.54 / 6}.get(m.group(2), 1.0)
+    return float(m.group(1)) * scale
+
+
+def _odf_frame_text(frame: Any) -> str:
+    """A slide shape's words: a table's rows as " | ", else its paragraphs, a line each."""
+    t, tb = f"{{{_ODF_TEXT}}}", f"{{{_ODF_TABLE}}}"
+    rows = []
+    for row in frame.iter(tb + "table-row"):
+        cells = [
+            " ".join(" ".join(_odf_inline(p) for p in c.iter(t + "p")).split())
+            for c in row.iter(tb + "table-cell")
+        ]
+        rows.append(" | ".join(cells))
+    if rows:
+        return "\n".join(r for r in rows if r.strip(" |"))
+    lines = [" ".join(_odf_inline(p).split()) for p in frame.iter(t + "p", t + "h")]
+    return "\n".join(line for line in lines if line)
+
+
+def read_odp(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
+    """An OpenDocument presentation (LibreOffice Impress): each slide in order, its title as a
+    Markdown heading, its shapes' text and tables top to bottom then left to right, then its
+    speaker notes, as for .pptx."""
+    content, meta = _odf_parts(path, ".odp")
+    draw, pres, svg = (f"{{{ns}}}" for ns in (_ODF_DRAW, _ODF_PRESENTATION, _ODF_SVG))
+    slides, first_title = [], ""
+    for page in content.iter(draw + "page"):
+        title, body, notes = "", [], []
+        shapes = [f for f in page if f.tag in (draw + "frame", draw + "custom-shape", draw + "g")]
+        shapes.sort(key=lambda f: (_odf_length(f.get(svg + "y")), _odf_length(f.get(svg + "x"))))
+        for shape in shapes:
+            text = _odf_frame_text(shape)
+            if text and shape.get(pres + "class") == "title" and not title:
+                title = " ".join(text.split())
+            elif text:
+                body.append(text)
+        for note in page.iter(pres + "notes"):
+            notes += [
+                _odf_frame_text(f) for f in note.iter(draw + "frame") if f.get(pres + "class") == "notes"
+            ]
+        said = " ".join(" ".join(notes).split())
+        first_title = first_title or title
+        parts = ([f"## {title}"] if title else []) + body + ([f"Notes: {said}"] if said else [])
+        if parts:
+            slides.append("\n\n".join(parts))
+    text = _require_text("\n\n".join(slides), "OpenDocument presentation has no text")
+    yield str(path), _odf_title(meta) or first_title or path.stem, text
+
+
+def read_odt(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
+    """An OpenDocument text (LibreOffice Writer): headings (as Markdown headings by their outline
+    level), paragraphs, list items and table rows, in document order."""
+    content, meta = _odf_parts(path, ".odt")
     t, tb = f"{{{_ODF_TEXT}}}", f"{{{_ODF_TABLE}}}"
     body = content.find("{urn:oasis:names:tc:opendocument:xmlns:office:1.0}body")
     blocks, heading = [], ""
@@ -491,13 +567,8 @@ def read_odt(path: Path, text_field: str, title_field: str) -> Iterator[tuple[st
             heading = heading or text
             text = "#" * min(int(el.get(t + "outline-level", "1")), 6) + " " + text
         blocks.append(text)
-    title = ""
-    if meta:
-        with contextlib.suppress(etree.XMLSyntaxError):
-            found = etree.fromstring(meta).find(".//{http://purl.org/dc/elements/1.1/}title")
-            title = (found.text or "").strip() if found is not None else ""
     text = _require_text("\n\n".join(blocks), "OpenDocument text has no text")
-    yield str(path), title or heading or path.stem, text
+    yield str(path), _odf_title(meta) or heading or path.stem, text
 
 
 def read_html(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
@@ -678,6 +749,7 @@ READERS: dict[str, Reader] = {
     ".docx": read_docx,
     ".pptx": read_pptx,
     ".odt": read_odt,
+    ".odp": read_odp,
     ".epub": read_epub,
     ".html": read_html,
     ".htm": read_html,

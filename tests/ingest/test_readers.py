@@ -661,17 +661,21 @@ def test_office_files_of_other_types_say_what_to_save_them_as(tmp_path: Path):
     ]
 
 
-def write_odt(path: Path, body: str, title: str | None = None) -> None:
-    """A minimal real OpenDocument text: mimetype, manifest, content.xml (and meta.xml)."""
+def write_odt(path: Path, body: str, title: str | None = None, kind: str = "text") -> None:
+    """A minimal real OpenDocument file (kind "text" or "presentation"): mimetype, manifest,
+    content.xml (and meta.xml)."""
     import zipfile
 
     ns = (
         'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
         'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
-        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"'
+        'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+        'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
+        'xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0" '
+        'xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0"'
     )
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+        z.writestr("mimetype", f"application/vnd.oasis.opendocument.{kind}")
         z.writestr(
             "META-INF/manifest.xml",
             '<?xml version="1.0"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:'
@@ -680,8 +684,8 @@ def write_odt(path: Path, body: str, title: str | None = None) -> None:
         )
         z.writestr(
             "content.xml",
-            f'<?xml version="1.0"?><office:document-content {ns}><office:body><office:text>{body}'
-            "</office:text></office:body></office:document-content>",
+            f'<?xml version="1.0"?><office:document-content {ns}><office:body><office:{kind}>{body}'
+            f"</office:{kind}></office:body></office:document-content>",
         )
         if title:
             z.writestr(
@@ -719,4 +723,45 @@ def test_odt_headings_paragraphs_lists_and_tables_in_order(tmp_path: Path):
     assert docs["named.odt"] == ("Logbook", "The keeper logs the weather.")
     r = reasons(result)
     assert r["blank.odt"] == "OpenDocument text has no text"
-    assert r["broken.odt"].startswith("not a readable OpenDocument text (BadZipFile")
+    assert r["broken.odt"].startswith("not a readable OpenDocument file (BadZipFile")
+
+
+def test_odp_slides_in_order_with_tables_and_notes(tmp_path: Path):
+    def frame(y: str, inner: str, cls: str = "") -> str:
+        role = f' presentation:class="{cls}"' if cls else ""
+        return f'<draw:frame svg:x="2cm" svg:y="{y}"{role}>{inner}</draw:frame>'
+
+    def box(*paragraphs: str) -> str:
+        return "<draw:text-box>" + "".join(f"<text:p>{p}</text:p>" for p in paragraphs) + "</draw:text-box>"
+
+    cells = "".join(
+        f"<table:table-row><table:table-cell><text:p>{a}</text:p></table:table-cell>"
+        f"<table:table-cell><text:p>{b}</text:p></table:table-cell></table:table-row>"
+        for a, b in (("Weight", "1.2 kg"), ("Range", "40 km"))
+    )
+    write_odt(
+        tmp_path / "k2.odp",
+        '<draw:page draw:name="intro">'
+        + frame("12cm", box("Made in Leeds."))  # drawn first, placed last
+        + frame("1cm", box("Kestrel K2 overview"), "title")
+        + frame("4cm", box("The battery lasts 14 hours", "It charges in 90 minutes"), "outline")
+        + '<presentation:notes><draw:frame presentation:class="notes">'
+        + box("Say that USB-C charging is standard.")
+        + "</draw:frame></presentation:notes></draw:page>"
+        + '<draw:page draw:name="specs">'
+        + frame("1cm", box("Specifications"), "title")
+        + frame("3cm", f"<table:table>{cells}</table:table>")
+        + "</draw:page>",
+        kind="presentation",
+    )
+    write_odt(tmp_path / "empty.odp", '<draw:page draw:name="blank"/>', kind="presentation")
+
+    result = ingest([str(tmp_path)])
+    [doc] = result.documents
+    assert doc.title == "Kestrel K2 overview"
+    assert doc.text == (
+        "## Kestrel K2 overview\n\nThe battery lasts 14 hours\nIt charges in 90 minutes\n\nMade in Leeds.\n\n"
+        "Notes: Say that USB-C charging is standard.\n\n"
+        "## Specifications\n\nWeight | 1.2 kg\nRange | 40 km"
+    )
+    assert reasons(result)["empty.odp"] == "OpenDocument presentation has no text"
