@@ -169,9 +169,13 @@ def file_stamp(path: Path, text_field: str, title_field: str) -> str:
 
 
 def auto_read_workers() -> int:
-    """The command line's default: the cores, at most MAX_AUTO_WORKERS (each holds a reader's
-    libraries)."""
-    return max(1, min(os.cpu_count() or 1, MAX_AUTO_WORKERS))
+    """The command line's default: the cores this process may run on (its CPU affinity, which a
+    container's cpuset narrows), at most MAX_AUTO_WORKERS (each holds a reader's libraries)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS and Windows have no affinity call
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_AUTO_WORKERS))
 
 
 def read_workers(requested: int | None, slow_files: int) -> int:
