@@ -765,3 +765,15 @@ def test_odp_slides_in_order_with_tables_and_notes(tmp_path: Path):
         "## Specifications\n\nWeight | 1.2 kg\nRange | 40 km"
     )
     assert reasons(result)["empty.odp"] == "OpenDocument presentation has no text"
+
+
+def test_the_default_readers_are_the_cores_this_process_may_use_up_to_8(monkeypatch):
+    import os
+
+    from augment.ingest import auto_read_workers, read_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert auto_read_workers() == 3  # a container's cpuset, not the host's cores
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert auto_read_workers() == 8
+    assert read_workers(None, 100) == 1 and read_workers(8, 3) == 1 and read_workers(8, 20) == 8
