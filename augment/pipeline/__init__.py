@@ -241,7 +241,10 @@ def generate(
     # what slow files read to is kept beside the replies (a part's, in its own folder)
     reads = ReadCache((run_dir if shard is None else part_dir(run_dir, shard)) / "reads.sqlite")
     t_read = time.perf_counter()
-    ingested = read_documents(inputs, config, hooks.on_skip, hooks.on_read, reads)
+    try:
+        ingested = read_documents(inputs, config, hooks.on_skip, hooks.on_read, reads)
+    finally:
+        reads.close()  # until this process holds the run's lock, its folder is left as it was
     read_seconds = time.perf_counter() - t_read
     corpus = ingested.documents
     if shard is None:

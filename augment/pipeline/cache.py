@@ -153,6 +153,13 @@ class ReadCache:
     def put(self, path: str, stamp: str, outcome: tuple[str, object]) -> None:
         self._new.append((path, stamp, zlib.compress(orjson.dumps(outcome), 1)))
 
+    def close(self) -> None:
+        """Let go of the file after reading (SQLite then removes its -wal and -shm files): the run's
+        folder is not this process's until it holds the run's lock, which comes after reading."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
     def save(self) -> None:
         """Keep what this run read (in one transaction), then close."""
         rows, self._new = self._new, []
@@ -164,6 +171,4 @@ class ReadCache:
         except sqlite3.Error:
             pass  # not kept: the next run reads those files again
         finally:
-            if db is not None:
-                db.close()
-            self._db = None
+            self.close()

@@ -261,7 +261,10 @@ def generate_ray(
     t0 = time.perf_counter()
     strategies = load_strategies(config.strategies, config.prompts_dir)
     reads = ReadCache(run_dir / "reads.sqlite")
-    ingested = read_documents(inputs, config, hooks.on_skip, hooks.on_read, reads)
+    try:
+        ingested = read_documents(inputs, config, hooks.on_skip, hooks.on_read, reads)
+    finally:
+        reads.close()
     documents = ingested.documents
     check_unsharded(run_dir)
     if backend_name(config) == "openai":
