@@ -602,7 +602,31 @@ def read_pdf(path: Path, text_field: str, title_field: str) -> Iterator[tuple[st
     except Exception as e:  # pypdf raises many things on broken files; none may stop the run
         raise SkipFile(f"not a readable PDF ({type(e).__name__}: {e})") from None
     text = "\n\n".join(p.strip() for p in drop_page_furniture(pages) if p.strip())
+    text = join_broken_words(text)
     yield str(path), str(title), _require_text(text, "PDF has no text layer (scanned?); OCR it first")
+
+
+# a word broken at a line's end with a hyphen (or a soft hyphen), lower case going on
+_BROKEN = re.compile(r"([^\W\d_]+)([-\u00ad])\n([a-z\u00df-\u00ff][^\W\d_]*)")
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def join_broken_words(text: str) -> str:
+    """Mend the words a PDF's typesetting broke at a line's end ("informa-\ntion"): joined where
+    the whole word is found elsewhere in the document, or the break is a soft hyphen; else joined
+    keeping the hyphen, as a compound broken at its own hyphen ("well-\nknown") reads right that
+    way. Chunks, quotes and grounding checks then see the words a reader sees."""
+    if "-\n" not in text and "\u00ad\n" not in text:
+        return text
+    words = Counter(w.lower() for w in _WORD.findall(text))
+
+    def mend(m: re.Match[str]) -> str:
+        head, mark, tail = m.groups()
+        if mark == "\u00ad" or words[(head + tail).lower()]:
+            return head + tail
+        return f"{head}-{tail}"
+
+    return _BROKEN.sub(mend, text)
 
 
 _NUMBER = re.compile(r"\d+")

@@ -777,3 +777,17 @@ def test_the_default_readers_are_the_cores_this_process_may_use_up_to_8(monkeypa
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
     assert auto_read_workers() == 8
     assert read_workers(None, 100) == 1 and read_workers(8, 3) == 1 and read_workers(8, 20) == 8
+
+
+def test_pdf_words_broken_at_a_lines_end_are_mended(tmp_path: Path):
+    make_pdf(
+        tmp_path / "manual.pdf",
+        [
+            "The lamp's rotation is described below. Its rota-\ntion takes five seconds.",
+            "A well-\nknown keeper wrote the log; the keeper-\nless years followed.",
+        ],
+    )
+    [doc] = ingest([str(tmp_path)]).documents
+    # joined where the whole word is elsewhere; else the hyphen kept, the line break gone
+    assert "Its rotation takes five seconds." in doc.text
+    assert "A well-known keeper wrote the log; the keeper-less years followed." in doc.text
