@@ -601,9 +601,19 @@ def read_pdf(path: Path, text_field: str, title_field: str) -> Iterator[tuple[st
         raise SkipFile(f"not a readable PDF ({type(e).__name__}: {e})") from None
     except Exception as e:  # pypdf raises many things on broken files; none may stop the run
         raise SkipFile(f"not a readable PDF ({type(e).__name__}: {e})") from None
-    text = "\n\n".join(p.strip() for p in drop_page_furniture(pages) if p.strip())
-    text = join_broken_words(text)
+    text = join_broken_words(join_pages([p.strip() for p in drop_page_furniture(pages) if p.strip()]))
     yield str(path), str(title), _require_text(text, "PDF has no text layer (scanned?); OCR it first")
+
+
+def join_pages(pages: list[str]) -> str:
+    """Pages as paragraphs, except where a sentence runs on over the page break (the page ends
+    without closing punctuation and the next begins in lower case): there a line break, as within
+    a page, so the sentence stays in one paragraph and one chunk."""
+    out = pages[:1]
+    for page in pages[1:]:
+        runs_on = out[-1][-1:] not in ".!?:;)]\"'”" and page[:1].islower()
+        out.append(("\n" if runs_on else "\n\n") + page)
+    return "".join(out)
 
 
 # a word broken at a line's end with a hyphen (or a soft hyphen), lower case going on

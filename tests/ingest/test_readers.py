@@ -791,3 +791,24 @@ def test_pdf_words_broken_at_a_lines_end_are_mended(tmp_path: Path):
     # joined where the whole word is elsewhere; else the hyphen kept, the line break gone
     assert "Its rotation takes five seconds." in doc.text
     assert "A well-known keeper wrote the log; the keeper-less years followed." in doc.text
+
+
+def test_a_sentence_over_a_pdf_page_break_stays_one_paragraph(tmp_path: Path):
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=11)
+    for text in (
+        "The lamp was first lit in 1871. Its lens turns every",
+        "five seconds and is seen from 18 nautical miles. The rota-",
+        "tion is driven by clockwork.",
+        "A new chapter begins here.",
+    ):
+        pdf.add_page()
+        pdf.multi_cell(0, 6, text)
+    pdf.output(str(tmp_path / "history.pdf"))
+    [doc] = ingest([str(tmp_path)]).documents
+    assert doc.text == (
+        "The lamp was first lit in 1871. Its lens turns every\nfive seconds and is seen from 18 nautical "
+        "miles. The rota-tion is driven by clockwork.\n\nA new chapter begins here."
+    )
