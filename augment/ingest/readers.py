@@ -602,7 +602,23 @@ def read_pdf(path: Path, text_field: str, title_field: str) -> Iterator[tuple[st
     except Exception as e:  # pypdf raises many things on broken files; none may stop the run
         raise SkipFile(f"not a readable PDF ({type(e).__name__}: {e})") from None
     text = join_broken_words(join_pages([p.strip() for p in drop_page_furniture(pages) if p.strip()]))
+    text = text.translate(_LIGATURES)
     yield str(path), str(title), _require_text(text, "PDF has no text layer (scanned?); OCR it first")
+
+
+# typesetting ligatures a PDF's text layer keeps as one character ("\ufb01le" for "file"): the
+# letters they stand for, so that the words match what a reader (and a question) writes
+_LIGATURES = str.maketrans(
+    {
+        "\ufb00": "ff",
+        "\ufb01": "fi",
+        "\ufb02": "fl",
+        "\ufb03": "ffi",
+        "\ufb04": "ffl",
+        "\ufb05": "st",
+        "\ufb06": "st",
+    }
+)
 
 
 def join_pages(pages: list[str]) -> str:

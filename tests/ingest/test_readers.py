@@ -791,6 +791,10 @@ def test_pdf_words_broken_at_a_lines_end_are_mended(tmp_path: Path):
     # joined where the whole word is elsewhere; else the hyphen kept, the line break gone
     assert "Its rotation takes five seconds." in doc.text
     assert "A well-known keeper wrote the log; the keeper-less years followed." in doc.text
+    from augment.ingest.readers import _LIGATURES
+
+    # a text layer's ligatures ("\ufb01", "\ufb02") are the letters a reader (and a question) writes
+    assert "the \ufb01rst \ufb02ash".translate(_LIGATURES) == "the first flash"
 
 
 def test_a_sentence_over_a_pdf_page_break_stays_one_paragraph(tmp_path: Path):
