@@ -133,6 +133,7 @@ BUILD_DIRS = frozenset({"_build", "__pycache__", "node_modules", "site-packages"
 SLOW_READERS = frozenset(
     {".pdf", ".docx", ".pptx", ".odt", ".odp", ".epub", ".html", ".htm", ".rst", ".rest"}
 )
+SOFT_HYPHEN = "\u00ad"  # where a word may be broken: in HTML and some PDFs' text, inside words
 POOL_AFTER = 8  # fewer slow files than this are read here: starting workers costs more
 MAX_AUTO_WORKERS = 8
 
@@ -373,6 +374,8 @@ def ingest(
                         skip(Skipped(*item))
                         continue
                     location, title, text = item
+                    if SOFT_HYPHEN in text:  # invisible where a line does not break; it splits words
+                        text = text.replace(SOFT_HYPHEN, "")
                     digest = sha256_hex(text)
                     doc_id = digest[:16]
                     if doc_id in seen:

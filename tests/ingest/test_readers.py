@@ -816,3 +816,12 @@ def test_a_sentence_over_a_pdf_page_break_stays_one_paragraph(tmp_path: Path):
         "The lamp was first lit in 1871. Its lens turns every\nfive seconds and is seen from 18 nautical "
         "miles. The rota-tion is driven by clockwork.\n\nA new chapter begins here."
     )
+
+
+def test_soft_hyphens_inside_words_are_left_out(tmp_path: Path):
+    # a text exported from a word processor that hyphenates: invisible, but it splits the word
+    (tmp_path / "care.md").write_text(
+        "# Care\n\nKeep the opti\u00adcal lens free of salt; wipe it every morn\u00ading.", encoding="utf-8"
+    )
+    [doc] = ingest([str(tmp_path)]).documents
+    assert doc.text == "# Care\n\nKeep the optical lens free of salt; wipe it every morning."
