@@ -515,13 +515,21 @@ def _odf_frame_text(frame: Any) -> str:
 
 
 def read_odp(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
-    """An OpenDocument presentation (LibreOffice Impress): each slide in order, its title as a
-    Markdown heading, its shapes' text and tables top to bottom then left to right, then its
-    speaker notes, as for .pptx."""
+    """An OpenDocument presentation (LibreOffice Impress): each shown slide in order, its title
+    as a Markdown heading, its shapes' text and tables top to bottom then left to right, then its
+    speaker notes, as for .pptx. A slide hidden in the show (its page style says so) is left out."""
     content, meta = _odf_parts(path, ".odp")
     draw, pres, svg = (f"{{{ns}}}" for ns in (_ODF_DRAW, _ODF_PRESENTATION, _ODF_SVG))
+    style = "{urn:oasis:names:tc:opendocument:xmlns:style:1.0}"
+    hidden = {
+        s.get(style + "name")
+        for s in content.iter(style + "style")
+        if any(p.get(pres + "visibility") == "hidden" for p in s.iter(style + "drawing-page-properties"))
+    }
     slides, first_title = [], ""
     for page in content.iter(draw + "page"):
+        if page.get(draw + "style-name") in hidden:
+            continue
         title, body, notes = "", [], []
         shapes = [f for f in page if f.tag in (draw + "frame", draw + "custom-shape", draw + "g")]
         shapes.sort(key=lambda f: (_odf_length(f.get(svg + "y")), _odf_length(f.get(svg + "x"))))

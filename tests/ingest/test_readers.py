@@ -661,7 +661,7 @@ def test_office_files_of_other_types_say_what_to_save_them_as(tmp_path: Path):
     ]
 
 
-def write_odt(path: Path, body: str, title: str | None = None, kind: str = "text") -> None:
+def write_odt(path: Path, body: str, title: str | None = None, kind: str = "text", styles: str = "") -> None:
     """A minimal real OpenDocument file (kind "text" or "presentation"): mimetype, manifest,
     content.xml (and meta.xml)."""
     import zipfile
@@ -672,7 +672,8 @@ def write_odt(path: Path, body: str, title: str | None = None, kind: str = "text
         'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
         'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
         'xmlns:presentation="urn:oasis:names:tc:opendocument:xmlns:presentation:1.0" '
-        'xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0"'
+        'xmlns:svg="urn:oasis:names:tc:opendocument:xmlns:svg-compatible:1.0" '
+        'xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0"'
     )
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("mimetype", f"application/vnd.oasis.opendocument.{kind}")
@@ -684,8 +685,8 @@ def write_odt(path: Path, body: str, title: str | None = None, kind: str = "text
         )
         z.writestr(
             "content.xml",
-            f'<?xml version="1.0"?><office:document-content {ns}><office:body><office:{kind}>{body}'
-            f"</office:{kind}></office:body></office:document-content>",
+            f'<?xml version="1.0"?><office:document-content {ns}>{styles}<office:body><office:{kind}>'
+            f"{body}</office:{kind}></office:body></office:document-content>",
         )
         if title:
             z.writestr(
@@ -751,8 +752,14 @@ def test_odp_slides_in_order_with_tables_and_notes(tmp_path: Path):
         + '<draw:page draw:name="specs">'
         + frame("1cm", box("Specifications"), "title")
         + frame("3cm", f"<table:table>{cells}</table:table>")
+        + "</draw:page>"
+        + '<draw:page draw:name="draft" draw:style-name="dp9">'  # hidden in the show: left out
+        + frame("1cm", box("Old price: 900"))
         + "</draw:page>",
         kind="presentation",
+        styles='<office:automatic-styles><style:style style:name="dp9" style:family="drawing-page">'
+        '<style:drawing-page-properties presentation:visibility="hidden"/></style:style>'
+        "</office:automatic-styles>",
     )
     write_odt(tmp_path / "empty.odp", '<draw:page draw:name="blank"/>', kind="presentation")
 
