@@ -66,9 +66,8 @@ CONVERT = {
     ".pages": ".docx",
     ".ppt": ".pptx",
     ".key": ".pptx",
-    ".xls": ".csv",
-    ".xlsx": ".csv",
-    ".ods": ".csv",
+    ".xls": ".xlsx",
+    ".ods": ".xlsx",
 }
 
 

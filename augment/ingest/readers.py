@@ -770,6 +770,59 @@ def read_csv(path: Path, text_field: str, title_field: str) -> Iterator[tuple[st
             yield RowSkipped(where, str(e).removeprefix(f"{where}: "))
 
 
+def read_xlsx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str] | RowSkipped]:
+    """An Excel workbook's rows as documents, as for .csv: every sheet whose first non-empty row
+    (its header) has a `text_field` column; a row's location is `PATH:SHEET!ROW`. Cell values as
+    Excel shows them computed (the cached results, not formulas)."""
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    with open(path, "rb") as f:
+        if f.read(4) == _OLE_MAGIC:
+            raise SkipFile("password-protected, or an old binary .xls: save it as .xlsx without a password")
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
+        raise SkipFile(f"not a readable Excel workbook ({type(e).__name__}: {e})") from None
+    except Exception as e:  # openpyxl raises many things on damaged files; none may stop the run
+        raise SkipFile(f"not a readable Excel workbook ({type(e).__name__}: {e})") from None
+    headers: list[str] = []  # each sheet's header, for the line when none has the column
+    has_column = False
+    try:
+        for sheet in book.worksheets:
+            header: list[str] = []
+            try:
+                for number, row in enumerate(sheet.iter_rows(values_only=True), 1):
+                    if not header:
+                        header = [str(c).strip() if c is not None else "" for c in row]
+                        if not any(header):
+                            header = []
+                            continue
+                        headers.append(f"{sheet.title}: {', '.join(c for c in header if c)}")
+                        if text_field not in header:
+                            break
+                        has_column = True
+                        continue
+                    if all(c is None for c in row):
+                        continue
+                    where = f"{path}:{sheet.title}!{number}"
+                    cells = {k: str(v) for k, v in zip(header, row, strict=False) if k and v is not None}
+                    try:
+                        yield _row_doc(path, where, cells, text_field, title_field)
+                    except SkipFile as e:
+                        yield RowSkipped(where, str(e).removeprefix(f"{where}: "))
+            except Exception as e:  # a damaged sheet: what it gave so far stays, the next sheets are read
+                yield RowSkipped(
+                    f"{path}:{sheet.title}", f"cannot read the rest of the sheet ({type(e).__name__}: {e})"
+                )
+    finally:
+        book.close()
+    if not has_column:
+        shown = "; ".join(headers) or "no rows"
+        raise SkipFile(f"no sheet has a column '{text_field}' in its header line ({shown}); set text_field")
+
+
 def read_parquet(
     path: Path, text_field: str, title_field: str
 ) -> Iterator[tuple[str, str, str] | RowSkipped]:
@@ -815,5 +868,6 @@ READERS: dict[str, Reader] = {
     ".jsonl": read_jsonl,
     ".csv": read_csv,
     ".tsv": read_csv,
+    ".xlsx": read_xlsx,
     ".parquet": read_parquet,
 }

@@ -650,14 +650,14 @@ def test_csv_and_tsv_rows_are_documents(tmp_path: Path):
 def test_office_files_of_other_types_say_what_to_save_them_as(tmp_path: Path):
     (tmp_path / "old.doc").write_bytes(b"\xd0\xcf\x11\xe0")
     assert reasons(ingest([str(tmp_path)]))["old.doc"] == "unsupported file type '.doc' (save it as .docx)"
-    for name in ("deck.ppt", "sheet.xlsx", "logo.png", "photo.png"):
+    for name in ("deck.ppt", "sheet.xls", "logo.png", "photo.png"):
         (tmp_path / name).write_bytes(b"\x00")
     (tmp_path / "manual.md").write_text("# Manual\n\nThe lamp turns.", encoding="utf-8")
     said: list[str] = []
     ingest([str(tmp_path)], on_skip=lambda s: said.append(str(s)))
     assert said == [
-        f"skipped 5 files of types augment does not read (.png 2, .doc 1, .ppt 1, .xlsx 1; first: "
-        f"{tmp_path / 'deck.ppt'}); save .doc as .docx, .ppt as .pptx, .xlsx as .csv to read them"
+        f"skipped 5 files of types augment does not read (.png 2, .doc 1, .ppt 1, .xls 1; first: "
+        f"{tmp_path / 'deck.ppt'}); save .doc as .docx, .ppt as .pptx, .xls as .xlsx to read them"
     ]
 
 
@@ -832,3 +832,38 @@ def test_soft_hyphens_inside_words_are_left_out(tmp_path: Path):
     )
     [doc] = ingest([str(tmp_path)]).documents
     assert doc.text == "# Care\n\nKeep the optical lens free of salt; wipe it every morning."
+
+
+def test_xlsx_rows_are_documents_in_the_sheets_with_the_column(tmp_path: Path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    faq = book.active
+    faq.title = "FAQ"
+    faq.append([])  # a blank row above the header, as sheets often have
+    faq.append(["id", "title", "text"])
+    faq.append([1, "Battery", "The K2 battery lasts 14 hours."])
+    faq.append([2, "Empty", None])
+    faq.append([None, None, None])  # blank rows between are passed over
+    faq.append([3, None, 42])  # a number in the text column is its text
+    prices = book.create_sheet("Prices")  # no text column: not documents
+    prices.append(["sku", "price"])
+    prices.append(["K2", 899])
+    book.save(tmp_path / "kb.xlsx")
+    other = Workbook()
+    other.active.append(["sku", "price"])
+    other.save(tmp_path / "prices.xlsx")
+    (tmp_path / "locked.xlsx").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504))
+
+    result = ingest([str(tmp_path)])
+    docs = {d.path.removeprefix(str(tmp_path) + "/"): (d.title, d.text) for d in result.documents}
+    assert docs == {
+        "kb.xlsx:FAQ!3": ("Battery", "The K2 battery lasts 14 hours."),
+        "kb.xlsx:FAQ!6": ("kb FAQ!6", "42"),
+    }
+    r = reasons(result)
+    assert r["kb.xlsx:FAQ!4"] == "no string field 'text' (fields: id, title); set text_field"
+    assert r["prices.xlsx"] == (
+        "no sheet has a column 'text' in its header line (Sheet: sku, price); set text_field"
+    )
+    assert r["locked.xlsx"].startswith("password-protected, or an old binary .xls")
