@@ -378,6 +378,14 @@ def read_docx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[s
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # a Compound File: a password-protected OOXML file, or an old .ppt/.doc
 
 
+def _refuse_compound_file(path: Path, why: str) -> None:
+    """Skip a file that is a Compound File, not the zip package its name says: a password-protected
+    Office or OpenDocument file, or an old binary one renamed."""
+    with open(path, "rb") as f:
+        if f.read(4) == _OLE_MAGIC:
+            raise SkipFile(why)
+
+
 def _shape_blocks(shapes: Any) -> Iterator[str]:
     """The text of a slide's shapes, top to bottom then left to right (the order a reader sees;
     the file keeps them in drawing order); groups opened, tables as rows of " | "."""
@@ -403,9 +411,9 @@ def read_pptx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[s
     from pptx import Presentation
     from pptx.exc import PackageNotFoundError
 
-    with open(path, "rb") as f:
-        if f.read(4) == _OLE_MAGIC:
-            raise SkipFile("password-protected, or an old binary .ppt: save it as .pptx without a password")
+    _refuse_compound_file(
+        path, "password-protected, or an old binary .ppt: save it as .pptx without a password"
+    )
     try:
         deck = Presentation(str(path))
         slides, first_title = [], ""
@@ -465,11 +473,9 @@ def _odf_parts(path: Path, what: str) -> tuple[Any, bytes]:
 
     from lxml import etree
 
-    with open(path, "rb") as f:
-        if f.read(4) == _OLE_MAGIC:
-            raise SkipFile(
-                f"password-protected or not an OpenDocument file; save it as {what} without a password"
-            )
+    _refuse_compound_file(
+        path, f"password-protected or not an OpenDocument file; save it as {what} without a password"
+    )
     try:
         with zipfile.ZipFile(path) as z:
             content = etree.fromstring(z.read("content.xml"), etree.XMLParser(resolve_entities=False))
@@ -711,6 +717,16 @@ class RowSkipped(Exception):  # noqa: N818
         self.location = location
 
 
+def _row(
+    path: Path, where: str, row: object, text_field: str, title_field: str
+) -> tuple[str, str, str] | RowSkipped:
+    """A row of a multi-document file as a document, or as the reason it is skipped."""
+    try:
+        return _row_doc(path, where, row, text_field, title_field)
+    except SkipFile as e:
+        return RowSkipped(where, str(e).removeprefix(f"{where}: "))
+
+
 def read_jsonl(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str] | RowSkipped]:
     data = path.read_bytes()
     text = _require_text(_decode(path, data))
@@ -720,11 +736,10 @@ def read_jsonl(path: Path, text_field: str, title_field: str) -> Iterator[tuple[
         where = f"{path}:{lineno}"
         try:
             row = json.loads(line)
-            yield _row_doc(path, where, row, text_field, title_field)
         except json.JSONDecodeError as e:
             yield RowSkipped(where, f"invalid JSON ({e.msg} at column {e.colno})")
-        except SkipFile as e:
-            yield RowSkipped(where, str(e).removeprefix(f"{where}: "))
+            continue
+        yield _row(path, where, row, text_field, title_field)
 
 
 def read_csv(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str] | RowSkipped]:
@@ -762,29 +777,21 @@ def read_csv(path: Path, text_field: str, title_field: str) -> Iterator[tuple[st
             yield RowSkipped(where, f"not CSV from here on ({e})")
             return
         start = rows.line_num + 1
-        try:
-            yield _row_doc(
-                path, where, {k: v for k, v in row.items() if k is not None}, text_field, title_field
-            )
-        except SkipFile as e:
-            yield RowSkipped(where, str(e).removeprefix(f"{where}: "))
+        yield _row(path, where, {k: v for k, v in row.items() if k is not None}, text_field, title_field)
 
 
 def read_xlsx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str] | RowSkipped]:
     """An Excel workbook's rows as documents, as for .csv: every sheet whose first non-empty row
     (its header) has a `text_field` column; a row's location is `PATH:SHEET!ROW`. Cell values as
     Excel shows them computed (the cached results, not formulas)."""
-    import zipfile
 
     from openpyxl import load_workbook
 
-    with open(path, "rb") as f:
-        if f.read(4) == _OLE_MAGIC:
-            raise SkipFile("password-protected, or an old binary .xls: save it as .xlsx without a password")
+    _refuse_compound_file(
+        path, "password-protected, or an old binary .xls: save it as .xlsx without a password"
+    )
     try:
         book = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
-        raise SkipFile(f"not a readable Excel workbook ({type(e).__name__}: {e})") from None
     except Exception as e:  # openpyxl raises many things on damaged files; none may stop the run
         raise SkipFile(f"not a readable Excel workbook ({type(e).__name__}: {e})") from None
     headers: list[str] = []  # each sheet's header, for the line when none has the column
@@ -808,10 +815,7 @@ def read_xlsx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[s
                         continue
                     where = f"{path}:{sheet.title}!{number}"
                     cells = {k: str(v) for k, v in zip(header, row, strict=False) if k and v is not None}
-                    try:
-                        yield _row_doc(path, where, cells, text_field, title_field)
-                    except SkipFile as e:
-                        yield RowSkipped(where, str(e).removeprefix(f"{where}: "))
+                    yield _row(path, where, cells, text_field, title_field)
             except Exception as e:  # a damaged sheet: what it gave so far stays, the next sheets are read
                 yield RowSkipped(
                     f"{path}:{sheet.title}", f"cannot read the rest of the sheet ({type(e).__name__}: {e})"
@@ -840,10 +844,7 @@ def read_parquet(
         raise SkipFile("Parquet file has no rows")
     for i, row in enumerate(rows):
         where = f"{path}:{i}"
-        try:
-            yield _row_doc(path, where, row, text_field, title_field)
-        except SkipFile as e:
-            yield RowSkipped(where, str(e).removeprefix(f"{where}: "))
+        yield _row(path, where, row, text_field, title_field)
 
 
 READERS: dict[str, Reader] = {
