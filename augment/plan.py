@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from augment.backends.base import REPLY_ROOM, backend_name
+from augment.backends.base import backend_name, reply_room
 from augment.config import RunConfig
 from augment.ingest import Chunker, Skipped
 from augment.pipeline import build_requests, cost, read_documents
@@ -196,8 +196,9 @@ def plan(inputs: list[str], config: RunConfig, on_skip: Any = None) -> Plan:
         row.completion_tokens += _expected(strategy, chunk, req.max_tokens)
         fit.longest_prompt, fit.most_reply = max(fit.longest_prompt, n), max(fit.most_reply, req.max_tokens)
         if fit.context is not None:
-            fit.too_long += fit.context - n < min(req.max_tokens, REPLY_ROOM)
-            fit.cut_replies += min(req.max_tokens, REPLY_ROOM) <= fit.context - n < req.max_tokens
+            room = reply_room(fit.context, n, req.max_tokens)
+            fit.too_long += room is None
+            fit.cut_replies += room is not None and room < req.max_tokens
     for strategy in strategies:
         if not isinstance(strategy, DeepStrategy):
             continue

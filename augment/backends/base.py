@@ -14,12 +14,27 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from augment.config import RunConfig
-from augment.errors import ConfigError
+from augment.errors import BackendError, ConfigError
 from augment.types import GenRequest, GenResult
 
 #: the fewest reply tokens worth asking for where the context leaves less than max_tokens: a prompt
 #: that leaves fewer fails (lower chunk_tokens), in every backend that knows its context
 REPLY_ROOM = 64
+
+
+def reply_room(context: int, prompt_tokens: int, max_tokens: int) -> int | None:
+    """The max_tokens a request can have in `context` after its prompt: its own where they fit,
+    else the room left; None where that is under REPLY_ROOM (or max_tokens, if smaller), and the
+    request cannot be answered as it is. Every backend that knows its context, and `plan`, use it."""
+    room = context - prompt_tokens
+    return None if room < min(max_tokens, REPLY_ROOM) else min(max_tokens, room)
+
+
+def context_exceeded(where: str, fix: str) -> BackendError:
+    """The failure of a request whose prompt leaves too little room for a reply in `where`."""
+    return BackendError(
+        f"context_exceeded: the prompt leaves too little room for a reply in {where} ({fix})", of_request=True
+    )
 
 
 def template_suffix(template_kwargs: dict[str, Any] | None) -> str:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from augment.backends.base import REPLY_ROOM, template_suffix
+from augment.backends.base import context_exceeded, reply_room, template_suffix
 from augment.backends.batching import MicroBatcher, cut_at_stop, request_seed
 from augment.config import RunConfig
 from augment.errors import AugmentError, BackendError, ConfigError
@@ -105,15 +105,14 @@ class LlamaCppEngine:
 
     def _one(self, req: GenRequest) -> GenResult | BaseException:
         prompt_tokens = len(self.llm.tokenize(req.prompt.encode("utf-8"), add_bos=True, special=False))
-        room = self.context_tokens - prompt_tokens - (16 if req.chat else 0)  # chat template tokens
-        if room < min(req.max_tokens, REPLY_ROOM):
-            return BackendError(
-                "context_exceeded: the prompt leaves too little room for a reply in context_tokens="
-                f"{self.context_tokens} (lower chunk_tokens or raise context_tokens)",
-                of_request=True,
+        template = 16 if req.chat else 0  # the chat template's own tokens
+        room = reply_room(self.context_tokens, prompt_tokens + template, req.max_tokens)
+        if room is None:
+            return context_exceeded(
+                f"context_tokens={self.context_tokens}", "lower chunk_tokens or raise context_tokens"
             )
         options: dict[str, Any] = {
-            "max_tokens": min(req.max_tokens, room),
+            "max_tokens": room,
             "temperature": req.temperature,
             "seed": request_seed(req),
             "stop": list(req.stop) or None,

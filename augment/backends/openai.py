@@ -38,7 +38,7 @@ from urllib.parse import urlparse
 
 import orjson
 
-from augment.backends.base import REPLY_ROOM
+from augment.backends.base import context_exceeded, reply_room
 from augment.config import RunConfig
 from augment.errors import BackendError, ConfigError, FatalBackendError, redact
 from augment.strategies.parsers import THINK_OPEN
@@ -375,21 +375,19 @@ class OpenAIBackend:
     async def _fit(self, req: GenRequest, context: int, prompt: int | None, *, fits: int) -> GenResult:
         """Send `req` again with max_tokens lowered to the room its prompt leaves in the server's
         context (where the server did not say the prompt's size, from an estimate with a margin;
-        twice at most), or fail it: a prompt that leaves less than REPLY_ROOM tokens is too long."""
+        twice at most), or fail it where the prompt leaves too little (base.reply_room)."""
         if prompt is None:  # a chat template adds some tokens; tokenizers differ from the estimate
             prompt = int(approx_count(req.prompt) * 1.25) + 32
-        room = context - prompt
-        if fits < 2 and min(req.max_tokens, REPLY_ROOM) <= room < req.max_tokens:
+        room = reply_room(context, prompt, req.max_tokens)
+        if fits < 2 and room is not None and room < req.max_tokens:
             self._adjust(
                 f"max_tokens lowered where prompt and reply would not fit the server's context "
                 f"of {context} tokens"
             )
             return await self.generate(dataclasses.replace(req, max_tokens=room), fits=fits + 1)
-        raise BackendError(
-            f"context_exceeded: the prompt leaves too little room for a reply in the server's "
-            f"context of {context} tokens (lower chunk_tokens, or start the server with a longer "
-            "context)",
-            of_request=True,
+        raise context_exceeded(
+            f"the server's context of {context} tokens",
+            "lower chunk_tokens, or start the server with a longer context",
         )
 
     def _adjust(self, note: str) -> None:

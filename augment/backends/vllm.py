@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from augment.backends.base import REPLY_ROOM, cuda_available, template_suffix
+from augment.backends.base import context_exceeded, cuda_available, reply_room, template_suffix
 from augment.backends.batching import MicroBatcher, request_seed
 from augment.config import RunConfig
 from augment.errors import AugmentError, BackendError
@@ -123,14 +123,12 @@ class VLLMBackend:
         when the prompt leaves too little room (vLLM would refuse the whole batch for it)."""
         if n is None or not self.context_tokens:
             return req.max_tokens
-        room = self.context_tokens - n
-        if room < min(req.max_tokens, REPLY_ROOM):
-            return BackendError(
-                "context_exceeded: the prompt leaves too little room for a reply in context_tokens="
-                f"{self.context_tokens} (lower chunk_tokens or raise context_tokens)",
-                of_request=True,
+        room = reply_room(self.context_tokens, n, req.max_tokens)
+        if room is None:
+            return context_exceeded(
+                f"context_tokens={self.context_tokens}", "lower chunk_tokens or raise context_tokens"
             )
-        return min(req.max_tokens, room)
+        return room
 
     def _run(self, reqs: list[GenRequest]) -> list[GenResult | BaseException]:
         results: list[GenResult | BaseException | None] = [None] * len(reqs)
