@@ -37,16 +37,21 @@ def context_exceeded(where: str, fix: str) -> BackendError:
     )
 
 
-def template_suffix(template_kwargs: dict[str, Any] | None) -> str:
-    """What a backend's identity (part of every cache key) adds for chat-template variables, which
-    change the replies: nothing when there are none, so earlier runs' replies stay valid."""
-    if not template_kwargs:
+def settings_suffix(label: str, values: dict[str, Any] | None) -> str:
+    """What a backend's identity (part of every cache key) adds for settings that change the
+    replies (request fields, chat-template variables): nothing when there are none, so earlier
+    runs' replies stay valid."""
+    if not values:
         return ""
     import hashlib
     import json
 
-    digest = hashlib.sha256(json.dumps(template_kwargs, sort_keys=True).encode()).hexdigest()[:12]
-    return f"/template-{digest}"
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:12]
+    return f"/{label}-{digest}"
+
+
+def template_suffix(template_kwargs: dict[str, Any] | None) -> str:
+    return settings_suffix("template", template_kwargs)
 
 
 _BUILTIN = {

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import email.utils
-import hashlib
 import json
 import os
 import re
@@ -38,7 +37,7 @@ from urllib.parse import urlparse
 
 import orjson
 
-from augment.backends.base import context_exceeded, reply_room
+from augment.backends.base import context_exceeded, reply_room, settings_suffix
 from augment.config import RunConfig
 from augment.errors import BackendError, ConfigError, FatalBackendError, redact
 from augment.strategies.parsers import THINK_OPEN
@@ -238,11 +237,8 @@ class OpenAIBackend:
 
     @property
     def identity(self) -> str:
-        if not self.extra_body:
-            return f"{self.name}/{self.endpoint}"
         # extra fields change the replies (a chat template's switch, a sampler): part of the cache key
-        extra = hashlib.sha256(json.dumps(self.extra_body, sort_keys=True).encode()).hexdigest()[:12]
-        return f"{self.name}/{self.endpoint}/extra-{extra}"
+        return f"{self.name}/{self.endpoint}{settings_suffix('extra', self.extra_body)}"
 
     @property
     def chat(self) -> bool:
