@@ -1260,20 +1260,25 @@ def _say_context(result: Any, cfg: Any, console: Any) -> None:
         hold = result.longest_prompt + result.most_reply
         console.print(f"{need}: a server's context should hold {hold}.", soft_wrap=True)
     elif result.too_long:
+        fix = (
+            "use a model with a longer context"
+            if "positions" in result.context_name
+            else "raise context_tokens"
+        )
         console.print(
             f"[yellow]{need}: {result.too_long} of {result.total.requests} requests leave too little "
-            f"room for a reply in context_tokens={result.context} and would fail; lower chunk_tokens "
-            f"or raise context_tokens.[/yellow]",
+            f"room for a reply in {result.context_name} and would fail; lower chunk_tokens, "
+            f"or {fix}.[/yellow]",
             soft_wrap=True,
         )
     elif result.cut_replies:
         console.print(
             f"{need}: {result.cut_replies} requests would get less than their max_tokens in "
-            f"context_tokens={result.context} (the room their prompt leaves).",
+            f"{result.context_name} (the room their prompt leaves).",
             soft_wrap=True,
         )
     else:
-        console.print(f"{need}: context_tokens={result.context} holds every request.", soft_wrap=True)
+        console.print(f"{need}: {result.context_name} holds every request.", soft_wrap=True)
 
 
 @app.command()

@@ -54,6 +54,7 @@ class Plan:
     longest_prompt: int = 0
     most_reply: int = 0
     context: int | None = None
+    context_name: str = ""  # what holds it: "context_tokens=4096", "the model's 2048 positions"
     too_long: int = 0
     cut_replies: int = 0  # requests whose max_tokens would be lowered to the room left
 
@@ -187,7 +188,15 @@ def plan(inputs: list[str], config: RunConfig, on_skip: Any = None) -> Plan:
     rows = {s.name: StrategyPlan(s.name) for s in strategies}
     single = [s for s in strategies if not isinstance(s, DeepStrategy)]
     in_process = backend_name(config) in ("local", "vllm")
-    fit = Plan(0, 0, style, why, [], context=config.context_tokens if in_process else None)
+    fit = Plan(0, 0, style, why, [])
+    if in_process:  # a transformers folder is held to its positions, as generate holds it
+        from augment.backends.local import folder_context
+
+        positions = folder_context(config.model) if backend_name(config) == "local" else None
+        fit.context = positions or config.context_tokens
+        fit.context_name = (
+            f"the model's {positions} positions" if positions else f"context_tokens={fit.context}"
+        )
     for chunk, strategy, req in build_requests(chunks, single, config, identity, model, style):
         row = rows[strategy.name]
         n = tokenizer.count(req.prompt)

@@ -72,6 +72,38 @@ def takes_chat(model: str | None) -> bool | None:
     return bool(vocab.metadata.get("tokenizer.chat_template"))
 
 
+def model_context(config: Any) -> int | None:
+    """The positions a transformers model was built for (None where its config does not say):
+    from its config object, or config.json read as a dict (`plan`, without loading the model)."""
+
+    def field(cfg: Any, name: str) -> Any:
+        return cfg.get(name) if isinstance(cfg, dict) else getattr(cfg, name, None)
+
+    get_text = getattr(config, "get_text_config", None)
+    text = get_text() if callable(get_text) else field(config, "text_config")
+    for cfg in (text, config):
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx"):
+            value = None if cfg is None else field(cfg, name)
+            if isinstance(value, int) and value > 0:
+                return value
+    return None
+
+
+def folder_context(model: str | None) -> int | None:
+    """A transformers model folder's positions, from its config.json (None for GGUF, or unknown)."""
+    import json
+
+    try:
+        kind, path = gguf_or_folder(model)
+        return (
+            model_context(json.loads((path / "config.json").read_text(encoding="utf-8")))
+            if kind == "hf"
+            else None
+        )
+    except (AugmentError, OSError, ValueError):
+        return None
+
+
 class LlamaCppEngine:
     kind = "llama.cpp"
 
@@ -180,19 +212,49 @@ class TransformersEngine:
         self.chat = self.tokenizer.chat_template is not None
         self.max_batch = batch_size
         self.template_kwargs = dict(template_kwargs or {})  # the chat template's variables
+        # positions the model was built for: past them a learned table has no row (an error for
+        # the whole batch) and rotary models read text they never saw at that length
+        self.context_tokens = model_context(self.model.config)
 
     def run(self, reqs: list[GenRequest]) -> list[GenResult | BaseException]:
-        """Requests with the same sampling settings go through `generate` together."""
-        groups: dict[tuple[Any, ...], list[int]] = {}
-        for i, r in enumerate(reqs):
-            groups.setdefault((r.chat and self.chat, r.temperature, r.max_tokens, r.stop), []).append(i)
+        """Requests with the same sampling settings go through `generate` together; a prompt that
+        leaves too little room in the model's positions fails alone, and a reply that would run
+        past them is given the room left."""
+        prompts = [self.render([r], r.chat and self.chat)[0] for r in reqs]
+        counts = self.prompt_tokens(prompts, [r.chat and self.chat for r in reqs])
         results: list[GenResult | BaseException] = [BackendError("not run")] * len(reqs)
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for i, (r, n) in enumerate(zip(reqs, counts, strict=True)):
+            room = r.max_tokens if n is None else reply_room(self.context_tokens or 0, n, r.max_tokens)
+            if room is None:
+                results[i] = context_exceeded(
+                    f"the model's {self.context_tokens} positions",
+                    "lower chunk_tokens, or use a model with a longer context",
+                )
+                continue
+            groups.setdefault((r.chat and self.chat, r.temperature, room, r.stop), []).append(i)
         for (chat, temperature, max_tokens, stop), idx in groups.items():
             for i, res in zip(
-                idx, self._generate([reqs[i] for i in idx], chat, temperature, max_tokens, stop), strict=True
+                idx,
+                self._generate([prompts[i] for i in idx], reqs[idx[0]], chat, temperature, max_tokens, stop),
+                strict=True,
             ):
                 results[i] = res
         return results
+
+    def prompt_tokens(self, prompts: list[str], chat: list[bool]) -> list[int | None]:
+        """Each rendered prompt's tokens as `generate` reads it; None for all where the model's
+        positions are not known (nothing to check them against)."""
+        if not self.context_tokens:
+            return [None] * len(prompts)
+        out: list[int | None] = [None] * len(prompts)
+        for as_chat in (True, False):
+            idx = [i for i, c in enumerate(chat) if c == as_chat]
+            if idx:
+                ids = self.tokenizer([prompts[i] for i in idx], add_special_tokens=not as_chat)["input_ids"]
+                for i, x in zip(idx, ids, strict=True):
+                    out[i] = len(x)
+        return out
 
     def render(self, reqs: list[GenRequest], chat: bool) -> list[str]:
         """The text the model reads: each prompt through the chat template (with its variables)
@@ -210,12 +272,18 @@ class TransformersEngine:
         ]
 
     def _generate(
-        self, reqs: list[GenRequest], chat: bool, temperature: float, max_tokens: int, stop: Sequence[str]
+        self,
+        prompts: list[str],
+        first: GenRequest,
+        chat: bool,
+        temperature: float,
+        max_tokens: int,
+        stop: Sequence[str],
     ) -> list[GenResult]:
+        """`prompts` (rendered) in one batch; sampling seeded from the `first` request's seed."""
         torch, tok = self.torch, self.tokenizer
-        prompts = self.render(reqs, chat)
         enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=not chat).to(self.device)
-        torch.manual_seed(request_seed(reqs[0]))
+        torch.manual_seed(request_seed(first))
         sampling = (
             {"do_sample": True, "temperature": temperature, "top_p": 1.0}
             if temperature > 0

@@ -203,7 +203,25 @@ def test_plan_says_what_a_context_must_hold_and_which_requests_would_not_fit(cli
     n = short["total"]["requests"]
     said = " ".join(cli(*base, "--backend", "local", "--context-tokens", "300").out.split())
     assert f"{short['too_long_for_context']} of {n} requests leave too little room for a reply in" in said
-    assert "context_tokens=300 and would fail; lower chunk_tokens or raise context_tokens." in said
+    assert "context_tokens=300 and would fail; lower chunk_tokens, or raise context_tokens." in said
     assert "context_tokens=100000 holds every request." in " ".join(
         cli(*base, "--backend", "local", "--context-tokens", "100000").out.split()
     )
+
+
+def test_plan_holds_a_transformers_folder_to_its_positions(cli, examples: Path, tmp_path: Path):
+    """generate checks a transformers model's prompts against its positions, whatever
+    context_tokens says (it allocates nothing there); plan reads them from config.json."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_positions": 300}))
+    base = ("plan", examples / "docs", "-c", examples / "augment.toml", "--backend", "local")
+    r = cli(*base, "--model", folder, "--context-tokens", "100000", "--json")
+    assert r.code == 0, r.err
+    planned = json.loads(r.out)
+    r = cli(*base, "--context-tokens", "300", "--json")  # the same limit as context_tokens (GGUF)
+    assert r.code == 0, r.err
+    assert planned["context_tokens"] == 300 and planned["too_long_for_context"] > 0
+    assert planned["too_long_for_context"] == json.loads(r.out)["too_long_for_context"]
+    said = " ".join(cli(*base, "--model", folder).out.split())
+    assert "room for a reply in the model's 300 positions and would fail; lower chunk_tokens, or use a" in said

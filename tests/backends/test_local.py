@@ -106,6 +106,57 @@ def test_transformers_engine_batches_like_one_at_a_time(tiny_model: Path):
     assert any(r.finish_reason == "length" for r in batched)
 
 
+def test_transformers_engine_keeps_each_request_within_the_models_positions(tiny_model: Path, tmp_path: Path):
+    """A model with a learned position table (GPT-2, 128 positions): a batch with one prompt past
+    them used to fail whole (an index error in the table), and a reply running past them too."""
+    pytest.importorskip("torch")
+    import shutil
+
+    import transformers
+
+    from augment.backends.local import TransformersEngine, model_context
+
+    folder = tmp_path / "gpt2"
+    folder.mkdir()
+    for f in tiny_model.iterdir():  # the tokenizer (and its chat template) of the tiny Llama
+        if f.name.startswith(("tokenizer", "special_tokens", "chat_template")):
+            shutil.copy(f, folder / f.name)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    config = transformers.GPT2Config(
+        vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=1, n_head=2,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )  # fmt: skip
+    transformers.GPT2LMHeadModel(config).save_pretrained(folder, safe_serialization=True)
+    engine = TransformersEngine(folder, device="cpu", batch_size=4, trust_remote_code=False)
+    assert engine.context_tokens == 128 == model_context(config)
+
+    def words(n_tokens: int) -> str:
+        text = "The lighthouse at Cape Merrow"
+        while len(tokenizer(text)["input_ids"]) < n_tokens:
+            text += " was lit with paraffin"
+        return text
+
+    short, long, mid = words(5), words(125), words(50)
+    n_mid = len(tokenizer(mid)["input_ids"])
+    reqs = [req("a", short, chat=False), req("b", long, chat=False), req("c", mid, chat=False)]
+    reqs[2].max_tokens = 100  # 50 + 100 > 128: the reply is given the 78 left (64 or more)
+    out = engine.run(reqs)
+    assert isinstance(out[0], GenResult) and out[0].usage.completion_tokens > 0
+    assert isinstance(out[1], BackendError) and out[1].of_request
+    assert "context_exceeded" in str(out[1]) and "128 positions" in str(out[1])
+    assert isinstance(out[2], GenResult) and out[2].usage.prompt_tokens == n_mid
+    assert 0 < out[2].usage.completion_tokens <= 128 - n_mid
+
+
+def test_model_context_reads_what_each_config_calls_it():
+    transformers = pytest.importorskip("transformers")
+    from augment.backends.local import model_context
+
+    assert model_context(transformers.LlamaConfig(max_position_embeddings=777)) == 777
+    assert model_context(transformers.GPT2Config(n_positions=333)) == 333
+    assert model_context(object()) is None  # nothing to check against: prompts go as they are
+
+
 def test_local_backend_runs_the_pipeline_with_a_transformers_model(
     tiny_model: Path, examples: Path, tmp_path: Path
 ):
