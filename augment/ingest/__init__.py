@@ -67,7 +67,6 @@ CONVERT = {
     ".ppt": ".pptx",
     ".key": ".pptx",
     ".xls": ".xlsx",
-    ".ods": ".xlsx",
 }
 
 

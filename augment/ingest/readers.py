@@ -827,6 +827,56 @@ def read_xlsx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[s
         raise SkipFile(f"no sheet has a column '{text_field}' in its header line ({shown}); set text_field")
 
 
+_ODS_WIDTH = 1024  # columns read from a row: sheets repeat an empty cell to the last column
+
+
+def _ods_cells(row: Any) -> list[str]:
+    """A spreadsheet row's cells as shown (each cell's paragraphs, a line each), repeats expanded
+    up to _ODS_WIDTH, trailing empty cells dropped."""
+    t, tb = f"{{{_ODF_TEXT}}}", f"{{{_ODF_TABLE}}}"
+    cells: list[str] = []
+    for cell in row:
+        if cell.tag not in (tb + "table-cell", tb + "covered-table-cell"):
+            continue
+        text = "\n".join(" ".join(_odf_inline(p).split()) for p in cell.iter(t + "p")).strip()
+        repeat = int(cell.get(tb + "number-columns-repeated", "1") or 1)
+        cells += [text] * max(0, min(repeat, _ODS_WIDTH - len(cells)))
+    while cells and not cells[-1]:
+        cells.pop()
+    return cells
+
+
+def read_ods(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str] | RowSkipped]:
+    """An OpenDocument spreadsheet's (LibreOffice Calc) rows as documents, as for .xlsx: every
+    sheet whose first non-empty row (its header) has a `text_field` column; a row's location is
+    `PATH:SHEET!ROW`; cells as the sheet shows them. A row the file stores once with a repeat
+    count (identical rows) is read once."""
+    content, _ = _odf_parts(path, ".ods")
+    tb = f"{{{_ODF_TABLE}}}"
+    headers: list[str] = []
+    has_column = False
+    for sheet in content.iter(tb + "table"):
+        name, header, number = sheet.get(tb + "name", ""), [], 0
+        for row in sheet.iter(tb + "table-row"):
+            first = number + 1
+            number += int(row.get(tb + "number-rows-repeated", "1") or 1)
+            cells = _ods_cells(row)
+            if not any(cells):
+                continue
+            if not header:
+                header = cells
+                headers.append(f"{name}: {', '.join(c for c in header if c)}")
+                if text_field not in header:
+                    break
+                has_column = True
+                continue
+            values = {k: v for k, v in zip(header, cells, strict=False) if k and v}
+            yield _row(path, f"{path}:{name}!{first}", values, text_field, title_field)
+    if not has_column:
+        shown = "; ".join(headers) or "no rows"
+        raise SkipFile(f"no sheet has a column '{text_field}' in its header line ({shown}); set text_field")
+
+
 def read_parquet(
     path: Path, text_field: str, title_field: str
 ) -> Iterator[tuple[str, str, str] | RowSkipped]:
@@ -870,5 +920,6 @@ READERS: dict[str, Reader] = {
     ".csv": read_csv,
     ".tsv": read_csv,
     ".xlsx": read_xlsx,
+    ".ods": read_ods,
     ".parquet": read_parquet,
 }

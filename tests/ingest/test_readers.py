@@ -834,6 +834,60 @@ def test_soft_hyphens_inside_words_are_left_out(tmp_path: Path):
     assert doc.text == "# Care\n\nKeep the optical lens free of salt; wipe it every morning."
 
 
+def test_ods_rows_are_documents_as_for_xlsx(tmp_path: Path):
+    """A real LibreOffice Calc layout: rows and cells stored once with repeat counts (an empty
+    cell repeated to the last column, empty rows repeated to the last row), covered cells."""
+
+    def cell(text: str = "", repeat: int = 1) -> str:
+        rep = f' table:number-columns-repeated="{repeat}"' if repeat > 1 else ""
+        return (
+            f"<table:table-cell{rep}><text:p>{text}</text:p></table:table-cell>"
+            if text
+            else f"<table:table-cell{rep}/>"
+        )
+
+    def row(*cells: str, repeat: int = 1) -> str:
+        rep = f' table:number-rows-repeated="{repeat}"' if repeat > 1 else ""
+        return f"<table:table-row{rep}>{''.join(cells)}</table:table-row>"
+
+    faq = (
+        '<table:table table:name="FAQ">'
+        + row(cell(repeat=16384), repeat=2)  # two blank rows above the header
+        + row(cell("id"), cell("title"), cell("text"), cell(repeat=16381))
+        + row(cell("1"), cell("Battery"), cell("The K2 battery lasts <text:s/>14 hours."), cell(repeat=16381))
+        + row(cell("2"), cell("Empty"), cell(repeat=16382))
+        + row(
+            cell("3"), cell("Mount"), cell("Use a 1/4-inch screw.") + "<table:covered-table-cell/>", repeat=2
+        )
+        + row(cell(repeat=16384), repeat=1048570)
+        + "</table:table>"
+    )
+    prices = (
+        '<table:table table:name="Prices">'
+        + row(cell("sku"), cell("price"))
+        + row(cell("K2"), cell("899"))
+        + "</table:table>"
+    )
+    write_odt(tmp_path / "kb.ods", faq + prices, kind="spreadsheet")
+    write_odt(tmp_path / "prices.ods", prices, kind="spreadsheet")
+    (tmp_path / "broken.ods").write_bytes(b"PK\x03\x04 not a sheet")
+
+    result = ingest([str(tmp_path)])
+    docs = {d.path.removeprefix(str(tmp_path) + "/"): (d.title, d.text) for d in result.documents}
+    assert docs == {
+        "kb.ods:FAQ!4": ("Battery", "The K2 battery lasts 14 hours."),
+        "kb.ods:FAQ!6": ("Mount", "Use a 1/4-inch screw."),  # rows 6 and 7 are one stored row
+    }
+    r = reasons(result)
+    assert r["kb.ods:FAQ!5"] == "no string field 'text' (fields: id, title); set text_field"
+    assert (
+        r["prices.ods"]
+        == "no sheet has a column 'text' in its header line (Prices: sku, price); set text_field"
+    )
+    assert r["broken.ods"].startswith("not a readable OpenDocument file (BadZipFile")
+    assert [d.text for d in ingest([str(tmp_path / "prices.ods")], text_field="sku").documents] == ["K2"]
+
+
 def test_xlsx_rows_are_documents_in_the_sheets_with_the_column(tmp_path: Path):
     from openpyxl import Workbook
 
