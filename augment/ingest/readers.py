@@ -343,8 +343,30 @@ def read_epub(path: Path, text_field: str, title_field: str) -> Iterator[tuple[s
     yield str(path), title.strip() or path.stem, text
 
 
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+
+
+def _docx_text_boxes(paragraph: Any) -> list[str]:
+    """The text of the text boxes (and shapes with text) anchored in a Word paragraph, a block
+    each, in order. Word writes each box twice, as a drawing and again as a fallback for older
+    readers: the fallback is passed over; a box inside a box is read with the outer one."""
+    out = []
+    for box in paragraph.iter(_W + "txbxContent"):
+        if any(a.tag in (_MC_FALLBACK, _W + "txbxContent") for a in box.iterancestors()):
+            continue
+        lines = [
+            " ".join("".join(t.text or "" for t in p.iter(_W + "t")).split()) for p in box.iter(_W + "p")
+        ]
+        text = "\n".join(line for line in lines if line)
+        if text:
+            out.append(text)
+    return out
+
+
 def read_docx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
-    """A Word document: paragraphs and tables in document order; headings as Markdown headings."""
+    """A Word document: paragraphs and tables in document order; headings as Markdown headings;
+    a text box after the paragraph it is anchored in."""
     import docx
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
@@ -358,14 +380,16 @@ def read_docx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[s
                 blocks.append("\n".join(r for r in rows if r.strip(" |")))
                 continue
             text = item.text.strip()
+            boxes = _docx_text_boxes(item._p)
             if not text:
+                blocks += boxes
                 continue
             style = (item.style.name if item.style is not None else "") or ""
             if style == "Title" or style.startswith("Heading"):
                 level = int(style.rsplit(" ", 1)[-1]) if style[-1:].isdigit() else 1
                 heading = heading or text
                 text = "#" * min(level, 6) + " " + text
-            blocks.append(text)
+            blocks += [text, *boxes]
         title = document.core_properties.title or heading
     except PackageNotFoundError:
         raise SkipFile("not a Word .docx file (not a zip package; save a .doc as .docx first)") from None

@@ -258,6 +258,43 @@ def test_rst_that_docutils_cannot_read_is_kept_as_text(tmp_path: Path, monkeypat
     assert doc.title == "Lamp care" and ":term:`lens`" in doc.text
 
 
+def test_docx_text_boxes_follow_their_paragraph_once(tmp_path: Path):
+    """A callout in a text box, as Word writes it: a drawing, and the same box again as a VML
+    fallback for older readers; the anchor paragraph may have no text of its own."""
+    import docx
+    from docx.oxml import parse_xml
+
+    ns = (
+        'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+        'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+        'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape" '
+        'xmlns:v="urn:schemas-microsoft-com:vml" '
+        'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+        'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main"'
+    )
+
+    def box(*lines: str) -> str:
+        paras = "".join(f"<w:p><w:r><w:t>{line}</w:t></w:r></w:p>" for line in lines)
+        content = f"<w:txbxContent>{paras}</w:txbxContent>"
+        return (
+            f'<w:r {ns}><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing><wp:anchor><a:graphic>'
+            f"<a:graphicData><wps:wsp><wps:txbx>{content}</wps:txbx></wps:wsp></a:graphicData></a:graphic>"
+            f"</wp:anchor></w:drawing></mc:Choice><mc:Fallback><w:pict><v:shape><v:textbox>{content}"
+            f"</v:textbox></v:shape></w:pict></mc:Fallback></mc:AlternateContent></w:r>"
+        )
+
+    word = docx.Document()
+    word.add_paragraph("Clean the lens monthly.")._p.append(parse_xml(box("Warning:", "keep the  lens dry.")))
+    word.add_paragraph("")._p.append(parse_xml(box("Tip: use a soft cloth.")))
+    word.add_paragraph("Store the cover indoors.")
+    word.save(tmp_path / "care.docx")
+    [doc] = ingest([str(tmp_path)]).documents
+    assert doc.text == (
+        "Clean the lens monthly.\n\nWarning:\nkeep the lens dry.\n\nTip: use a soft cloth.\n\n"
+        "Store the cover indoors."
+    )
+
+
 def test_notebook_asciidoc_and_docx(tmp_path: Path):
     import docx
 
