@@ -19,7 +19,7 @@ from typing import Any
 from augment.backends.base import backend_name, reply_room
 from augment.config import RunConfig
 from augment.ingest import Chunker, Skipped
-from augment.pipeline import build_requests, cost, read_documents
+from augment.pipeline import Work, cost, read_documents
 from augment.pipeline.deep import chunk_budgets
 from augment.strategies import Strategy, load_strategies
 from augment.strategies.deep import DeepStrategy, Task
@@ -197,7 +197,7 @@ def plan(inputs: list[str], config: RunConfig, on_skip: Any = None) -> Plan:
         fit.context_name = (
             f"the model's {positions} positions" if positions else f"context_tokens={fit.context}"
         )
-    for chunk, strategy, req in build_requests(chunks, single, config, identity, model, style):
+    for chunk, strategy, req in Work(chunks, single, config, identity, model, style):
         row = rows[strategy.name]
         n = tokenizer.count(req.prompt)
         row.requests += 1

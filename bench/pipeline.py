@@ -65,7 +65,7 @@ def main() -> None:
         docs = Path(tmp) / "docs"
         docs.mkdir()
         make_corpus(docs, args.docs)
-        cfg = load_config(None, {"concurrency": args.concurrency, "chunk_tokens": 256})
+        cfg = load_config(None, {"backend": "mock", "concurrency": args.concurrency, "chunk_tokens": 256})
 
         # (a) the peer: the same requests straight through the backend, nothing else
         documents = ingest([str(docs)]).documents

@@ -142,7 +142,9 @@ class FakeOpenAI:
     runs_on: bool = False
     # the model's context, in tokens as usage counts them (words); 0: none. A prompt and max_tokens
     # beyond it are answered as `context_style` servers do: "vllm", "openai" (code
-    # context_length_exceeded), "tgi" (422), "llama-server" (only a prompt beyond it; a reply is cut)
+    # context_length_exceeded), "tgi" (422), "llama-server" (only a prompt beyond it; a reply is cut),
+    # "ollama" (no error: a longer prompt is cut to its last context // 2 + 2 words, usage counts those;
+    # a reply runs on, the context shifting under it)
     context: int = 0
     context_style: str = "vllm"
     seen: Counter[str] = field(default_factory=Counter)
@@ -254,8 +256,8 @@ class FakeOpenAI:
         if p + m <= c and p < c:
             return None
         style = self.context_style
-        if style == "llama-server" and p < c:
-            return None  # it cuts the reply at the context's end instead
+        if style == "ollama" or (style == "llama-server" and p < c):
+            return None  # it cuts the prompt (ollama) or the reply at the context's end instead
         self.statuses[422 if style == "tgi" else 400] += 1
         if style == "llama-server":
             error = {
@@ -314,6 +316,11 @@ class FakeOpenAI:
         if resp is not None:
             return resp
         key = hashlib.sha256(prompt.encode()).hexdigest()
+        m = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        keep = self.context // 2 + 2
+        words = len(prompt.split())
+        if self.context_style == "ollama" and self.context and words + m > self.context and words > keep:
+            prompt = " ".join(prompt.split()[-keep:])  # what the model reads: its last `keep` words
         text = self._content(prompt, (key, self.seen[key]))
         self.statuses[200] += 1
         details: dict[str, int] = {}
@@ -330,7 +337,7 @@ class FakeOpenAI:
                 text += "\n###\n\nDocument: Another page\n\n1. A made-up line the run must not keep."
             choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
         p, c = len(prompt.split()), len(text.split())
-        if self.context:  # a reply ends at max_tokens or at the context's end, whichever is first
+        if self.context and self.context_style != "ollama":  # a reply ends at max_tokens or the context end
             limit = min(
                 body.get("max_completion_tokens") or body.get("max_tokens") or 10**6, self.context - p
             )

@@ -75,6 +75,10 @@ _PROMPT_SIZE = re.compile(
 )
 
 
+# prompt tokens below which a server's count is not read for a cut: a context is never this short
+CUT_MIN = 100
+
+
 def _number(match: re.Match[str] | None) -> int | None:
     if match is None:
         return None
@@ -203,6 +207,13 @@ class OpenAIBackend:
         self.token_field = "max_tokens"
         self.left_out: set[str] = set()
         self.adjusted: list[str] = []
+        # a server that cuts a prompt longer than its context without an error (Ollama) reports the
+        # same prompt tokens for prompts of different lengths: the most any reply reported, and the
+        # (length in characters, key) of the replies that reported it, until that is seen
+        self._most_read = 0
+        self._at_most: list[tuple[int, str]] = []
+        self.cut_at: int | None = None  # the tokens such a server reads of a prompt, once seen
+        self.cut_keys: list[str] = []  # replies to cut prompts returned before it was seen
 
     @classmethod
     def from_config(cls, config: RunConfig) -> OpenAIBackend:
@@ -366,7 +377,41 @@ class OpenAIBackend:
         if status != 200:
             raise self._status_error(status, headers, data)
         self._connected = True
-        return self._result(req, data)
+        result = self._result(req, data)
+        if result.usage.prompt_tokens >= CUT_MIN and not req.score_prompt:
+            self._check_cut(req, result.usage.prompt_tokens)
+        return result
+
+    def _check_cut(self, req: GenRequest, read: int) -> None:
+        """Fail a reply to a prompt the server cut: two prompts whose lengths differ by a tenth or
+        more never count the same tokens, unless the server read only that many of each."""
+        if self.cut_at is not None:
+            if read >= self.cut_at:
+                raise self._cut()
+            return
+        if read > self._most_read:
+            self._most_read, self._at_most = read, []
+        if read < self._most_read:
+            return
+        self._at_most.append((len(req.prompt), req.key))
+        sizes = [n for n, _ in self._at_most]
+        if max(sizes) >= 1.1 * min(sizes):
+            self.cut_at = read
+            self.cut_keys = [key for _, key in self._at_most if key != req.key]
+            self._adjust(
+                f"prompts longer than {read} tokens were cut to their last {read} by the server, "
+                "without an error (as Ollama does past its context, 4096 tokens unless "
+                "OLLAMA_CONTEXT_LENGTH says more): their replies failed as prompt_cut and are "
+                "sent again on a re-run"
+            )
+            raise self._cut()
+
+    def _cut(self) -> BackendError:
+        return BackendError(
+            f"prompt_cut: the server read only the last {self.cut_at} tokens of the prompt (start it "
+            "with a longer context, or lower chunk_tokens)",
+            of_request=True,
+        )
 
     async def _fit(self, req: GenRequest, context: int, prompt: int | None, *, fits: int) -> GenResult:
         """Send `req` again with max_tokens lowered to the room its prompt leaves in the server's

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import platform
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from augment.strategies.parsers import answer_of
 from augment.tokens import Tokenizer
 from augment.types import Chunk, Document, GenRequest, GenResult
 
-__all__ = ["GenerateSummary", "Hooks", "RunState", "build_requests", "generate", "versions"]
+__all__ = ["GenerateSummary", "Hooks", "RunState", "Work", "build_requests", "generate", "versions"]
 
 
 @dataclass
@@ -166,6 +167,61 @@ def prompt_style(config: RunConfig, backend: Backend) -> str:
     return "chat" if getattr(backend, "chat", True) else "completion"
 
 
+class Work:
+    """Every chunk of every document x every strategy x its variants and samples, in that order,
+    built as it is sent: a run's prompts take ~20x its documents' text, so they are never all
+    held at once. `len` and `counts` are counted on first use (each strategy's `count`, no
+    prompt rendered).
+
+    `backend` is the backend's identity (name and endpoint): it is part of every request key.
+    """
+
+    def __init__(
+        self,
+        chunks: list[Chunk],
+        strategies: list[Strategy],
+        config: RunConfig,
+        backend: str,
+        model: str,
+        style: str = "chat",
+    ):
+        self.chunks, self.config, self.given = chunks, config, strategies
+        self.backend, self.model, self.style = backend, model, style
+
+    @functools.cached_property
+    def counts(self) -> Counter[str]:
+        """Requests per strategy."""
+        out: Counter[str] = Counter()
+        for chunk in self.chunks:
+            for strategy in self.given:
+                out[strategy.name] += strategy.count(chunk, self.config.samples)
+        return out
+
+    @property
+    def strategies(self) -> list[Strategy]:
+        """The strategies with a request, in the configured order (each gets its output files)."""
+        return [s for s in self.given if self.counts[s.name]]
+
+    def __len__(self) -> int:
+        return sum(self.counts.values())
+
+    def __iter__(self) -> Iterator[tuple[Chunk, Strategy, GenRequest]]:
+        c = self.config
+        for chunk in self.chunks:
+            for strategy in self.given:
+                for req in strategy.build(
+                    chunk,
+                    backend=self.backend,
+                    model=self.model,
+                    seed=c.seed,
+                    samples=c.samples,
+                    temperature=c.temperature,
+                    max_tokens=c.max_tokens,
+                    style=self.style,
+                ):
+                    yield chunk, strategy, req
+
+
 def build_requests(
     chunks: list[Chunk],
     strategies: list[Strategy],
@@ -174,25 +230,8 @@ def build_requests(
     model: str,
     style: str = "chat",
 ) -> list[tuple[Chunk, Strategy, GenRequest]]:
-    """Every chunk of every document x every strategy x its variants and samples.
-
-    `backend` is the backend's identity (name and endpoint): it is part of every request key.
-    """
-    out = []
-    for chunk in chunks:
-        for strategy in strategies:
-            for req in strategy.build(
-                chunk,
-                backend=backend,
-                model=model,
-                seed=config.seed,
-                samples=config.samples,
-                temperature=config.temperature,
-                max_tokens=config.max_tokens,
-                style=style,
-            ):
-                out.append((chunk, strategy, req))
-    return out
+    """Every request of `Work`, as one list (for callers that want them all at once)."""
+    return list(Work(chunks, strategies, config, backend, model, style))
 
 
 def read_documents(
@@ -275,7 +314,7 @@ def generate(
             else chunks
         )
         style = prompt_style(config, backend)
-        work = build_requests(chunks, strategies, config, backend.identity, backend.model, style)
+        work = Work(chunks, strategies, config, backend.identity, backend.model, style)
 
         summary = GenerateSummary(
             run_dir=run_dir,
@@ -319,7 +358,7 @@ def generate(
 
 async def _generate_records(
     backend: Backend,
-    work: list[tuple[Chunk, Strategy, GenRequest]],
+    work: Work,
     open_file: Callable[[str], Writer],
     cache: ResponseCache,
     config: RunConfig,
@@ -331,7 +370,7 @@ async def _generate_records(
 ) -> None:
     """Send `work` (and the waves of multi-step strategies), write records, first steps and
     failures in request order to the files `open_file` opens (paths relative to the run directory)."""
-    by_name = {s.name: s for _, s, _ in work}
+    by_name = {s.name: s for s in work.strategies}
 
     def parse(req: GenRequest, result: GenResult):
         text = answer_of(result.text)  # a reasoning model's thoughts are not training data
@@ -354,7 +393,7 @@ async def _generate_records(
         max_retries=config.max_retries,
         max_parse_retries=config.max_parse_retries,
     )
-    names = list(dict.fromkeys(s.name for _, s, _ in work))
+    names = [s.name for s in work.strategies]
     writers = {name: open_file(f"generated/{name}.jsonl") for name in names}
     deep_names = [n for n in names if isinstance(by_name[n], DeepStrategy)]
     step_writers = {name: open_file(f"steps/{name}.jsonl") for name in deep_names}
@@ -411,20 +450,33 @@ async def _generate_records(
             style=style,
         )
 
-    # each round: (chunk, strategy, request, the multi-step work it belongs to, its worst-case tokens)
-    current: list[tuple[Chunk, Strategy, GenRequest, DeepWork | None, int]] = [
+    # each round: (chunk, strategy, request, the multi-step work it belongs to, its worst-case tokens);
+    # the first is built as the runner takes it, and what it took is held until its outcome is out
+    first = (
         (chunk, strategy, req, deep.get((chunk.chunk_id, strategy.name)), 0) for chunk, strategy, req in work
-    ]
+    )
+    current: Iterable[tuple[Chunk, Strategy, GenRequest, DeepWork | None, int]] = first
+    size = len(work)
+    held: dict[int, tuple[Chunk, Strategy, GenRequest, DeepWork | None, int]] = {}
+
+    def hold(
+        items: Iterable[tuple[Chunk, Strategy, GenRequest, DeepWork | None, int]],
+    ) -> Iterator[GenRequest]:
+        for i, item in enumerate(items):
+            held[i] = item
+            yield item[2]
+
     summary.requests = 0
     try:
-        while current:
+        while size:
             state.round += 1
-            state.total += len(current)
-            summary.requests += len(current)
+            state.total += size
+            summary.requests += size
             if state.round == 1:
                 hooks.on_start(state)
-            async for outcome in runner.run([req for _, _, req, _, _ in current]):
-                chunk, strategy, req, dw, worst = current[outcome.index]
+            held.clear()
+            async for outcome in runner.run(hold(current)):
+                chunk, strategy, req, dw, worst = held.pop(outcome.index)
                 state.done += 1
                 if outcome.skipped:
                     summary.not_sent += 1
@@ -474,17 +526,21 @@ async def _generate_records(
                 hooks.on_advance(outcome)
             if state.budget_stopped:
                 break  # the run stops here; a re-run recomputes the next waves from the cache
-            current = [
+            # later waves are built whole: each multi-step chunk's tasks depend on what it spent
+            wave = [
                 (dw.chunk, dw.strategy, req, dw, worst)
                 for dw in deep.values()
                 for req, worst in dw.wave(task_request(dw))
             ]
+            current, size = wave, len(wave)
         summary.complete = summary.not_sent == 0 and not state.budget_stopped and summary.unanswered == 0
     finally:
         summary.multi_step = _multi_step_summary(deep)
         try:
             for w in (*writers.values(), *step_writers.values(), failures):
                 w.close(complete=summary.complete)
+            # replies to prompts the server cut, received before that was seen (openai backend)
+            runner.cache.forget(list(getattr(backend, "cut_keys", ())))
             runner.cache.close()
         finally:
             if close_backend:
@@ -505,18 +561,15 @@ def deep_budgets(
 
 
 def _deep_work(
-    work: list[tuple[Chunk, Strategy, GenRequest]],
-    config: RunConfig,
-    budgets: dict[str, dict[str, int]],
+    work: Work, config: RunConfig, budgets: dict[str, dict[str, int]]
 ) -> dict[tuple[str, str], DeepWork]:
     """A DeepWork (budget, tasks, spending) for every chunk of every multi-step strategy."""
-    chunks = list({c.chunk_id: c for c, _, _ in work}.values())
     count = Tokenizer(config.tokenizer).count
     out = {}
-    for strategy in {s.name: s for _, s, _ in work}.values():
+    for strategy in work.strategies:
         if not isinstance(strategy, DeepStrategy):
             continue
-        for c in chunks:
+        for c in work.chunks:
             out[(c.chunk_id, strategy.name)] = DeepWork(
                 c, strategy, budgets[strategy.name][c.chunk_id], count
             )

@@ -90,6 +90,12 @@ class ResponseCache:
             with self._db:  # one transaction
                 self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", rows)
 
+    def forget(self, keys: list[str]) -> None:
+        """Drop these replies: a re-run sends their requests again."""
+        self.flush()
+        with self._db:
+            self._db.executemany("DELETE FROM responses WHERE key = ?", [(k,) for k in keys])
+
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
 

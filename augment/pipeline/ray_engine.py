@@ -173,12 +173,12 @@ class _Generate:
         self.loop = asyncio.new_event_loop()  # one loop per actor: a server client's session outlives a batch
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        from augment.pipeline import GenerateSummary, Hooks, _generate_records, build_requests, deep_budgets
+        from augment.pipeline import GenerateSummary, Hooks, Work, _generate_records, deep_budgets
         from augment.pipeline.cache import ResponseCache
 
         docs = [Document(**json.loads(d)) for d in batch["document"]]
         chunks = list(self.chunker.chunk_all(docs))
-        work = build_requests(
+        work = Work(
             chunks, self.strategies, self.config, self.backend.identity, self.backend.model, self.style
         )
         budgets = deep_budgets(chunks, self.strategies, self.config)

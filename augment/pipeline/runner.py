@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -224,8 +224,10 @@ class Runner:
                     break
         return Outcome(index, req, result=result, error=last_error)
 
-    async def run(self, requests: Sequence[GenRequest]) -> AsyncIterator[Outcome]:
-        """Yield one Outcome per request, in request order. Failures are outcomes, not exceptions."""
+    async def run(self, requests: Iterable[GenRequest]) -> AsyncIterator[Outcome]:
+        """Yield one Outcome per request, in request order. Failures are outcomes, not exceptions.
+        `requests` is read as far as the window ahead of the oldest unfinished one: a generator's
+        are built as they go out."""
         # how far past the oldest unfinished request to start work: enough to keep every slot busy
         # while one slow request holds up the in-order output, bounded so memory stays flat
         window = max(4096, 64 * self.limits.slots.max)
@@ -234,11 +236,16 @@ class Runner:
         tasks: set[asyncio.Task[Outcome]] = set()
         next_in = next_out = 0
         failed_in_a_row = 0
+        source = iter(requests)
 
         def launch() -> None:
-            nonlocal next_in
-            while next_in < len(requests) and next_in - next_out < window:
-                task = asyncio.ensure_future(self.process(next_in, requests[next_in]))
+            nonlocal next_in, source
+            while source is not None and next_in - next_out < window:
+                req = next(source, None)
+                if req is None:
+                    source = None
+                    break
+                task = asyncio.ensure_future(self.process(next_in, req))
                 task.add_done_callback(finished.put_nowait)
                 tasks.add(task)
                 next_in += 1

@@ -468,6 +468,10 @@ class Strategy:
             for sample in range(samples or self.header.samples)
         ]
 
+    def count(self, chunk: Chunk, samples: int | None = None) -> int:
+        """How many requests `build` makes for `chunk`, without rendering their prompts."""
+        return len(self.variants_for(chunk)) * (samples or self.header.samples)
+
     def variants_for(self, chunk: Chunk) -> list[tuple[str, dict[str, str]]]:
         """(variant, template variables) of the requests for `chunk`: the header's variants."""
         return [(variant, {}) for variant in self.header.variants or [""]]

@@ -116,6 +116,9 @@ class DeepStrategy(Strategy):
             header, self.path, step.instruction, self.document_block, self.sha256, self.example_document
         )
 
+    def count(self, chunk: Chunk, samples: int | None = None) -> int:
+        return 1  # the first step's; the tasks come in later waves
+
     def build(
         self,
         chunk: Chunk,

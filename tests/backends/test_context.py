@@ -224,4 +224,44 @@ def test_plan_holds_a_transformers_folder_to_its_positions(cli, examples: Path, 
     assert planned["context_tokens"] == 300 and planned["too_long_for_context"] > 0
     assert planned["too_long_for_context"] == json.loads(r.out)["too_long_for_context"]
     said = " ".join(cli(*base, "--model", folder).out.split())
-    assert "room for a reply in the model's 300 positions and would fail; lower chunk_tokens, or use a" in said
+    assert (
+        "room for a reply in the model's 300 positions and would fail; lower chunk_tokens, or use a" in said
+    )
+
+
+def test_a_server_that_cuts_prompts_silently_is_seen_and_its_replies_are_not_kept(
+    server, examples: Path, tmp_path: Path
+):
+    """Ollama's OpenAI endpoint cuts a prompt longer than its context to its last part, answers
+    200, and counts only what it read: prompts of different lengths all report the same tokens."""
+    once = {"max_parse_retries": 0}  # no re-asking a reply no parser takes: a request is one body
+    _, plain_url = server()
+    run(examples, tmp_path / "plain", plain_url, **once)
+    srv, url = server(context=300, context_style="ollama", keep_bodies=True)
+    summary = run(examples, tmp_path / "run", url, concurrency=1, **once)
+    sizes = [len(b["messages"][0]["content"].split()) for b in srv.bodies]
+    cut = sum(n > 152 for n in sizes)  # 300 // 2 + 2: what the fake keeps of a longer prompt
+    assert 2 <= cut < N_REQUESTS and not summary.complete
+    failed = summary.failures[
+        "backend_error: prompt_cut: the server read only the last 152 tokens of the prompt (start it "
+        "with a longer context, or lower chunk_tokens)"
+    ]
+    # the first cut replies came back until two prompts a tenth apart showed the same count
+    assert cut - 5 <= failed < cut
+    assert summary.adjusted[-1].startswith("prompts longer than 152 tokens were cut to their last 152")
+    # that one is not kept either: with the server fixed, a re-run asks for exactly the cut ones
+    # and ends as a run that never met the short context
+    fixed, fixed_url = server()
+    again = run(examples, tmp_path / "run", fixed_url, **once)
+    assert again.complete and fixed.requests == cut
+    assert generated(tmp_path / "run") == generated(tmp_path / "plain")
+
+
+def test_prompts_of_one_length_counted_alike_are_not_taken_for_cut_ones(
+    server, examples: Path, tmp_path: Path
+):
+    """Samples of one prompt (and prompts within a tenth of each other) count the same tokens:
+    that is no sign of a cut."""
+    srv, url = server(keep_bodies=True)
+    summary = run(examples, tmp_path / "run", url, samples=3)
+    assert summary.complete and not summary.failures and not summary.adjusted

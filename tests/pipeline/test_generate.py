@@ -182,6 +182,60 @@ def test_runner_keeps_request_order_and_the_concurrency_bound(tmp_path: Path):
     assert [o.result.text for o in replay] == [o.result.text for o in outcomes]
 
 
+def test_runner_reads_a_generator_only_a_window_ahead(tmp_path: Path):
+    """generate hands the runner its requests as they are built, so a corpus's prompts (~20x its
+    text) are never all in memory: the runner takes no more than its window past the oldest
+    request whose outcome is not out yet."""
+    n, taken, ahead = 12000, 0, []
+
+    def requests():
+        nonlocal taken
+        for i in range(n):
+            taken += 1
+            yield GenRequest(f"k{i}", f"prompt {i}", 0.0, 16, 0, source=f"Sentence number {i} is here.")
+
+    async def collect() -> list:
+        state = RunState()
+        runner = Runner(
+            MockBackend(),
+            cache=ResponseCache(tmp_path / "cache.sqlite"),
+            parse=lambda req, res: Parsed(items=[{"text": res.text}]),
+            limits=Limits(16),
+            budget=Budget(None, None, state),
+            state=state,
+        )
+        out = []
+        async for o in runner.run(requests()):
+            ahead.append(taken - o.index)
+            out.append(o)
+        return out
+
+    outcomes = asyncio.run(collect())
+    assert [o.index for o in outcomes] == list(range(n)) and taken == n
+    assert [o.request.key for o in outcomes[:3]] == ["k0", "k1", "k2"]
+    assert max(ahead) <= 4096 + 1  # the window (64 x 16 slots is less than its floor of 4096)
+
+
+def test_each_strategy_counts_the_requests_it_builds(examples: Path):
+    """Work's length (the progress total and summary.requests) is counted without rendering a
+    prompt; it must match what is then built, for every shipped strategy and sample count."""
+    from augment.ingest import Chunker, ingest
+    from augment.pipeline import Work
+    from augment.strategies import discover_prompts, load_strategies
+    from augment.tokens import Tokenizer
+
+    names = list(discover_prompts())
+    assert {"qa-spans", "entigraph", "paraphrase"} <= set(names)
+    strategies = load_strategies(names, None)
+    chunks = list(Chunker(Tokenizer(), 256, 32).chunk_all(ingest([str(examples / "docs")]).documents))
+    for samples in (None, 2):
+        cfg = load_config(None, {"samples": samples} if samples else {})
+        work = Work(chunks, strategies, cfg, "mock", "m")
+        built = Counter(s.name for _, s, _ in work)
+        assert built == work.counts and len(work) == sum(built.values()) > len(chunks) * len(names)
+        assert [s.name for s in work.strategies] == [s for s in names if built[s]]
+
+
 @pytest.mark.parametrize("strategies", [["qa"], ["notes", "qa"]])
 def test_strategies_subset(examples: Path, tmp_path: Path, strategies: list[str]):
     summary = run(examples, tmp_path / "run", strategies=strategies)
