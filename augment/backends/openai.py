@@ -61,8 +61,8 @@ _REFUSES = re.compile(
 )
 
 # A server's "prompt plus max_tokens exceed the context" error, in the words of OpenAI, vLLM,
-# SGLang, llama-cpp-python and TGI: the context's size, and the prompt's tokens where it says them
-# (llama.cpp's llama-server gives both as fields: n_ctx, n_prompt_tokens).
+# SGLang, llama-cpp-python, TGI and oMLX: the context's size, and the prompt's tokens where it
+# says them (llama.cpp's llama-server gives both as fields: n_ctx, n_prompt_tokens).
 _OVERFLOW = re.compile(r"context (?:length|size|window)|max_model_len|max_new_tokens", re.IGNORECASE)
 _CONTEXT_SIZE = re.compile(
     r"(?:context (?:length|size|window)|max_model_len)\D{0,40}?(\d[\d,]*)|must be <= (\d[\d,]*)",
@@ -70,7 +70,8 @@ _CONTEXT_SIZE = re.compile(
 )
 _PROMPT_SIZE = re.compile(
     r"(\d[\d,]*) (?:tokens )?in (?:the messages|your prompt)|(\d[\d,]*) (?:input|prompt) tokens"
-    r"|(\d[\d,]*) tokens from the input|(\d[\d,]*) `?inputs`? tokens|input \((\d[\d,]*) tokens\)",
+    r"|(\d[\d,]*) tokens from the input|(\d[\d,]*) `?inputs`? tokens|input \((\d[\d,]*) tokens\)"
+    r"|prompt (?:is )?too long:? (\d[\d,]*) tokens",
     re.IGNORECASE,
 )
 

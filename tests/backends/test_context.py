@@ -96,6 +96,12 @@ def _body(message: str, **error) -> bytes:
             ),
             (2048, 3000),
         ),
+        # an MLX server (oMLX)
+        (
+            400,
+            _body("Prompt too long: 51587 tokens exceeds max context window of 32768 tokens"),
+            (32768, 51587),
+        ),
         # the context without the prompt's size: the backend estimates it
         (400, _body("Prompt exceeds the maximum context length of 32,768 tokens."), (32768, None)),
         # not a context error
