@@ -162,6 +162,7 @@ def score_model(
     if pending.todo:
         torch, tok, model, dev = _load(model_name, trust_remote_code, path)
         tok.padding_side = "left"
+        _check_positions(model_name, tok, model, [prompts[k] for k in pending.todo], max_new_tokens, pending)
     on_progress(len(items) - len(pending.todo), len(items))
     for lo in range(0, len(pending.todo), batch_size):
         batch = pending.todo[lo : lo + batch_size]
@@ -187,6 +188,29 @@ def score_model(
         pending.save()
         on_progress(len(items) - len(pending.todo) + min(lo + batch_size, len(pending.todo)), len(items))
     return pending.scores(model_name, time.monotonic() - t0)
+
+
+def _check_positions(
+    model_name: str, tok: Any, model: Any, prompts: list[str], max_new_tokens: int, pending: PendingAnswers
+) -> None:
+    """Stop with one line where a prompt and its answer would not fit the model's positions: a
+    learned position table fails there, a rotary model reads past what it was trained on, and
+    the comparison needs the same prompt for every model, so none is shortened."""
+    from augment.backends.local import model_context
+
+    positions = model_context(model.config)
+    if not positions:
+        return
+    longest = max((len(ids) for ids in tok(prompts).input_ids), default=0) if prompts else 0
+    spans = [" " + answer_span(a) for k in pending.todo for a in sum(pending.forms[k], [])]
+    ids = tok(spans, add_special_tokens=False).input_ids if spans else []
+    answer = max((len(x) for x in ids), default=0)
+    if longest + max(max_new_tokens, answer) > positions:
+        raise AugmentError(
+            f"{model_name}: the longest prompt is {longest} tokens and an answer takes up to "
+            f"{max(max_new_tokens, answer)}, past the model's {positions} positions; use fewer --shots, "
+            "the closed mode (no passage in the prompt) or a model with a longer context"
+        )
 
 
 def first_line(text: str) -> str:
