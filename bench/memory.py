@@ -1,12 +1,13 @@
-"""Peak memory of `augment generate` (mock backend) as the corpus grows.
+"""Peak memory of `augment generate` and `augment curate` (mock backend) as the corpus grows.
 
     python bench/memory.py [--docs 500,2000,8000] [--strategies qa,paraphrase,inferences,notes]
 
-Each size runs in a fresh process (generate only: no curate, no export) and reports the
-process's peak resident memory. The table shows, per size: documents, their text in MB, chunks,
-requests, peak RSS in MB, and the peak above the smallest run's per MB of added text: what
-each MB of documents costs in memory. The documents themselves, and their chunks, are held
-whole (about 2-3x the text as Python strings); the rest is what the pipeline keeps besides.
+Each size is generated in a fresh process (no curate, no export), then curated in another, and
+each reports its peak resident memory. The table shows, per size: documents, their text in MB,
+chunks, requests, records, generate's peak RSS in MB and the peak above the smallest run's per MB
+of added text (what each MB of documents costs), then the records' size on disk and curate's
+peak and its growth per MB of added records. The documents themselves, and their chunks, are
+held whole (about 2-3x the text as Python strings); the rest is what each stage keeps besides.
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ print(json.dumps({"documents": s.documents, "text": text, "chunks": s.chunks, "r
                   "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 
+CURATE = """
+import json, resource, sys
+from pathlib import Path
+from augment.config import load_config
+from augment.curate import curate
+run, strategies = Path(sys.argv[1]), sys.argv[2].split(",")
+s = curate(run, load_config(None, {"backend": "mock", "chunk_tokens": 256, "strategies": strategies}))
+size = sum(p.stat().st_size for p in (run / "generated").glob("*.jsonl"))
+print(json.dumps({"bytes": size, "kept": sum(s.kept.values()),
+                  "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -57,15 +70,36 @@ def main() -> None:
                 text=True,
                 check=True,
             )
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    table = Table(title=f"peak memory of generate (mock; {args.strategies})")
-    cols = ("documents", "text MB", "chunks", "requests", "records", "peak RSS MB", "MB per MB of text added")
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            out = subprocess.run(
+                [sys.executable, "-c", CURATE, str(Path(tmp) / "run"), args.strategies],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            cur = json.loads(out.stdout.strip().splitlines()[-1])
+            rows.append(row | {"curate_kb": cur["peak_kb"], "bytes": cur["bytes"]})
+    table = Table(title=f"peak memory of generate and curate (mock; {args.strategies})")
+    cols = (
+        "documents",
+        "text MB",
+        "chunks",
+        "requests",
+        "records",
+        "generate peak MB",
+        "per MB of text added",
+        "records MB",
+        "curate peak MB",
+        "per MB of records added",
+    )
     for col in cols:
         table.add_column(col, justify="right")
     first = rows[0]
     for r in rows:
         added = (r["text"] - first["text"]) / 1e6
         per = (r["peak_kb"] - first["peak_kb"]) / 1e3 / added if added else None
+        added_records = (r["bytes"] - first["bytes"]) / 1e6
+        per_record = (r["curate_kb"] - first["curate_kb"]) / 1e3 / added_records if added_records else None
         assert r["complete"], r
         table.add_row(
             str(r["documents"]),
@@ -75,6 +109,9 @@ def main() -> None:
             str(r["records"]),
             f"{r['peak_kb'] / 1e3:.0f}",
             "-" if per is None else f"{per:.1f}",
+            f"{r['bytes'] / 1e6:.0f}",
+            f"{r['curate_kb'] / 1e3:.0f}",
+            "-" if per_record is None else f"{per_record:.2f}",
         )
     Console(file=sys.stdout).print(table)
 

@@ -15,9 +15,11 @@ record and so sees only what is left.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +39,7 @@ from augment.curate.filters import (
     load_eval_items,
 )
 from augment.errors import AugmentError
-from augment.io import locks_run, read_jsonl, write_json, write_jsonl
+from augment.io import atomic_write, dumps, locks_run, read_jsonl, write_json
 from augment.shards import generated_files
 from augment.tokens import Tokenizer
 
@@ -123,38 +125,91 @@ def _reject(rec: dict[str, Any], verdict: Verdict) -> dict[str, Any]:
     return out
 
 
+def _slim_keys(config: RunConfig) -> tuple[str, ...]:
+    """What the steps after the per-record ones read of a record (near and semantic duplicates:
+    the text; conflicting answers: the fields; the judge: the chunk's span and the messages); the
+    rest is read again from its file when the record is written."""
+    keys = ("id", "doc_id", "strategy", "text")
+    if config.conflict_filter:
+        keys += ("fields",)
+    if config.judge:
+        keys += ("messages", "span")
+    return keys
+
+
+@dataclass
+class _Survivor:
+    """A record that passed the per-record steps: what the later steps read, where the whole
+    record is (file, byte offset), and the checks it passed."""
+
+    rec: dict[str, Any]
+    title: str
+    at: tuple[int, int]
+    checks: dict[str, Any]
+
+
+class _Records:
+    """The generated files, read in order with each record's byte offset, and read again by
+    offset: a run's records are held whole only while each is checked and written."""
+
+    def __init__(self, files: list[Path]):
+        self.files = files
+        self._open: dict[int, Any] = {}
+
+    def __iter__(self) -> Iterator[tuple[Path, tuple[int, int], dict[str, Any]]]:
+        for i, path in enumerate(self.files):
+            with open(path, "rb") as f:
+                offset = 0
+                for line in f:
+                    at, offset = offset, offset + len(line)
+                    if not line.strip():
+                        continue
+                    try:
+                        rec = json.loads(line)
+                    except json.JSONDecodeError:
+                        if line.endswith(b"\n"):
+                            raise
+                        continue  # a torn last line (a killed generate), as read_jsonl skips it
+                    yield path, (i, at), rec
+
+    def load(self, at: tuple[int, int]) -> dict[str, Any]:
+        f = self._open.get(at[0])
+        if f is None:
+            f = self._open[at[0]] = open(self.files[at[0]], "rb")  # noqa: SIM115 - closed in close()
+        f.seek(at[1])
+        return json.loads(f.readline())
+
+    def close(self) -> None:
+        for f in self._open.values():
+            f.close()
+
+
 def _drop_matches(
-    survivors: list[tuple[dict[str, Any], str, str]],
+    survivors: list[_Survivor],
     matches: list[tuple[int, float] | None],
     reason: str,
-    rejected: list[dict[str, Any]],
-    summary: CurateSummary,
-) -> list[tuple[dict[str, Any], str, str]]:
+    reject: Callable[[_Survivor, Verdict], None],
+) -> list[_Survivor]:
     """Survivors without the duplicates `matches` found (each match: index of the kept one, similarity)."""
     verdicts = [
         None
         if match is None
-        else Verdict(reason, dup_of=survivors[match[0]][0]["id"], detail=round(match[1], 3))
+        else Verdict(reason, dup_of=survivors[match[0]].rec["id"], detail=round(match[1], 3))
         for match in matches
     ]
-    return _drop_verdicts(survivors, verdicts, rejected, summary)
+    return _drop_verdicts(survivors, verdicts, reject)
 
 
 def _drop_verdicts(
-    survivors: list[tuple[dict[str, Any], str, str]],
-    verdicts: list[Verdict | None],
-    rejected: list[dict[str, Any]],
-    summary: CurateSummary,
-) -> list[tuple[dict[str, Any], str, str]]:
-    """Survivors whose verdict is None; each other one goes to `rejected` (without its checks)."""
+    survivors: list[_Survivor], verdicts: list[Verdict | None], reject: Callable[[_Survivor, Verdict], None]
+) -> list[_Survivor]:
+    """Survivors whose verdict is None; each other one is rejected (without its checks)."""
     kept = []
     for item, verdict in zip(survivors, verdicts, strict=True):
         if verdict is None:
             kept.append(item)
-            continue
-        rec = {k: v for k, v in item[0].items() if k != "checks"}
-        rejected.append(_reject(rec, verdict))
-        summary.rejected[(rec["strategy"], verdict.reason)] += 1
+        else:
+            reject(item, verdict)
     return kept
 
 
@@ -186,10 +241,23 @@ def curate(
     steps = build_steps(config, decontaminate)
 
     summary = CurateSummary(run_dir)
-    survivors: list[tuple[dict[str, Any], str, str]] = []  # (record, title, chunk)
-    rejected: list[dict[str, Any]] = []
-    for path in files:
-        for rec in read_jsonl(path):
+    records = _Records(files)
+    out = run_dir / "curated"
+    out.mkdir(parents=True, exist_ok=True)
+    survivors: list[_Survivor] = []
+    slim_keys = _slim_keys(config)
+    with atomic_write(out / "rejected.jsonl") as rejected, contextlib.closing(records):
+
+        def reject(item: _Survivor, verdict: Verdict, with_checks: bool = False) -> None:
+            """A record rejected after the per-record steps: written whole, without its checks
+            (the judge's rejections with them, and its verdict)."""
+            rec = records.load(item.at)
+            if with_checks:
+                rec = {**rec, "checks": item.checks}
+            rejected.write(dumps(_reject(rec, verdict)) + "\n")
+            summary.rejected[(rec["strategy"], verdict.reason)] += 1
+
+        for path, at, rec in records:
             summary.total += 1
             doc = docs.get(rec.get("doc_id"))
             if doc is None:
@@ -206,86 +274,93 @@ def curate(
                 else:
                     result = step.check(rec, chunk)
                 if isinstance(result, Verdict):
-                    rejected.append(_reject(rec, result))
+                    rejected.write(dumps(_reject(rec, result)) + "\n")
                     summary.rejected[(rec["strategy"], result.reason)] += 1
                     break
                 if result is not None:
                     checks[step.name] = result
             else:
-                survivors.append(({**rec, "checks": checks}, doc["title"], chunk))
+                slim = {k: rec[k] for k in slim_keys if k in rec}
+                survivors.append(_Survivor(slim, doc["title"], at, checks))
 
-    if config.conflict_filter and survivors:
-        verdicts = ConflictingAnswers().find([rec for rec, _, _ in survivors])
-        survivors = _drop_verdicts(survivors, verdicts, rejected, summary)
+        if config.conflict_filter and survivors:
+            verdicts = ConflictingAnswers().find([item.rec for item in survivors])
+            survivors = _drop_verdicts(survivors, verdicts, reject)
 
-    if config.near_dedup and survivors:
-        texts = [rec["text"] for rec, _, _ in survivors]
-        if engine == "ray":
-            from augment.curate.ray_dedup import ray_near_duplicates
+        if config.near_dedup and survivors:
+            texts = [item.rec["text"] for item in survivors]
+            if engine == "ray":
+                from augment.curate.ray_dedup import ray_near_duplicates
 
-            matches = ray_near_duplicates(
-                texts,
-                threshold=config.near_threshold,
-                ngram=config.near_ngram,
-                num_perm=config.near_num_perm,
-                bands=config.near_bands,
-                seed=config.seed,
-            )
-        else:
-            dedup = MinHashDedup(
-                config.near_threshold, config.near_ngram, config.near_num_perm, config.near_bands, config.seed
-            )
-            matches = dedup.find(texts)
-        survivors = _drop_matches(survivors, matches, "near_duplicate", rejected, summary)
-
-    if config.semantic_dedup and survivors:
-        from augment.curate.semantic import embed, semantic_duplicates
-
-        vectors = embed([rec["text"] for rec, _, _ in survivors])
-        matches = semantic_duplicates(
-            vectors,
-            [rec["doc_id"] for rec, _, _ in survivors],
-            config.semantic_threshold,
-            config.semantic_scope,
-        )
-        survivors = _drop_matches(survivors, matches, "semantic_duplicate", rejected, summary)
-
-    kept: list[dict[str, Any]] = []
-    if config.judge and survivors:
-        from augment.curate.judge import judge_records
-
-        if backend is None:
-            from augment.backends import get_backend
-
-            judge_config = config.model_copy(update={"model": config.judge_model or config.model})
-            backend = get_backend(judge_config)
-        verdicts = judge_records(
-            survivors, backend, run_dir, config, on_start=on_judge_start, on_advance=on_judge
-        )
-        for (rec, _, _), verdict in zip(survivors, verdicts, strict=True):
-            if isinstance(verdict, str):
-                rejected.append(_reject(rec, Verdict("judge_failed", detail=verdict)))
-                summary.rejected[(rec["strategy"], "judge_failed")] += 1
-                continue
-            rec = {**rec, "checks": {**rec["checks"], "judge": verdict.to_dict()}}
-            if verdict.faithfulness < config.judge_min_faithfulness:
-                reason = "judge_unfaithful"
-            elif verdict.usefulness < config.judge_min_usefulness:
-                reason = "judge_not_useful"
+                matches = ray_near_duplicates(
+                    texts,
+                    threshold=config.near_threshold,
+                    ngram=config.near_ngram,
+                    num_perm=config.near_num_perm,
+                    bands=config.near_bands,
+                    seed=config.seed,
+                )
             else:
-                kept.append(rec)
-                summary.kept[rec["strategy"]] += 1
-                continue
-            rejected.append(_reject(rec, Verdict(reason, detail=verdict.reason)))
-            summary.rejected[(rec["strategy"], reason)] += 1
-    else:
-        for rec, _, _ in survivors:
-            kept.append(rec)
-            summary.kept[rec["strategy"]] += 1
+                dedup = MinHashDedup(
+                    config.near_threshold,
+                    config.near_ngram,
+                    config.near_num_perm,
+                    config.near_bands,
+                    config.seed,
+                )
+                matches = dedup.find(texts)
+            del texts
+            survivors = _drop_matches(survivors, matches, "near_duplicate", reject)
 
-    out = run_dir / "curated"
-    write_jsonl(out / "kept.jsonl", kept)
-    write_jsonl(out / "rejected.jsonl", rejected)
+        if config.semantic_dedup and survivors:
+            from augment.curate.semantic import embed, semantic_duplicates
+
+            vectors = embed([item.rec["text"] for item in survivors])
+            matches = semantic_duplicates(
+                vectors,
+                [item.rec["doc_id"] for item in survivors],
+                config.semantic_threshold,
+                config.semantic_scope,
+            )
+            survivors = _drop_matches(survivors, matches, "semantic_duplicate", reject)
+
+        if config.judge and survivors:
+            from augment.curate.judge import judge_records
+
+            if backend is None:
+                from augment.backends import get_backend
+
+                judge_config = config.model_copy(update={"model": config.judge_model or config.model})
+                backend = get_backend(judge_config)
+            judged = []
+            for item in survivors:
+                doc_text = docs[item.rec["doc_id"]]["text"]
+                start, end = item.rec.get("span", [0, len(doc_text)])
+                judged.append((item.rec, item.title, doc_text[start:end]))
+            verdicts = judge_records(
+                judged, backend, run_dir, config, on_start=on_judge_start, on_advance=on_judge
+            )
+            del judged
+            passed = []
+            for item, verdict in zip(survivors, verdicts, strict=True):
+                if isinstance(verdict, str):
+                    reject(item, Verdict("judge_failed", detail=verdict), with_checks=True)
+                    continue
+                item.checks = {**item.checks, "judge": verdict.to_dict()}
+                if verdict.faithfulness < config.judge_min_faithfulness:
+                    reject(item, Verdict("judge_unfaithful", detail=verdict.reason), with_checks=True)
+                elif verdict.usefulness < config.judge_min_usefulness:
+                    reject(item, Verdict("judge_not_useful", detail=verdict.reason), with_checks=True)
+                else:
+                    passed.append(item)
+            survivors = passed
+
+        with atomic_write(out / "kept.jsonl") as kept:
+            for item in survivors:
+                rec = records.load(item.at)
+                kept.write(dumps({**rec, "checks": item.checks}) + "\n")
+                summary.kept[rec["strategy"]] += 1
+
     summary.seconds = time.perf_counter() - t0
     write_json(out / "stats.json", summary.to_dict())
     return summary

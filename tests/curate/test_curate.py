@@ -149,6 +149,28 @@ def test_planted_cases(tmp_path: Path):
     assert summary.by_reason["near_duplicate"] == 1
 
 
+def test_records_are_written_whole_as_generated_and_a_torn_last_line_is_passed_over(tmp_path: Path):
+    """Curate holds only what its later steps read of a record and reads the rest again from the
+    generated file when it writes it: every field comes back as it was, multi-byte text too, and
+    a killed generate's torn last line is left out as before."""
+    records = [
+        {**r, "extra": {"nested": [1, 2.5, None]}, "note": f"caf\u00e9 \u2014 {r['id']} \U0001f4a1"}
+        for r in PLANTED
+    ]
+    run = make_run(tmp_path, records)
+    with open(run / "generated" / "paraphrase.jsonl", "a", encoding="utf-8") as f:
+        f.write('{"id": "torn", "strategy": "paraphrase", "te')
+    summary = curate(run, load_config(None, {}))
+    assert summary.total == len(records)
+    out = {r["id"]: r for name in ("kept", "rejected") for r in read_jsonl(run / "curated" / f"{name}.jsonl")}
+    assert set(out) == {r["id"] for r in records}
+    for r in records:
+        got = {
+            k: v for k, v in out[r["id"]].items() if k not in ("checks", "reason", "dup_of", "reason_detail")
+        }
+        assert got == r
+
+
 def test_each_step_can_be_turned_off(tmp_path: Path):
     _, _, kept, rejected = run_curate(
         tmp_path,
