@@ -23,7 +23,7 @@ from rich.table import Table
 from augment.backends.mock import MockBackend
 from augment.config import load_config
 from augment.ingest import Chunker, ingest
-from augment.pipeline import build_requests, generate
+from augment.pipeline import Work, generate
 from augment.shards import export
 from augment.strategies import load_strategies
 from augment.tokens import Tokenizer
@@ -70,7 +70,7 @@ def main() -> None:
         # (a) the peer: the same requests straight through the backend, nothing else
         documents = ingest([str(docs)]).documents
         chunks = list(Chunker(Tokenizer(), cfg.chunk_tokens, cfg.chunk_overlap).chunk_all(documents))
-        work = build_requests(chunks, load_strategies(cfg.strategies), cfg, "mock", "mock")
+        work = list(Work(chunks, load_strategies(cfg.strategies), cfg, "mock", "mock"))
         backend = MockBackend()
 
         async def loop() -> None:

@@ -247,7 +247,7 @@ def _prompts(run_dir: Path):
 
     from augment.config import load_config
     from augment.ingest import Chunker, ingest
-    from augment.pipeline import build_requests
+    from augment.pipeline import Work
     from augment.strategies import load_strategies
     from augment.tokens import Tokenizer
 
@@ -256,9 +256,7 @@ def _prompts(run_dir: Path):
     cfg = load_config(None, {k: v for k, v in run["config"].items() if k in ("chunk_tokens", "strategies")})
     docs = ingest(run["inputs"]).documents
     chunks = list(Chunker(Tokenizer(), cfg.chunk_tokens, cfg.chunk_overlap).chunk_all(docs))
-    for _, _, req in build_requests(
-        chunks, load_strategies(cfg.strategies), cfg, "openai/chat", "fake-model"
-    ):
+    for _, _, req in Work(chunks, load_strategies(cfg.strategies), cfg, "openai/chat", "fake-model"):
         yield req.prompt
 
 

@@ -139,3 +139,26 @@ def tiny_model(run_dir: Path, tmp_path_factory) -> Path:
     transformers.LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
     hf_tok.save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def tiny_gpt2(tiny_model: Path, tmp_path: Path):
+    """A 1-layer GPT-2 (a learned position table) with `n_positions`, and the tiny Llama's
+    tokenizer and chat template: a model whose positions run out."""
+    transformers = pytest.importorskip("transformers")
+
+    def make(n_positions: int) -> Path:
+        folder = tmp_path / f"gpt2-{n_positions}"
+        folder.mkdir()
+        for f in tiny_model.iterdir():
+            if f.name.startswith(("tokenizer", "special_tokens", "chat_template")):
+                shutil.copy(f, folder / f.name)
+        tok = transformers.AutoTokenizer.from_pretrained(folder)
+        config = transformers.GPT2Config(
+            vocab_size=len(tok), n_positions=n_positions, n_embd=32, n_layer=1, n_head=2,
+            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        )  # fmt: skip
+        transformers.GPT2LMHeadModel(config).save_pretrained(folder, safe_serialization=True)
+        return folder
+
+    return make

@@ -38,7 +38,7 @@ from augment.strategies.parsers import answer_of
 from augment.tokens import Tokenizer
 from augment.types import Chunk, Document, GenRequest, GenResult
 
-__all__ = ["GenerateSummary", "Hooks", "RunState", "Work", "build_requests", "generate", "versions"]
+__all__ = ["GenerateSummary", "Hooks", "RunState", "Work", "generate", "versions"]
 
 
 @dataclass
@@ -220,18 +220,6 @@ class Work:
                     style=self.style,
                 ):
                     yield chunk, strategy, req
-
-
-def build_requests(
-    chunks: list[Chunk],
-    strategies: list[Strategy],
-    config: RunConfig,
-    backend: str,
-    model: str,
-    style: str = "chat",
-) -> list[tuple[Chunk, Strategy, GenRequest]]:
-    """Every request of `Work`, as one list (for callers that want them all at once)."""
-    return list(Work(chunks, strategies, config, backend, model, style))
 
 
 def read_documents(

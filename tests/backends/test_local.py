@@ -106,29 +106,18 @@ def test_transformers_engine_batches_like_one_at_a_time(tiny_model: Path):
     assert any(r.finish_reason == "length" for r in batched)
 
 
-def test_transformers_engine_keeps_each_request_within_the_models_positions(tiny_model: Path, tmp_path: Path):
+def test_transformers_engine_keeps_each_request_within_the_models_positions(tiny_gpt2):
     """A model with a learned position table (GPT-2, 128 positions): a batch with one prompt past
     them used to fail whole (an index error in the table), and a reply running past them too."""
     pytest.importorskip("torch")
-    import shutil
-
     import transformers
 
     from augment.backends.local import TransformersEngine, model_context
 
-    folder = tmp_path / "gpt2"
-    folder.mkdir()
-    for f in tiny_model.iterdir():  # the tokenizer (and its chat template) of the tiny Llama
-        if f.name.startswith(("tokenizer", "special_tokens", "chat_template")):
-            shutil.copy(f, folder / f.name)
+    folder = tiny_gpt2(128)
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-    config = transformers.GPT2Config(
-        vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=1, n_head=2,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )  # fmt: skip
-    transformers.GPT2LMHeadModel(config).save_pretrained(folder, safe_serialization=True)
     engine = TransformersEngine(folder, device="cpu", batch_size=4, trust_remote_code=False)
-    assert engine.context_tokens == 128 == model_context(config)
+    assert engine.context_tokens == 128 == model_context(transformers.AutoConfig.from_pretrained(folder))
 
     def words(n_tokens: int) -> str:
         text = "The lighthouse at Cape Merrow"

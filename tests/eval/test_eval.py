@@ -134,33 +134,19 @@ def test_source_nll_scores_a_reworded_gold_in_the_passages_wording(tiny_model):
     assert set(scores.summary) >= {"answer_nll", "answer_nll_source"}
 
 
-def test_a_prompt_past_the_models_positions_stops_with_one_line(tiny_model, tmp_path: Path):
+def test_a_prompt_past_the_models_positions_stops_with_one_line(tiny_gpt2):
     """A model with a learned position table (GPT-2, 64 positions): an open-book prompt past them
     used to fail inside generate (an index error); it is named before any answer is scored."""
-    import shutil
-
-    import transformers
-
     from augment.eval.runner import score_model
 
-    folder = tmp_path / "gpt2"
-    folder.mkdir()
-    for f in tiny_model.iterdir():
-        if f.name.startswith(("tokenizer", "special_tokens")):
-            shutil.copy(f, folder / f.name)
-    tok = transformers.AutoTokenizer.from_pretrained(folder)
-    config = transformers.GPT2Config(
-        vocab_size=len(tok), n_positions=64, n_embd=32, n_layer=1, n_head=2,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-    )  # fmt: skip
-    transformers.GPT2LMHeadModel(config).save_pretrained(folder, safe_serialization=True)
+    folder = tiny_gpt2(64)
     passage = "The lighthouse at Cape Merrow was lit with paraffin until 1931. " * 6
     items = [QAItem("p1", "Merrow", passage, "What lit the lamp?", ["paraffin"])]
     closed = score_model(str(folder), items, max_new_tokens=4)  # the question alone fits
     assert len(closed.predictions) == 1
     with pytest.raises(
         AugmentError,
-        match=r"gpt2: the longest prompt is \d+ tokens and an answer takes up to 4, past the model's 64 positions",
+        match=r"gpt2-64: the longest prompt is \d+ tokens and an answer takes up to 4, past the model's 64 positions",
     ):
         score_model(str(folder), items, mode="open", max_new_tokens=4)
 
