@@ -364,15 +364,39 @@ def _docx_text_boxes(paragraph: Any) -> list[str]:
     return out
 
 
+def _docx_notes(document: Any) -> dict[tuple[str, str], str]:
+    """(reference kind, id) -> the text of each footnote and endnote of a Word document (Word's
+    separator notes left out)."""
+    from lxml import etree
+
+    out = {}
+    for rel in document.part.rels.values():
+        kind = rel.reltype.rsplit("/", 1)[-1]  # .../footnotes, .../endnotes
+        if kind not in ("footnotes", "endnotes") or rel.is_external:
+            continue
+        root = etree.fromstring(rel.target_part.blob, etree.XMLParser(resolve_entities=False))
+        for note in root.iter(_W + kind[:-1]):
+            if note.get(_W + "type") in ("separator", "continuationSeparator", "continuationNotice"):
+                continue
+            lines = [
+                " ".join("".join(t.text or "" for t in p.iter(_W + "t")).split()) for p in note.iter(_W + "p")
+            ]
+            text = " ".join(line for line in lines if line)
+            if text:
+                out[(kind[:-1] + "Reference", note.get(_W + "id", ""))] = text
+    return out
+
+
 def read_docx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
     """A Word document: paragraphs and tables in document order; headings as Markdown headings;
-    a text box after the paragraph it is anchored in."""
+    a text box, and a footnote or endnote ("Note: ..."), after the paragraph it belongs to."""
     import docx
     from docx.opc.exceptions import PackageNotFoundError
     from docx.table import Table
 
     try:
         document = docx.Document(str(path))
+        notes = _docx_notes(document)
         blocks, heading = [], ""
         for item in document.iter_inner_content():
             if isinstance(item, Table):
@@ -380,7 +404,12 @@ def read_docx(path: Path, text_field: str, title_field: str) -> Iterator[tuple[s
                 blocks.append("\n".join(r for r in rows if r.strip(" |")))
                 continue
             text = item.text.strip()
-            boxes = _docx_text_boxes(item._p)
+            boxes = _docx_text_boxes(item._p) + [
+                f"Note: {notes[i]}"
+                for kind in ("footnoteReference", "endnoteReference")
+                for ref in item._p.iter(_W + kind)
+                if (i := (kind, ref.get(_W + "id"))) in notes
+            ]
             if not text:
                 blocks += boxes
                 continue
@@ -584,7 +613,8 @@ def read_odp(path: Path, text_field: str, title_field: str) -> Iterator[tuple[st
 
 def read_odt(path: Path, text_field: str, title_field: str) -> Iterator[tuple[str, str, str]]:
     """An OpenDocument text (LibreOffice Writer): headings (as Markdown headings by their outline
-    level), paragraphs, list items and table rows, in document order."""
+    level), paragraphs, list items and table rows, in document order; a footnote or endnote
+    ("Note: ...") after the paragraph it is in."""
     content, meta = _odf_parts(path, ".odt")
     t, tb = f"{{{_ODF_TEXT}}}", f"{{{_ODF_TABLE}}}"
     body = content.find("{urn:oasis:names:tc:opendocument:xmlns:office:1.0}body")
@@ -599,12 +629,18 @@ def read_odt(path: Path, text_field: str, title_field: str) -> Iterator[tuple[st
         if any(a.tag in (tb + "table-cell", t + "note") for a in el.iterancestors()):
             continue  # a cell's words are in its row; a note's are left out
         text = " ".join(_odf_inline(el).split())
+        notes = [
+            "Note: " + " ".join(" ".join(_odf_inline(p).split()) for p in body.iter(t + "p", t + "h"))
+            for note in el.iter(t + "note")
+            for body in note.iter(t + "note-body")
+        ]
         if not text:
+            blocks += [n for n in notes if n != "Note: "]
             continue
         if el.tag == t + "h":
             heading = heading or text
             text = "#" * min(int(el.get(t + "outline-level", "1")), 6) + " " + text
-        blocks.append(text)
+        blocks += [text, *(n for n in notes if n != "Note: ")]
     text = _require_text("\n\n".join(blocks), "OpenDocument text has no text")
     yield str(path), _odf_title(meta) or heading or path.stem, text
 

@@ -295,6 +295,48 @@ def test_docx_text_boxes_follow_their_paragraph_once(tmp_path: Path):
     )
 
 
+def test_docx_footnotes_and_endnotes_follow_their_paragraph(tmp_path: Path):
+    """Notes as Word stores them: word/footnotes.xml and endnotes.xml (with the separator notes
+    Word always writes), referenced from a run of the paragraph."""
+    import docx
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+    from docx.oxml import parse_xml
+
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    word = docx.Document()
+    for kind, rel, notes in (
+        ("footnote", RT.FOOTNOTES, {"1": "Measured at high tide in 1931.", "2": "Keeper's log, vol. 3."}),
+        ("endnote", RT.ENDNOTES, {"1": "The lamp was electrified in 1952."}),
+    ):
+        body = (
+            f'<w:{kind} w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:{kind}>'
+            f'<w:{kind} w:type="continuationSeparator" w:id="0"><w:p><w:r><w:continuationSeparator/>'
+            f"</w:r></w:p></w:{kind}>"
+        )
+        body += "".join(
+            f'<w:{kind} w:id="{i}"><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:{kind}>'
+            for i, text in notes.items()
+        )
+        blob = f'<?xml version="1.0"?><w:{kind}s {w}>{body}</w:{kind}s>'.encode()
+        content_type = f"application/vnd.openxmlformats-officedocument.wordprocessingml.{kind}s+xml"
+        word.part.relate_to(Part(PackURI(f"/word/{kind}s.xml"), content_type, blob, word.part.package), rel)
+    lamp = word.add_paragraph("The light is 31 metres above the sea.")
+    lamp._p.append(parse_xml(f'<w:r {w}><w:footnoteReference w:id="1"/></w:r>'))
+    lamp._p.append(parse_xml(f'<w:r {w}><w:endnoteReference w:id="1"/></w:r>'))
+    word.add_paragraph("Keepers served three-month turns.")._p.append(
+        parse_xml(f'<w:r {w}><w:footnoteReference w:id="2"/></w:r>')
+    )
+    word.save(tmp_path / "notes.docx")
+    [doc] = ingest([str(tmp_path)]).documents
+    assert doc.text == (
+        "The light is 31 metres above the sea.\n\nNote: Measured at high tide in 1931.\n\n"
+        "Note: The lamp was electrified in 1952.\n\nKeepers served three-month turns.\n\n"
+        "Note: Keeper's log, vol. 3."
+    )
+
+
 def test_notebook_asciidoc_and_docx(tmp_path: Path):
     import docx
 
@@ -755,8 +797,8 @@ def test_odt_headings_paragraphs_lists_and_tables_in_order(tmp_path: Path):
     docs = {Path(d.path).name: (d.title, d.text) for d in result.documents}
     assert docs["guide.odt"] == (
         "Care guide",
-        "# Care guide\n\nWipe the lens with a dry cloth.\n\n## Storage\n\nKeep it dry.\n\nKeep it cool.\n\n"
-        "Humidity | under 60 %",
+        "# Care guide\n\nWipe the lens with a dry cloth.\n\nNote: A footnote.\n\n## Storage\n\nKeep it dry.\n\n"
+        "Keep it cool.\n\nHumidity | under 60 %",  # the note after its paragraph, not inside it
     )
     assert docs["named.odt"] == ("Logbook", "The keeper logs the weather.")
     r = reasons(result)
