@@ -374,7 +374,10 @@ def _docx_notes(document: Any) -> dict[tuple[str, str], str]:
         kind = rel.reltype.rsplit("/", 1)[-1]  # .../footnotes, .../endnotes
         if kind not in ("footnotes", "endnotes") or rel.is_external:
             continue
-        root = etree.fromstring(rel.target_part.blob, etree.XMLParser(resolve_entities=False))
+        try:
+            root = etree.fromstring(rel.target_part.blob, etree.XMLParser(resolve_entities=False))
+        except (etree.XMLSyntaxError, ValueError, KeyError):
+            continue  # damaged notes: the document's own text is still read
         for note in root.iter(_W + kind[:-1]):
             if note.get(_W + "type") in ("separator", "continuationSeparator", "continuationNotice"):
                 continue

@@ -335,6 +335,18 @@ def test_docx_footnotes_and_endnotes_follow_their_paragraph(tmp_path: Path):
         "Note: The lamp was electrified in 1952.\n\nKeepers served three-month turns.\n\n"
         "Note: Keeper's log, vol. 3."
     )
+    # damaged notes leave the document's own text
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "notes.docx") as z, zipfile.ZipFile(tmp_path / "torn.docx", "w") as out:
+        for item in z.infolist():
+            data = z.read(item.filename)
+            out.writestr(item, data[: len(data) // 2] if item.filename == "word/footnotes.xml" else data)
+    [torn] = ingest([str(tmp_path / "torn.docx")]).documents
+    assert torn.text == (
+        "The light is 31 metres above the sea.\n\nNote: The lamp was electrified in 1952.\n\n"
+        "Keepers served three-month turns."
+    )
 
 
 def test_notebook_asciidoc_and_docx(tmp_path: Path):
