@@ -344,6 +344,10 @@ def generate(
         return summary
 
 
+# a request of a round: its chunk, strategy, the multi-step work it belongs to, its worst-case tokens
+_Item = tuple[Chunk, Strategy, GenRequest, DeepWork | None, int]
+
+
 async def _generate_records(
     backend: Backend,
     work: Work,
@@ -443,12 +447,12 @@ async def _generate_records(
     first = (
         (chunk, strategy, req, deep.get((chunk.chunk_id, strategy.name)), 0) for chunk, strategy, req in work
     )
-    current: Iterable[tuple[Chunk, Strategy, GenRequest, DeepWork | None, int]] = first
+    current: Iterable[_Item] = first
     size = len(work)
-    held: dict[int, tuple[Chunk, Strategy, GenRequest, DeepWork | None, int]] = {}
+    held: dict[int, _Item] = {}
 
     def hold(
-        items: Iterable[tuple[Chunk, Strategy, GenRequest, DeepWork | None, int]],
+        items: Iterable[_Item],
     ) -> Iterator[GenRequest]:
         for i, item in enumerate(items):
             held[i] = item
