@@ -164,6 +164,14 @@ def generate(
         str | None, typer.Option(help="JSON-schema replies: auto, on or off.")
     ] = None,
     request_timeout: Annotated[float | None, typer.Option(help="Seconds per request.")] = None,
+    batch_api: Annotated[
+        bool | None,
+        typer.Option(
+            "--batch-api/--no-batch-api",
+            help="openai backend: send requests through the server's Batch API (OpenAI: half the price, "
+            "replies within 24 h); a re-run waits for batches already sent.",
+        ),
+    ] = None,
     extra_body: Annotated[
         str | None,
         typer.Option(
@@ -265,6 +273,7 @@ def generate(
             http_client=http_client,
             structured_output=structured_output,
             request_timeout=request_timeout,
+            batch_api=batch_api,
             extra_body=_json_option("--extra-body", extra_body),
             chat_template_kwargs=_json_option("--chat-template-kwargs", chat_template_kwargs),
             rpm=rpm,

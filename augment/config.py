@@ -98,6 +98,15 @@ class RunConfig(BaseModel):
     http_client: Literal["aiohttp", "sdk"] = Field("aiohttp", description="aiohttp (fast) or the openai SDK")
     structured_output: Literal["auto", "on", "off"] = "auto"
     request_timeout: float = Field(600.0, gt=0, description="seconds per request")
+    batch_api: bool = Field(
+        False,
+        description="send requests through the server's Batch API (OpenAI: half the price, replies "
+        "within 24 h); a re-run waits for batches already sent instead of sending them again",
+    )
+    batch_requests: int = Field(
+        50_000, ge=1, le=50_000, description="batch_api: most requests in one batch (OpenAI takes 50,000)"
+    )
+    batch_poll: float = Field(30.0, gt=0, description="batch_api: seconds between checks of a batch")
     check_model: bool = Field(True, description="check --model against the server's model list first")
     extra_body: dict[str, Any] = Field(
         default_factory=dict,

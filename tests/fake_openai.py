@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from augment.backends.mock import MockBackend
@@ -157,6 +158,17 @@ class FakeOpenAI:
     most_in_flight: int = 0
     # a real model behind /v1/completions: the request body -> the choice it answers with
     complete: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # the Batch API (/v1/files, /v1/batches), as OpenAI's: a batch runs each line against this
+    # server's own endpoint. `batch_hold`: batches stay in progress until `release_batches()`;
+    # `batch_answers`: a batch answers that many lines, then expires; `batch_fails`: a new batch
+    # fails with that error code; `has_batches` False: 404 for /v1/files (vLLM, Ollama)
+    has_batches: bool = True
+    batch_hold: bool = False
+    batch_answers: int | None = None
+    batch_fails: str = ""
+    files: dict[str, bytes] = field(default_factory=dict)
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _released: asyncio.Event | None = field(default=None, init=False, repr=False)
 
     # ---- HTTP ----------------------------------------------------------------------------
     def app(self) -> web.Application:
@@ -164,7 +176,108 @@ class FakeOpenAI:
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_get("/v1/models", self.list_models)
+        if self.has_batches:
+            app.router.add_post("/v1/files", self.upload)
+            app.router.add_get("/v1/files/{id}/content", self.file_content)
+            app.router.add_post("/v1/batches", self.create_batch)
+            app.router.add_get("/v1/batches/{id}", self.get_batch)
         return app
+
+    # ---- the Batch API ---------------------------------------------------------------------
+    def _file(self, data: bytes, filename: str, purpose: str) -> dict[str, Any]:
+        file_id = f"file-{len(self.files) + 1}"
+        self.files[file_id] = data
+        return {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(data),
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+        }
+
+    async def upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form["file"]
+        return web.json_response(self._file(upload.file.read(), upload.filename, str(form["purpose"])))
+
+    async def file_content(self, request: web.Request) -> web.Response:
+        data = self.files.get(request.match_info["id"])
+        if data is None:
+            return self._error(404, "No such File object")
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    async def create_batch(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if body["input_file_id"] not in self.files:
+            return self._error(400, "No such file")
+        batch = {
+            "id": f"batch_{len(self.batches) + 1}",
+            "object": "batch",
+            "endpoint": body["endpoint"],
+            "input_file_id": body["input_file_id"],
+            "completion_window": body["completion_window"],
+            "status": "validating",
+            "created_at": int(time.time()),
+            "output_file_id": None,
+            "error_file_id": None,
+            "errors": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": body.get("metadata"),
+        }
+        self.batches[batch["id"]] = batch
+        auth = request.headers.get("Authorization", "")
+        asyncio.get_running_loop().create_task(self._run_batch(batch, auth, str(request.url.origin())))
+        return web.json_response(batch)
+
+    async def get_batch(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["id"])
+        if batch is None:
+            return self._error(404, "No such Batch object")
+        return web.json_response(batch)
+
+    def release_batches(self) -> None:
+        self.batch_hold = False
+        if self._released is not None:
+            self._loop.call_soon_threadsafe(self._released.set)
+
+    async def _run_batch(self, batch: dict[str, Any], auth: str, origin: str) -> None:
+        import aiohttp
+
+        await asyncio.sleep(0.05)
+        if self.batch_fails:
+            message = f"Enqueued token limit reached ({self.batch_fails})."
+            batch.update(status="failed", errors={"data": [{"code": self.batch_fails, "message": message}]})
+            return
+        lines = [orjson.loads(line) for line in self.files[batch["input_file_id"]].splitlines()]
+        batch.update(status="in_progress", request_counts={"total": len(lines), "completed": 0, "failed": 0})
+        if self.batch_hold:
+            self._released = self._released or asyncio.Event()
+            await self._released.wait()
+        out, errors = [], []
+        headers = {"Authorization": auth} if auth else {}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            for i, line in enumerate(lines):
+                row: dict[str, Any] = {"id": f"batch_req_{i}", "custom_id": line["custom_id"]}
+                if self.batch_answers is not None and i >= self.batch_answers:
+                    message = "This request could not be executed before the completion window expired."
+                    errors.append(
+                        {**row, "response": None, "error": {"code": "batch_expired", "message": message}}
+                    )
+                    continue
+                url = origin + line["url"]
+                async with session.post(url, json=line["body"]) as resp:
+                    reply = {"status_code": resp.status, "request_id": f"req_{i}", "body": await resp.json()}
+                (out if resp.status == 200 else errors).append({**row, "response": reply, "error": None})
+        counts = {"total": len(lines), "completed": len(out), "failed": len(errors)}
+        batch.update(status="finalizing", request_counts=counts)
+        await asyncio.sleep(0.05)
+        for rows, name in ((out, "output_file_id"), (errors, "error_file_id")):
+            if rows:
+                data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
+                batch[name] = self._file(data, f"{batch['id']}_{name}.jsonl", "batch_output")["id"]
+        batch["status"] = "expired" if self.batch_answers is not None else "completed"
 
     def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
         self.statuses[status] += 1

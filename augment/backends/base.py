@@ -128,6 +128,8 @@ def get_backend(config: RunConfig, **options: Any) -> Backend:
     target = table.get(name)
     if target is None:
         raise ConfigError(f"Unknown backend '{config.backend}'. Available: auto, {', '.join(sorted(table))}")
+    if config.batch_api and name != "openai":
+        raise ConfigError(f"batch_api needs the openai backend (a server's Batch API); this run's is {name}")
     if name != config.backend:
         config = config.model_copy(update={"backend": name})
     module_name, _, cls_name = target.partition(":")

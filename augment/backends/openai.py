@@ -32,12 +32,14 @@ import json
 import os
 import re
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlparse
 
 import orjson
 
 from augment.backends.base import context_exceeded, reply_room, settings_suffix
+from augment.backends.openai_batch import BatchQueue
 from augment.config import RunConfig
 from augment.errors import BackendError, ConfigError, FatalBackendError, redact
 from augment.strategies.parsers import THINK_OPEN
@@ -184,6 +186,8 @@ class OpenAIBackend:
         concurrency: int = 64,
         extra_body: dict[str, Any] | None = None,
         check_model: bool = True,
+        batch_requests: int | None = None,
+        batch_poll: float = 30.0,
     ):
         self._model = model
         self.check_model = check_model
@@ -215,6 +219,16 @@ class OpenAIBackend:
         self._at_most: list[tuple[int, str]] = []
         self.cut_at: int | None = None  # the tokens such a server reads of a prompt, once seen
         self.cut_keys: list[str] = []  # replies to cut prompts returned before it was seen
+        self.batch: BatchQueue | None = None  # batch_api: requests go out in batch files
+        if batch_requests is not None:
+            self.batch = BatchQueue(
+                lambda: self._client(max_retries=5),
+                self._path,
+                size=batch_requests,
+                poll=batch_poll,
+                error=self._batch_error,
+            )
+            self.concurrency = batch_requests  # the runner hands over a batch's worth at a time
 
     @classmethod
     def from_config(cls, config: RunConfig) -> OpenAIBackend:
@@ -241,11 +255,18 @@ class OpenAIBackend:
             # the chat template's variables go as vLLM, SGLang and llama.cpp's llama-server take them
             extra_body={**config.extra_body, **chat_template_field(config)},
             check_model=config.check_model,
+            batch_requests=config.batch_requests if config.batch_api else None,
+            batch_poll=config.batch_poll,
         )
 
     @property
     def model(self) -> str:
         return self._model
+
+    def keep_in(self, directory: Path) -> None:
+        """Where what outlives this process is kept: the ledger of batches sent (batch_api)."""
+        if self.batch is not None:
+            self.batch.ledger = directory / "batches.jsonl"
 
     @property
     def identity(self) -> str:
@@ -336,7 +357,10 @@ class OpenAIBackend:
     async def generate(self, req: GenRequest, *, fits: int = 0) -> GenResult:
         body = self._body(req)
         try:
-            status, headers, data = await self._post(body)
+            if self.batch is not None:
+                status, headers, data = await self.batch.post(req.key, body)
+            else:
+                status, headers, data = await self._post(body)
         except BackendError as e:
             raise BackendError(
                 redact(str(e), self._api_key), retryable=e.retryable, timed_out=e.timed_out
@@ -559,13 +583,41 @@ class OpenAIBackend:
         except aiohttp.ClientError as e:
             raise BackendError(f"connection error: {type(e).__name__}: {e}", retryable=True) from None
 
+    def _client(self, max_retries: int) -> Any:
+        import openai
+
+        return openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=self._api_key or "EMPTY",
+            max_retries=max_retries,
+            timeout=self.timeout,
+        )
+
+    def _batch_error(self, error: BaseException, doing: str) -> BaseException:
+        """An SDK error of the Batch API's calls (files, batches) as the run's error."""
+        import openai
+
+        if isinstance(error, openai.APIStatusError):
+            status, response = error.status_code, error.response
+            if status in (404, 405) and doing == "sending a batch":
+                return FatalBackendError(
+                    f"{status} from {response.url}: {self.base_url} has no Batch API (batch_api works with "
+                    "OpenAI and servers that offer /v1/files and /v1/batches); turn batch_api off"
+                )
+            return self._status_error(status, response.headers, response.content, response.url.path)
+        if isinstance(error, openai.APIConnectionError):
+            if not self._connected:
+                return self._cannot_connect(error.__cause__ or error)
+            return BackendError(f"connection error while {doing}", retryable=True)
+        return BackendError(
+            redact(f"{doing}: {type(error).__name__}: {error}", self._api_key), retryable=True
+        )
+
     async def _post_sdk(self, body: dict[str, Any]) -> tuple[int, Any, bytes]:
         import openai
 
         if self._sdk is None:
-            self._sdk = openai.AsyncOpenAI(
-                base_url=self.base_url, api_key=self._api_key or "EMPTY", max_retries=0, timeout=self.timeout
-            )
+            self._sdk = self._client(max_retries=0)
         create = (
             self._sdk.chat.completions.with_raw_response.create
             if self.endpoint == "chat"
@@ -593,6 +645,8 @@ class OpenAIBackend:
             raise BackendError(f"connection error: {type(e).__name__}", retryable=True) from None
 
     async def aclose(self) -> None:
+        if self.batch is not None:
+            await self.batch.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None

@@ -148,6 +148,8 @@ class Runner:
         self.max_retries = max_retries
         self.max_parse_retries = max_parse_retries
         state.limits = limits
+        if hasattr(backend, "keep_in"):  # a backend with state that outlives a run (batch_api's ledger)
+            backend.keep_in(cache.path.parent)
 
     async def _attempt(self, req: GenRequest, estimate: int, retry: bool = False) -> GenResult:
         async with self.limits.call(estimate, retry):
@@ -230,7 +232,8 @@ class Runner:
         are built as they go out."""
         # how far past the oldest unfinished request to start work: enough to keep every slot busy
         # while one slow request holds up the in-order output, bounded so memory stays flat
-        window = max(4096, 64 * self.limits.slots.max)
+        # (a batch_api backend's tens of thousands of slots: twice those)
+        window = max(4096, 64 * min(self.limits.slots.max, 1024), 2 * self.limits.slots.max)
         finished: asyncio.Queue[asyncio.Task[Outcome]] = asyncio.Queue()
         pending: dict[int, Outcome] = {}
         tasks: set[asyncio.Task[Outcome]] = set()

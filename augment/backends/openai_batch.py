@@ -1,0 +1,305 @@
+"""The Batch API as a transport of the openai backend (`batch_api = true`).
+
+Requests go out as batch files and their replies come back when the batch ends: within 24 hours
+at OpenAI, at half the price of the same requests sent one by one. `BatchQueue.post` takes one
+request's body and returns what the endpoint answered for it (status, headers, body), so the
+backend treats a batched reply as it treats a live one (refused fields, context errors, structured
+output, cut prompts). The requests that arrive together (the runner hands over up to `batch_requests`
+at a time) go out as one file; a task per batch checks its status every `poll` seconds and hands
+out the replies when it ends.
+
+A batch takes minutes to hours, so a run stopped meanwhile must not pay for it again. Each batch
+sent is written to a ledger in the run directory (`batches.jsonl`: the batch's id and its requests'
+ids, each a hash of the request's cache key and body), and a re-run waits for the batch that holds
+a request rather than sending it again. Requests an earlier run's batch cannot answer (it failed,
+or the server no longer has it) are sent again; so are those an expired batch left unanswered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import sys
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from augment.errors import BackendError, FatalBackendError
+
+#: OpenAI takes batch files up to 200 MB
+MAX_FILE_BYTES = 190 * 2**20
+#: a batch's statuses after which nothing changes
+ENDED = ("completed", "expired", "cancelled", "failed")
+
+Reply = tuple[int, dict[str, str], bytes]
+
+
+def request_id(key: str, body: dict[str, Any]) -> str:
+    """A request's `custom_id`: its cache key and the body sent. A body changed by what the server
+    refused (max_tokens renamed, a field left out) is another request."""
+    data = key.encode() + b"\x1f" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(data).hexdigest()[:40]
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class BatchQueue:
+    def __init__(
+        self,
+        client: Callable[[], Any],
+        path: str,
+        *,
+        size: int,
+        poll: float,
+        error: Callable[[BaseException, str], BaseException],
+        say: Callable[[str], None] = _say,
+    ):
+        self._new_client = client  # -> an openai.AsyncOpenAI, made when first needed
+        self._client: Any = None
+        self.url = "/v1" + path  # as batch lines name their endpoint, whatever the base URL
+        self.size = size
+        self.poll = poll
+        self.gather = min(1.0, poll)  # a second without a new request ends a batch's gathering
+        self.error = error  # (SDK exception, what was being done) -> the run's exception
+        self.say = say
+        self.ledger: Path | None = None
+        self.sent = 0  # batches this process sent
+        self._earlier: dict[str, str] | None = None  # request id -> an earlier run's batch holding it
+        self._members: dict[str, list[str]] = {}  # batch id -> its request ids
+        self._mine: set[str] = set()  # the batches this process sent
+        self._waiting: dict[str, tuple[dict[str, Any], list[asyncio.Future[Reply]]]] = {}
+        self._ready: dict[
+            str, Reply | BaseException
+        ] = {}  # replies of an earlier run's batch, not yet asked for
+        self._pending: deque[tuple[str, dict[str, Any]]] = deque()
+        self._gathering: asyncio.Task[None] | None = None
+        self._followed: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
+    async def post(self, key: str, body: dict[str, Any]) -> Reply:
+        rid = request_id(key, body)
+        if rid in self._ready:
+            reply = self._ready.pop(rid)
+            if isinstance(reply, BaseException):
+                raise reply
+            return reply
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        _, futures = self._waiting.setdefault(rid, (body, []))
+        futures.append(future)
+        batch = self._earlier_batches().pop(rid, None)
+        if batch is not None:
+            self._follow(batch)
+        elif len(futures) == 1:
+            self._send_later(rid, body)
+        return await future
+
+    # ---- the ledger --------------------------------------------------------------------------
+    def _earlier_batches(self) -> dict[str, str]:
+        if self._earlier is None:
+            self._earlier = {}
+            if self.ledger is not None and self.ledger.exists():
+                for line in self.ledger.read_bytes().splitlines():
+                    try:
+                        row = orjson.loads(line)
+                        batch, ids = str(row["batch"]), [str(i) for i in row["ids"]]
+                    except (orjson.JSONDecodeError, KeyError, TypeError):
+                        continue  # a line torn by a killed run: that batch is not waited for
+                    self._members[batch] = ids
+                    self._earlier.update(dict.fromkeys(ids, batch))
+        return self._earlier
+
+    def _remember(self, batch: str, ids: list[str]) -> None:
+        if self.ledger is None:
+            return
+        self.ledger.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.ledger, "ab") as f:
+            f.write(orjson.dumps({"batch": batch, "ids": ids}) + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    # ---- sending -----------------------------------------------------------------------------
+    def _send_later(self, rid: str, body: dict[str, Any]) -> None:
+        self._pending.append((rid, body))
+        if self._gathering is None or self._gathering.done():
+            self._gathering = asyncio.create_task(self._gather())
+
+    async def _gather(self) -> None:
+        while self._pending:
+            seen = -1
+            while seen != len(self._pending) and len(self._pending) < self.size:
+                seen = len(self._pending)
+                await asyncio.sleep(self.gather)
+            ids: list[str] = []
+            lines: list[bytes] = []
+            size = 0
+            while self._pending and len(ids) < self.size:
+                rid, body = self._pending[0]
+                line = orjson.dumps({"custom_id": rid, "method": "POST", "url": self.url, "body": body})
+                if ids and size + len(line) + 1 > MAX_FILE_BYTES:
+                    break
+                self._pending.popleft()
+                waiting = self._waiting.get(rid)
+                if waiting is None or all(f.done() for f in waiting[1]):  # no one waits (the run ends)
+                    self._waiting.pop(rid, None)
+                    continue
+                ids.append(rid)
+                lines.append(line)
+                size += len(line) + 1
+            if ids:
+                await self._send(ids, b"\n".join(lines) + b"\n")
+
+    async def _send(self, ids: list[str], data: bytes) -> None:
+        try:
+            file = await self.client.files.create(file=("augment-batch.jsonl", data), purpose="batch")
+            batch = await self.client.batches.create(
+                input_file_id=file.id,
+                endpoint=self.url,
+                completion_window="24h",
+                metadata={"made_by": "augment"},
+            )
+        except Exception as e:  # noqa: BLE001 - the SDK's errors, as the run's
+            self._hand_out(ids, {}, self.error(e, "sending a batch"))
+            return
+        self.sent += 1
+        self._mine.add(batch.id)
+        self._members[batch.id] = ids
+        self._remember(batch.id, ids)
+        self.say(
+            f"batch {batch.id}: {len(ids)} requests sent to the Batch API; the run waits for it "
+            "(up to 24 h at OpenAI; a re-run waits for it rather than sending it again)"
+        )
+        self._follow(batch.id)
+
+    # ---- waiting -----------------------------------------------------------------------------
+    def _follow(self, batch: str) -> None:
+        if batch not in self._followed:
+            self._followed[batch] = asyncio.create_task(self._wait_for(batch))
+
+    async def _wait_for(self, batch_id: str) -> None:
+        ids = self._members[batch_id]
+        mine = batch_id in self._mine
+        if not mine:
+            self.say(f"batch {batch_id}: sent by an earlier run; waiting for it")
+        status = ""
+        try:
+            while True:
+                batch = await self.client.batches.retrieve(batch_id)
+                if batch.status != status:
+                    status = batch.status
+                    counts = batch.request_counts
+                    done = (
+                        f", {counts.completed} of {counts.total} answered" if counts and counts.total else ""
+                    )
+                    if status != "completed":
+                        self.say(f"batch {batch_id}: {status}{done}")
+                if status in ENDED:
+                    break
+                await asyncio.sleep(self.poll)
+            if status == "failed":
+                errors = [e for e in (batch.errors.data if batch.errors else None) or []]
+                first = errors[0] if errors else None
+                why = f"{first.code}: {first.message}" if first else "no reason given"
+                if not mine:  # an earlier run's batch that never ran: send its requests now
+                    self._send_again(ids)
+                    return
+                hint = " (lower batch_requests)" if first is not None and "limit" in str(first.code) else ""
+                raise FatalBackendError(f"batch {batch_id} failed: {why}{hint}")
+            replies: dict[str, Reply | BaseException] = {}
+            for file_id in (batch.output_file_id, batch.error_file_id):
+                if file_id:
+                    content = await self.client.files.content(file_id)
+                    replies.update(self._read(content.content))
+        except FatalBackendError as e:
+            self._hand_out(ids, {}, e)
+            return
+        except Exception as e:  # noqa: BLE001 - the SDK's errors
+            error = self.error(e, f"checking batch {batch_id}")
+            if not mine and not getattr(error, "retryable", False):
+                self._send_again(ids)  # the server no longer has it (404): send again
+                return
+            self._hand_out(ids, {}, error)
+            return
+        if status == "completed":
+            self.say(f"batch {batch_id}: completed, {len(replies)} of {len(ids)} answered")
+        if status == "cancelled" and mine:
+            missing: BaseException = FatalBackendError(f"batch {batch_id} was cancelled before it ended")
+        else:
+            missing = BackendError(
+                f"batch_{status}: batch {batch_id} ended ({status}) without answering this request",
+                retryable=True,
+            )
+        self._hand_out(ids, replies, missing)
+
+    def _read(self, data: bytes) -> dict[str, Reply | BaseException]:
+        """A batch's output or error file: each line's reply as the endpoint gave it, or the error
+        the batch gave in its place."""
+        replies: dict[str, Reply | BaseException] = {}
+        for line in data.splitlines():
+            try:
+                row = orjson.loads(line)
+                rid = str(row["custom_id"])
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+            response = row.get("response") or {}
+            if isinstance(response, dict) and response.get("status_code") and "body" in response:
+                replies[rid] = (int(response["status_code"]), {}, orjson.dumps(response["body"]))
+            else:
+                error = row.get("error")
+                if not isinstance(error, dict):
+                    error = {"message": str(error or "")}
+                code, message = error.get("code") or "batch_error", error.get("message") or ""
+                replies[rid] = BackendError(f"{code}: {message}".strip(), retryable=True)
+        return replies
+
+    def _hand_out(
+        self, ids: list[str], replies: dict[str, Reply | BaseException], missing: BaseException
+    ) -> None:
+        """Each request's reply to whoever waits for it; an earlier run's replies no one waits
+        for yet are kept for when they are asked for."""
+        earlier = self._earlier_batches()
+        for rid in ids:
+            reply = replies.get(rid, missing)
+            waiting = self._waiting.pop(rid, None)
+            if waiting is None:
+                if rid in earlier:  # not asked for yet: from now on it is here
+                    del earlier[rid]
+                    self._ready[rid] = reply
+                continue
+            for future in waiting[1]:
+                if future.done():
+                    continue
+                if isinstance(reply, BaseException):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+
+    def _send_again(self, ids: list[str]) -> None:
+        earlier = self._earlier_batches()
+        for rid in ids:
+            earlier.pop(rid, None)
+            if rid in self._waiting:
+                self._send_later(rid, self._waiting[rid][0])
+
+    async def aclose(self) -> None:
+        """Stop waiting (batches sent go on at the server; a re-run waits for them)."""
+        tasks = [t for t in (self._gathering, *self._followed.values()) if t is not None and not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._gathering, self._followed = None, {}
+        self._pending.clear()
+        self._waiting.clear()
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

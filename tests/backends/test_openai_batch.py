@@ -1,0 +1,148 @@
+"""batch_api: the openai backend sending requests through the Batch API of a real HTTP server on
+127.0.0.1 (tests/fake_openai.py runs each batch line against its own endpoint)."""
+
+# ruff: noqa: F811 (the server fixture, imported, is each test's argument)
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from augment.errors import ConfigError, FatalBackendError
+from tests.backends.test_openai import N_REQUESTS, generated, run, server  # noqa: F401 (a fixture)
+
+BATCH = {"batch_api": True, "batch_poll": 0.05}
+
+
+def ledger(run_dir: Path) -> list[dict]:
+    return [orjson.loads(line) for line in (run_dir / "batches.jsonl").read_bytes().splitlines()]
+
+
+def test_a_batch_run_writes_what_a_live_run_writes(server, examples: Path, tmp_path: Path):
+    srv, url = server()
+    summary = run(examples, tmp_path / "batch", url, **BATCH)
+    assert summary.complete and summary.failed_requests == 0
+    assert len(srv.batches) == 1 and srv.requests == N_REQUESTS  # one batch, each request once
+    (sent,) = ledger(tmp_path / "batch")
+    assert sent["batch"] == "batch_1" and len(set(sent["ids"])) == N_REQUESTS
+    _, live = server()
+    run(examples, tmp_path / "live", live)
+    assert generated(tmp_path / "batch") == generated(tmp_path / "live")
+    run(examples, tmp_path / "batch", url, **BATCH)  # a re-run: all cached, nothing sent
+    assert len(srv.batches) == 1 and srv.requests == N_REQUESTS
+
+
+def test_batch_size_splits_the_requests(server, examples: Path, tmp_path: Path):
+    srv, url = server()
+    summary = run(examples, tmp_path / "run", url, batch_requests=30, **BATCH)
+    assert summary.complete
+    sizes = [len(row["ids"]) for row in ledger(tmp_path / "run")]
+    assert sorted(sizes, reverse=True) == [30, 30, 17] and srv.requests == N_REQUESTS
+
+
+def test_a_killed_run_waits_for_its_batch_instead_of_sending_it_again(server, examples: Path, tmp_path: Path):
+    srv, url = server(batch_hold=True)
+    config = tmp_path / "augment.toml"
+    config.write_text((examples / "augment.toml").read_text() + "\nbatch_poll = 0.05\n")
+    cmd = [sys.executable, "-m", "augment", "generate", examples / "docs", "-o", tmp_path / "run"]
+    cmd += ["-c", config, "--backend", "openai", "--model", "fake-model", "--base-url", url]
+    cmd += ["--batch-api", "-q", "--no-export"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "run" / "batches.jsonl").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the batch sent, its replies not yet back
+    proc.wait()
+    assert len(srv.batches) == 1 and srv.requests == 0
+    srv.release_batches()
+    resumed = subprocess.run(cmd, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "batch_1: sent by an earlier run; waiting for it" in resumed.stderr
+    assert len(srv.batches) == 1 and srv.requests == N_REQUESTS  # nothing paid for twice
+    _, live = server()
+    run(examples, tmp_path / "live", live)
+    assert generated(tmp_path / "run") == generated(tmp_path / "live")
+
+
+def test_a_lost_cache_is_refilled_from_the_batch_and_a_gone_batch_is_sent_again(
+    server, examples: Path, tmp_path: Path
+):
+    srv, url = server()
+    run(examples, tmp_path / "run", url, **BATCH)
+    complete = generated(tmp_path / "run")
+    (tmp_path / "run" / "cache.sqlite").unlink()
+    run(examples, tmp_path / "run", url, **BATCH)  # the replies are the server's batch output's
+    assert len(srv.batches) == 1 and srv.requests == N_REQUESTS
+    assert generated(tmp_path / "run") == complete
+    (tmp_path / "run" / "cache.sqlite").unlink()
+    path = tmp_path / "run" / "batches.jsonl"
+    path.write_bytes(path.read_bytes().replace(b'"batch_1"', b'"batch_gone"'))  # no longer on the server
+    summary = run(examples, tmp_path / "run", url, **BATCH)
+    assert summary.complete and len(srv.batches) == 2 and srv.requests == 2 * N_REQUESTS
+    assert generated(tmp_path / "run") == complete
+
+
+def test_what_an_expired_batch_left_unanswered_is_sent_again(server, examples: Path, tmp_path: Path):
+    srv, url = server(batch_answers=50)
+    summary = run(examples, tmp_path / "run", url, **BATCH)
+    assert summary.complete and summary.failed_requests == 0
+    assert [len(row["ids"]) for row in ledger(tmp_path / "run")] == [N_REQUESTS, N_REQUESTS - 50]
+    assert srv.requests == N_REQUESTS
+
+
+def test_a_field_the_model_refuses_is_left_out_of_the_next_batch(server, examples: Path, tmp_path: Path):
+    srv, url = server(refuses={"max_tokens": "unsupported_parameter"}, keep_bodies=True)
+    summary = run(examples, tmp_path / "run", url, **BATCH)
+    assert summary.complete and summary.failed_requests == 0
+    assert len(srv.batches) == 2 and any("max_completion_tokens" in note for note in summary.adjusted)
+    assert all("max_completion_tokens" in b for b in srv.bodies[N_REQUESTS:])
+
+
+def test_a_failed_batch_stops_the_run_with_its_reason(server, examples: Path, tmp_path: Path):
+    _, url = server(batch_fails="token_limit_exceeded")
+    with pytest.raises(
+        FatalBackendError, match=r"batch batch_1 failed: token_limit_exceeded: .*lower batch_requests"
+    ):
+        run(examples, tmp_path / "run", url, **BATCH)
+
+
+def test_a_server_without_a_batch_api_is_named(server, examples: Path, tmp_path: Path):
+    srv, url = server(has_batches=False)
+    with pytest.raises(FatalBackendError, match=r"404 from .*/v1/files: .* has no Batch API"):
+        run(examples, tmp_path / "run", url, **BATCH)
+    assert srv.requests == 0
+
+
+def test_batch_api_needs_the_openai_backend(examples: Path, tmp_path: Path):
+    from augment.config import load_config
+    from augment.pipeline import generate
+
+    cfg = load_config(examples / "augment.toml", {"backend": "mock", "batch_api": True})
+    with pytest.raises(ConfigError, match="batch_api needs the openai backend"):
+        generate([str(examples / "docs")], tmp_path / "run", cfg)
+
+
+def test_the_curation_judge_sends_its_verdicts_in_a_batch(server, examples: Path, tmp_path: Path):
+    from augment.config import load_config
+    from augment.curate import curate
+
+    kept = {}
+    for mode, extra in (("batch", BATCH), ("live", {})):
+        srv, url = server()
+        run(examples, tmp_path / mode, url, strategies=["qa", "notes"], **extra)
+        values = {"backend": "openai", "model": "fake-model", "base_url": url, "judge": True}
+        cfg = load_config(examples / "augment.toml", {**values, "strategies": ["qa", "notes"], **extra})
+        curate(tmp_path / mode, cfg)
+        kept[mode] = (tmp_path / mode / "curated" / "kept.jsonl").read_bytes()
+        if mode == "batch":
+            assert len(srv.batches) == 2  # the generation's, the judge's
+            generation, judge = (len(row["ids"]) for row in ledger(tmp_path / mode))
+            assert judge > 0 and srv.requests == generation + judge  # each request once
+    assert kept["batch"] == kept["live"]
