@@ -166,6 +166,7 @@ class FakeOpenAI:
     batch_hold: bool = False
     batch_answers: int | None = None
     batch_fails: str = ""
+    batch_outage: int = 0  # GET /v1/batches/ID answers this many 503s first (a server down a while)
     files: dict[str, bytes] = field(default_factory=dict)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     _released: asyncio.Event | None = field(default=None, init=False, repr=False)
@@ -232,6 +233,9 @@ class FakeOpenAI:
         return web.json_response(batch)
 
     async def get_batch(self, request: web.Request) -> web.Response:
+        if self.batch_outage > 0:
+            self.batch_outage -= 1
+            return self._error(503, "The server is overloaded.")
         batch = self.batches.get(request.match_info["id"])
         if batch is None:
             return self._error(404, "No such Batch object")

@@ -222,7 +222,7 @@ class OpenAIBackend:
         self.batch: BatchQueue | None = None  # batch_api: requests go out in batch files
         if batch_requests is not None:
             self.batch = BatchQueue(
-                lambda: self._client(max_retries=5),
+                lambda: self._client(max_retries=2),
                 self._path,
                 size=batch_requests,
                 poll=batch_poll,
@@ -604,6 +604,8 @@ class OpenAIBackend:
                     f"{status} from {response.url}: {self.base_url} has no Batch API (batch_api works with "
                     "OpenAI and servers that offer /v1/files and /v1/batches); turn batch_api off"
                 )
+            if status == 404:  # a batch the server no longer has (OpenAI keeps them about 30 days)
+                return BackendError(f"404 {doing}: the server has no such batch or file")
             return self._status_error(status, response.headers, response.content, response.url.path)
         if isinstance(error, openai.APIConnectionError):
             if not self._connected:

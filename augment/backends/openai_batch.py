@@ -22,7 +22,7 @@ import hashlib
 import os
 import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,13 @@ class BatchQueue:
             self._gathering = asyncio.create_task(self._gather())
 
     async def _gather(self) -> None:
+        try:
+            await self._gather_and_send()
+        except Exception as e:  # noqa: BLE001 - (the ledger unwritable): no request waits forever
+            error = FatalBackendError(f"sending a batch: {type(e).__name__}: {e}")
+            self._hand_out(list(self._waiting), {}, error)
+
+    async def _gather_and_send(self) -> None:
         while self._pending:
             seen = -1
             while seen != len(self._pending) and len(self._pending) < self.size:
@@ -186,15 +193,33 @@ class BatchQueue:
         if batch not in self._followed:
             self._followed[batch] = asyncio.create_task(self._wait_for(batch))
 
+    async def _patiently(self, call: Callable[[], Awaitable[Any]], doing: str) -> Any:
+        """An SDK call that waits out what is transient (a server down for a while, 5xx, 429)
+        however long it lasts: the batch goes on at the server meanwhile, and sending its requests
+        again would pay for them twice. What is not transient is raised as the run's error."""
+        said = False
+        while True:
+            try:
+                return await call()
+            except Exception as e:  # noqa: BLE001 - the SDK's errors, as the run's
+                error = self.error(e, doing)
+                if not getattr(error, "retryable", False):
+                    raise error from None
+                if not said:
+                    self.say(f"{doing}: {error}; trying again every {self.poll:g} s")
+                    said = True
+                await asyncio.sleep(self.poll)
+
     async def _wait_for(self, batch_id: str) -> None:
         ids = self._members[batch_id]
         mine = batch_id in self._mine
         if not mine:
             self.say(f"batch {batch_id}: sent by an earlier run; waiting for it")
+        doing = f"checking batch {batch_id}"
         status = ""
         try:
             while True:
-                batch = await self.client.batches.retrieve(batch_id)
+                batch = await self._patiently(lambda: self.client.batches.retrieve(batch_id), doing)
                 if batch.status != status:
                     status = batch.status
                     counts = batch.request_counts
@@ -218,17 +243,18 @@ class BatchQueue:
             replies: dict[str, Reply | BaseException] = {}
             for file_id in (batch.output_file_id, batch.error_file_id):
                 if file_id:
-                    content = await self.client.files.content(file_id)
+                    content = await self._patiently(
+                        lambda file_id=file_id: self.client.files.content(file_id), doing
+                    )
                     replies.update(self._read(content.content))
-        except FatalBackendError as e:
-            self._hand_out(ids, {}, e)
-            return
-        except Exception as e:  # noqa: BLE001 - the SDK's errors
-            error = self.error(e, f"checking batch {batch_id}")
-            if not mine and not getattr(error, "retryable", False):
+        except (BackendError, FatalBackendError) as error:
+            if not mine and isinstance(error, BackendError):
                 self._send_again(ids)  # the server no longer has it (404): send again
-                return
-            self._hand_out(ids, {}, error)
+            else:
+                self._hand_out(ids, {}, error)
+            return
+        except Exception as e:  # noqa: BLE001 - a reply unlike the API's: no request waits forever
+            self._hand_out(ids, {}, FatalBackendError(f"batch {batch_id}: {type(e).__name__}: {e}"))
             return
         if status == "completed":
             self.say(f"batch {batch_id}: completed, {len(replies)} of {len(ids)} answered")
@@ -238,6 +264,7 @@ class BatchQueue:
             missing = BackendError(
                 f"batch_{status}: batch {batch_id} ended ({status}) without answering this request",
                 retryable=True,
+                retry_after=0.0,  # at once: together they make the next batch
             )
         self._hand_out(ids, replies, missing)
 
@@ -259,7 +286,7 @@ class BatchQueue:
                 if not isinstance(error, dict):
                     error = {"message": str(error or "")}
                 code, message = error.get("code") or "batch_error", error.get("message") or ""
-                replies[rid] = BackendError(f"{code}: {message}".strip(), retryable=True)
+                replies[rid] = BackendError(f"{code}: {message}".strip(), retryable=True, retry_after=0.0)
         return replies
 
     def _hand_out(

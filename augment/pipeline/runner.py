@@ -232,8 +232,8 @@ class Runner:
         are built as they go out."""
         # how far past the oldest unfinished request to start work: enough to keep every slot busy
         # while one slow request holds up the in-order output, bounded so memory stays flat
-        # (a batch_api backend's tens of thousands of slots: twice those)
-        window = max(4096, 64 * min(self.limits.slots.max, 1024), 2 * self.limits.slots.max)
+        # (a batch_api backend's tens of thousands of slots: those and a few more)
+        window = max(4096, 64 * min(self.limits.slots.max, 1024), self.limits.slots.max + 4096)
         finished: asyncio.Queue[asyncio.Task[Outcome]] = asyncio.Queue()
         pending: dict[int, Outcome] = {}
         tasks: set[asyncio.Task[Outcome]] = set()

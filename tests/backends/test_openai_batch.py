@@ -89,6 +89,15 @@ def test_a_lost_cache_is_refilled_from_the_batch_and_a_gone_batch_is_sent_again(
     assert generated(tmp_path / "run") == complete
 
 
+def test_a_server_down_while_a_batch_runs_is_waited_out_not_paid_twice(
+    server, examples: Path, tmp_path: Path, capfd
+):
+    srv, url = server(batch_outage=5)  # past the SDK's own retries
+    summary = run(examples, tmp_path / "run", url, **BATCH)
+    assert summary.complete and len(srv.batches) == 1 and srv.requests == N_REQUESTS
+    assert srv.batch_outage == 0 and "trying again every 0.05 s" in capfd.readouterr().err
+
+
 def test_what_an_expired_batch_left_unanswered_is_sent_again(server, examples: Path, tmp_path: Path):
     srv, url = server(batch_answers=50)
     summary = run(examples, tmp_path / "run", url, **BATCH)
