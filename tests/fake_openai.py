@@ -166,6 +166,7 @@ class FakeOpenAI:
     batch_hold: bool = False
     batch_answers: int | None = None
     batch_fails: str = ""
+    batch_line_time: float = 0.0  # seconds a batch takes per line
     batch_outage: int = 0  # GET /v1/batches/ID answers this many 503s first (a server down a while)
     files: dict[str, bytes] = field(default_factory=dict)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -274,6 +275,8 @@ class FakeOpenAI:
                 async with session.post(url, json=line["body"]) as resp:
                     reply = {"status_code": resp.status, "request_id": f"req_{i}", "body": await resp.json()}
                 (out if resp.status == 200 else errors).append({**row, "response": reply, "error": None})
+                batch["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(errors)}
+                await asyncio.sleep(self.batch_line_time)
         counts = {"total": len(lines), "completed": len(out), "failed": len(errors)}
         batch.update(status="finalizing", request_counts=counts)
         await asyncio.sleep(0.05)

@@ -35,6 +35,9 @@ MAX_FILE_BYTES = 190 * 2**20
 #: a batch's statuses after which nothing changes
 ENDED = ("completed", "expired", "cancelled", "failed")
 
+#: checks of a batch between lines saying how many requests it has answered (30 s apart: 10 minutes)
+SAY_EVERY = 20
+
 Reply = tuple[int, dict[str, str], bytes]
 
 
@@ -65,7 +68,7 @@ class BatchQueue:
         self.url = "/v1" + path  # as batch lines name their endpoint, whatever the base URL
         self.size = size
         self.poll = poll
-        self.gather = min(1.0, poll)  # a second without a new request ends a batch's gathering
+        self.gather = min(1.0, 4 * poll)  # a second without a new request ends a batch's gathering
         self.error = error  # (SDK exception, what was being done) -> the run's exception
         self.say = say
         self.ledger: Path | None = None
@@ -216,20 +219,22 @@ class BatchQueue:
         if not mine:
             self.say(f"batch {batch_id}: sent by an earlier run; waiting for it")
         doing = f"checking batch {batch_id}"
-        status = ""
+        status, said, checks = "", (), 0
         try:
             while True:
                 batch = await self._patiently(lambda: self.client.batches.retrieve(batch_id), doing)
-                if batch.status != status:
-                    status = batch.status
-                    counts = batch.request_counts
-                    done = (
-                        f", {counts.completed} of {counts.total} answered" if counts and counts.total else ""
-                    )
-                    if status != "completed":
-                        self.say(f"batch {batch_id}: {status}{done}")
+                status, counts = batch.status, batch.request_counts
+                answered = (counts.completed, counts.total) if counts and counts.total else ()
+                # a line when the status changes, and every `SAY_EVERY` checks while replies come in
+                if status != "completed" and (
+                    status != (said[0] if said else "") or (answered != said[1:] and checks >= SAY_EVERY)
+                ):
+                    done = f", {answered[0]:,} of {answered[1]:,} answered" if answered else ""
+                    self.say(f"batch {batch_id}: {status}{done}")
+                    said, checks = (status, *answered), 0
                 if status in ENDED:
                     break
+                checks += 1
                 await asyncio.sleep(self.poll)
             if status == "failed":
                 errors = [e for e in (batch.errors.data if batch.errors else None) or []]

@@ -89,6 +89,17 @@ def test_a_lost_cache_is_refilled_from_the_batch_and_a_gone_batch_is_sent_again(
     assert generated(tmp_path / "run") == complete
 
 
+def test_a_long_batch_says_how_far_it_is_now_and_then(server, examples: Path, tmp_path: Path, capfd):
+    _, url = server(batch_line_time=0.02)  # 77 lines: ~1.5 s, 30 checks
+    run(examples, tmp_path / "run", url, **BATCH)
+    lines = [
+        line for line in capfd.readouterr().err.splitlines() if line.startswith("batch batch_1: in_progress")
+    ]
+    answered = [int(line.split(", ")[1].split(" of ")[0]) for line in lines]
+    # every 20 checks (not at each of the ~30 checks that saw a new count), growing
+    assert 2 <= len(answered) <= 10 and answered == sorted(set(answered))
+
+
 def test_a_server_down_while_a_batch_runs_is_waited_out_not_paid_twice(
     server, examples: Path, tmp_path: Path, capfd
 ):
