@@ -371,8 +371,7 @@ async def _generate_records(
         return by_name[req.strategy].parse_request(req, req.primer + text, result.finish_reason)
 
     state = summary.state
-    # in-process engines take as many requests as they can batch; servers take config.concurrency
-    limits = Limits(getattr(backend, "concurrency", None) or config.concurrency, config.rpm, config.tpm)
+    limits = Limits.of(backend, config)
     runner = Runner(
         backend,
         cache=cache,

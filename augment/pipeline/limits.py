@@ -18,6 +18,8 @@ from contextlib import asynccontextmanager
 
 from aiolimiter import AsyncLimiter
 
+from augment.config import RunConfig
+
 
 class Slots:
     def __init__(self, limit: int):
@@ -99,6 +101,16 @@ class Limits:
         self._rpm = AsyncLimiter(max(1.0, rpm / 60), 1) if rpm else None
         self._tpm_rate = tpm / 60 if tpm else None
         self._tpm = AsyncLimiter(self._tpm_rate, 1) if tpm else None
+
+    @classmethod
+    def of(cls, backend: object, config: RunConfig) -> Limits:
+        """A run's limits: an in-process engine takes as many requests as it can batch, a server
+        config.concurrency; a batch_api backend a batch's worth, with no rate limits (the server
+        paces a batch itself, and rpm or tpm would only slow its gathering)."""
+        concurrency = getattr(backend, "concurrency", None) or config.concurrency
+        if getattr(backend, "batch", None) is not None:
+            return cls(concurrency)
+        return cls(concurrency, config.rpm, config.tpm)
 
     @asynccontextmanager
     async def call(self, tokens: int, retry: bool = False) -> AsyncIterator[None]:

@@ -299,9 +299,7 @@ def run_calls(
             backend,
             cache=ResponseCache(cache_path),
             parse=parse,
-            limits=Limits(
-                getattr(backend, "concurrency", None) or config.concurrency, config.rpm, config.tpm
-            ),
+            limits=Limits.of(backend, config),
             budget=Budget(None, None, state, count_tokens=config.tpm is not None),
             state=state,
             max_retries=config.max_retries,

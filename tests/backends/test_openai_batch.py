@@ -47,6 +47,12 @@ def test_batch_size_splits_the_requests(server, examples: Path, tmp_path: Path):
     assert sorted(sizes, reverse=True) == [30, 30, 17] and srv.requests == N_REQUESTS
 
 
+def test_rate_limits_do_not_pace_a_batch(server, examples: Path, tmp_path: Path):
+    srv, url = server()  # at 30 requests a minute, gathering 77 would take 2.5 minutes, in many batches
+    summary = run(examples, tmp_path / "run", url, rpm=30, tpm=1000, **BATCH)
+    assert summary.complete and len(srv.batches) == 1 and srv.requests == N_REQUESTS
+
+
 def test_a_killed_run_waits_for_its_batch_instead_of_sending_it_again(server, examples: Path, tmp_path: Path):
     srv, url = server(batch_hold=True)
     config = tmp_path / "augment.toml"
