@@ -169,6 +169,7 @@ class FakeOpenAI:
     batch_line_time: float = 0.0  # seconds a batch takes per line
     batch_outage: int = 0  # GET /v1/batches/ID answers this many 503s first (a server down a while)
     files: dict[str, bytes] = field(default_factory=dict)
+    files_made: int = 0
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
     _released: asyncio.Event | None = field(default=None, init=False, repr=False)
 
@@ -181,13 +182,15 @@ class FakeOpenAI:
         if self.has_batches:
             app.router.add_post("/v1/files", self.upload)
             app.router.add_get("/v1/files/{id}/content", self.file_content)
+            app.router.add_delete("/v1/files/{id}", self.delete_file)
             app.router.add_post("/v1/batches", self.create_batch)
             app.router.add_get("/v1/batches/{id}", self.get_batch)
         return app
 
     # ---- the Batch API ---------------------------------------------------------------------
     def _file(self, data: bytes, filename: str, purpose: str) -> dict[str, Any]:
-        file_id = f"file-{len(self.files) + 1}"
+        self.files_made += 1
+        file_id = f"file-{self.files_made}"
         self.files[file_id] = data
         return {
             "id": file_id,
@@ -209,6 +212,12 @@ class FakeOpenAI:
         if data is None:
             return self._error(404, "No such File object")
         return web.Response(body=data, content_type="application/octet-stream")
+
+    async def delete_file(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["id"]
+        if self.files.pop(file_id, None) is None:
+            return self._error(404, "No such File object")
+        return web.json_response({"id": file_id, "object": "file", "deleted": True})
 
     async def create_batch(self, request: web.Request) -> web.Response:
         body = await request.json()

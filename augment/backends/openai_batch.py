@@ -18,6 +18,7 @@ or the server no longer has it) are sent again; so are those an expired batch le
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import sys
@@ -77,9 +78,8 @@ class BatchQueue:
         self._members: dict[str, list[str]] = {}  # batch id -> its request ids
         self._mine: set[str] = set()  # the batches this process sent
         self._waiting: dict[str, tuple[dict[str, Any], list[asyncio.Future[Reply]]]] = {}
-        self._ready: dict[
-            str, Reply | BaseException
-        ] = {}  # replies of an earlier run's batch, not yet asked for
+        # replies of an earlier run's batch that no request has asked for yet
+        self._ready: dict[str, Reply | BaseException] = {}
         self._pending: deque[tuple[str, dict[str, Any]]] = deque()
         self._gathering: asyncio.Task[None] | None = None
         self._followed: dict[str, asyncio.Task[None]] = {}
@@ -236,6 +236,8 @@ class BatchQueue:
                     break
                 checks += 1
                 await asyncio.sleep(self.poll)
+            with contextlib.suppress(Exception):  # its input is never read again: not kept at the server
+                await self.client.files.delete(batch.input_file_id)
             if status == "failed":
                 errors = [e for e in (batch.errors.data if batch.errors else None) or []]
                 first = errors[0] if errors else None

@@ -32,6 +32,8 @@ def test_a_batch_run_writes_what_a_live_run_writes(server, examples: Path, tmp_p
     assert len(srv.batches) == 1 and srv.requests == N_REQUESTS  # one batch, each request once
     (sent,) = ledger(tmp_path / "batch")
     assert sent["batch"] == "batch_1" and len(set(sent["ids"])) == N_REQUESTS
+    assert srv.batches["batch_1"]["input_file_id"] not in srv.files  # deleted once the batch ended
+    assert srv.batches["batch_1"]["output_file_id"] in srv.files  # what was paid for stays
     _, live = server()
     run(examples, tmp_path / "live", live)
     assert generated(tmp_path / "batch") == generated(tmp_path / "live")
