@@ -1,6 +1,6 @@
 """Peak memory of `augment generate` and `augment curate` (mock backend) as the corpus grows.
 
-    python bench/memory.py [--docs 500,2000,8000] [--strategies qa,paraphrase,inferences,notes]
+    python bench/memory.py [--docs 500,2000,8000] [--strategies qa,paraphrase,inferences,notes] [--judge]
 
 Each size is generated in a fresh process (no curate, no export), then curated in another, and
 each reports its peak resident memory. The table shows, per size: documents, their text in MB,
@@ -45,8 +45,9 @@ import json, resource, sys
 from pathlib import Path
 from augment.config import load_config
 from augment.curate import curate
-run, strategies = Path(sys.argv[1]), sys.argv[2].split(",")
-s = curate(run, load_config(None, {"backend": "mock", "chunk_tokens": 256, "strategies": strategies}))
+run, strategies, judge = Path(sys.argv[1]), sys.argv[2].split(","), sys.argv[3] == "judge"
+values = {"backend": "mock", "chunk_tokens": 256, "strategies": strategies, "judge": judge}
+s = curate(run, load_config(None, values))
 size = sum(p.stat().st_size for p in (run / "generated").glob("*.jsonl"))
 print(json.dumps({"bytes": size, "kept": sum(s.kept.values()),
                   "peak_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
@@ -57,6 +58,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", default="500,2000,8000")
     ap.add_argument("--strategies", default="qa,paraphrase,inferences,notes")
+    ap.add_argument("--judge", action="store_true", help="curate with the model judge (the mock's)")
     args = ap.parse_args()
     rows = []
     for n in (int(x) for x in args.docs.split(",")):
@@ -72,14 +74,15 @@ def main() -> None:
             )
             row = json.loads(out.stdout.strip().splitlines()[-1])
             out = subprocess.run(
-                [sys.executable, "-c", CURATE, str(Path(tmp) / "run"), args.strategies],
+                [sys.executable, "-c", CURATE, str(Path(tmp) / "run"), args.strategies, "judge" * args.judge],
                 capture_output=True,
                 text=True,
                 check=True,
             )
             cur = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row | {"curate_kb": cur["peak_kb"], "bytes": cur["bytes"]})
-    table = Table(title=f"peak memory of generate and curate (mock; {args.strategies})")
+    judged = ", curate with the judge" if args.judge else ""
+    table = Table(title=f"peak memory of generate and curate (mock; {args.strategies}{judged})")
     cols = (
         "documents",
         "text MB",

@@ -332,15 +332,22 @@ def curate(
 
                 judge_config = config.model_copy(update={"model": config.judge_model or config.model})
                 backend = get_backend(judge_config)
-            judged = []
-            for item in survivors:
-                doc_text = docs[item.rec["doc_id"]]["text"]
-                start, end = item.rec.get("span", [0, len(doc_text)])
-                judged.append((item.rec, item.title, doc_text[start:end]))
+
+            def judged() -> Iterator[tuple[dict[str, Any], str, str]]:  # each as its request goes out
+                for item in survivors:
+                    doc_text = docs[item.rec["doc_id"]]["text"]
+                    start, end = item.rec.get("span", [0, len(doc_text)])
+                    yield item.rec, item.title, doc_text[start:end]
+
             verdicts = judge_records(
-                judged, backend, run_dir, config, on_start=on_judge_start, on_advance=on_judge
+                judged(),
+                len(survivors),
+                backend,
+                run_dir,
+                config,
+                on_start=on_judge_start,
+                on_advance=on_judge,
             )
-            del judged
             passed = []
             for item, verdict in zip(survivors, verdicts, strict=True):
                 if isinstance(verdict, str):

@@ -7,7 +7,7 @@ re-curating with a new threshold costs nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,18 +54,12 @@ def parse_judge(text: str) -> JudgeVerdict:
     return JudgeVerdict(scores["faithfulness"], scores["usefulness"], str(data.get("reason", ""))[:500])
 
 
-def judge_records(
-    records: list[tuple[dict[str, Any], str, str]],
-    backend: Backend,
-    run_dir: Path,
-    config: RunConfig,
-    on_start: Callable[[RunState], None] = lambda s: None,
-    on_advance: Callable[[Outcome], None] = lambda o: None,
-) -> list[JudgeVerdict | str]:
-    """A verdict (or the failure reason) for each (record, title, chunk), in order."""
+def _requests(
+    records: Iterable[tuple[dict[str, Any], str, str]], backend: Backend, config: RunConfig
+) -> Iterator[GenRequest]:
+    """The judge's request for each (record, title, chunk), built as it is read."""
     source, template = prompt_template(config.prompts_dir, DOCUMENT_BLOCK, JUDGE_PROMPT)
     version = sha256_hex(source)[:12]
-    requests = []
     for rec, title, chunk in records:
         example = record_body(rec) if rec.get("strategy") != "qa" else rec["text"]
         prompt = template.render(
@@ -76,20 +70,32 @@ def judge_records(
                 map(str, (backend.identity, backend.model, prompt, 0.0, 256, config.seed, "judge", version))
             )
         )
-        requests.append(
-            GenRequest(
-                key=key,
-                prompt=prompt,
-                temperature=0.0,
-                max_tokens=256,
-                seed=config.seed,
-                strategy="judge",
-                parser="judge",
-                fields=FIELDS,
-                source=chunk,
-                target=example,
-            )
+        yield GenRequest(
+            key=key,
+            prompt=prompt,
+            temperature=0.0,
+            max_tokens=256,
+            seed=config.seed,
+            strategy="judge",
+            parser="judge",
+            fields=FIELDS,
+            source=chunk,
+            target=example,
         )
+
+
+def judge_records(
+    records: Iterable[tuple[dict[str, Any], str, str]],
+    total: int,
+    backend: Backend,
+    run_dir: Path,
+    config: RunConfig,
+    on_start: Callable[[RunState], None] = lambda s: None,
+    on_advance: Callable[[Outcome], None] = lambda o: None,
+) -> list[JudgeVerdict | str]:
+    """A verdict (or the failure reason) for each of `total` (record, title, chunk), in order. The
+    records are read, and their requests built, as the requests go out: a run's worth of prompts
+    (each holds its chunk) is never held at once."""
 
     def parse(req: GenRequest, result: GenResult) -> Parsed:
         verdict = parse_judge(answer_of(result.text))
@@ -109,7 +115,14 @@ def judge_records(
         item = o.parsed.items[0]
         return JudgeVerdict(int(item["faithfulness"]), int(item["usefulness"]), item["reason"])
 
-    outcomes = run_calls(
-        backend, requests, parse, run_dir / "cache.sqlite", config, on_start=on_start, on_outcome=on_advance
+    return run_calls(
+        backend,
+        _requests(records, backend, config),
+        parse,
+        run_dir / "cache.sqlite",
+        config,
+        on_start=on_start,
+        on_outcome=on_advance,
+        total=total,
+        keep=verdict,  # not the request (its prompt holds a chunk) nor the reply
     )
-    return [verdict(o) for o in outcomes]

@@ -13,9 +13,10 @@ import asyncio
 import dataclasses
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
@@ -233,7 +234,7 @@ class Runner:
         # how far past the oldest unfinished request to start work: enough to keep every slot busy
         # while one slow request holds up the in-order output, bounded so memory stays flat
         # (a batch_api backend's tens of thousands of slots: those and a few more)
-        window = max(4096, 64 * min(self.limits.slots.max, 1024), self.limits.slots.max + 4096)
+        window = max(4096, 64 * min(self.limits.slots.max, 1024), self.limits.slots.max + 1024)
         finished: asyncio.Queue[asyncio.Task[Outcome]] = asyncio.Queue()
         pending: dict[int, Outcome] = {}
         tasks: set[asyncio.Task[Outcome]] = set()
@@ -283,18 +284,27 @@ class Runner:
 
 def run_calls(
     backend: Backend,
-    requests: Sequence[GenRequest],
+    requests: Iterable[GenRequest],
     parse: Callable[[GenRequest, GenResult], Parsed],
     cache_path: Path,
     config: RunConfig,
     on_start: Callable[[RunState], None] = lambda state: None,
     on_outcome: Callable[[Outcome], None] = lambda outcome: None,
-) -> list[Outcome]:
-    """Every request's outcome, in order: the run's retry, re-ask, rate and cache machinery for
-    model calls outside a generation run (the judges). Closes the cache and the backend."""
+    *,
+    total: int | None = None,
+    keep: Callable[[Outcome], Any] = lambda outcome: outcome,
+) -> list[Any]:
+    """What `keep` makes of every request's outcome (the outcome itself, unless given), in order:
+    the run's retry, re-ask, rate and cache machinery for model calls outside a generation run (the
+    judges). `requests` may be a generator, built as the requests go out (give its `total`); with a
+    `keep` that drops the request and reply, memory stays flat. Closes the cache and the backend."""
+    if total is None:  # a generator's count is its caller's to give
+        assert isinstance(requests, Sized), "run_calls: give the total of a generator's requests"
+        total = len(requests)
+    count = total
 
-    async def run() -> list[Outcome]:
-        state = RunState(total=len(requests))
+    async def run() -> list[Any]:
+        state = RunState(total=count)
         runner = Runner(
             backend,
             cache=ResponseCache(cache_path),
@@ -305,14 +315,14 @@ def run_calls(
             max_retries=config.max_retries,
             max_parse_retries=config.max_parse_retries,
         )
-        out: list[Outcome] = []
+        out: list[Any] = []
         on_start(state)
         try:
             async for o in runner.run(requests):
                 state.done += 1
                 state.cached += o.cached
                 state.failed += o.parsed is None
-                out.append(o)
+                out.append(keep(o))
                 on_outcome(o)
         finally:
             runner.cache.close()

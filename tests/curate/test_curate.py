@@ -252,6 +252,32 @@ def test_judge_with_the_mock_backend(tmp_path: Path):
     assert len(list(read_jsonl(run / "curated" / "kept.jsonl"))) == 3
 
 
+def test_the_judge_builds_its_requests_as_they_go_out(tmp_path: Path):
+    from augment.backends import get_backend
+    from augment.curate.judge import judge_records
+
+    n, pulled, seen_at_first = 12_000, [0], []
+    chunk = "The lighthouse at Cape Merrow was completed in 1862. It is 31 metres tall."
+
+    def records():
+        for i in range(n):
+            pulled[0] += 1
+            yield (
+                rec(f"r{i}", "notes", f"- The lighthouse was completed in 1862 ({i})."),
+                "Cape Merrow",
+                chunk,
+            )
+
+    def advance(outcome) -> None:
+        seen_at_first.append(pulled[0])
+
+    config = load_config(None, {"backend": "mock"})
+    verdicts = judge_records(records(), n, get_backend(config), tmp_path, config, on_advance=advance)
+    assert len(verdicts) == n and all(v.faithfulness >= 1 for v in verdicts)
+    # the first verdict came back while most records were still unread (a window ahead, not all)
+    assert seen_at_first[0] < n / 2 and pulled[0] == n
+
+
 def test_decontamination_matches_questions_and_only_optionally_answers(tmp_path: Path):
     # a SQuAD-style gold answer that is a clause of the document: a record quoting the document
     # holds it, and is no leak of the question
