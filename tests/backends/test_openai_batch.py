@@ -25,19 +25,21 @@ def ledger(run_dir: Path) -> list[dict]:
     return [orjson.loads(line) for line in (run_dir / "batches.jsonl").read_bytes().splitlines()]
 
 
-def test_a_batch_run_writes_what_a_live_run_writes(server, examples: Path, tmp_path: Path):
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_a_batch_run_writes_what_a_live_run_writes(server, examples: Path, tmp_path: Path, endpoint: str):
     srv, url = server()
-    summary = run(examples, tmp_path / "batch", url, **BATCH)
+    summary = run(examples, tmp_path / "batch", url, endpoint=endpoint, **BATCH)
     assert summary.complete and summary.failed_requests == 0
     assert len(srv.batches) == 1 and srv.requests == N_REQUESTS  # one batch, each request once
     (sent,) = ledger(tmp_path / "batch")
     assert sent["batch"] == "batch_1" and len(set(sent["ids"])) == N_REQUESTS
     assert srv.batches["batch_1"]["input_file_id"] not in srv.files  # deleted once the batch ended
     assert srv.batches["batch_1"]["output_file_id"] in srv.files  # what was paid for stays
+    assert srv.batches["batch_1"]["endpoint"] == f"/v1/{'chat/' if endpoint == 'chat' else ''}completions"
     _, live = server()
-    run(examples, tmp_path / "live", live)
+    run(examples, tmp_path / "live", live, endpoint=endpoint)
     assert generated(tmp_path / "batch") == generated(tmp_path / "live")
-    run(examples, tmp_path / "batch", url, **BATCH)  # a re-run: all cached, nothing sent
+    run(examples, tmp_path / "batch", url, endpoint=endpoint, **BATCH)  # a re-run: all cached, nothing sent
     assert len(srv.batches) == 1 and srv.requests == N_REQUESTS
 
 

@@ -85,15 +85,18 @@ def qa_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("reasoning", ["", "inline"])  # inline: a grader that thinks first (<think>)
+# inline: a grader that thinks first (<think>); batch: the grades go through the Batch API
+@pytest.mark.parametrize(("reasoning", "batch"), [("", False), ("inline", False), ("", True)])
 def test_eval_judge_over_a_real_http_server(
-    cli, tmp_path: Path, tiny_model: Path, qa_file: Path, reasoning: str
+    cli, tmp_path: Path, tiny_model: Path, qa_file: Path, reasoning: str, batch: bool
 ):
     server = FakeOpenAI(reasoning=reasoning)
     url = server.start()
     try:
         config = tmp_path / "grader.toml"
-        config.write_text(f'base_url = "{url}"\nconcurrency = 4\n')
+        config.write_text(
+            f'base_url = "{url}"\nconcurrency = 4\n' + "batch_api = true\nbatch_poll = 0.05\n" * batch
+        )
         args = (
             "eval",
             "-m",
@@ -127,6 +130,7 @@ def test_eval_judge_over_a_real_http_server(
             assert row["judge"] == float(expect and bool(row["prediction"].strip())), row
             assert row["judge_reason"]
         assert (tmp_path / "r" / "grades.sqlite").is_file()
+        assert len(server.batches) == batch and (tmp_path / "r" / "batches.jsonl").is_file() == batch
 
         r = cli(*args)
         assert r.code == 0, r.err
