@@ -292,7 +292,10 @@ def generate(
     )
     _default_read_workers(cfg)
     console = err_console()
-    _on_interrupt(f"the replies received are cached in {output}; the same command resumes from them")
+    _on_interrupt(
+        f"the replies received are cached in {output}; the same command resumes from them"
+        + (" and waits for the batches already sent (they go on at the server)" if cfg.batch_api else "")
+    )
     with Reporter(console, quiet=quiet, unit="documents" if engine == "ray" else "requests") as rep:
         hooks = Hooks(on_skip=rep.skip, on_read=rep.read, on_start=rep.start, on_advance=rep.advance)
         if engine == "ray":

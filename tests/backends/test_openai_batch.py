@@ -57,20 +57,28 @@ def test_rate_limits_do_not_pace_a_batch(server, examples: Path, tmp_path: Path)
     assert summary.complete and len(srv.batches) == 1 and srv.requests == N_REQUESTS
 
 
-def test_a_killed_run_waits_for_its_batch_instead_of_sending_it_again(server, examples: Path, tmp_path: Path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])  # kill -9, Ctrl-C
+def test_a_stopped_run_waits_for_its_batch_instead_of_sending_it_again(
+    server, examples: Path, tmp_path: Path, stop: signal.Signals
+):
     srv, url = server(batch_hold=True)
     config = tmp_path / "augment.toml"
     config.write_text((examples / "augment.toml").read_text() + "\nbatch_poll = 0.05\n")
     cmd = [sys.executable, "-m", "augment", "generate", examples / "docs", "-o", tmp_path / "run"]
     cmd += ["-c", config, "--backend", "openai", "--model", "fake-model", "--base-url", url]
     cmd += ["--batch-api", "-q", "--no-export"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while not (tmp_path / "run" / "batches.jsonl").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)  # the batch sent, its replies not yet back
-    proc.wait()
+    time.sleep(0.2)  # the batch sent, its replies not yet back
+    os.killpg(proc.pid, stop)
+    _, err = proc.communicate(timeout=60)
     assert len(srv.batches) == 1 and srv.requests == 0
+    if stop == signal.SIGINT:
+        assert proc.returncode == 130 and "waits for the batches already sent" in err
     srv.release_batches()
     resumed = subprocess.run(cmd, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
