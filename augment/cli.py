@@ -290,6 +290,8 @@ def generate(
             val_fraction=val_fraction,
         ),
     )
+    if cfg.batch_api and engine == "ray":
+        raise ConfigError("--batch-api with --engine ray: the server runs a batch; use --engine local")
     _default_read_workers(cfg)
     console = err_console()
     _on_interrupt(

@@ -184,3 +184,8 @@ def test_the_curation_judge_sends_its_verdicts_in_a_batch(server, examples: Path
             generation, judge = (len(row["ids"]) for row in ledger(tmp_path / mode))
             assert judge > 0 and srv.requests == generation + judge  # each request once
     assert kept["batch"] == kept["live"]
+
+
+def test_batch_api_with_the_ray_engine_is_a_one_line_error(cli, examples: Path, tmp_path: Path):
+    r = cli("generate", examples / "docs", "-o", tmp_path / "run", "--engine", "ray", "--batch-api")
+    assert r.code == 2 and "--batch-api with --engine ray" in r.err and not (tmp_path / "run").exists()
