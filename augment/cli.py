@@ -1365,6 +1365,9 @@ def stats(
         )
     if s["adjusted"]:
         console.print(f"the server refused part of the requests: {'; '.join(s['adjusted'])}", soft_wrap=True)
+    if s["batches"]:
+        rows = [[b["batch"], b["requests"]] for b in s["batches"]]
+        console.print(table("batches sent to the Batch API (RUN/batches.jsonl)", ["batch", "requests"], rows))
     if s["skipped"]:
         console.print(
             table(

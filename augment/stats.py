@@ -45,6 +45,7 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
     return {
         "run_dir": str(run_dir),
         "backend": run.get("backend"),
+        "batches": _batches(run_dir),
         "model": run.get("model"),
         "documents": documents,
         "skipped": saved.get("skipped", []),
@@ -71,6 +72,21 @@ def run_stats(run_dir: Path) -> dict[str, Any]:
         if manifest is None
         else {"format": manifest["format"], "counts": manifest["counts"], "tokens": manifest["tokens"]},
     }
+
+
+def _batches(run_dir: Path) -> list[dict[str, Any]]:
+    """The batches sent to a Batch API (batch_api), from the run's ledger: id and requests."""
+    path = run_dir / "batches.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines():
+        try:
+            row = json.loads(line)
+            out.append({"batch": str(row["batch"]), "requests": len(row["ids"])})
+        except (ValueError, KeyError, TypeError):
+            continue  # a line torn by a killed run
+    return out
 
 
 def sample_records(

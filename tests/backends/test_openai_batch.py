@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -43,12 +44,17 @@ def test_a_batch_run_writes_what_a_live_run_writes(server, examples: Path, tmp_p
     assert len(srv.batches) == 1 and srv.requests == N_REQUESTS
 
 
-def test_batch_size_splits_the_requests(server, examples: Path, tmp_path: Path):
+def test_batch_size_splits_the_requests(server, cli, examples: Path, tmp_path: Path):
     srv, url = server()
     summary = run(examples, tmp_path / "run", url, batch_requests=30, **BATCH)
     assert summary.complete
     sizes = [len(row["ids"]) for row in ledger(tmp_path / "run")]
     assert sorted(sizes, reverse=True) == [30, 30, 17] and srv.requests == N_REQUESTS
+    shown = json.loads(cli("stats", tmp_path / "run", "--json").out)["batches"]
+    assert sorted(b["requests"] for b in shown) == [17, 30, 30] and {b["batch"] for b in shown} == set(
+        srv.batches
+    )
+    assert "batches sent to the Batch API" in cli("stats", tmp_path / "run").out
 
 
 def test_rate_limits_do_not_pace_a_batch(server, examples: Path, tmp_path: Path):
