@@ -166,6 +166,7 @@ class FakeOpenAI:
     batch_hold: bool = False
     batch_answers: int | None = None
     batch_fails: str = ""
+    batch_refuses: str = ""  # POST /v1/batches answers 400 with this message
     batch_line_time: float = 0.0  # seconds a batch takes per line
     batch_outage: int = 0  # GET /v1/batches/ID answers this many 503s first (a server down a while)
     files: dict[str, bytes] = field(default_factory=dict)
@@ -223,6 +224,8 @@ class FakeOpenAI:
         body = await request.json()
         if body["input_file_id"] not in self.files:
             return self._error(400, "No such file")
+        if self.batch_refuses:
+            return self._error(400, self.batch_refuses)
         batch = {
             "id": f"batch_{len(self.batches) + 1}",
             "object": "batch",

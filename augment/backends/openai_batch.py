@@ -170,6 +170,7 @@ class BatchQueue:
                 await self._send(ids, b"\n".join(lines) + b"\n")
 
     async def _send(self, ids: list[str], data: bytes) -> None:
+        file = None
         try:
             file = await self.client.files.create(file=("augment-batch.jsonl", data), purpose="batch")
             batch = await self.client.batches.create(
@@ -179,7 +180,13 @@ class BatchQueue:
                 metadata={"made_by": "augment"},
             )
         except Exception as e:  # noqa: BLE001 - the SDK's errors, as the run's
-            self._hand_out(ids, {}, self.error(e, "sending a batch"))
+            if file is not None:  # uploaded, but no batch reads it: not kept at the server
+                with contextlib.suppress(Exception):
+                    await self.client.files.delete(file.id)
+            error = self.error(e, "sending a batch")
+            if isinstance(error, BackendError) and not error.retryable:  # the same for every batch
+                error = FatalBackendError(f"the server refused a batch of {len(ids)} requests: {error}")
+            self._hand_out(ids, {}, error)
             return
         self.sent += 1
         self._mine.add(batch.id)

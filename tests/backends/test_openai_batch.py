@@ -157,6 +157,16 @@ def test_a_failed_batch_stops_the_run_with_its_reason(server, examples: Path, tm
         run(examples, tmp_path / "run", url, **BATCH)
 
 
+def test_a_refused_batch_stops_the_run_and_leaves_no_file(server, examples: Path, tmp_path: Path):
+    srv, url = server(batch_refuses="completion_window must be 24h")
+    with pytest.raises(
+        FatalBackendError, match="refused a batch of 77 requests: http_400: completion_window"
+    ):
+        run(examples, tmp_path / "run", url, **BATCH)
+    assert srv.files_made == 1 and srv.files == {} and srv.batches == {}  # uploads deleted
+    assert not (tmp_path / "run" / "batches.jsonl").exists()
+
+
 def test_a_server_without_a_batch_api_is_named(server, examples: Path, tmp_path: Path):
     srv, url = server(has_batches=False)
     with pytest.raises(FatalBackendError, match=r"404 from .*/v1/files: .* has no Batch API"):
