@@ -361,9 +361,14 @@ class OpenAIBackend:
                 status, headers, data = await self.batch.post(req.key, body)
             else:
                 status, headers, data = await self._post(body)
-        except BackendError as e:
+        except BackendError as e:  # the same failure, with the key kept out of its message
             raise BackendError(
-                redact(str(e), self._api_key), retryable=e.retryable, timed_out=e.timed_out
+                redact(str(e), self._api_key),
+                retryable=e.retryable,
+                retry_after=e.retry_after,
+                rate_limited=e.rate_limited,
+                timed_out=e.timed_out,
+                of_request=e.of_request,
             ) from None
         if (name := self._refused_field(status, data, body)) is not None:
             # first: a field this model does not take (OpenAI's reasoning models: max_tokens, temperature,

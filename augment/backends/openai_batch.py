@@ -69,7 +69,7 @@ class BatchQueue:
         self.url = "/v1" + path  # as batch lines name their endpoint, whatever the base URL
         self.size = size
         self.poll = poll
-        self.gather = min(1.0, 4 * poll)  # a second without a new request ends a batch's gathering
+        self.gather = min(1.0, poll)  # a second without a new request ends a batch's gathering
         self.error = error  # (SDK exception, what was being done) -> the run's exception
         self.say = say
         self.ledger: Path | None = None

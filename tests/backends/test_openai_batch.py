@@ -205,3 +205,24 @@ def test_the_curation_judge_sends_its_verdicts_in_a_batch(server, examples: Path
 def test_batch_api_with_the_ray_engine_is_a_one_line_error(cli, examples: Path, tmp_path: Path):
     r = cli("generate", examples / "docs", "-o", tmp_path / "run", "--engine", "ray", "--batch-api")
     assert r.code == 2 and "--batch-api with --engine ray" in r.err and not (tmp_path / "run").exists()
+
+
+def test_a_batch_failure_keeps_its_retry_fields_through_the_backend():
+    """An expired batch's requests are retried at once (retry_after 0), so that they go out
+    together as one batch; the backend re-raises the failure (its key kept out) with every field."""
+    import asyncio
+
+    from augment.backends.openai import OpenAIBackend
+    from augment.errors import BackendError
+    from augment.types import GenRequest
+
+    backend = OpenAIBackend("m", base_url="http://127.0.0.1:9/v1", api_key="sk-secret", batch_requests=10)
+
+    async def expired(key: str, body: dict):
+        raise BackendError("batch_expired: sk-secret", retryable=True, retry_after=0.0, of_request=True)
+
+    backend.batch.post = expired
+    with pytest.raises(BackendError) as e:
+        asyncio.run(backend.generate(GenRequest("k", "prompt", 0.0, 16, 0)))
+    assert e.value.retryable and e.value.retry_after == 0.0 and e.value.of_request
+    assert "sk-secret" not in str(e.value)
