@@ -176,7 +176,7 @@ class FakeOpenAI:
 
     # ---- HTTP ----------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=256 * 2**20)  # batch files, as OpenAI takes (200 MB)
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/completions", self.completions)
         app.router.add_get("/v1/models", self.list_models)
