@@ -74,7 +74,14 @@ def test_a_stopped_run_waits_for_its_batch_instead_of_sending_it_again(
     cmd += ["-c", config, "--backend", "openai", "--model", "fake-model", "--base-url", url]
     cmd += ["--batch-api", "-q", "--no-export"]
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # Ctrl-C as a terminal sends it, also where this test runs with SIGINT ignored (a job
+        # started in the background inherits that, and Python then leaves SIGINT ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while not (tmp_path / "run" / "batches.jsonl").exists() and time.monotonic() < deadline:
