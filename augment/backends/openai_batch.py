@@ -246,7 +246,7 @@ class BatchQueue:
             with contextlib.suppress(Exception):  # its input is never read again: not kept at the server
                 await self.client.files.delete(batch.input_file_id)
             if status == "failed":
-                errors = [e for e in (batch.errors.data if batch.errors else None) or []]
+                errors = (batch.errors.data if batch.errors else None) or []
                 first = errors[0] if errors else None
                 why = f"{first.code}: {first.message}" if first else "no reason given"
                 if not mine:  # an earlier run's batch that never ran: send its requests now
