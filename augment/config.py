@@ -107,6 +107,12 @@ class RunConfig(BaseModel):
         50_000, ge=1, le=50_000, description="batch_api: most requests in one batch (OpenAI takes 50,000)"
     )
     batch_poll: float = Field(30.0, gt=0, description="batch_api: seconds between checks of a batch")
+    batches_at_once: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="batch_api: most batches out at a time (fewer where the server's queue is full)",
+    )
     check_model: bool = Field(True, description="check --model against the server's model list first")
     extra_body: dict[str, Any] = Field(
         default_factory=dict,

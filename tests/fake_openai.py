@@ -169,9 +169,16 @@ class FakeOpenAI:
     batch_refuses: str = ""  # POST /v1/batches answers 400 with this message
     batch_line_time: float = 0.0  # seconds a batch takes per line
     batch_outage: int = 0  # GET /v1/batches/ID answers this many 503s first (a server down a while)
+    # most requests in batches not ended (OpenAI's enqueued-token limit): a batch that would pass
+    # it fails with token_limit_exceeded
+    batch_queue: int | None = None
+    batch_upload_fails: int = 0  # POST /v1/files reads the upload, then answers 500, this many times
+    batch_create_lost: int = 0  # POST /v1/batches makes the batch, then answers 504, this many times
+    most_batches_out: int = 0  # the most batches running at once
     files: dict[str, bytes] = field(default_factory=dict)
     files_made: int = 0
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _queued: dict[str, int] = field(default_factory=dict, init=False, repr=False)  # running: its lines
     _released: asyncio.Event | None = field(default=None, init=False, repr=False)
 
     # ---- HTTP ----------------------------------------------------------------------------
@@ -185,6 +192,7 @@ class FakeOpenAI:
             app.router.add_get("/v1/files/{id}/content", self.file_content)
             app.router.add_delete("/v1/files/{id}", self.delete_file)
             app.router.add_post("/v1/batches", self.create_batch)
+            app.router.add_get("/v1/batches", self.list_batches)
             app.router.add_get("/v1/batches/{id}", self.get_batch)
         return app
 
@@ -206,6 +214,9 @@ class FakeOpenAI:
     async def upload(self, request: web.Request) -> web.Response:
         form = await request.post()
         upload = form["file"]
+        if self.batch_upload_fails > 0:
+            self.batch_upload_fails -= 1
+            return self._error(500, "The server had an error while processing your request.")
         return web.json_response(self._file(upload.file.read(), upload.filename, str(form["purpose"])))
 
     async def file_content(self, request: web.Request) -> web.Response:
@@ -243,7 +254,27 @@ class FakeOpenAI:
         self.batches[batch["id"]] = batch
         auth = request.headers.get("Authorization", "")
         asyncio.get_running_loop().create_task(self._run_batch(batch, auth, str(request.url.origin())))
+        if self.batch_create_lost > 0:  # made, but its reply does not reach the client
+            self.batch_create_lost -= 1
+            return self._error(504, "Gateway timeout")
         return web.json_response(batch)
+
+    async def list_batches(self, request: web.Request) -> web.Response:
+        limit = int(request.query.get("limit", 20))
+        newest = list(reversed(self.batches.values()))
+        after = request.query.get("after")
+        if after in self.batches:
+            newest = newest[[b["id"] for b in newest].index(after) + 1 :]
+        data = newest[:limit]
+        return web.json_response(
+            {
+                "object": "list",
+                "data": data,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+                "has_more": len(newest) > limit,
+            }
+        )
 
     async def get_batch(self, request: web.Request) -> web.Response:
         if self.batch_outage > 0:
@@ -260,14 +291,32 @@ class FakeOpenAI:
             self._loop.call_soon_threadsafe(self._released.set)
 
     async def _run_batch(self, batch: dict[str, Any], auth: str, origin: str) -> None:
-        import aiohttp
-
         await asyncio.sleep(0.05)
         if self.batch_fails:
-            message = f"Enqueued token limit reached ({self.batch_fails})."
+            message = f"The batch could not run ({self.batch_fails})."
             batch.update(status="failed", errors={"data": [{"code": self.batch_fails, "message": message}]})
             return
         lines = [orjson.loads(line) for line in self.files[batch["input_file_id"]].splitlines()]
+        if self.batch_queue is not None and sum(self._queued.values()) + len(lines) > self.batch_queue:
+            message = (
+                f"Enqueued token limit reached for fake-model. Limit: {self.batch_queue} enqueued requests. "
+                "Please try again once some in_progress batches have been completed."
+            )
+            errors = {"data": [{"code": "token_limit_exceeded", "message": message}]}
+            batch.update(status="failed", errors=errors)
+            return
+        self._queued[batch["id"]] = len(lines)
+        self.most_batches_out = max(self.most_batches_out, len(self._queued))
+        try:
+            await self._answer_batch(batch, lines, auth, origin)
+        finally:
+            self._queued.pop(batch["id"], None)
+
+    async def _answer_batch(
+        self, batch: dict[str, Any], lines: list[dict[str, Any]], auth: str, origin: str
+    ) -> None:
+        import aiohttp
+
         batch.update(status="in_progress", request_counts={"total": len(lines), "completed": 0, "failed": 0})
         if self.batch_hold:
             self._released = self._released or asyncio.Event()

@@ -188,6 +188,7 @@ class OpenAIBackend:
         check_model: bool = True,
         batch_requests: int | None = None,
         batch_poll: float = 30.0,
+        batches_at_once: int = 1,
     ):
         self._model = model
         self.check_model = check_model
@@ -226,9 +227,11 @@ class OpenAIBackend:
                 self._path,
                 size=batch_requests,
                 poll=batch_poll,
+                at_once=batches_at_once,
                 error=self._batch_error,
             )
-            self.concurrency = batch_requests  # the runner hands over a batch's worth at a time
+            # the runner hands over as many requests as the batches out at once take
+            self.concurrency = batch_requests * batches_at_once
 
     @classmethod
     def from_config(cls, config: RunConfig) -> OpenAIBackend:
@@ -257,6 +260,7 @@ class OpenAIBackend:
             check_model=config.check_model,
             batch_requests=config.batch_requests if config.batch_api else None,
             batch_poll=config.batch_poll,
+            batches_at_once=config.batches_at_once,
         )
 
     @property

@@ -4,9 +4,17 @@ Requests go out as batch files and their replies come back when the batch ends: 
 at OpenAI, at half the price of the same requests sent one by one. `BatchQueue.post` takes one
 request's body and returns what the endpoint answered for it (status, headers, body), so the
 backend treats a batched reply as it treats a live one (refused fields, context errors, structured
-output, cut prompts). The requests that arrive together (the runner hands over up to `batch_requests`
-at a time) go out as one file; a task per batch checks its status every `poll` seconds and hands
-out the replies when it ends.
+output, cut prompts). The requests that arrive together go out as files of up to `batch_requests`,
+up to `batches_at_once` batches out at a time (the runner hands over that many batches' worth of
+requests); a task per batch checks its status every `poll` seconds and hands out the replies when
+it ends.
+
+A server's queue holds so much (OpenAI: a limit on the tokens of an organization's batches not yet
+ended, per model). A batch that fails for it (`token_limit_exceeded`) while others of this run are
+out goes again once one of them ends, and no more than those go out at once from then on; one that
+fails alone goes again in halves. Creating a batch is not idempotent: where its reply is lost (a
+dropped connection, a 5xx), the server's recent batches are searched for the one reading the file
+just uploaded before it is created again.
 
 A batch takes minutes to hours, so a run stopped meanwhile must not pay for it again. Each batch
 sent is written to a ledger in the run directory (`batches.jsonl`: the batch's id and its requests'
@@ -22,10 +30,11 @@ import contextlib
 import hashlib
 import os
 import sys
+import tempfile
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -38,6 +47,8 @@ ENDED = ("completed", "expired", "cancelled", "failed")
 
 #: checks of a batch between lines saying how many requests it has answered (30 s apart: 10 minutes)
 SAY_EVERY = 20
+#: tries to create a batch whose reply was lost (each after searching for it)
+CREATE_TRIES = 4
 
 Reply = tuple[int, dict[str, str], bytes]
 
@@ -61,14 +72,16 @@ class BatchQueue:
         *,
         size: int,
         poll: float,
+        at_once: int = 1,
         error: Callable[[BaseException, str], BaseException],
         say: Callable[[str], None] = _say,
     ):
         self._new_client = client  # -> an openai.AsyncOpenAI, made when first needed
         self._client: Any = None
         self.url = "/v1" + path  # as batch lines name their endpoint, whatever the base URL
-        self.size = size
+        self.size = size  # halved by a batch too big for the server's queue alone
         self.poll = poll
+        self.at_once = at_once  # most batches out at a time; lowered by a full queue
         self.gather = min(1.0, poll)  # a second without a new request ends a batch's gathering
         self.error = error  # (SDK exception, what was being done) -> the run's exception
         self.say = say
@@ -83,6 +96,8 @@ class BatchQueue:
         self._pending: deque[tuple[str, dict[str, Any]]] = deque()
         self._gathering: asyncio.Task[None] | None = None
         self._followed: dict[str, asyncio.Task[None]] = {}
+        self._out: set[str] = set()  # batches followed that have not ended (this run's or earlier)
+        self._room: asyncio.Event | None = None  # set when one of them ends (made in the run's loop)
 
     @property
     def client(self) -> Any:
@@ -146,44 +161,47 @@ class BatchQueue:
 
     async def _gather_and_send(self) -> None:
         while self._pending:
+            while len(self._out) >= self.at_once:  # the server's queue holds as many as it takes
+                self._room = asyncio.Event()
+                await self._room.wait()
             seen = -1
             while seen != len(self._pending) and len(self._pending) < self.size:
                 seen = len(self._pending)
                 await asyncio.sleep(self.gather)
             ids: list[str] = []
-            lines: list[bytes] = []
             size = 0
-            while self._pending and len(ids) < self.size:
-                rid, body = self._pending[0]
-                line = orjson.dumps({"custom_id": rid, "method": "POST", "url": self.url, "body": body})
-                if ids and size + len(line) + 1 > MAX_FILE_BYTES:
-                    break
-                self._pending.popleft()
-                waiting = self._waiting.get(rid)
-                if waiting is None or all(f.done() for f in waiting[1]):  # no one waits (the run ends)
-                    self._waiting.pop(rid, None)
-                    continue
-                ids.append(rid)
-                lines.append(line)
-                size += len(line) + 1
-            if ids:
-                await self._send(ids, b"\n".join(lines) + b"\n")
+            # the batch file goes to disk line by line and is uploaded from there: in memory it
+            # would be held two or three times (up to 190 MB each) while the upload is encoded
+            where = self.ledger.parent if self.ledger and self.ledger.parent.is_dir() else None
+            with tempfile.TemporaryFile(dir=where) as file:
+                while self._pending and len(ids) < self.size:
+                    rid, body = self._pending[0]
+                    line = orjson.dumps({"custom_id": rid, "method": "POST", "url": self.url, "body": body})
+                    if ids and size + len(line) + 1 > MAX_FILE_BYTES:
+                        break
+                    self._pending.popleft()
+                    waiting = self._waiting.get(rid)
+                    if waiting is None or all(f.done() for f in waiting[1]):  # no one waits (the run ends)
+                        self._waiting.pop(rid, None)
+                        continue
+                    ids.append(rid)
+                    file.write(line + b"\n")
+                    size += len(line) + 1
+                if ids:
+                    file.flush()
+                    file.seek(0)
+                    await self._send(ids, file)
 
-    async def _send(self, ids: list[str], data: bytes) -> None:
+    async def _send(self, ids: list[str], data: BinaryIO) -> None:
         file = None
         try:
             file = await self.client.files.create(file=("augment-batch.jsonl", data), purpose="batch")
-            batch = await self.client.batches.create(
-                input_file_id=file.id,
-                endpoint=self.url,
-                completion_window="24h",
-                metadata={"made_by": "augment"},
-            )
+            batch = await self._create(file.id)
         except Exception as e:  # noqa: BLE001 - the SDK's errors, as the run's
             if file is not None:  # uploaded, but no batch reads it: not kept at the server
                 with contextlib.suppress(Exception):
                     await self.client.files.delete(file.id)
-            error = self.error(e, "sending a batch")
+            error = e if isinstance(e, BackendError | FatalBackendError) else self.error(e, "sending a batch")
             if isinstance(error, BackendError) and not error.retryable:  # the same for every batch
                 error = FatalBackendError(f"the server refused a batch of {len(ids)} requests: {error}")
             self._hand_out(ids, {}, error)
@@ -198,9 +216,39 @@ class BatchQueue:
         )
         self._follow(batch.id)
 
+    async def _create(self, file_id: str) -> Any:
+        """The batch reading `file_id`, created once: a failure that may have come after the server
+        made it (a lost reply: a dropped connection, a 5xx) is followed by a search of the server's
+        recent batches for it, and only where none reads the file is it created again (the SDK's
+        own retries would run, and bill, the requests twice)."""
+        create = self.client.with_options(max_retries=0).batches.create
+        tries = 0
+        while True:
+            try:
+                return await create(
+                    input_file_id=file_id,
+                    endpoint=self.url,
+                    completion_window="24h",
+                    metadata={"made_by": "augment"},
+                )
+            except Exception as e:  # noqa: BLE001 - the SDK's errors, as the run's
+                error = self.error(e, "sending a batch")
+                tries += 1
+                if not getattr(error, "retryable", False) or tries >= CREATE_TRIES:
+                    raise error from None
+            made = await self._patiently(lambda: self._made_from(file_id), "looking for the batch just sent")
+            if made is not None:
+                return made
+            await asyncio.sleep(min(self.poll, 2.0**tries))
+
+    async def _made_from(self, file_id: str) -> Any:
+        page = await self.client.batches.list(limit=100)  # the newest first
+        return next((b for b in page.data if b.input_file_id == file_id), None)
+
     # ---- waiting -----------------------------------------------------------------------------
     def _follow(self, batch: str) -> None:
         if batch not in self._followed:
+            self._out.add(batch)
             self._followed[batch] = asyncio.create_task(self._wait_for(batch))
 
     async def _patiently(self, call: Callable[[], Awaitable[Any]], doing: str) -> Any:
@@ -221,6 +269,14 @@ class BatchQueue:
                 await asyncio.sleep(self.poll)
 
     async def _wait_for(self, batch_id: str) -> None:
+        try:
+            await self._wait_for_one(batch_id)
+        finally:
+            self._out.discard(batch_id)
+            if self._room is not None:
+                self._room.set()
+
+    async def _wait_for_one(self, batch_id: str) -> None:
         ids = self._members[batch_id]
         mine = batch_id in self._mine
         if not mine:
@@ -252,8 +308,10 @@ class BatchQueue:
                 if not mine:  # an earlier run's batch that never ran: send its requests now
                     self._send_again(ids)
                     return
-                hint = " (lower batch_requests)" if first is not None and "limit" in str(first.code) else ""
-                raise FatalBackendError(f"batch {batch_id} failed: {why}{hint}")
+                if first is not None and "limit" in str(first.code):  # the server's queue is full
+                    self._queue_full(batch_id, ids, why)
+                    return
+                raise FatalBackendError(f"batch {batch_id} failed: {why}")
             replies: dict[str, Reply | BaseException] = {}
             for file_id in (batch.output_file_id, batch.error_file_id):
                 if file_id:
@@ -282,6 +340,28 @@ class BatchQueue:
             )
         self._hand_out(ids, replies, missing)
 
+    def _queue_full(self, batch_id: str, ids: list[str], why: str) -> None:
+        """A batch of this run failed for the server's queue (OpenAI: "Enqueued token limit reached
+        ... try again once some in_progress batches have been completed"): with others out, its
+        requests go again once one of those ends and no more go out at once from then on; alone,
+        they go again in batches half its size."""
+        others = len(self._out - {batch_id})
+        if others:
+            self.at_once = min(self.at_once, others)
+            then = (
+                f"once one of the {others} batches out ends (at most {self.at_once} out at once from now on)"
+            )
+        elif len(ids) > 1:
+            self.size = min(self.size, len(ids) // 2)
+            then = f"in batches of at most {self.size:,}"
+        else:
+            raise FatalBackendError(
+                f"batch {batch_id} failed: {why} (the server's queue takes not even one request: "
+                "other batches of the organization fill it)"
+            )
+        self.say(f"batch {batch_id} failed: {why}; its {len(ids):,} requests go again {then}")
+        self._resend(ids)
+
     def _read(self, data: bytes) -> dict[str, Reply | BaseException]:
         """A batch's output or error file: each line's reply as the endpoint gave it, or the error
         the batch gave in its place."""
@@ -294,7 +374,9 @@ class BatchQueue:
                 continue
             response = row.get("response") or {}
             if isinstance(response, dict) and response.get("status_code") and "body" in response:
-                replies[rid] = (int(response["status_code"]), {}, orjson.dumps(response["body"]))
+                # a copy of its own size: orjson's bytes keep the (far larger) buffer they grew in
+                body = bytes(memoryview(orjson.dumps(response["body"])))
+                replies[rid] = (int(response["status_code"]), {}, body)
             else:
                 error = row.get("error")
                 if not isinstance(error, dict):
@@ -329,6 +411,10 @@ class BatchQueue:
         earlier = self._earlier_batches()
         for rid in ids:
             earlier.pop(rid, None)
+        self._resend(ids)
+
+    def _resend(self, ids: list[str]) -> None:
+        for rid in ids:
             if rid in self._waiting:
                 self._send_later(rid, self._waiting[rid][0])
 
@@ -339,6 +425,8 @@ class BatchQueue:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._gathering, self._followed = None, {}
+        self._out.clear()
+        self._room = None
         self._pending.clear()
         self._waiting.clear()
         if self._client is not None:

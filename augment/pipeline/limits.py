@@ -105,8 +105,8 @@ class Limits:
     @classmethod
     def of(cls, backend: object, config: RunConfig) -> Limits:
         """A run's limits: an in-process engine takes as many requests as it can batch, a server
-        config.concurrency; a batch_api backend a batch's worth, with no rate limits (the server
-        paces a batch itself, and rpm or tpm would only slow its gathering)."""
+        config.concurrency; a batch_api backend what its batches out at once hold, with no rate
+        limits (the server paces a batch itself, and rpm or tpm would only slow its gathering)."""
         concurrency = getattr(backend, "concurrency", None) or config.concurrency
         if getattr(backend, "batch", None) is not None:
             return cls(concurrency)

@@ -157,11 +157,80 @@ def test_a_field_the_model_refuses_is_left_out_of_the_next_batch(server, example
 
 
 def test_a_failed_batch_stops_the_run_with_its_reason(server, examples: Path, tmp_path: Path):
-    _, url = server(batch_fails="token_limit_exceeded")
+    srv, url = server(batch_fails="invalid_model")
     with pytest.raises(
-        FatalBackendError, match=r"batch batch_1 failed: token_limit_exceeded: .*lower batch_requests"
+        FatalBackendError, match=r"batch batch_1 failed: invalid_model: The batch could not run"
     ):
         run(examples, tmp_path / "run", url, **BATCH)
+    assert len(srv.batches) == 1
+
+
+@pytest.mark.parametrize("at_once", [1, 4])
+def test_batches_go_out_several_at_once(server, examples: Path, tmp_path: Path, at_once: int):
+    srv, url = server(batch_line_time=0.01)  # a 20-line batch runs 0.2 s: the next one is sent meanwhile
+    summary = run(examples, tmp_path / "run", url, batch_requests=20, batches_at_once=at_once, **BATCH)
+    assert summary.complete and srv.requests == N_REQUESTS and set(srv.seen.values()) == {1}
+    assert sorted(len(row["ids"]) for row in ledger(tmp_path / "run")) == [17, 20, 20, 20]
+    assert srv.most_batches_out == at_once
+
+
+def test_a_batch_the_full_queue_refused_goes_again_once_another_ends(
+    server, examples: Path, tmp_path: Path, capfd
+):
+    # the queue takes 45 requests: two batches of 20; the third and fourth fail and go again
+    srv, url = server(batch_queue=45, batch_line_time=0.01)
+    summary = run(examples, tmp_path / "run", url, batch_requests=20, **BATCH)
+    assert summary.complete and summary.failed_requests == 0
+    assert srv.requests == N_REQUESTS and set(srv.seen.values()) == {1}  # each request answered once
+    assert srv.most_batches_out == 2
+    failed = [b for b in srv.batches.values() if b["status"] == "failed"]
+    # the third and fourth, once each: what they held waited for room rather than failing again
+    assert len(failed) == 2 and all(b["errors"]["data"][0]["code"] == "token_limit_exceeded" for b in failed)
+    err = capfd.readouterr().err
+    assert "requests go again once one of the" in err and "at most 2 out at once from now on" in err
+    _, live = server()
+    run(examples, tmp_path / "live", live)
+    assert generated(tmp_path / "run") == generated(tmp_path / "live")
+
+
+def test_a_batch_too_big_for_the_queue_alone_goes_again_in_halves(
+    server, examples: Path, tmp_path: Path, capfd
+):
+    srv, url = server(batch_queue=30)  # the 77 requests in one batch never fit
+    summary = run(examples, tmp_path / "run", url, **BATCH)
+    assert summary.complete and srv.requests == N_REQUESTS and set(srv.seen.values()) == {1}
+    ran = [b["request_counts"]["total"] for b in srv.batches.values() if b["status"] == "completed"]
+    assert sum(ran) == N_REQUESTS and max(ran) <= 30
+    assert "its 77 requests go again in batches of at most 38" in capfd.readouterr().err
+
+
+def test_a_queue_that_takes_no_request_stops_the_run(server, examples: Path, tmp_path: Path):
+    srv, url = server(batch_queue=0)
+    with pytest.raises(FatalBackendError, match="token_limit_exceeded: .* takes not even one request"):
+        run(examples, tmp_path / "run", url, batches_at_once=1, **BATCH)
+    sizes = [len(row["ids"]) for row in ledger(tmp_path / "run")]
+    assert sizes == [77, 38, 19, 9, 4, 2, 1] and srv.requests == 0
+
+
+def test_an_upload_the_server_failed_is_sent_whole_again(server, examples: Path, tmp_path: Path):
+    srv, url = server(batch_upload_fails=1)  # the SDK sends the file again: from its first byte
+    summary = run(examples, tmp_path / "run", url, **BATCH)
+    assert summary.complete and srv.batch_upload_fails == 0
+    assert len(srv.batches) == 1 and srv.batches["batch_1"]["request_counts"]["total"] == N_REQUESTS
+    assert sorted(p.name for p in (tmp_path / "run").iterdir() if p.is_file() and "batch" in p.name) == [
+        "batches.jsonl"  # the batch file was written to an unnamed file: nothing left behind
+    ]
+
+
+@pytest.mark.parametrize("lost", [1, 3])  # 3: past the SDK's own two retries
+def test_a_batch_whose_creation_reply_was_lost_is_found_not_made_twice(
+    server, examples: Path, tmp_path: Path, lost: int
+):
+    srv, url = server(batch_create_lost=lost)
+    summary = run(examples, tmp_path / "run", url, **BATCH)
+    assert summary.complete and srv.batch_create_lost == lost - 1  # found after the first lost reply
+    assert len(srv.batches) == 1 and srv.requests == N_REQUESTS and set(srv.seen.values()) == {1}
+    assert [row["batch"] for row in ledger(tmp_path / "run")] == ["batch_1"]
 
 
 def test_a_refused_batch_stops_the_run_and_leaves_no_file(server, examples: Path, tmp_path: Path):
