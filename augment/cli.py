@@ -1387,6 +1387,70 @@ def stats(
         )
 
 
+@app.command("batches")
+def batches_cmd(
+    folder: Annotated[
+        Path,
+        typer.Argument(help="A run directory, or an eval's output: the folder that holds batches.jsonl."),
+    ],
+    cancel: Annotated[
+        bool, typer.Option("--cancel", help="Cancel the batches not ended (a re-run sends the rest again).")
+    ] = False,
+    config: ConfigOpt = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="The server the batches went to (default: the run's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the batches as JSON.")] = False,
+) -> None:
+    """The Batch API batches a run sent (--batch-api), as the server has them now; --cancel stops
+    those still running (OpenAI bills what they answered)."""
+    from augment.backends.openai import base_url_of, survey_batches
+    from augment.backends.openai_batch import ENDED
+    from augment.config import build_config, given_flags, read_config_file
+    from augment.console import out_console, table
+
+    ledger = folder / "batches.jsonl"
+    if not ledger.is_file():
+        raise AugmentError(f"{ledger}: not found (no batch was sent from {folder} with --batch-api)")
+    overrides = {"base_url": base_url}
+    if (folder / "run.json").is_file():
+        cfg = _run_config(folder, config, overrides)
+    else:  # an eval's output: the grader's config
+        values = read_config_file(config) if config is not None else {}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        cfg = build_config(values, str(config) if config else "flags", flags=given_flags(overrides))
+    rows = survey_batches(folder, cfg, cancel=cancel)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    console = out_console()
+    console.print(
+        table(
+            f"batches of {folder} at {base_url_of(cfg)}",
+            ["batch", "requests", "status", "answered", "failed"],
+            [
+                [
+                    r["batch"],
+                    r["requests"],
+                    r["status"] + (" (cancelled now)" if r["cancelled"] else ""),
+                    r.get("answered", r.get("error", "")),
+                    r.get("failed", ""),
+                ]
+                for r in rows
+            ],
+        )
+    )
+    running = [r for r in rows if r["status"] not in (*ENDED, "unknown")]
+    n = f"{len(running)} batch{'es' if len(running) != 1 else ''}"
+    if cancel and running:
+        console.print(
+            f"{n} cancelled or cancelling: the server stops them; the same generate command takes "
+            "what they answered and sends the rest again"
+        )
+    elif running:
+        console.print(f"{n} not ended: the same generate command waits for them (--cancel stops them)")
+
+
 def _at_least_one(**flags: int | None) -> None:
     """A count flag below 1 (a flag left out is None) is a one-line error naming it."""
     for name, value in flags.items():

@@ -173,6 +173,7 @@ class FakeOpenAI:
     # it fails with token_limit_exceeded
     batch_queue: int | None = None
     batch_upload_fails: int = 0  # POST /v1/files reads the upload, then answers 500, this many times
+    lists_batches: bool = True  # GET /v1/batches (the list) is served
     batch_create_lost: int = 0  # POST /v1/batches makes the batch, then answers 504, this many times
     most_batches_out: int = 0  # the most batches running at once
     files: dict[str, bytes] = field(default_factory=dict)
@@ -192,8 +193,10 @@ class FakeOpenAI:
             app.router.add_get("/v1/files/{id}/content", self.file_content)
             app.router.add_delete("/v1/files/{id}", self.delete_file)
             app.router.add_post("/v1/batches", self.create_batch)
-            app.router.add_get("/v1/batches", self.list_batches)
+            if self.lists_batches:
+                app.router.add_get("/v1/batches", self.list_batches)
             app.router.add_get("/v1/batches/{id}", self.get_batch)
+            app.router.add_post("/v1/batches/{id}/cancel", self.cancel_batch)
         return app
 
     # ---- the Batch API ---------------------------------------------------------------------
@@ -285,6 +288,14 @@ class FakeOpenAI:
             return self._error(404, "No such Batch object")
         return web.json_response(batch)
 
+    async def cancel_batch(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["id"])
+        if batch is None:
+            return self._error(404, "No such Batch object")
+        if batch["status"] in ("validating", "in_progress", "finalizing"):
+            batch["status"] = "cancelling"  # the batch stops before its next line
+        return web.json_response(batch)
+
     def release_batches(self) -> None:
         self.batch_hold = False
         if self._released is not None:
@@ -325,6 +336,8 @@ class FakeOpenAI:
         headers = {"Authorization": auth} if auth else {}
         async with aiohttp.ClientSession(headers=headers) as session:
             for i, line in enumerate(lines):
+                if batch["status"] == "cancelling":
+                    break
                 row: dict[str, Any] = {"id": f"batch_req_{i}", "custom_id": line["custom_id"]}
                 if self.batch_answers is not None and i >= self.batch_answers:
                     message = "This request could not be executed before the completion window expired."
@@ -339,13 +352,15 @@ class FakeOpenAI:
                 batch["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(errors)}
                 await asyncio.sleep(self.batch_line_time)
         counts = {"total": len(lines), "completed": len(out), "failed": len(errors)}
-        batch.update(status="finalizing", request_counts=counts)
+        cancelled = batch["status"] == "cancelling"
+        batch.update(status="cancelling" if cancelled else "finalizing", request_counts=counts)
         await asyncio.sleep(0.05)
         for rows, name in ((out, "output_file_id"), (errors, "error_file_id")):
             if rows:
                 data = b"".join(orjson.dumps(r) + b"\n" for r in rows)
                 batch[name] = self._file(data, f"{batch['id']}_{name}.jsonl", "batch_output")["id"]
-        batch["status"] = "expired" if self.batch_answers is not None else "completed"
+        ended = "cancelled" if cancelled else "expired" if self.batch_answers is not None else "completed"
+        batch["status"] = ended
 
     def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
         self.statuses[status] += 1

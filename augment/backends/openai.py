@@ -169,6 +169,46 @@ def base_url_of(config: RunConfig) -> str:
     return (config.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_URL).rstrip("/")
 
 
+def api_key_of(config: RunConfig, base_url: str) -> str | None:
+    """The API key from the variable api_key_env names; None for a server that needs none."""
+    api_key = os.environ.get(config.api_key_env) or None
+    if api_key is None and config.api_key_env != "OPENAI_API_KEY":
+        raise ConfigError(f"api_key_env names ${config.api_key_env}, which is not set")
+    if api_key is None and base_url.rstrip("/") == OPENAI_URL:
+        raise ConfigError(
+            "No API key for api.openai.com: set OPENAI_API_KEY (or name another variable with api_key_env), "
+            "or point --base-url at your own server"
+        )
+    return api_key
+
+
+def survey_batches(folder: Path, config: RunConfig, cancel: bool = False) -> list[dict[str, Any]]:
+    """The batches of `folder`/batches.jsonl (a run's, or an eval's judge's) as the server has them
+    now, each a dict (batch, requests, status, answered, failed, created_at, cancelled); with
+    `cancel`, those not ended are cancelled first."""
+    import asyncio
+
+    base_url = base_url_of(config)
+    backend = OpenAIBackend(
+        config.model or "",
+        base_url=base_url,
+        api_key=api_key_of(config, base_url),
+        timeout=config.request_timeout,
+        batch_requests=config.batch_requests,
+        batch_poll=config.batch_poll,
+    )
+    backend.keep_in(folder)
+    assert backend.batch is not None
+
+    async def survey() -> list[dict[str, Any]]:
+        try:
+            return await backend.batch.survey(cancel)  # type: ignore[union-attr]
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(survey())
+
+
 class OpenAIBackend:
     name: ClassVar[str] = "openai"
     retry_wait: ClassVar[float] = 0.5  # first backoff without Retry-After, as the openai SDK does
@@ -238,18 +278,10 @@ class OpenAIBackend:
         if not config.model:
             raise ConfigError("the openai backend needs --model (the model name the server serves)")
         base_url = base_url_of(config)
-        api_key = os.environ.get(config.api_key_env) or None
-        if api_key is None and config.api_key_env != "OPENAI_API_KEY":
-            raise ConfigError(f"api_key_env names ${config.api_key_env}, which is not set")
-        if api_key is None and base_url.rstrip("/") == OPENAI_URL:
-            raise ConfigError(
-                "No API key for api.openai.com: set OPENAI_API_KEY (or name another variable with api_key_env), "
-                "or point --base-url at your own server"
-            )
         return cls(
             config.model,
             base_url=base_url,
-            api_key=api_key,
+            api_key=api_key_of(config, base_url),
             endpoint=config.endpoint,
             http_client=config.http_client,
             structured_output=config.structured_output,

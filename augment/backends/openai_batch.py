@@ -123,19 +123,55 @@ class BatchQueue:
         return await future
 
     # ---- the ledger --------------------------------------------------------------------------
+    def sent_before(self) -> list[tuple[str, list[str]]]:
+        """The ledger's batches, in the order they were sent: (batch id, its request ids)."""
+        rows = []
+        if self.ledger is not None and self.ledger.exists():
+            for line in self.ledger.read_bytes().splitlines():
+                try:
+                    row = orjson.loads(line)
+                    rows.append((str(row["batch"]), [str(i) for i in row["ids"]]))
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    continue  # a line torn by a killed run: that batch is not waited for
+        return rows
+
     def _earlier_batches(self) -> dict[str, str]:
         if self._earlier is None:
             self._earlier = {}
-            if self.ledger is not None and self.ledger.exists():
-                for line in self.ledger.read_bytes().splitlines():
-                    try:
-                        row = orjson.loads(line)
-                        batch, ids = str(row["batch"]), [str(i) for i in row["ids"]]
-                    except (orjson.JSONDecodeError, KeyError, TypeError):
-                        continue  # a line torn by a killed run: that batch is not waited for
-                    self._members[batch] = ids
-                    self._earlier.update(dict.fromkeys(ids, batch))
+            for batch, ids in self.sent_before():
+                self._members[batch] = ids
+                self._earlier.update(dict.fromkeys(ids, batch))
         return self._earlier
+
+    async def survey(self, cancel: bool = False) -> list[dict[str, Any]]:
+        """Each batch of the ledger as the server has it now (`augment batches`); with `cancel`,
+        those not ended are cancelled first (the server stops them; a re-run takes what they
+        answered and sends the rest again)."""
+        rows = []
+        for batch_id, ids in self.sent_before():
+            doing = f"checking batch {batch_id}"
+            row: dict[str, Any] = {"batch": batch_id, "requests": len(ids), "cancelled": False}
+            try:
+                batch = await self.client.batches.retrieve(batch_id)
+                if cancel and batch.status not in (*ENDED, "cancelling"):
+                    doing = f"cancelling batch {batch_id}"
+                    batch = await self.client.batches.cancel(batch_id)
+                    row["cancelled"] = True
+            except Exception as e:  # noqa: BLE001 - the SDK's errors, as the run's
+                error = self.error(e, doing)
+                if isinstance(error, FatalBackendError):
+                    raise error from None
+                rows.append({**row, "status": "unknown", "error": str(error)})  # 404: no longer kept
+                continue
+            counts = batch.request_counts
+            row.update(
+                status=batch.status,
+                answered=counts.completed if counts else None,
+                failed=counts.failed if counts else None,
+                created_at=batch.created_at,
+            )
+            rows.append(row)
+        return rows
 
     def _remember(self, batch: str, ids: list[str]) -> None:
         if self.ledger is None:
@@ -236,7 +272,12 @@ class BatchQueue:
                 tries += 1
                 if not getattr(error, "retryable", False) or tries >= CREATE_TRIES:
                     raise error from None
-            made = await self._patiently(lambda: self._made_from(file_id), "looking for the batch just sent")
+            try:
+                made = await self._patiently(
+                    lambda: self._made_from(file_id), "looking for the batch just sent"
+                )
+            except BackendError:  # a server that does not list its batches: as the SDK would, again
+                made = None
             if made is not None:
                 return made
             await asyncio.sleep(min(self.poll, 2.0**tries))

@@ -63,11 +63,9 @@ def test_rate_limits_do_not_pace_a_batch(server, examples: Path, tmp_path: Path)
     assert summary.complete and len(srv.batches) == 1 and srv.requests == N_REQUESTS
 
 
-@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])  # kill -9, Ctrl-C
-def test_a_stopped_run_waits_for_its_batch_instead_of_sending_it_again(
-    server, examples: Path, tmp_path: Path, stop: signal.Signals
-):
-    srv, url = server(batch_hold=True)
+def start_generate(examples: Path, tmp_path: Path, url: str) -> tuple[subprocess.Popen, list]:
+    """`augment generate --batch-api` in its own process, once its batch is sent (the server holds
+    it): the process and its command."""
     config = tmp_path / "augment.toml"
     config.write_text((examples / "augment.toml").read_text() + "\nbatch_poll = 0.05\n")
     cmd = [sys.executable, "-m", "augment", "generate", examples / "docs", "-o", tmp_path / "run"]
@@ -87,6 +85,15 @@ def test_a_stopped_run_waits_for_its_batch_instead_of_sending_it_again(
     while not (tmp_path / "run" / "batches.jsonl").exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.2)  # the batch sent, its replies not yet back
+    return proc, cmd
+
+
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT])  # kill -9, Ctrl-C
+def test_a_stopped_run_waits_for_its_batch_instead_of_sending_it_again(
+    server, examples: Path, tmp_path: Path, stop: signal.Signals
+):
+    srv, url = server(batch_hold=True)
+    proc, cmd = start_generate(examples, tmp_path, url)
     os.killpg(proc.pid, stop)
     _, err = proc.communicate(timeout=60)
     assert len(srv.batches) == 1 and srv.requests == 0
@@ -100,6 +107,38 @@ def test_a_stopped_run_waits_for_its_batch_instead_of_sending_it_again(
     _, live = server()
     run(examples, tmp_path / "live", live)
     assert generated(tmp_path / "run") == generated(tmp_path / "live")
+
+
+def test_batches_shows_a_runs_batches_at_the_server_and_cancels_them(
+    server, cli, examples: Path, tmp_path: Path
+):
+    srv, url = server(batch_hold=True)
+    proc, cmd = start_generate(examples, tmp_path, url)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    shown = cli("batches", tmp_path / "run")
+    assert shown.code == 0 and "batch_1" in shown.out and "in_progress" in shown.out
+    assert "1 batch not ended: the same generate command waits for them" in shown.out
+    (row,) = json.loads(cli("batches", tmp_path / "run", "--cancel", "--json").out)
+    assert row["batch"] == "batch_1" and row["requests"] == N_REQUESTS and row["cancelled"]
+    assert row["status"] == "cancelling" and row["answered"] == 0
+    srv.release_batches()  # it stops before its first line: cancelled, nothing answered
+    deadline = time.monotonic() + 30
+    while srv.batches["batch_1"]["status"] != "cancelled" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (row,) = json.loads(cli("batches", tmp_path / "run", "--cancel", "--json").out)
+    assert row["status"] == "cancelled" and not row["cancelled"]  # ended: nothing to cancel
+    resumed = subprocess.run(cmd, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(srv.batches) == 2 and srv.requests == N_REQUESTS  # the rest (all) sent again, once
+    _, live = server()
+    run(examples, tmp_path / "live", live)
+    assert generated(tmp_path / "run") == generated(tmp_path / "live")
+
+
+def test_batches_of_a_folder_without_batches_is_a_one_line_error(cli, tmp_path: Path):
+    r = cli("batches", tmp_path)
+    assert r.code == 1 and "batches.jsonl: not found (no batch was sent from" in r.err
 
 
 def test_a_lost_cache_is_refilled_from_the_batch_and_a_gone_batch_is_sent_again(
@@ -302,3 +341,11 @@ def test_a_batch_failure_keeps_its_retry_fields_through_the_backend():
         asyncio.run(backend.generate(GenRequest("k", "prompt", 0.0, 16, 0)))
     assert e.value.retryable and e.value.retry_after == 0.0 and e.value.of_request
     assert "sk-secret" not in str(e.value)
+
+
+def test_a_lost_create_reply_on_a_server_that_lists_no_batches_is_sent_again(
+    server, examples: Path, tmp_path: Path
+):
+    srv, url = server(batch_create_lost=1, lists_batches=False)  # nothing to search: as the SDK would
+    summary = run(examples, tmp_path / "run", url, **BATCH)
+    assert summary.complete and len(srv.batches) == 2 and srv.batch_create_lost == 0
