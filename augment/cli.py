@@ -1402,8 +1402,10 @@ def batches_cmd(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the batches as JSON.")] = False,
 ) -> None:
-    """The Batch API batches a run sent (--batch-api), as the server has them now; --cancel stops
-    those still running (OpenAI bills what they answered)."""
+    """A run's Batch API batches (--batch-api) as the server has them now; --cancel stops them.
+
+    Cancelled batches stop at the server (OpenAI bills what they answered); the same generate
+    command takes what they answered and sends the rest again."""
     from augment.backends.openai import base_url_of, survey_batches
     from augment.backends.openai_batch import ENDED
     from augment.config import build_config, given_flags, read_config_file

@@ -1,8 +1,9 @@
 """The client's cost of `--batch-api` against the same requests sent live, on the same server.
 
-    python bench/batch.py [--docs 1500]
+    python bench/batch.py [--docs 1500] [--reply-pad 2000]
 
-Starts tests/fake_openai.py (fixed short replies) in its own process for each mode, builds a
+Starts tests/fake_openai.py (fixed replies, the prose ones padded to `--reply-pad` characters, as
+long as a model's) in its own process for each mode, builds a
 corpus (7 requests a document) and runs `augment generate --no-curate` once live and once with
 `--batch-api` (batch_poll 0.2 s). The fake server runs a batch by sending each line to its own
 endpoint, so the batch's wall time is the server's and says nothing of OpenAI's; what the table
@@ -33,6 +34,7 @@ from throughput import AUGMENT, free_port, make_corpus, start_server  # noqa: E4
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=1500)
+    ap.add_argument("--reply-pad", type=int, default=2000, help="characters added to each prose reply")
     args = ap.parse_args()
     table = Table(
         title="augment generate: live requests against --batch-api, same server (client CPU, peak memory)"
@@ -49,7 +51,7 @@ def main() -> None:
         rows, records = [], {}
         for mode in ("live", "batch"):
             port = free_port()
-            server = start_server(port, 0.0, faults=False)
+            server = start_server(port, 0.0, faults=False, reply_pad=args.reply_pad)
             out = tmp_path / mode
             cmd = [AUGMENT, "generate", str(docs), "-o", str(out), "-c", str(config), "--backend", "openai"]
             cmd += ["--base-url", f"http://127.0.0.1:{port}/v1", "--model", "fake-model"]

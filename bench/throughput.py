@@ -86,7 +86,9 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, flo
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def start_server(port: int, latency: float, faults: bool, serial: bool = False) -> subprocess.Popen:
+def start_server(
+    port: int, latency: float, faults: bool, serial: bool = False, reply_pad: int = 0
+) -> subprocess.Popen:
     cmd = [
         sys.executable,
         str(REPO / "tests" / "fake_openai.py"),
@@ -100,6 +102,8 @@ def start_server(port: int, latency: float, faults: bool, serial: bool = False) 
         cmd += ["--rate-429", "0.05", "--rate-500", "0.05", "--retry-after", "1"]
     if serial:
         cmd.append("--serial")  # one request at a time (bench/serial.py)
+    if reply_pad:
+        cmd += ["--reply-pad", str(reply_pad)]  # prose replies as long as a model's (bench/batch.py)
     proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(REPO)})
     for _ in range(100):
         try:

@@ -126,6 +126,7 @@ class FakeOpenAI:
     lists_models: bool = True  # GET /v1/models lists them (else 404, as some gateways answer)
     faults: Faults = field(default_factory=Faults)
     fast: bool = False  # a fixed short reply (for throughput benchmarks: no reply-building cost)
+    reply_pad: int = 0  # fast: characters added to each prose reply (a model's reply is 1-3 KB)
     # the response_format types accepted; another is answered with format_status, as servers do:
     # 400 (most), or 500 with the validation error's traceback (llama-cpp-python's, json_object only)
     formats: tuple[str, ...] = ("json_schema", "json_object")
@@ -173,6 +174,7 @@ class FakeOpenAI:
     # it fails with token_limit_exceeded
     batch_queue: int | None = None
     batch_upload_fails: int = 0  # POST /v1/files reads the upload, then answers 500, this many times
+    batch_content_cut: int = 0  # GET /v1/files/ID/content sends half the file, then drops, this many times
     lists_batches: bool = True  # GET /v1/batches (the list) is served
     batch_create_lost: int = 0  # POST /v1/batches makes the batch, then answers 504, this many times
     most_batches_out: int = 0  # the most batches running at once
@@ -226,6 +228,14 @@ class FakeOpenAI:
         data = self.files.get(request.match_info["id"])
         if data is None:
             return self._error(404, "No such File object")
+        if self.batch_content_cut > 0:  # the connection drops halfway through the download
+            self.batch_content_cut -= 1
+            response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+            response.content_length = len(data)
+            await response.prepare(request)
+            await response.write(data[: len(data) // 2])
+            request.transport.close()
+            return response
         return web.Response(body=data, content_type="application/octet-stream")
 
     async def delete_file(self, request: web.Request) -> web.Response:
@@ -496,7 +506,12 @@ class FakeOpenAI:
         if _unit(*key_n, "bad_content") < self.faults.rate_bad_content:
             return "Sorry, I am unable to produce that."
         if self.fast:
-            return fast_reply(prompt)
+            reply = fast_reply(prompt)
+            if self.reply_pad and not reply.startswith(("[", "1.")):  # prose: as long as a model's
+                reply += (" The keepers logged the weather every hour." * (self.reply_pad // 43 + 1))[
+                    : self.reply_pad
+                ]
+            return reply
         return reply_for(prompt)
 
     async def _complete(self, request: web.Request, chat: bool) -> web.StreamResponse:
@@ -631,6 +646,7 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--latency", type=float, default=0.0)
     ap.add_argument("--fast", action="store_true")
+    ap.add_argument("--reply-pad", type=int, default=0, help="--fast: characters added to each prose reply")
     ap.add_argument("--serial", action="store_true", help="answer one request at a time")
     ap.add_argument("--rate-429", type=float, default=0.0)
     ap.add_argument("--rate-500", type=float, default=0.0)
@@ -639,6 +655,7 @@ def main() -> None:
     server = FakeOpenAI(
         latency=args.latency,
         fast=args.fast,
+        reply_pad=args.reply_pad,
         serial=args.serial,
         faults=Faults(rate_429=args.rate_429, rate_500=args.rate_500, retry_after=args.retry_after),
     )

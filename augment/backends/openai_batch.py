@@ -60,6 +60,17 @@ def request_id(key: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(data).hexdigest()[:40]
 
 
+def _transient_kind(error: BaseException) -> bool:
+    """An error of the kind a server or the network causes (the SDK's, its HTTP client's, the
+    socket's), which may pass; not a bug here, which waiting would not end."""
+    return isinstance(error, OSError | asyncio.TimeoutError) or type(error).__module__.split(".")[0] in (
+        "openai",
+        "httpx",
+        "httpx2",
+        "httpcore",
+    )
+
+
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -193,7 +204,7 @@ class BatchQueue:
             await self._gather_and_send()
         except Exception as e:  # noqa: BLE001 - (the ledger unwritable): no request waits forever
             error = FatalBackendError(f"sending a batch: {type(e).__name__}: {e}")
-            self._hand_out(list(self._waiting), {}, error)
+            self._hand_out(list(self._waiting), error)
 
     async def _gather_and_send(self) -> None:
         while self._pending:
@@ -240,7 +251,7 @@ class BatchQueue:
             error = e if isinstance(e, BackendError | FatalBackendError) else self.error(e, "sending a batch")
             if isinstance(error, BackendError) and not error.retryable:  # the same for every batch
                 error = FatalBackendError(f"the server refused a batch of {len(ids)} requests: {error}")
-            self._hand_out(ids, {}, error)
+            self._hand_out(ids, error)
             return
         self.sent += 1
         self._mine.add(batch.id)
@@ -301,11 +312,14 @@ class BatchQueue:
             try:
                 return await call()
             except Exception as e:  # noqa: BLE001 - the SDK's errors, as the run's
+                if not _transient_kind(e):
+                    raise  # a bug, not the server: waiting would not end it
                 error = self.error(e, doing)
                 if not getattr(error, "retryable", False):
                     raise error from None
                 if not said:
-                    self.say(f"{doing}: {error}; trying again every {self.poll:g} s")
+                    what = str(error) if str(error).startswith(doing) else f"{doing}: {error}"
+                    self.say(f"{what}; trying again every {self.poll:g} s")
                     said = True
                 await asyncio.sleep(self.poll)
 
@@ -320,6 +334,7 @@ class BatchQueue:
     async def _wait_for_one(self, batch_id: str) -> None:
         ids = self._members[batch_id]
         mine = batch_id in self._mine
+        handed: set[str] = set()  # requests whose replies were handed out
         if not mine:
             self.say(f"batch {batch_id}: sent by an earlier run; waiting for it")
         doing = f"checking batch {batch_id}"
@@ -353,24 +368,22 @@ class BatchQueue:
                     self._queue_full(batch_id, ids, why)
                     return
                 raise FatalBackendError(f"batch {batch_id} failed: {why}")
-            replies: dict[str, Reply | BaseException] = {}
+            members = set(ids)
             for file_id in (batch.output_file_id, batch.error_file_id):
                 if file_id:
-                    content = await self._patiently(
-                        lambda file_id=file_id: self.client.files.content(file_id), doing
-                    )
-                    replies.update(self._read(content.content))
+                    await self._patiently(lambda file_id=file_id: self._take(file_id, members, handed), doing)
         except (BackendError, FatalBackendError) as error:
             if not mine and isinstance(error, BackendError):
-                self._send_again(ids)  # the server no longer has it (404): send again
+                self._send_again([i for i in ids if i not in handed])  # the server no longer has it (404)
             else:
-                self._hand_out(ids, {}, error)
+                self._hand_out([i for i in ids if i not in handed], error)
             return
         except Exception as e:  # noqa: BLE001 - a reply unlike the API's: no request waits forever
-            self._hand_out(ids, {}, FatalBackendError(f"batch {batch_id}: {type(e).__name__}: {e}"))
+            error = FatalBackendError(f"batch {batch_id}: {type(e).__name__}: {e}")
+            self._hand_out([i for i in ids if i not in handed], error)
             return
         if status == "completed":
-            self.say(f"batch {batch_id}: completed, {len(replies)} of {len(ids)} answered")
+            self.say(f"batch {batch_id}: completed, {len(handed)} of {len(ids)} answered")
         if status == "cancelled" and mine:
             missing: BaseException = FatalBackendError(f"batch {batch_id} was cancelled before it ended")
         else:
@@ -379,7 +392,7 @@ class BatchQueue:
                 retryable=True,
                 retry_after=0.0,  # at once: together they make the next batch
             )
-        self._hand_out(ids, replies, missing)
+        self._hand_out([i for i in ids if i not in handed], missing)
 
     def _queue_full(self, batch_id: str, ids: list[str], why: str) -> None:
         """A batch of this run failed for the server's queue (OpenAI: "Enqueued token limit reached
@@ -403,50 +416,64 @@ class BatchQueue:
         self.say(f"batch {batch_id} failed: {why}; its {len(ids):,} requests go again {then}")
         self._resend(ids)
 
-    def _read(self, data: bytes) -> dict[str, Reply | BaseException]:
-        """A batch's output or error file: each line's reply as the endpoint gave it, or the error
-        the batch gave in its place."""
-        replies: dict[str, Reply | BaseException] = {}
-        for line in data.splitlines():
-            try:
-                row = orjson.loads(line)
-                rid = str(row["custom_id"])
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                continue
-            response = row.get("response") or {}
-            if isinstance(response, dict) and response.get("status_code") and "body" in response:
-                # a copy of its own size: orjson's bytes keep the (far larger) buffer they grew in
-                body = bytes(memoryview(orjson.dumps(response["body"])))
-                replies[rid] = (int(response["status_code"]), {}, body)
-            else:
-                error = row.get("error")
-                if not isinstance(error, dict):
-                    error = {"message": str(error or "")}
-                code, message = error.get("code") or "batch_error", error.get("message") or ""
-                replies[rid] = BackendError(f"{code}: {message}".strip(), retryable=True, retry_after=0.0)
-        return replies
+    async def _take(self, file_id: str, members: set[str], handed: set[str]) -> None:
+        """A batch's output or error file, read as it downloads: each line's reply is handed out
+        as it is read (the requests it answers go on meanwhile), so neither the file nor its
+        replies are held whole. Lines handed out by an earlier try (a download cut) are skipped."""
+        async with self.client.files.with_streaming_response.content(file_id) as response:
+            rest = b""
+            async for chunk in response.iter_bytes():
+                *lines, rest = (rest + chunk).split(b"\n")
+                for line in lines:
+                    self._take_line(line, members, handed)
+                await asyncio.sleep(0)
+            self._take_line(rest, members, handed)
 
-    def _hand_out(
-        self, ids: list[str], replies: dict[str, Reply | BaseException], missing: BaseException
-    ) -> None:
-        """Each request's reply to whoever waits for it; an earlier run's replies no one waits
-        for yet are kept for when they are asked for."""
-        earlier = self._earlier_batches()
+    def _take_line(self, line: bytes, members: set[str], handed: set[str]) -> None:
+        """One line of a batch's output or error file: its reply as the endpoint gave it, or the
+        error the batch gave in its place, to the request it answers."""
+        try:
+            row = orjson.loads(line)
+            rid = str(row["custom_id"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return
+        if rid not in members or rid in handed:
+            return
+        handed.add(rid)
+        response = row.get("response") or {}
+        reply: Reply | BaseException
+        if isinstance(response, dict) and response.get("status_code") and "body" in response:
+            # a copy of its own size: orjson's bytes keep the (far larger) buffer they grew in
+            reply = (int(response["status_code"]), {}, bytes(memoryview(orjson.dumps(response["body"]))))
+        else:
+            error = row.get("error")
+            if not isinstance(error, dict):
+                error = {"message": str(error or "")}
+            code, message = error.get("code") or "batch_error", error.get("message") or ""
+            reply = BackendError(f"{code}: {message}".strip(), retryable=True, retry_after=0.0)
+        self._give(rid, reply)
+
+    def _hand_out(self, ids: list[str], reply: BaseException) -> None:
         for rid in ids:
-            reply = replies.get(rid, missing)
-            waiting = self._waiting.pop(rid, None)
-            if waiting is None:
-                if rid in earlier:  # not asked for yet: from now on it is here
-                    del earlier[rid]
-                    self._ready[rid] = reply
+            self._give(rid, reply)
+
+    def _give(self, rid: str, reply: Reply | BaseException) -> None:
+        """A request's reply to whoever waits for it; an earlier run's reply no one waits for yet
+        is kept for when it is asked for."""
+        waiting = self._waiting.pop(rid, None)
+        if waiting is None:
+            earlier = self._earlier_batches()
+            if rid in earlier:  # not asked for yet: from now on it is here
+                del earlier[rid]
+                self._ready[rid] = reply
+            return
+        for future in waiting[1]:
+            if future.done():
                 continue
-            for future in waiting[1]:
-                if future.done():
-                    continue
-                if isinstance(reply, BaseException):
-                    future.set_exception(reply)
-                else:
-                    future.set_result(reply)
+            if isinstance(reply, BaseException):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
 
     def _send_again(self, ids: list[str]) -> None:
         earlier = self._earlier_batches()

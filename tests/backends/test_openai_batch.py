@@ -179,6 +179,19 @@ def test_a_server_down_while_a_batch_runs_is_waited_out_not_paid_twice(
     assert srv.batch_outage == 0 and "trying again every 0.05 s" in capfd.readouterr().err
 
 
+def test_a_download_cut_halfway_is_taken_again_without_paying_twice(
+    server, examples: Path, tmp_path: Path, capfd
+):
+    srv, url = server(batch_content_cut=1)  # replies handed out as they download; then it drops
+    summary = run(examples, tmp_path / "run", url, **BATCH)
+    assert summary.complete and summary.failed_requests == 0 and srv.batch_content_cut == 0
+    assert len(srv.batches) == 1 and srv.requests == N_REQUESTS
+    assert "checking batch batch_1: " in capfd.readouterr().err  # said, and tried again
+    _, live = server()
+    run(examples, tmp_path / "live", live)
+    assert generated(tmp_path / "run") == generated(tmp_path / "live")
+
+
 def test_what_an_expired_batch_left_unanswered_is_sent_again(server, examples: Path, tmp_path: Path):
     srv, url = server(batch_answers=50)
     summary = run(examples, tmp_path / "run", url, **BATCH)
@@ -349,3 +362,31 @@ def test_a_lost_create_reply_on_a_server_that_lists_no_batches_is_sent_again(
     srv, url = server(batch_create_lost=1, lists_batches=False)  # nothing to search: as the SDK would
     summary = run(examples, tmp_path / "run", url, **BATCH)
     assert summary.complete and len(srv.batches) == 2 and srv.batch_create_lost == 0
+
+
+def test_a_bug_while_taking_the_replies_stops_the_run_instead_of_waiting(
+    server, examples: Path, tmp_path: Path, monkeypatch
+):
+    """What the server or the network causes is waited out; a bug here would never pass."""
+    import threading
+
+    from augment.backends import openai_batch
+
+    def broken(self, line, members, handed):
+        raise AttributeError("a bug")
+
+    monkeypatch.setattr(openai_batch.BatchQueue, "_take_line", broken)
+    _, url = server()
+    ended: list[BaseException] = []
+
+    def go() -> None:
+        try:
+            run(examples, tmp_path / "run", url, **BATCH)
+        except BaseException as e:  # noqa: BLE001 - what the run raised, for the test to see
+            ended.append(e)
+
+    thread = threading.Thread(target=go, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "still waiting after 60 s"
+    assert isinstance(ended[0], FatalBackendError) and "batch batch_1: AttributeError: a bug" in str(ended[0])
