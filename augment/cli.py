@@ -1429,10 +1429,11 @@ def batches_cmd(
     console.print(
         table(
             f"batches of {folder} at {base_url_of(cfg)}",
-            ["batch", "requests", "status", "answered", "failed"],
+            ["batch", "sent", "requests", "status", "answered", "failed"],
             [
                 [
                     r["batch"],
+                    _local_time(r.get("created_at")),
                     r["requests"],
                     r["status"] + (" (cancelled now)" if r["cancelled"] else ""),
                     r.get("answered", r.get("error", "")),
@@ -1451,6 +1452,12 @@ def batches_cmd(
         )
     elif running:
         console.print(f"{n} not ended: the same generate command waits for them (--cancel stops them)")
+
+
+def _local_time(seconds: float | None) -> str:
+    import datetime
+
+    return "" if seconds is None else datetime.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M")
 
 
 def _at_least_one(**flags: int | None) -> None:

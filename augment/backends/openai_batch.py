@@ -276,7 +276,11 @@ class BatchQueue:
                     input_file_id=file_id,
                     endpoint=self.url,
                     completion_window="24h",
-                    metadata={"made_by": "augment"},
+                    # how a batch is told apart in the server's list (OpenAI's dashboard): the run's folder
+                    metadata={
+                        "made_by": "augment",
+                        **({"run": self.ledger.parent.name[:512]} if self.ledger else {}),
+                    },
                 )
             except Exception as e:  # noqa: BLE001 - the SDK's errors, as the run's
                 error = self.error(e, "sending a batch")

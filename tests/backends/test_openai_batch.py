@@ -37,6 +37,7 @@ def test_a_batch_run_writes_what_a_live_run_writes(server, examples: Path, tmp_p
     assert srv.batches["batch_1"]["input_file_id"] not in srv.files  # deleted once the batch ended
     assert srv.batches["batch_1"]["output_file_id"] in srv.files  # what was paid for stays
     assert srv.batches["batch_1"]["endpoint"] == f"/v1/{'chat/' if endpoint == 'chat' else ''}completions"
+    assert srv.batches["batch_1"]["metadata"] == {"made_by": "augment", "run": "batch"}  # the run's folder
     _, live = server()
     run(examples, tmp_path / "live", live, endpoint=endpoint)
     assert generated(tmp_path / "batch") == generated(tmp_path / "live")
