@@ -137,6 +137,18 @@ def test_batches_shows_a_runs_batches_at_the_server_and_cancels_them(
     assert generated(tmp_path / "run") == generated(tmp_path / "live")
 
 
+def test_a_run_whose_batch_is_cancelled_stops_with_a_line_saying_so(
+    server, cli, examples: Path, tmp_path: Path
+):
+    srv, url = server(batch_hold=True)
+    proc, _ = start_generate(examples, tmp_path, url)  # waiting for its batch
+    assert json.loads(cli("batches", tmp_path / "run", "--cancel", "--json").out)[0]["cancelled"]
+    srv.release_batches()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "batch batch_1 was cancelled before it ended" in err
+    assert srv.requests == 0
+
+
 def test_batches_of_a_folder_without_batches_is_a_one_line_error(cli, tmp_path: Path):
     r = cli("batches", tmp_path)
     assert r.code == 1 and "batches.jsonl: not found (no batch was sent from" in r.err
