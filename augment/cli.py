@@ -1200,6 +1200,10 @@ def plan_cmd(
     price_completion: Annotated[
         float | None, typer.Option(help="Price per million completion tokens.")
     ] = None,
+    batch_api: Annotated[
+        bool | None,
+        typer.Option("--batch-api/--no-batch-api", help="Also say the batches the requests would take."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
 ) -> None:
     """Estimate what 'generate' would send (requests, tokens, cost per strategy) without calling a model."""
@@ -1228,6 +1232,7 @@ def plan_cmd(
             endpoint=endpoint,
             price_prompt_per_m=price_prompt,
             price_completion_per_m=price_completion,
+            batch_api=batch_api,
         ),
         {"price_prompt_per_m": "--price-prompt", "price_completion_per_m": "--price-completion"},
     )
@@ -1257,6 +1262,16 @@ def plan_cmd(
         )
     )
     _say_context(result, cfg, out_console())
+    if result.batches:
+        b = result.batches
+        out_console().print(
+            f"--batch-api: at least {b['batches']:,} batch{'es' if b['batches'] != 1 else ''} of up to "
+            f"{b['requests_per_batch']:,} requests, {b['at_once']} out at once, each ~"
+            f"{b['prompt_tokens_per_batch']:,} prompt tokens: the server's queue must take that many "
+            "(OpenAI: the enqueued-token limit of your tier and model); a batch it refuses goes again "
+            "in halves, or set batch_requests lower",
+            soft_wrap=True,
+        )
 
 
 def _say_context(result: Any, cfg: Any, console: Any) -> None:

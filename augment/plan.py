@@ -57,6 +57,9 @@ class Plan:
     context_name: str = ""  # what holds it: "context_tokens=4096", "the model's 2048 positions"
     too_long: int = 0
     cut_replies: int = 0  # requests whose max_tokens would be lowered to the room left
+    # batch_api: most requests a batch, most batches out at once (None: requests go one by one)
+    batch_requests: int | None = None
+    batches_at_once: int = 0
 
     @property
     def total(self) -> StrategyPlan:
@@ -68,6 +71,21 @@ class Plan:
             if s.cost is not None:
                 t.cost = (t.cost or 0.0) + s.cost
         return t
+
+    @property
+    def batches(self) -> dict[str, int] | None:
+        """batch_api: how many batches the requests take at least (a deep strategy's later steps go
+        in later batches), and the prompt tokens each holds, which the server's queue must take."""
+        if self.batch_requests is None:
+            return None
+        total = self.total
+        n = max(1, -(-total.requests // self.batch_requests))
+        return {
+            "batches": n,
+            "requests_per_batch": min(total.requests, self.batch_requests),
+            "at_once": self.batches_at_once,
+            "prompt_tokens_per_batch": -(-total.prompt_tokens // n),
+        }
 
     def to_dict(self) -> dict[str, Any]:
         def row(s: StrategyPlan) -> dict[str, Any]:
@@ -92,6 +110,7 @@ class Plan:
             "context_tokens": self.context,
             "too_long_for_context": self.too_long,
             "replies_cut_to_context": self.cut_replies,
+            "batch_api": self.batches,
         }
 
 
@@ -189,6 +208,8 @@ def plan(inputs: list[str], config: RunConfig, on_skip: Any = None) -> Plan:
     single = [s for s in strategies if not isinstance(s, DeepStrategy)]
     in_process = backend_name(config) in ("local", "vllm")
     fit = Plan(0, 0, style, why, [])
+    if config.batch_api:
+        fit.batch_requests, fit.batches_at_once = config.batch_requests, config.batches_at_once
     if in_process:  # a transformers folder is held to its positions, as generate holds it
         from augment.backends.local import folder_context
 

@@ -56,6 +56,19 @@ def test_batch_size_splits_the_requests(server, cli, examples: Path, tmp_path: P
         srv.batches
     )
     assert "batches sent to the Batch API" in cli("stats", tmp_path / "run").out
+    # augment plan says as much before anything is sent
+    config = tmp_path / "b30.toml"
+    config.write_text((examples / "augment.toml").read_text() + "\nbatch_requests = 30\n")
+    planned = json.loads(cli("plan", examples / "docs", "-c", config, "--batch-api", "--json").out)
+    assert planned["batch_api"] == {
+        "batches": 3,
+        "requests_per_batch": 30,
+        "at_once": 4,
+        "prompt_tokens_per_batch": -(-planned["total"]["prompt_tokens"] // 3),
+    }
+    said = cli("plan", examples / "docs", "-c", config, "--batch-api").out
+    assert "--batch-api: at least 3 batches of up to 30 requests, 4 out at once" in said
+    assert "--batch-api:" not in cli("plan", examples / "docs", "-c", config).out
 
 
 def test_rate_limits_do_not_pace_a_batch(server, examples: Path, tmp_path: Path):
