@@ -22,6 +22,13 @@ from tests.backends.test_openai import N_REQUESTS, generated, run, server  # noq
 BATCH = {"batch_api": True, "batch_poll": 0.05}
 
 
+def live_records(server, examples: Path, tmp_path: Path, **overrides) -> dict[str, str]:
+    """What a live run (no batch) of the examples writes, on a server of its own."""
+    _, url = server()
+    run(examples, tmp_path / "live", url, **overrides)
+    return generated(tmp_path / "live")
+
+
 def ledger(run_dir: Path) -> list[dict]:
     return [orjson.loads(line) for line in (run_dir / "batches.jsonl").read_bytes().splitlines()]
 
@@ -38,9 +45,7 @@ def test_a_batch_run_writes_what_a_live_run_writes(server, examples: Path, tmp_p
     assert srv.batches["batch_1"]["output_file_id"] in srv.files  # what was paid for stays
     assert srv.batches["batch_1"]["endpoint"] == f"/v1/{'chat/' if endpoint == 'chat' else ''}completions"
     assert srv.batches["batch_1"]["metadata"] == {"made_by": "augment", "run": "batch"}  # the run's folder
-    _, live = server()
-    run(examples, tmp_path / "live", live, endpoint=endpoint)
-    assert generated(tmp_path / "batch") == generated(tmp_path / "live")
+    assert generated(tmp_path / "batch") == live_records(server, examples, tmp_path, endpoint=endpoint)
     run(examples, tmp_path / "batch", url, endpoint=endpoint, **BATCH)  # a re-run: all cached, nothing sent
     assert len(srv.batches) == 1 and srv.requests == N_REQUESTS
 
@@ -118,9 +123,7 @@ def test_a_stopped_run_waits_for_its_batch_instead_of_sending_it_again(
     assert resumed.returncode == 0, resumed.stderr
     assert "batch_1: sent by an earlier run; waiting for it" in resumed.stderr
     assert len(srv.batches) == 1 and srv.requests == N_REQUESTS  # nothing paid for twice
-    _, live = server()
-    run(examples, tmp_path / "live", live)
-    assert generated(tmp_path / "run") == generated(tmp_path / "live")
+    assert generated(tmp_path / "run") == live_records(server, examples, tmp_path)
 
 
 def test_batches_shows_a_runs_batches_at_the_server_and_cancels_them(
@@ -145,9 +148,7 @@ def test_batches_shows_a_runs_batches_at_the_server_and_cancels_them(
     resumed = subprocess.run(cmd, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     assert len(srv.batches) == 2 and srv.requests == N_REQUESTS  # the rest (all) sent again, once
-    _, live = server()
-    run(examples, tmp_path / "live", live)
-    assert generated(tmp_path / "run") == generated(tmp_path / "live")
+    assert generated(tmp_path / "run") == live_records(server, examples, tmp_path)
 
 
 def test_a_run_whose_batch_is_cancelled_stops_with_a_line_saying_so(
@@ -213,9 +214,7 @@ def test_a_download_cut_halfway_is_taken_again_without_paying_twice(
     assert summary.complete and summary.failed_requests == 0 and srv.batch_content_cut == 0
     assert len(srv.batches) == 1 and srv.requests == N_REQUESTS
     assert "checking batch batch_1: " in capfd.readouterr().err  # said, and tried again
-    _, live = server()
-    run(examples, tmp_path / "live", live)
-    assert generated(tmp_path / "run") == generated(tmp_path / "live")
+    assert generated(tmp_path / "run") == live_records(server, examples, tmp_path)
 
 
 def test_what_an_expired_batch_left_unanswered_is_sent_again(server, examples: Path, tmp_path: Path):
@@ -266,9 +265,7 @@ def test_a_batch_the_full_queue_refused_goes_again_once_another_ends(
     assert len(failed) == 2 and all(b["errors"]["data"][0]["code"] == "token_limit_exceeded" for b in failed)
     err = capfd.readouterr().err
     assert "requests go again once one of the" in err and "at most 2 out at once from now on" in err
-    _, live = server()
-    run(examples, tmp_path / "live", live)
-    assert generated(tmp_path / "run") == generated(tmp_path / "live")
+    assert generated(tmp_path / "run") == live_records(server, examples, tmp_path)
 
 
 def test_a_batch_too_big_for_the_queue_alone_goes_again_in_halves(
