@@ -163,6 +163,22 @@ def test_a_run_whose_batch_is_cancelled_stops_with_a_line_saying_so(
     assert srv.requests == 0
 
 
+def test_batches_of_a_folder_without_a_run_takes_the_server_from_a_config(
+    server, cli, examples: Path, tmp_path: Path
+):
+    srv, url = server()
+    run(examples, tmp_path / "run", url, **BATCH)
+    graded = tmp_path / "eval-out"  # an eval's output: its grader's ledger, no run.json
+    graded.mkdir()
+    (graded / "batches.jsonl").write_bytes((tmp_path / "run" / "batches.jsonl").read_bytes())
+    config = tmp_path / "grader.toml"
+    config.write_text(f'backend = "openai"\nmodel = "fake-model"\nbase_url = "{url}"\n')
+    (row,) = json.loads(cli("batches", graded, "-c", config, "--json").out)
+    assert row["batch"] == "batch_1" and row["status"] == "completed" and row["answered"] == N_REQUESTS
+    no_server = cli("batches", graded, "--base-url", "http://127.0.0.1:9/v1")
+    assert no_server.code == 1 and "127.0.0.1:9" in no_server.err and len(no_server.err.splitlines()) == 1
+
+
 def test_batches_of_a_folder_without_batches_is_a_one_line_error(cli, tmp_path: Path):
     r = cli("batches", tmp_path)
     assert r.code == 1 and "batches.jsonl: not found (no batch was sent from" in r.err
