@@ -17,7 +17,7 @@ from augment.config import RunConfig
 from augment.curate.text import record_body
 from augment.errors import ParseError
 from augment.io import sha256_hex
-from augment.pipeline.runner import Outcome, RunState, run_calls
+from augment.pipeline.runner import Outcome, RunState, judge_request, run_calls
 from augment.strategies import DOCUMENT_BLOCK, prompt_template
 from augment.strategies.parsers import Parsed, _find_json, answer_of
 from augment.types import GenRequest, GenResult
@@ -65,19 +65,13 @@ def _requests(
         prompt = template.render(
             title=title, chunk=chunk, strategy=rec.get("strategy", ""), example=example
         ).strip()
-        key = sha256_hex(
-            "\x1f".join(
-                map(str, (backend.identity, backend.model, prompt, 0.0, 256, config.seed, "judge", version))
-            )
-        )
-        yield GenRequest(
-            key=key,
-            prompt=prompt,
-            temperature=0.0,
+        yield judge_request(
+            backend,
+            prompt,
+            kind="judge",
+            version=version,
             max_tokens=256,
             seed=config.seed,
-            strategy="judge",
-            parser="judge",
             fields=FIELDS,
             source=chunk,
             target=example,

@@ -23,7 +23,7 @@ from augment.backends import Backend
 from augment.config import RunConfig
 from augment.errors import ConfigError, ParseError
 from augment.io import sha256_hex
-from augment.pipeline.runner import Outcome, run_calls
+from augment.pipeline.runner import Outcome, judge_request, run_calls
 from augment.qafile import QAItem
 from augment.strategies import prompt_template
 from augment.strategies.parsers import Parsed, _find_json, answer_of
@@ -82,30 +82,19 @@ def grade_answers(
                 raise ConfigError(
                     f"{GRADE_PROMPT}: {e.message} (in scope: question, answers, prediction)"
                 ) from None
-            key = sha256_hex(
-                "\x1f".join(
-                    map(
-                        str,
-                        (backend.identity, backend.model, prompt, 0.0, 128, config.seed, "grade", version),
-                    )
-                )
+            req = judge_request(
+                backend,
+                prompt,
+                kind="grade",
+                version=version,
+                max_tokens=128,
+                seed=config.seed,
+                fields=("correct", "reason"),
+                source="\n".join(item.answers),
+                target=pred,
             )
-            requests.setdefault(
-                key,
-                GenRequest(
-                    key=key,
-                    prompt=prompt,
-                    temperature=0.0,
-                    max_tokens=128,
-                    seed=config.seed,
-                    strategy="grade",
-                    parser="grade",
-                    fields=("correct", "reason"),
-                    source="\n".join(item.answers),
-                    target=pred,
-                ),
-            )
-            row.append(key)
+            requests.setdefault(req.key, req)
+            row.append(req.key)
         keys.append(row)
 
     def parse(req: GenRequest, result: GenResult) -> Parsed:

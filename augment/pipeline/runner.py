@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from augment.backends.base import Backend
 from augment.config import RunConfig
 from augment.errors import BackendError, FatalBackendError, ParseError
+from augment.io import sha256_hex
 from augment.pipeline.cache import ResponseCache
 from augment.pipeline.limits import Limits
 from augment.strategies.parsers import Parsed
@@ -280,6 +281,35 @@ class Runner:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def judge_request(
+    backend: Backend,
+    prompt: str,
+    *,
+    kind: str,
+    version: str,
+    max_tokens: int,
+    seed: int,
+    fields: tuple[str, ...],
+    source: str,
+    target: str,
+) -> GenRequest:
+    """A greedy request to a model that judges (`kind`: the curation judge, eval's grader), keyed
+    by the backend, the prompt, the settings and the prompt file's version."""
+    parts = (backend.identity, backend.model, prompt, 0.0, max_tokens, seed, kind, version)
+    return GenRequest(
+        key=sha256_hex("\x1f".join(map(str, parts))),
+        prompt=prompt,
+        temperature=0.0,
+        max_tokens=max_tokens,
+        seed=seed,
+        strategy=kind,
+        parser=kind,
+        fields=fields,
+        source=source,
+        target=target,
+    )
 
 
 def run_calls(
