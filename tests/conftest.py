@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,18 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
         return CliResult(int(exc.value.code or 0), captured.out, captured.err)
 
     return run
+
+
+def interruptible(cmd: list, **kwargs) -> subprocess.Popen:
+    """`cmd` in a child process that Ctrl-C (SIGINT) stops as a terminal's would, also where the
+    tests run with SIGINT ignored (a job started in the background), which the child would inherit
+    and Python then leave ignored."""
+    return subprocess.Popen(
+        [str(a) for a in cmd],
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **kwargs,
+    )
 
 
 def make_pdf(

@@ -18,6 +18,7 @@ import pytest
 
 from augment.errors import ConfigError, FatalBackendError
 from tests.backends.test_openai import N_REQUESTS, generated, run, server  # noqa: F401 (a fixture)
+from tests.conftest import interruptible
 
 BATCH = {"batch_api": True, "batch_poll": 0.05}
 
@@ -90,16 +91,7 @@ def start_generate(examples: Path, tmp_path: Path, url: str) -> tuple[subprocess
     cmd = [sys.executable, "-m", "augment", "generate", examples / "docs", "-o", tmp_path / "run"]
     cmd += ["-c", config, "--backend", "openai", "--model", "fake-model", "--base-url", url]
     cmd += ["--batch-api", "-q", "--no-export"]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        # Ctrl-C as a terminal sends it, also where this test runs with SIGINT ignored (a job
-        # started in the background inherits that, and Python then leaves SIGINT ignored)
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = interruptible(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.monotonic() + 60
     while not (tmp_path / "run" / "batches.jsonl").exists() and time.monotonic() < deadline:
         time.sleep(0.02)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from augment.cli import main
-from tests.conftest import REPO
+from tests.conftest import REPO, interruptible
 
 
 def test_generate_export_stats_on_examples(cli, examples: Path, tmp_path: Path):
@@ -220,15 +220,11 @@ def test_ctrl_c_says_what_was_kept_and_the_same_command_resumes(cli, examples: P
     args = ["generate", str(examples / "docs"), "-o", str(run), "--backend", "openai", "--base-url", url]
     args += ["--model", "fake-model", "--concurrency", "1", "-s", "qa,notes"]
     try:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "augment"), *args, "-q"],
+        proc = interruptible(
+            [Path(sys.executable).parent / "augment", *args, "-q"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
             cwd=REPO,
-            # Ctrl-C as a terminal sends it, even where this test runs with SIGINT ignored (a
-            # background job), which the child would inherit
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         deadline = time.monotonic() + 60
         while fake.requests < 4 and time.monotonic() < deadline:
