@@ -898,6 +898,43 @@ def average_cmd(
     )
 
 
+@app.command("gguf")
+def gguf_cmd(
+    checkpoint: Annotated[
+        Path, typer.Argument(help="A checkpoint folder of augment train (or a snapshot, or an average).")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="The GGUF file to write (default: beside CKPT, CKPT-TYPE.gguf)."),
+    ] = None,
+    type_: Annotated[
+        str, typer.Option("--type", help="Weight matrices as f16, bf16, q8_0 or f32 (norms stay f32).")
+    ] = "f16",
+    base: Annotated[
+        str | None,
+        typer.Option(help="The GGUF it was trained from (default: the model its train.json names)."),
+    ] = None,
+    trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the checkpoint.")] = False,
+) -> None:
+    """Write a checkpoint trained from a GGUF as a GGUF file, for llama.cpp, Ollama and --backend local."""
+    from augment.console import out_console
+    from augment.train.gguf import TYPES, write_gguf
+
+    if type_ not in TYPES:
+        raise ConfigError(f"--type: {type_!r} is not one of {', '.join(TYPES)}")
+    checkpoint = checkpoint.expanduser()
+    # beside the folder, not in it: eval keys a model's scores by its folder's files
+    output = output or checkpoint.resolve().parent / f"{checkpoint.resolve().name}-{type_}.gguf"
+    if output.is_dir():
+        raise ConfigError(f"--output: {output} is a folder; name the .gguf file to write")
+    result = write_gguf(checkpoint, output, qtype=type_, base=base, trust_remote_code=trust_remote_code)
+    out_console().print(
+        f"wrote {result.output}: {result.tensors} tensors, {result.parameters:,} parameters, "
+        f"{result.bytes / 1e6:,.0f} MB ({result.qtype}; settings and tokenizer from {result.base.name})",
+        soft_wrap=True,
+    )
+
+
 @app.command("eval")
 def eval_cmd(
     model: Annotated[

@@ -121,7 +121,8 @@ def average_checkpoints(
             save_file(out, str(tmp / name), metadata=metadata)
             del out
         for f in sorted(sources[0].iterdir()):
-            if f.is_file() and not f.name.endswith(".safetensors") and f.name not in _NOT_COPIED:
+            # a .gguf written from a source (augment gguf -o) holds that source's weights, not the mean
+            if f.is_file() and not f.name.endswith((".safetensors", ".gguf")) and f.name not in _NOT_COPIED:
                 shutil.copy2(f, tmp / f.name)
         write_json(
             tmp / "average.json",

@@ -40,6 +40,7 @@ def state(folder: Path) -> dict[str, torch.Tensor]:
 
 def test_the_average_is_the_mean_of_every_weight_and_loads(two_checkpoints, tmp_path):
     a, b = two_checkpoints
+    (a / "step-2-f16.gguf").write_bytes(b"GGUF")  # augment gguf -o into the folder: a's weights, not copied
     out = tmp_path / "avg"
     result = average_checkpoints([a, b], out)
     sa, sb, avg = state(a), state(b), state(out)
@@ -56,6 +57,7 @@ def test_the_average_is_the_mean_of_every_weight_and_loads(two_checkpoints, tmp_
     assert info["trained"] == [{"step": 2}, {"step": 4}]
     assert result.parameters == sum(v.numel() for v in sa.values()) and result.files == ["model.safetensors"]
     assert not (out / "train.json").exists() and not (out / "snapshot.json").exists()
+    assert not list(out.glob("*.gguf"))
     assert not list(tmp_path.glob(".avg*"))  # no temp folder left
 
 

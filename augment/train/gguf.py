@@ -1,0 +1,324 @@
+"""Write a trained checkpoint as a GGUF file: for llama.cpp, Ollama, LM Studio and `--backend local`.
+
+A checkpoint trained from a GGUF (the CPU loop's `gemma3-270m`, or any `.gguf` given to `augment
+train`) is written back into that GGUF's form: the new file is the base file with every tensor
+replaced by the trained weights, in the type asked for; its settings, tokenizer and chat template
+are the base file's, as llama.cpp wrote them. Tensor names are mapped with transformers' own GGUF
+map (the one it loaded the base with), and what transformers changed on loading is undone
+(Gemma's norm weights are stored plus one, Llama's query and key rows permuted); each tensor is
+checked by applying transformers' loading step again and comparing with the trained weights.
+
+A checkpoint from a transformers folder has no GGUF to take the tokenizer from: that needs
+llama.cpp's converter (`convert_hf_to_gguf.py`), which this module does not try to be.
+
+Full weights are read one tensor at a time (memory: one tensor and its encoding); a LoRA adapter
+is merged into its base in memory first. The file is written under a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from augment.errors import AugmentError
+
+# --type: what the weight matrices are stored as; vectors (norms) stay float32 as llama.cpp keeps them
+TYPES = ("f16", "bf16", "q8_0", "f32")
+
+
+@dataclass
+class GgufResult:
+    output: Path
+    base: Path
+    qtype: str
+    tensors: int
+    parameters: int
+    bytes: int
+
+
+def base_model_of(ckpt: Path) -> str:
+    """The base model a checkpoint was trained from, as `augment train --model` named it: from its
+    train.json, a snapshot's run (the folder above), or an average's first source."""
+    for folder in (ckpt, ckpt.parent):
+        path = folder / "train.json"
+        if path.is_file() and (folder == ckpt or (ckpt / "snapshot.json").is_file()):
+            base = _json(path).get("base_model")
+            if base:
+                return str(base)
+    path = ckpt / "average.json"
+    if path.is_file():
+        sources = _json(path).get("sources") or []
+        if sources:
+            return base_model_of(Path(sources[0]))
+    raise AugmentError(
+        f"{ckpt}: no train.json saying which model it was trained from; name the base GGUF with --base"
+    )
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise AugmentError(f"{path}: cannot read it ({e})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _base_gguf(name: str) -> Path:
+    from augment.models import locate_model
+
+    kind, where = locate_model(name, hub=False) if name else ("", "")
+    if kind != "gguf":
+        raise AugmentError(
+            f"base model {name} is not a GGUF file: augment writes GGUF only for checkpoints trained "
+            "from one (it takes the tokenizer and settings from it); for a transformers folder use "
+            "llama.cpp's convert_hf_to_gguf.py"
+        )
+    return Path(where)
+
+
+def _ckpt_files(ckpt: Path) -> tuple[str, list[Path]]:
+    """("full", safetensors files) or ("adapter", [adapter file]) for a checkpoint folder."""
+    if not ckpt.is_dir():
+        raise AugmentError(f"{ckpt}: no such checkpoint folder")
+    if (ckpt / "config.json").is_file():
+        files = sorted(ckpt.glob("*.safetensors"))
+        if files:
+            return "full", files
+    if (ckpt / "adapter_config.json").is_file() and (ckpt / "adapter_model.safetensors").is_file():
+        return "adapter", [ckpt / "adapter_model.safetensors"]
+    raise AugmentError(
+        f"{ckpt}: not a checkpoint (no config.json with .safetensors weights, nor a LoRA adapter)"
+    )
+
+
+class _Weights:
+    """The trained tensors by name, read when asked for (full weights) or merged in memory (LoRA)."""
+
+    def __init__(self, ckpt: Path, trust_remote_code: bool):
+        import torch
+        import transformers
+
+        self.kind, files = _ckpt_files(ckpt)
+        self._open: dict[str, Any] = {}
+        self._merged: dict[str, Any] = {}
+        if self.kind == "full":
+            from safetensors import safe_open
+
+            self.config = transformers.AutoConfig.from_pretrained(ckpt, trust_remote_code=trust_remote_code)
+            for file in files:
+                handle = safe_open(str(file), framework="pt")
+                for name in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+                    self._open[name] = handle
+        else:
+            try:
+                from peft import AutoPeftModelForCausalLM
+            except ImportError:
+                raise AugmentError(
+                    f"{ckpt} is a LoRA adapter: merging it needs peft (pip install 'augment[train]')"
+                ) from None
+            model = AutoPeftModelForCausalLM.from_pretrained(
+                str(ckpt), trust_remote_code=trust_remote_code, dtype=torch.float32
+            ).merge_and_unload()
+            self.config = model.config
+            self._merged = {k: v.detach() for k, v in model.state_dict().items()}
+        with torch.device("meta"):
+            self.meta = transformers.AutoModelForCausalLM.from_config(
+                self.config, trust_remote_code=trust_remote_code
+            )
+
+    def names(self) -> set[str]:
+        return set(self._open) | set(self._merged)
+
+    def get(self, name: str) -> Any:
+        """A float32 numpy array."""
+        tensor = self._merged[name] if name in self._merged else self._open[name].get_tensor(name)
+        return tensor.float().numpy()
+
+
+def _undo(arch: str, config: Any) -> Callable[[Any, str], Any]:
+    """The inverse of what transformers does to a GGUF tensor on loading (by its loader's processor
+    for this architecture), or an error for an architecture whose loading step is not undone here."""
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS
+
+    kind = TENSOR_PROCESSORS.get(arch)
+    name = kind.__name__ if kind else "TensorProcessor"
+    if name == "TensorProcessor":
+        return lambda w, gguf_name: w
+    if name == "Gemma2TensorProcessor":
+        return lambda w, gguf_name: w + 1 if "norm.weight" in gguf_name else w
+    if name == "LlamaTensorProcessor":
+        heads = config.num_attention_heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+
+        def permute(w: Any, gguf_name: str) -> Any:
+            n = heads if ".attn_q." in gguf_name else kv_heads if ".attn_k." in gguf_name else 0
+            if not n:
+                return w
+            # llama.cpp's convert_hf_to_gguf stores each head's rotary halves interleaved
+            return w.reshape(n, 2, w.shape[0] // n // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+        return permute
+    raise AugmentError(
+        f"writing GGUF for architecture {arch!r} is not supported yet (transformers changes its "
+        f"tensors on loading with {name}, which augment does not undo)"
+    )
+
+
+def _processor(arch: str, config: Any) -> Any:
+    from transformers.modeling_gguf_pytorch_utils import TENSOR_PROCESSORS, TensorProcessor
+
+    return TENSOR_PROCESSORS.get(arch, TensorProcessor)(config=config.to_dict())
+
+
+def _field_value(field: Any) -> tuple[Any, Any, Any]:
+    import gguf
+
+    vtype = field.types[0]
+    sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+    return field.contents(), vtype, sub
+
+
+def write_gguf(
+    ckpt: Path,
+    output: Path,
+    *,
+    qtype: str = "f16",
+    base: str | None = None,
+    trust_remote_code: bool = False,
+) -> GgufResult:
+    """Write `ckpt`'s weights as a GGUF file at `output` in the form of its base GGUF."""
+    if qtype not in TYPES:
+        raise AugmentError(f"--type: {qtype!r} is not one of {', '.join(TYPES)}")
+    try:
+        import gguf
+        import numpy as np
+        import torch  # noqa: F401 (needed by transformers' map)
+        from transformers.modeling_gguf_pytorch_utils import get_gguf_hf_weights_map
+    except ImportError as e:
+        raise AugmentError(f"augment gguf needs {e.name}: pip install 'augment[train]'") from None
+
+    base_path = _base_gguf(base or base_model_of(ckpt))
+    weights = _Weights(ckpt, trust_remote_code)
+    reader = gguf.GGUFReader(str(base_path))
+    field = reader.get_field(gguf.Keys.General.ARCHITECTURE)
+    arch = str(field.contents()) if field else ""
+    undo = _undo(arch, weights.config)
+    processor = _processor(arch, weights.config)
+    mapping = get_gguf_hf_weights_map(weights.meta, processor)
+
+    want = {
+        "f32": gguf.GGMLQuantizationType.F32,
+        "f16": gguf.GGMLQuantizationType.F16,
+        "bf16": gguf.GGMLQuantizationType.BF16,
+        "q8_0": gguf.GGMLQuantizationType.Q8_0,
+    }[qtype]
+    file_type = {
+        "f32": gguf.LlamaFileType.ALL_F32,
+        "f16": gguf.LlamaFileType.MOSTLY_F16,
+        "bf16": gguf.LlamaFileType.MOSTLY_BF16,
+        "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+    }[qtype]
+
+    # plan every tensor first: the header lists them all before any data
+    plan: list[tuple[str, str | None, tuple[int, ...], Any]] = []
+    used: set[str] = set()
+    available = weights.names()
+    for t in reader.tensors:
+        shape = tuple(int(n) for n in reversed(t.shape.tolist()))  # GGUF lists dimensions innermost first
+        hf = mapping.get(t.name)
+        if hf is not None and hf not in available:
+            raise AugmentError(
+                f"{ckpt}: no tensor {hf} for {base_path.name}'s {t.name}: is --base the model it was trained from?"
+            )
+        if hf is None:  # not a weight transformers loads (e.g. precomputed rope factors): copied
+            plan.append((t.name, None, shape, t.tensor_type))
+            continue
+        used.add(hf)
+        if len(shape) == 1:
+            ttype = gguf.GGMLQuantizationType.F32
+        elif want == gguf.GGMLQuantizationType.Q8_0 and shape[-1] % gguf.GGML_QUANT_SIZES[want][0]:
+            ttype = gguf.GGMLQuantizationType.F16  # rows that Q8_0's blocks do not divide
+        else:
+            ttype = want
+        plan.append((t.name, hf, shape, ttype))
+    # a model whose output layer is its embedding (no output.weight) may save the copy anyway
+    tied = all(t.name != "output.weight" for t in reader.tensors)
+    left = sorted(n for n in available - used if not (tied and n.endswith("lm_head.weight")))
+    if left:
+        raise AugmentError(
+            f"{ckpt}: {len(left)} trained tensors have no place in {base_path.name} (first: {left[0]}): "
+            "is --base the model it was trained from?"
+        )
+
+    def encoded() -> Iterator[Any]:
+        source = {t.name: t for t in reader.tensors}
+        for name, hf, shape, ttype in plan:
+            if hf is None:
+                yield source[name].data
+                continue
+            trained = weights.get(hf)
+            if trained.shape != shape:
+                raise AugmentError(
+                    f"{ckpt}: {hf} has shape {list(trained.shape)}, {base_path.name}'s {name} "
+                    f"{list(shape)}: is --base the model it was trained from?"
+                )
+            data = np.ascontiguousarray(undo(trained, name), dtype=np.float32)
+            back = processor.process(weights=data, name=name).weights
+            if not np.allclose(back, trained, rtol=0, atol=1e-5 * max(1.0, float(np.abs(trained).max()))):
+                raise AugmentError(f"{name}: writing it back to GGUF's form does not round-trip (a bug)")
+            yield gguf.quants.quantize(data, ttype)
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    writer = gguf.GGUFWriter(str(tmp), arch)
+    align = reader.get_field(gguf.Keys.General.ALIGNMENT)
+    if align is not None:
+        writer.data_alignment = int(align.contents())
+    try:
+        for f in reader.fields.values():
+            if f.name.startswith("GGUF.") or f.name in (
+                gguf.Keys.General.ARCHITECTURE,
+                gguf.Keys.General.FILE_TYPE,
+            ):
+                continue
+            if f.name.startswith("quantize."):  # the base file's quantisation record, no longer true
+                continue
+            value, vtype, sub = _field_value(f)
+            writer.add_key_value(f.name, value, vtype, sub_type=sub)
+        writer.add_file_type(int(file_type))
+        for name, _, shape, ttype in plan:
+            nbytes = _nbytes(shape, ttype, gguf)
+            writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=ttype)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        params = 0
+        for data, (_, _, shape, _) in zip(encoded(), plan, strict=True):
+            writer.write_tensor_data(np.asarray(data).view(np.uint8).reshape(-1))
+            params += int(np.prod(shape))
+        writer.close()
+        tmp.replace(output)
+    except BaseException:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    return GgufResult(
+        output=output,
+        base=base_path,
+        qtype=qtype,
+        tensors=len(plan),
+        parameters=params,
+        bytes=output.stat().st_size,
+    )
+
+
+def _nbytes(shape: tuple[int, ...], ttype: Any, gguf: Any) -> int:
+    block, size = gguf.GGML_QUANT_SIZES[ttype]
+    count = 1
+    for n in shape:
+        count *= n
+    return count // block * size

@@ -1,0 +1,319 @@
+"""augment gguf: a checkpoint trained from a GGUF written back as one, checked three ways — read by
+transformers' GGUF loader (every trained weight back, exactly), run by llama.cpp (its logits those of
+the checkpoint in transformers), and against the base (the training is in the file).
+
+The base GGUFs are built here: tiny Gemma 3 and Llama models (2 layers, 64 wide, random weights
+stored as Q8_0, as a quantised download is) and a small vocabulary of their own, which transformers
+and llama.cpp both load; nothing is downloaded."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+np = pytest.importorskip("numpy")
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+gguf = pytest.importorskip("gguf")
+
+from augment.errors import AugmentError  # noqa: E402
+from augment.models import convert_gguf  # noqa: E402
+from augment.train.gguf import base_model_of, write_gguf  # noqa: E402
+
+needs_llama_cpp = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python (extra 'local') is not installed"
+)
+Q8 = gguf.GGMLQuantizationType.Q8_0
+F32 = gguf.GGMLQuantizationType.F32
+HIDDEN, FF, HEADS, KV_HEADS, LAYERS = 64, 128, 2, 1, 2
+# Gemma 3's head width is 256: transformers' GGUF loader leaves its attention scale at 1/sqrt(256)
+HEAD_DIM = {"gemma3": 256, "llama": HIDDEN // HEADS}
+
+
+WORDS = "the a of and to in is that it for on with as was he by K estrel scanner reads handheld"
+
+
+def _tokenizer_fields(writer) -> int:
+    """A small SentencePiece-style vocabulary (special tokens, the 256 byte tokens, some words), as
+    llama.cpp's GGUF files hold one; returns its size."""
+    tokens = ["<pad>", "<eos>", "<bos>", "<unk>"] + [f"<0x{b:02X}>" for b in range(256)]
+    tokens += ["\u2581" + w for w in WORDS.split()] + WORDS.split()
+    kinds = [3, 3, 3, 2] + [6] * 256 + [1] * (len(tokens) - 260)  # control, unknown, byte, normal
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores([0.0] * 260 + [-float(i) for i in range(len(tokens) - 260)])
+    writer.add_token_types(kinds)
+    writer.add_bos_token_id(2)
+    writer.add_eos_token_id(1)
+    writer.add_unk_token_id(3)
+    writer.add_pad_token_id(0)
+    writer.add_add_bos_token(True)
+    writer.add_add_space_prefix(True)
+    return len(tokens)
+
+
+def build_base(path: Path, arch: str, seed: int = 0, ff: int = FF) -> Path:
+    """A tiny `arch` ("gemma3" or "llama") GGUF with random weights: matrices Q8_0, norms F32."""
+    rng = np.random.default_rng(seed)
+    head = HEAD_DIM[arch]
+    w = gguf.GGUFWriter(str(path), arch)
+    vocab = _tokenizer_fields(w)
+    w.add_context_length(256)
+    w.add_embedding_length(HIDDEN)
+    w.add_block_count(LAYERS)
+    w.add_feed_forward_length(ff)
+    w.add_head_count(HEADS)
+    w.add_head_count_kv(KV_HEADS)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_rope_freq_base(10000.0)
+    if arch == "gemma3":
+        w.add_key_length(head)
+        w.add_value_length(head)
+        w.add_sliding_window(64)
+    else:
+        w.add_rope_dimension_count(head)
+
+    def matrix(name: str, rows: int, cols: int) -> None:
+        w.add_tensor(
+            name, gguf.quants.quantize(rng.normal(0, 0.08, (rows, cols)).astype(np.float32), Q8), raw_dtype=Q8
+        )
+
+    def norm(name: str, n: int) -> None:
+        # stored as llama.cpp stores them: Gemma's around 1 (its HF weights around 0), Llama's too
+        w.add_tensor(name, (1 + rng.normal(0, 0.1, n)).astype(np.float32))
+
+    matrix("token_embd.weight", vocab, HIDDEN)
+    norm("output_norm.weight", HIDDEN)
+    if arch == "llama":
+        matrix("output.weight", vocab, HIDDEN)
+    for i in range(LAYERS):
+        b = f"blk.{i}"
+        norm(f"{b}.attn_norm.weight", HIDDEN)
+        matrix(f"{b}.attn_q.weight", HEADS * head, HIDDEN)
+        matrix(f"{b}.attn_k.weight", KV_HEADS * head, HIDDEN)
+        matrix(f"{b}.attn_v.weight", KV_HEADS * head, HIDDEN)
+        matrix(f"{b}.attn_output.weight", HIDDEN, HEADS * head)
+        norm(f"{b}.ffn_norm.weight", HIDDEN)
+        matrix(f"{b}.ffn_gate.weight", ff, HIDDEN)
+        matrix(f"{b}.ffn_up.weight", ff, HIDDEN)
+        matrix(f"{b}.ffn_down.weight", HIDDEN, ff)
+        if arch == "gemma3":
+            norm(f"{b}.attn_q_norm.weight", head)
+            norm(f"{b}.attn_k_norm.weight", head)
+            norm(f"{b}.post_attention_norm.weight", HIDDEN)
+            norm(f"{b}.post_ffw_norm.weight", HIDDEN)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("AUGMENT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return tmp_path / "cache"
+
+
+def trained(base: Path, dest: Path, seed: int = 1) -> Path:
+    """A "trained" checkpoint of `base`: its converted weights, every one moved, and a train.json
+    naming the base as `augment train --model` does."""
+    folder = convert_gguf(base)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    model.save_pretrained(dest, safe_serialization=True)
+    transformers.AutoTokenizer.from_pretrained(folder).save_pretrained(dest)
+    (dest / "train.json").write_text(json.dumps({"base_model": str(base), "steps": 3}))
+    return dest
+
+
+def weights_of(path: Path) -> dict[str, torch.Tensor]:
+    """What transformers' own GGUF loader reads from a file (a folder: its safetensors)."""
+    if path.suffix == ".gguf":
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+    else:
+        model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    return {k: v.float() for k, v in model.state_dict().items()}
+
+
+PROMPT = "The Kestrel K2 is a handheld scanner that reads"
+
+
+def hf_logits(ckpt: Path) -> tuple[list[int], np.ndarray]:
+    """The prompt's token ids and the logits at each of them."""
+    ids = transformers.AutoTokenizer.from_pretrained(ckpt)(PROMPT)["input_ids"]
+    model = transformers.AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32).eval()
+    with torch.no_grad():
+        return ids, model(torch.tensor([ids])).logits[0].numpy()
+
+
+def llama_cpp_logits(path: Path, ids: list[int]) -> np.ndarray:
+    from llama_cpp import Llama
+
+    llm = Llama(str(path), n_ctx=128, logits_all=True, verbose=False, n_threads=2)
+    try:
+        llm.eval(ids)  # the same ids (the tokenizer is the base's, copied, and not what is tested)
+        return np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+
+
+@pytest.mark.parametrize("arch", ["gemma3", "llama"])
+def test_every_trained_weight_comes_back_through_transformers_gguf_loader(
+    tmp_path: Path, cache: Path, arch: str
+):
+    """Gemma's norms (+1 in GGUF) and Llama's query/key rows (permuted in GGUF) are written in
+    llama.cpp's form: the loader's own inverse gives the trained weights back."""
+    base = build_base(tmp_path / f"{arch}.gguf", arch)
+    ckpt = trained(base, tmp_path / "ckpt")
+    result = write_gguf(ckpt, tmp_path / "out.gguf", qtype="f32")
+    assert result.base == base and result.tensors == len(gguf.GGUFReader(str(base)).tensors)
+    back, want = weights_of(result.output), weights_of(ckpt)
+    assert back.keys() == want.keys()
+    for name, tensor in want.items():
+        assert torch.allclose(back[name], tensor, rtol=0, atol=2e-6), name
+    # the training is in the file: the base's weights are not
+    before = weights_of(convert_gguf(base))
+    assert max((before[k] - want[k]).abs().max().item() for k in want) > 0.1
+
+
+@needs_llama_cpp
+@pytest.mark.parametrize("arch", ["gemma3", "llama"])
+def test_llama_cpp_runs_the_file_as_transformers_runs_the_checkpoint(tmp_path: Path, cache: Path, arch: str):
+    base = build_base(tmp_path / f"{arch}.gguf", arch)
+    ckpt = trained(base, tmp_path / "ckpt")
+    ids, want = hf_logits(ckpt)
+    for qtype, close in (("f32", 1e-3), ("f16", 0.05), ("q8_0", 0.5)):
+        out = write_gguf(ckpt, tmp_path / f"out-{qtype}.gguf", qtype=qtype).output
+        got = llama_cpp_logits(out, ids)
+        scale = np.abs(want).max()
+        assert np.abs(got - want).max() <= close * scale, qtype
+        assert (got.argmax(-1) == want.argmax(-1)).mean() >= (1.0 if qtype != "q8_0" else 0.8), qtype
+    # and the base file's logits are not the checkpoint's: the comparison above can tell them apart
+    assert np.abs(llama_cpp_logits(base, ids) - want).max() > 0.1 * np.abs(want).max()
+
+
+def test_types_and_sizes(tmp_path: Path, cache: Path):
+    base = build_base(tmp_path / "gemma3.gguf", "gemma3")
+    ckpt = trained(base, tmp_path / "ckpt")
+    sizes = {}
+    for qtype, matrix in (("f32", F32), ("f16", gguf.GGMLQuantizationType.F16), ("q8_0", Q8)):
+        out = write_gguf(ckpt, tmp_path / f"{qtype}.gguf", qtype=qtype)
+        reader = gguf.GGUFReader(str(out.output))
+        kinds = {t.name: t.tensor_type for t in reader.tensors}
+        assert kinds["blk.0.ffn_up.weight"] == matrix and kinds["token_embd.weight"] == matrix
+        assert kinds["blk.0.attn_norm.weight"] == F32  # vectors stay float32
+        assert reader.get_field("general.file_type").contents() == {
+            "f32": 0, "f16": 1, "q8_0": 7
+        }[qtype]  # fmt: skip
+        # everything else is the base's: its tokenizer, settings
+        assert (
+            reader.get_field("tokenizer.ggml.tokens").contents()
+            == gguf.GGUFReader(str(base)).get_field("tokenizer.ggml.tokens").contents()
+        )
+        assert reader.get_field("gemma3.attention.sliding_window").contents() == 64
+        sizes[qtype] = out.bytes
+    assert sizes["q8_0"] < sizes["f16"] < sizes["f32"]
+
+
+def test_a_lora_adapter_is_merged_into_its_base(tmp_path: Path, cache: Path):
+    peft = pytest.importorskip("peft")
+    base = build_base(tmp_path / "gemma3.gguf", "gemma3")
+    folder = convert_gguf(base)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    lora = peft.get_peft_model(
+        model,
+        peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
+    ckpt = tmp_path / "ckpt"
+    lora.save_pretrained(ckpt)
+    (ckpt / "train.json").write_text(json.dumps({"base_model": str(base)}))
+    merged = {k: v.float() for k, v in lora.merge_and_unload().state_dict().items()}
+    back = weights_of(write_gguf(ckpt, tmp_path / "lora.gguf", qtype="f32").output)
+    moved = [k for k in merged if "q_proj" in k]
+    assert moved and all(torch.allclose(back[k], merged[k], rtol=0, atol=2e-6) for k in merged)
+    plain = weights_of(folder)
+    assert all((plain[k] - merged[k]).abs().max() > 1e-3 for k in moved)  # the adapter did something
+
+
+def test_the_base_is_found_for_a_snapshot_and_the_cli_writes_beside_the_folder(
+    tmp_path: Path, cache: Path, cli
+):
+    base = build_base(tmp_path / "gemma3.gguf", "gemma3")
+    run = trained(base, tmp_path / "ckpt")
+    snap = trained(base, run / "step-2", seed=2)
+    (snap / "train.json").unlink()  # a snapshot has snapshot.json; its run's train.json names the base
+    (snap / "snapshot.json").write_text(json.dumps({"step": 2}))
+    # an average names its sources; the first one's base is the average's
+    avg = tmp_path / "avg"
+    avg.mkdir()
+    (avg / "average.json").write_text(json.dumps({"sources": [str(snap), str(run)]}))
+    assert base_model_of(avg) == str(base)
+    r = cli("gguf", snap, "--type", "q8_0")
+    out = run / "step-2-q8_0.gguf"
+    assert r.code == 0 and f"wrote {out}: 28 tensors" in r.out
+    assert out.is_file() and not list(snap.glob("*.gguf"))
+    assert [p.name for p in run.glob("*.tmp")] == []
+
+
+def test_what_it_cannot_write_is_one_line(tmp_path: Path, cache: Path, tiny_model: Path, cli):
+    base = build_base(tmp_path / "gemma3.gguf", "gemma3")
+    ckpt = trained(base, tmp_path / "ckpt")
+    # a checkpoint of a transformers folder: no GGUF to take the tokenizer from
+    (tmp_path / "hf").mkdir()
+    hf = tmp_path / "hf" / "ckpt"
+    hf.mkdir()
+    for f in tiny_model.iterdir():
+        (hf / f.name).write_bytes(f.read_bytes())
+    (hf / "train.json").write_text(json.dumps({"base_model": str(tiny_model)}))
+    with pytest.raises(AugmentError, match="is not a GGUF file.*convert_hf_to_gguf"):
+        write_gguf(hf, tmp_path / "x.gguf")
+    (ckpt / "train.json").unlink()
+    with pytest.raises(AugmentError, match="no train.json.*--base"):
+        write_gguf(ckpt, tmp_path / "x.gguf")
+    # the wrong base: another architecture, or the same one in other sizes
+    for other, match in (
+        (
+            build_base(tmp_path / "llama.gguf", "llama"),
+            "no tensor lm_head.weight for llama.gguf's output.weight",
+        ),
+        (build_base(tmp_path / "wide.gguf", "gemma3", ff=256), "has shape \\[128, 64\\], wide.gguf's"),
+    ):
+        with pytest.raises(AugmentError, match=match + ".*is --base the model it was trained from"):
+            write_gguf(ckpt, tmp_path / "x.gguf", base=str(other))
+    assert not (tmp_path / "x.gguf").exists() and not list(tmp_path.glob(".x.gguf*"))
+    # the CLI: one line, exit codes 2 (flags) and 1
+    for args, code in (
+        (["gguf", str(ckpt), "--base", str(base), "--type", "q4_k"], 2),
+        (["gguf", str(ckpt), "--base", str(base), "-o", str(tmp_path)], 2),
+        (["gguf", str(tmp_path / "missing")], 1),
+    ):
+        r = cli(*args)
+        assert r.code == code and len(r.err.strip().splitlines()) == 1, (args, r.err)
+
+
+def test_a_failure_half_way_leaves_the_earlier_file_whole(tmp_path: Path, cache: Path, monkeypatch):
+    base = build_base(tmp_path / "gemma3.gguf", "gemma3")
+    ckpt = trained(base, tmp_path / "ckpt")
+    out = write_gguf(ckpt, tmp_path / "model.gguf", qtype="f16").output
+    before = out.read_bytes()
+    calls = {"n": 0}
+    real = gguf.quants.quantize
+
+    def fails_later(data, qtype):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise KeyboardInterrupt
+        return real(data, qtype)
+
+    monkeypatch.setattr(gguf.quants, "quantize", fails_later)
+    with pytest.raises(KeyboardInterrupt):
+        write_gguf(ckpt, out, qtype="q8_0")
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
