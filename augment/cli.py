@@ -908,7 +908,10 @@ def gguf_cmd(
         typer.Option("--output", "-o", help="The GGUF file to write (default: beside CKPT, CKPT-TYPE.gguf)."),
     ] = None,
     type_: Annotated[
-        str, typer.Option("--type", help="Weight matrices as f16, bf16, q8_0 or f32 (norms stay f32).")
+        str,
+        typer.Option(
+            "--type", help="Weight matrices as f16, bf16, q8_0, f32, or q4_k_m, q5_k_m, q6_k (llama.cpp's)."
+        ),
     ] = "f16",
     base: Annotated[
         str | None,

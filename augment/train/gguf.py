@@ -26,8 +26,12 @@ from typing import Any
 
 from augment.errors import AugmentError
 
-# --type: what the weight matrices are stored as; vectors (norms) stay float32 as llama.cpp keeps them
-TYPES = ("f16", "bf16", "q8_0", "f32")
+# --type: what the weight matrices are stored as; vectors (norms) stay float32 as llama.cpp keeps them.
+# The first four are written here; the k-quants by llama.cpp's own quantiser (llama-cpp-python,
+# extra `local`) from an f16 file, with its per-tensor recipe (e.g. Q4_K_M keeps some tensors at Q6_K).
+WRITTEN = ("f16", "bf16", "q8_0", "f32")
+QUANTISED = ("q4_k_m", "q5_k_m", "q6_k")
+TYPES = WRITTEN + QUANTISED
 
 
 @dataclass
@@ -201,6 +205,8 @@ def write_gguf(
     except ImportError as e:
         raise AugmentError(f"augment gguf needs {e.name}: pip install 'augment[train]'") from None
 
+    if qtype in QUANTISED:
+        return _quantised(ckpt, output, qtype, base, trust_remote_code)
     base_path = _base_gguf(base or base_model_of(ckpt))
     weights = _Weights(ckpt, trust_remote_code)
     reader = gguf.GGUFReader(str(base_path))
@@ -268,8 +274,9 @@ def write_gguf(
                 )
             data = np.ascontiguousarray(undo(trained, name), dtype=np.float32)
             back = processor.process(weights=data, name=name).weights
-            if not np.allclose(back, trained, rtol=0, atol=1e-5 * max(1.0, float(np.abs(trained).max()))):
+            if back is not data and not _same(back, trained):
                 raise AugmentError(f"{name}: writing it back to GGUF's form does not round-trip (a bug)")
+            del trained, back
             yield gguf.quants.quantize(data, ttype)
 
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -314,6 +321,54 @@ def write_gguf(
         parameters=params,
         bytes=output.stat().st_size,
     )
+
+
+def _quantised(ckpt: Path, output: Path, qtype: str, base: str | None, trust_remote_code: bool) -> GgufResult:
+    """`qtype` by llama.cpp's quantiser, from an f16 file written first beside `output`."""
+    try:
+        import llama_cpp
+    except ImportError:
+        raise AugmentError(
+            f"--type {qtype} uses llama.cpp's quantiser: pip install 'augment[local]' "
+            f"(or write {', '.join(WRITTEN)})"
+        ) from None
+    from augment.backends.local import _cores, _quiet_native_stderr
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    f16 = output.with_name(f".{output.name}.{os.getpid()}.f16.tmp")
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    try:
+        first = write_gguf(ckpt, f16, qtype="f16", base=base, trust_remote_code=trust_remote_code)
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{qtype.upper()}")
+        params.nthread = _cores()
+        with _quiet_native_stderr():  # llama.cpp prints a line a tensor
+            failed = llama_cpp.llama_model_quantize(str(f16).encode(), str(tmp).encode(), params)
+        if failed:
+            raise AugmentError(f"{output}: llama.cpp's quantiser failed to write {qtype} (code {failed})")
+        tmp.replace(output)
+    finally:
+        f16.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+    return GgufResult(
+        output=output,
+        base=first.base,
+        qtype=qtype,
+        tensors=first.tensors,
+        parameters=first.parameters,
+        bytes=output.stat().st_size,
+    )
+
+
+def _same(a: Any, b: Any, rows: int = 4096) -> bool:
+    """Equal to float32 rounding, compared a block of rows at a time (no whole-tensor temporaries)."""
+    import numpy as np
+
+    for i in range(0, max(len(a), 1), rows):
+        x, y = a[i : i + rows], b[i : i + rows]
+        if np.abs(x - y).max(initial=0.0) > 1e-5 * max(1.0, float(np.abs(y).max(initial=0.0))):
+            return False
+    return True
 
 
 def _nbytes(shape: tuple[int, ...], ttype: Any, gguf: Any) -> int:
