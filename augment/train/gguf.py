@@ -71,10 +71,16 @@ def _json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _base_gguf(name: str) -> Path:
+def _base_gguf(name: str, found_in: Path | None = None) -> Path:
+    """The base GGUF file; `found_in`: the checkpoint whose files named it (not --base)."""
     from augment.models import locate_model
 
-    kind, where = locate_model(name, hub=False) if name else ("", "")
+    try:
+        kind, where = locate_model(name, hub=False)
+    except AugmentError as e:  # e.g. a relative path given to train in another folder
+        if found_in is None:
+            raise
+        raise AugmentError(f"{e} (the base model {found_in} was trained from): name it with --base") from None
     if kind != "gguf":
         raise AugmentError(
             f"base model {name} is not a GGUF file: augment writes GGUF only for checkpoints trained "
@@ -207,7 +213,7 @@ def write_gguf(
 
     if qtype in QUANTISED:
         return _quantised(ckpt, output, qtype, base, trust_remote_code)
-    base_path = _base_gguf(base or base_model_of(ckpt))
+    base_path = _base_gguf(base) if base else _base_gguf(base_model_of(ckpt), found_in=ckpt)
     weights = _Weights(ckpt, trust_remote_code)
     reader = gguf.GGUFReader(str(base_path))
     field = reader.get_field(gguf.Keys.General.ARCHITECTURE)

@@ -282,6 +282,12 @@ def test_what_it_cannot_write_is_one_line(tmp_path: Path, cache: Path, tiny_mode
     (hf / "train.json").write_text(json.dumps({"base_model": str(tiny_model)}))
     with pytest.raises(AugmentError, match="is not a GGUF file.*convert_hf_to_gguf"):
         write_gguf(hf, tmp_path / "x.gguf")
+    # a base that is not where train.json says (a relative path, run from another folder)
+    (ckpt / "train.json").write_text(json.dumps({"base_model": "models/gemma.gguf"}))
+    with pytest.raises(
+        AugmentError, match="models/gemma.gguf: no such GGUF file .*ckpt was trained from.*--base"
+    ):
+        write_gguf(ckpt, tmp_path / "x.gguf")
     (ckpt / "train.json").unlink()
     with pytest.raises(AugmentError, match="no train.json.*--base"):
         write_gguf(ckpt, tmp_path / "x.gguf")
