@@ -296,6 +296,7 @@ def write_gguf(
             if f.name.startswith("GGUF.") or f.name in (
                 gguf.Keys.General.ARCHITECTURE,
                 gguf.Keys.General.FILE_TYPE,
+                gguf.Keys.General.FINETUNE,
             ):
                 continue
             if f.name.startswith("quantize."):  # the base file's quantisation record, no longer true
@@ -303,6 +304,7 @@ def write_gguf(
             value, vtype, sub = _field_value(f)
             writer.add_key_value(f.name, value, vtype, sub_type=sub)
         writer.add_file_type(int(file_type))
+        writer.add_finetune(ckpt.resolve().name)  # what apps show beside the base's general.name
         for name, _, shape, ttype in plan:
             nbytes = _nbytes(shape, ttype, gguf)
             writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=ttype)

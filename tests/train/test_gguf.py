@@ -226,6 +226,7 @@ def test_types_and_sizes(tmp_path: Path, cache: Path):
             == gguf.GGUFReader(str(base)).get_field("tokenizer.ggml.tokens").contents()
         )
         assert reader.get_field("gemma3.attention.sliding_window").contents() == 64
+        assert reader.get_field("general.finetune").contents() == "ckpt"  # the checkpoint's folder
         sizes[qtype] = out.bytes
     assert sizes["q8_0"] < sizes["f16"] < sizes["f32"]
 
