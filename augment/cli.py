@@ -931,11 +931,18 @@ def gguf_cmd(
     if output.is_dir():
         raise ConfigError(f"--output: {output} is a folder; name the .gguf file to write")
     result = write_gguf(checkpoint, output, qtype=type_, base=base, trust_remote_code=trust_remote_code)
-    out_console().print(
+    console = out_console()
+    console.print(
         f"wrote {result.output}: {result.tensors} tensors, {result.parameters:,} parameters, "
         f"{result.bytes / 1e6:,.0f} MB ({result.qtype}; settings and tokenizer from {result.base.name})",
         soft_wrap=True,
     )
+    if type_ == "q4_k_m":  # bench/gguf_types.sh
+        console.print(
+            "[yellow]q4_k_m rounds away much of what fine-tuning changed: on Gemma 3 270M it kept 10 of "
+            "the trained model's 60 answers (F1 0.426 -> 0.262); q6_k kept 59 (README).[/yellow]",
+            soft_wrap=True,
+        )
 
 
 @app.command("eval")
