@@ -5,8 +5,9 @@ train`) is written back into that GGUF's form: the new file is the base file wit
 replaced by the trained weights, in the type asked for; its settings, tokenizer and chat template
 are the base file's, as llama.cpp wrote them. Tensor names are mapped with transformers' own GGUF
 map (the one it loaded the base with), and what transformers changed on loading is undone
-(Gemma's norm weights are stored plus one, Llama's query and key rows permuted); each tensor is
-checked by applying transformers' loading step again and comparing with the trained weights.
+(Gemma's norm weights are stored plus one, Llama's query and key rows permuted); each tensor so
+changed is checked by applying transformers' loading step again and comparing with the trained
+weights.
 
 A checkpoint from a transformers folder has no GGUF to take the tokenizer from: that needs
 llama.cpp's converter (`convert_hf_to_gguf.py`), which this module does not try to be.
