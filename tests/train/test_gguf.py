@@ -190,12 +190,14 @@ def test_llama_cpp_runs_the_file_as_transformers_runs_the_checkpoint(tmp_path: P
     base = build_base(tmp_path / f"{arch}.gguf", arch)
     ckpt = trained(base, tmp_path / "ckpt")
     ids, want = hf_logits(ckpt)
-    for qtype, close in (("f32", 1e-3), ("f16", 0.05), ("q8_0", 0.5)):
+    for qtype, close in (("f32", 1e-3), ("f16", 0.05), ("bf16", 0.1), ("q8_0", 0.5)):
         out = write_gguf(ckpt, tmp_path / f"out-{qtype}.gguf", qtype=qtype).output
         got = llama_cpp_logits(out, ids)
         scale = np.abs(want).max()
         assert np.abs(got - want).max() <= close * scale, qtype
-        assert (got.argmax(-1) == want.argmax(-1)).mean() >= (1.0 if qtype != "q8_0" else 0.8), qtype
+        # the same top token (a random tiny model has near ties, which 8-bit mantissas can swap)
+        same_top = {"f32": 1.0, "f16": 1.0, "bf16": 0.9, "q8_0": 0.8}[qtype]
+        assert (got.argmax(-1) == want.argmax(-1)).mean() >= same_top, qtype
     # llama.cpp's own quantiser from an f16 file written first (k-quants need rows of 256: the tiny
     # model's fall back to its Q5_0/Q8_0, as Gemma 3 270M's 640-wide rows do in part)
     out = write_gguf(ckpt, tmp_path / "out-q4.gguf", qtype="q4_k_m")
@@ -211,14 +213,19 @@ def test_types_and_sizes(tmp_path: Path, cache: Path):
     base = build_base(tmp_path / "gemma3.gguf", "gemma3")
     ckpt = trained(base, tmp_path / "ckpt")
     sizes = {}
-    for qtype, matrix in (("f32", F32), ("f16", gguf.GGMLQuantizationType.F16), ("q8_0", Q8)):
+    for qtype, matrix in (
+        ("f32", F32),
+        ("f16", gguf.GGMLQuantizationType.F16),
+        ("bf16", gguf.GGMLQuantizationType.BF16),
+        ("q8_0", Q8),
+    ):
         out = write_gguf(ckpt, tmp_path / f"{qtype}.gguf", qtype=qtype)
         reader = gguf.GGUFReader(str(out.output))
         kinds = {t.name: t.tensor_type for t in reader.tensors}
         assert kinds["blk.0.ffn_up.weight"] == matrix and kinds["token_embd.weight"] == matrix
         assert kinds["blk.0.attn_norm.weight"] == F32  # vectors stay float32
         assert reader.get_field("general.file_type").contents() == {
-            "f32": 0, "f16": 1, "q8_0": 7
+            "f32": 0, "f16": 1, "bf16": 32, "q8_0": 7
         }[qtype]  # fmt: skip
         # everything else is the base's: its tokenizer, settings
         assert (
@@ -228,7 +235,7 @@ def test_types_and_sizes(tmp_path: Path, cache: Path):
         assert reader.get_field("gemma3.attention.sliding_window").contents() == 64
         assert reader.get_field("general.finetune").contents() == "ckpt"  # the checkpoint's folder
         sizes[qtype] = out.bytes
-    assert sizes["q8_0"] < sizes["f16"] < sizes["f32"]
+    assert sizes["q8_0"] < sizes["f16"] == sizes["bf16"] < sizes["f32"]
 
 
 def test_a_lora_adapter_is_merged_into_its_base(tmp_path: Path, cache: Path):
