@@ -19,13 +19,13 @@ is merged into its base in memory first. The file is written under a temporary n
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from augment.errors import AugmentError
+from augment.io import atomic_path
 
 # --type: what the weight matrices are stored as; vectors (norms) stay float32 as llama.cpp keeps them.
 # The first four are written here; the k-quants by llama.cpp's own quantiser (llama-cpp-python,
@@ -286,42 +286,37 @@ def write_gguf(
             del trained, back
             yield gguf.quants.quantize(data, ttype)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    writer = gguf.GGUFWriter(str(tmp), arch)
     align = reader.get_field(gguf.Keys.General.ALIGNMENT)
-    if align is not None:
-        writer.data_alignment = int(align.contents())
-    try:
-        for f in reader.fields.values():
-            if f.name.startswith("GGUF.") or f.name in (
-                gguf.Keys.General.ARCHITECTURE,
-                gguf.Keys.General.FILE_TYPE,
-                gguf.Keys.General.FINETUNE,
-            ):
-                continue
-            if f.name.startswith("quantize."):  # the base file's quantisation record, no longer true
-                continue
-            value, vtype, sub = _field_value(f)
-            writer.add_key_value(f.name, value, vtype, sub_type=sub)
-        writer.add_file_type(int(file_type))
-        writer.add_finetune(ckpt.resolve().name)  # what apps show beside the base's general.name
-        for name, _, shape, ttype in plan:
-            nbytes = _nbytes(shape, ttype, gguf)
-            writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=ttype)
-        writer.write_header_to_file()
-        writer.write_kv_data_to_file()
-        writer.write_ti_data_to_file()
-        params = 0
-        for data, (_, _, shape, _) in zip(encoded(), plan, strict=True):
-            writer.write_tensor_data(np.asarray(data).view(np.uint8).reshape(-1))
-            params += int(np.prod(shape))
-        writer.close()
-        tmp.replace(output)
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
+    params = 0
+    with atomic_path(output) as tmp:
+        writer = gguf.GGUFWriter(str(tmp), arch)
+        if align is not None:
+            writer.data_alignment = int(align.contents())
+        try:
+            for f in reader.fields.values():
+                if f.name.startswith("GGUF.") or f.name in (
+                    gguf.Keys.General.ARCHITECTURE,
+                    gguf.Keys.General.FILE_TYPE,
+                    gguf.Keys.General.FINETUNE,
+                ):
+                    continue
+                if f.name.startswith("quantize."):  # the base file's quantisation record, no longer true
+                    continue
+                value, vtype, sub = _field_value(f)
+                writer.add_key_value(f.name, value, vtype, sub_type=sub)
+            writer.add_file_type(int(file_type))
+            writer.add_finetune(ckpt.resolve().name)  # what apps show beside the base's general.name
+            for name, _, shape, ttype in plan:
+                nbytes = _nbytes(shape, ttype, gguf)
+                writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=ttype)
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_ti_data_to_file()
+            for data, (_, _, shape, _) in zip(encoded(), plan, strict=True):
+                writer.write_tensor_data(np.asarray(data).view(np.uint8).reshape(-1))
+                params += int(np.prod(shape))
+        finally:
+            writer.close()
     return GgufResult(
         output=output,
         base=base_path,
@@ -343,22 +338,19 @@ def _quantised(ckpt: Path, output: Path, qtype: str, base: str | None, trust_rem
         ) from None
     from augment.backends.local import _cores, _quiet_native_stderr
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    f16 = output.with_name(f".{output.name}.{os.getpid()}.f16.tmp")
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    try:
-        first = write_gguf(ckpt, f16, qtype="f16", base=base, trust_remote_code=trust_remote_code)
-        params = llama_cpp.llama_model_quantize_default_params()
-        params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{qtype.upper()}")
-        params.nthread = _cores()
-        with _quiet_native_stderr():  # llama.cpp prints a line a tensor
-            failed = llama_cpp.llama_model_quantize(str(f16).encode(), str(tmp).encode(), params)
+    with atomic_path(output) as tmp:
+        f16 = tmp.with_name(tmp.name + ".f16")
+        try:
+            first = write_gguf(ckpt, f16, qtype="f16", base=base, trust_remote_code=trust_remote_code)
+            params = llama_cpp.llama_model_quantize_default_params()
+            params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{qtype.upper()}")
+            params.nthread = _cores()
+            with _quiet_native_stderr():  # llama.cpp prints a line a tensor
+                failed = llama_cpp.llama_model_quantize(str(f16).encode(), str(tmp).encode(), params)
+        finally:
+            f16.unlink(missing_ok=True)
         if failed:
             raise AugmentError(f"{output}: llama.cpp's quantiser failed to write {qtype} (code {failed})")
-        tmp.replace(output)
-    finally:
-        f16.unlink(missing_ok=True)
-        tmp.unlink(missing_ok=True)
     return GgufResult(
         output=output,
         base=first.base,
