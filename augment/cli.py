@@ -864,6 +864,10 @@ def train_cmd(
         f"{result.seconds:.1f} s, final loss {result.final_loss:.4f}{eval_part}{answers}{resumed} -> {result.output}",
         soft_wrap=True,
     )
+    from augment.models import GEMMA_ALIAS
+
+    if cfg.model == GEMMA_ALIAS or str(cfg.model).endswith(".gguf"):  # trained from a GGUF
+        out_console().print(f"for llama.cpp and Ollama: augment gguf {result.output}", soft_wrap=True)
 
 
 @app.command("average")

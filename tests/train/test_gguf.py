@@ -338,3 +338,19 @@ def test_a_failure_half_way_leaves_the_earlier_file_whole(tmp_path: Path, cache:
     with pytest.raises(KeyboardInterrupt):
         write_gguf(ckpt, out, qtype="q8_0")
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_train_from_a_gguf_then_write_it_back(cli, shards, tmp_path: Path, cache: Path):
+    """The loop as a CPU user runs it: augment train --model BASE.gguf, then augment gguf."""
+    base = build_base(tmp_path / "gemma3.gguf", "gemma3")
+    ckpt = tmp_path / "ckpt"
+    r = cli("train", shards["cpt"], "--model", base, "-o", ckpt, "--method", "full", "--max-steps", "2",
+            "--batch-size", "2", "--max-seq-len", "64", "--lr", "1e-3")  # fmt: skip
+    assert r.code == 0, r.err
+    assert f"for llama.cpp and Ollama: augment gguf {ckpt}" in r.out
+    r = cli("gguf", ckpt, "--type", "f32")
+    assert r.code == 0, r.err
+    back, want = weights_of(tmp_path / "ckpt-f32.gguf"), weights_of(ckpt)
+    assert all(torch.allclose(back[k], want[k], rtol=0, atol=2e-6) for k in want)
+    before = weights_of(convert_gguf(base))
+    assert max((before[k] - want[k]).abs().max().item() for k in want) > 1e-4  # two steps moved them
