@@ -30,9 +30,15 @@ from augment.io import atomic_path
 # --type: what the weight matrices are stored as; vectors (norms) stay float32 as llama.cpp keeps them.
 # The first four are written here; the k-quants by llama.cpp's own quantiser (llama-cpp-python,
 # extra `local`) from an f16 file, with its per-tensor recipe (e.g. Q4_K_M keeps some tensors at Q6_K).
-WRITTEN = ("f16", "bf16", "q8_0", "f32")
+# --type -> (gguf-py's tensor type, the file type llama.cpp reads from general.file_type)
+WRITTEN = {
+    "f16": ("F16", "MOSTLY_F16"),
+    "bf16": ("BF16", "MOSTLY_BF16"),
+    "q8_0": ("Q8_0", "MOSTLY_Q8_0"),
+    "f32": ("F32", "ALL_F32"),
+}
 QUANTISED = ("q4_k_m", "q5_k_m", "q6_k")
-TYPES = WRITTEN + QUANTISED
+TYPES = (*WRITTEN, *QUANTISED)
 
 
 @dataclass
@@ -223,18 +229,9 @@ def write_gguf(
     processor = _processor(arch, weights.config)
     mapping = get_gguf_hf_weights_map(weights.meta, processor)
 
-    want = {
-        "f32": gguf.GGMLQuantizationType.F32,
-        "f16": gguf.GGMLQuantizationType.F16,
-        "bf16": gguf.GGMLQuantizationType.BF16,
-        "q8_0": gguf.GGMLQuantizationType.Q8_0,
-    }[qtype]
-    file_type = {
-        "f32": gguf.LlamaFileType.ALL_F32,
-        "f16": gguf.LlamaFileType.MOSTLY_F16,
-        "bf16": gguf.LlamaFileType.MOSTLY_BF16,
-        "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
-    }[qtype]
+    tensor_type, file_type_name = WRITTEN[qtype]
+    want = gguf.GGMLQuantizationType[tensor_type]
+    file_type = gguf.LlamaFileType[file_type_name]
 
     # plan every tensor first: the header lists them all before any data
     plan: list[tuple[str, str | None, tuple[int, ...], Any]] = []
