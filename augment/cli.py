@@ -867,7 +867,8 @@ def train_cmd(
     from augment.models import GEMMA_ALIAS
 
     if cfg.model == GEMMA_ALIAS or str(cfg.model).endswith(".gguf"):  # trained from a GGUF
-        out_console().print(f"for llama.cpp and Ollama: augment gguf {result.output}", soft_wrap=True)
+        lora = " (or --adapter: the LoRA alone, for the base file)" if cfg.method == "lora" else ""
+        out_console().print(f"for llama.cpp and Ollama: augment gguf {result.output}{lora}", soft_wrap=True)
 
 
 @app.command("average")
@@ -921,21 +922,41 @@ def gguf_cmd(
         str | None,
         typer.Option(help="The GGUF it was trained from (default: the model its train.json names)."),
     ] = None,
+    adapter: Annotated[
+        bool,
+        typer.Option(
+            "--adapter",
+            help="LoRA checkpoint: write the adapter alone (llama.cpp's LoRA GGUF, a few MB), to run on "
+            "the base GGUF it was trained from.",
+        ),
+    ] = False,
     trust_remote_code: Annotated[bool, typer.Option(help="Allow model code from the checkpoint.")] = False,
 ) -> None:
     """Write a checkpoint trained from a GGUF as a GGUF file, for llama.cpp, Ollama and --backend local."""
     from augment.console import out_console
-    from augment.train.gguf import TYPES, write_gguf
+    from augment.train.gguf import ADAPTER_TYPES, TYPES, write_adapter_gguf, write_gguf
 
-    if type_ not in TYPES:
-        raise ConfigError(f"--type: {type_!r} is not one of {', '.join(TYPES)}")
+    if type_ not in (ADAPTER_TYPES if adapter else TYPES):
+        what = "an adapter is written as" if adapter else "not one of"
+        raise ConfigError(f"--type: {type_!r} is {what} {', '.join(ADAPTER_TYPES if adapter else TYPES)}")
     checkpoint = checkpoint.expanduser()
     # beside the folder, not in it: eval keys a model's scores by its folder's files
-    output = output or checkpoint.resolve().parent / f"{checkpoint.resolve().name}-{type_}.gguf"
+    name = f"{checkpoint.resolve().name}-{'lora-' if adapter else ''}{type_}.gguf"
+    output = output or checkpoint.resolve().parent / name
     if output.is_dir():
         raise ConfigError(f"--output: {output} is a folder; name the .gguf file to write")
-    result = write_gguf(checkpoint, output, qtype=type_, base=base, trust_remote_code=trust_remote_code)
+    write = write_adapter_gguf if adapter else write_gguf
+    result = write(checkpoint, output, qtype=type_, base=base, trust_remote_code=trust_remote_code)
     console = out_console()
+    if adapter:
+        console.print(
+            f"wrote {result.output}: LoRA adapter, {result.tensors // 2} matrices, {result.parameters:,} "
+            f"parameters, {result.bytes / 1e6:,.1f} MB ({result.qtype}) for {result.base}\n"
+            f"run it on that file: llama-server -m {result.base} --lora {result.output} "
+            f"(Ollama: FROM {result.base} and ADAPTER {result.output})",
+            soft_wrap=True,
+        )
+        return
     console.print(
         f"wrote {result.output}: {result.tensors} tensors, {result.parameters:,} parameters, "
         f"{result.bytes / 1e6:,.0f} MB ({result.qtype}; settings and tokenizer from {result.base.name})",

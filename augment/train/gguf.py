@@ -14,11 +14,18 @@ llama.cpp's converter (`convert_hf_to_gguf.py`), which this module does not try 
 
 Full weights are read one tensor at a time (memory: one tensor and its encoding); a LoRA adapter
 is merged into its base in memory first. The file is written under a temporary name and renamed.
+
+With `--adapter` a LoRA checkpoint is written as llama.cpp's LoRA adapter GGUF instead (A and B of
+each adapted matrix, named after the base tensor), a few MB that llama.cpp, Ollama and LM Studio
+apply to the base file at load time: on the very base file it was trained from, with no second
+rounding of the base's weights.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,6 +361,203 @@ def _quantised(ckpt: Path, output: Path, qtype: str, base: str | None, trust_rem
         qtype=qtype,
         tensors=first.tensors,
         parameters=first.parameters,
+        bytes=output.stat().st_size,
+    )
+
+
+# --adapter: llama.cpp applies an adapter's matrices as they are stored (k-quants need 256-wide rows,
+# which a rank-16 B matrix does not have, and an adapter is small anyway)
+ADAPTER_TYPES = tuple(WRITTEN)
+_LORA_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<ab>[AB])\.weight$")
+
+
+def adapter_folder(ckpt: Path) -> Path:
+    """The LoRA adapter of a checkpoint: the folder itself, or CKPT/adapter beside merged weights."""
+    for folder in (ckpt, ckpt / "adapter"):
+        if (folder / "adapter_config.json").is_file() and (folder / "adapter_model.safetensors").is_file():
+            return folder
+    if not ckpt.is_dir():
+        raise AugmentError(f"{ckpt}: no such checkpoint folder")
+    raise AugmentError(
+        f"{ckpt}: no LoRA adapter (adapter_config.json and adapter_model.safetensors); --adapter is "
+        "for checkpoints of augment train --method lora: write full weights without it"
+    )
+
+
+def _lora_settings(folder: Path) -> tuple[float, bool]:
+    """(lora_alpha, use_rslora) of a PEFT LoRA adapter, or an error for what a llama.cpp adapter
+    (x + scale * B A x on each adapted matrix, nothing else) cannot hold."""
+    path = folder / "adapter_config.json"
+    cfg = _json(path)
+
+    def refuse(what: str) -> AugmentError:
+        return AugmentError(
+            f"{path}: {what}, which a llama.cpp LoRA adapter cannot hold; write the merged model "
+            "(without --adapter)"
+        )
+
+    if str(cfg.get("peft_type", "LORA")).upper() != "LORA":
+        raise refuse(f"a {cfg.get('peft_type')} adapter, not LoRA")
+    if cfg.get("use_dora"):
+        raise refuse("DoRA (use_dora) rescales each weight's columns")
+    if cfg.get("modules_to_save"):
+        raise refuse(f"whole modules trained besides the adapter (modules_to_save: {cfg['modules_to_save']})")
+    if cfg.get("bias", "none") != "none":
+        raise refuse(f"trained biases (bias: {cfg['bias']})")
+    if cfg.get("fan_in_fan_out"):
+        raise refuse("transposed (Conv1D) layers (fan_in_fan_out)")
+    if cfg.get("alpha_pattern"):
+        raise refuse(f"a scale per module (alpha_pattern: {cfg['alpha_pattern']})")
+    try:
+        return float(cfg["lora_alpha"]), bool(cfg.get("use_rslora"))
+    except (KeyError, TypeError, ValueError):
+        raise AugmentError(f"{path}: no lora_alpha: not a PEFT LoRA adapter config") from None
+
+
+def write_adapter_gguf(
+    ckpt: Path,
+    output: Path,
+    *,
+    qtype: str = "f16",
+    base: str | None = None,
+    trust_remote_code: bool = False,
+) -> GgufResult:
+    """Write the LoRA adapter of `ckpt` as a llama.cpp adapter GGUF for its base GGUF: each adapted
+    matrix's A and B under the base tensor's name (`blk.0.attn_q.weight.lora_a`, `.lora_b`), in the
+    base's form (rows permuted as the base's are), and `adapter.lora.alpha` so that llama.cpp's scale
+    (alpha / rank) is PEFT's. Applied to the base file it was trained from, it is the trained model
+    without rounding the base's weights again."""
+    if qtype not in ADAPTER_TYPES:
+        raise AugmentError(f"--type: an adapter is written as {', '.join(ADAPTER_TYPES)}, not {qtype!r}")
+    try:
+        import gguf
+        import numpy as np
+        import torch  # noqa: F401 (needed by transformers' map)
+        import transformers
+        from safetensors import safe_open
+        from transformers.modeling_gguf_pytorch_utils import get_gguf_hf_weights_map
+    except ImportError as e:
+        raise AugmentError(f"augment gguf needs {e.name}: pip install 'augment[train]'") from None
+    from augment.models import convert_gguf
+
+    folder = adapter_folder(ckpt)
+    alpha, rslora = _lora_settings(folder)
+    base_path = _base_gguf(base) if base else _base_gguf(base_model_of(ckpt), found_in=ckpt)
+    reader = gguf.GGUFReader(str(base_path))
+    field = reader.get_field(gguf.Keys.General.ARCHITECTURE)
+    arch = str(field.contents()) if field else ""
+    # the model the adapter was trained on: the base converted as augment train converted it (cached)
+    config = transformers.AutoConfig.from_pretrained(
+        convert_gguf(base_path, trust_remote_code), trust_remote_code=trust_remote_code
+    )
+    with torch.device("meta"):
+        meta = transformers.AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    undo = _undo(arch, config)
+    processor = _processor(arch, config)
+    to_gguf = {hf: name for name, hf in get_gguf_hf_weights_map(meta, processor).items()}
+    shapes = {t.name: tuple(int(n) for n in reversed(t.shape.tolist())) for t in reader.tensors}
+
+    handle = safe_open(str(folder / "adapter_model.safetensors"), framework="pt")
+    keys = list(handle.keys())  # noqa: SIM118 (safe_open is not a mapping)
+    others = [k for k in keys if not _LORA_KEY.match(k)]
+    if others:
+        embedding = [k for k in others if ".lora_embedding_" in k]
+        what = f"an adapter on embeddings ({embedding[0]})" if embedding else f"{others[0]}"
+        raise AugmentError(
+            f"{folder / 'adapter_model.safetensors'}: {what}: an adapter GGUF holds linear layers' "
+            "LoRA matrices only; write the merged model (without --adapter)"
+        )
+    pairs: dict[str, dict[str, str]] = {}
+    for key in keys:
+        m = _LORA_KEY.match(key)
+        pairs.setdefault(m["module"], {})[m["ab"]] = key
+    if not pairs:
+        raise AugmentError(f"{folder / 'adapter_model.safetensors'}: no LoRA matrices in it")
+
+    # plan: (gguf name, safetensors key, shape, tensor type, factor on B)
+    plan: list[tuple[str, str, tuple[int, ...], Any, float]] = []
+    ranks: dict[str, int] = {}
+    for module in sorted(pairs):
+        keys = pairs[module]
+        if set(keys) != {"A", "B"}:
+            raise AugmentError(f"{folder}: {module} has lora_{''.join(keys)} without its other half")
+        name = to_gguf.get(module + ".weight")
+        if name is None or name not in shapes:
+            raise AugmentError(
+                f"{folder}: {module} has no tensor in {base_path.name}: is --base the model it was "
+                "trained from?"
+            )
+        a_shape = tuple(handle.get_slice(keys["A"]).get_shape())
+        b_shape = tuple(handle.get_slice(keys["B"]).get_shape())
+        out_dim, in_dim = shapes[name]
+        if len(a_shape) != 2 or len(b_shape) != 2 or a_shape[1] != in_dim or b_shape[0] != out_dim:
+            raise AugmentError(
+                f"{folder}: {module}'s adapter is {list(b_shape)} x {list(a_shape)}, {base_path.name}'s "
+                f"{name} {[out_dim, in_dim]}: is --base the model it was trained from?"
+            )
+        ranks[module] = a_shape[0]
+        for ab, shape in (("A", a_shape), ("B", b_shape)):
+            ttype = gguf.GGMLQuantizationType[WRITTEN[qtype][0]]
+            if ttype == gguf.GGMLQuantizationType.Q8_0 and shape[-1] % gguf.GGML_QUANT_SIZES[ttype][0]:
+                ttype = gguf.GGMLQuantizationType.F16  # rows that Q8_0's blocks do not divide (B's: rank)
+            plan.append((f"{name}.lora_{ab.lower()}", keys[ab], shape, ttype, 1.0))
+
+    # llama.cpp scales B A by alpha / rank (rank: the A matrix's rows), PEFT by lora_alpha / r (or
+    # / sqrt(r), rsLoRA). One alpha for the file, from the commonest rank; where a module's rank
+    # differs (rank_pattern) under rsLoRA, the difference is folded into its B.
+    rank = max(set(ranks.values()), key=list(ranks.values()).count)
+    file_alpha = alpha * math.sqrt(rank) if rslora else alpha
+
+    def factor(module: str) -> float:
+        r = ranks[module]
+        return (alpha / (math.sqrt(r) if rslora else r)) / (file_alpha / r)
+
+    by_key = {keys[ab]: module for module, keys in pairs.items() for ab in keys}
+
+    def encoded() -> Iterator[Any]:
+        for name, key, _, ttype, _ in plan:
+            data = handle.get_tensor(key).float().numpy()
+            if name.endswith(".lora_b"):
+                weight = name[: -len(".lora_b")]
+                f = factor(by_key[key])
+                trained = data * f if f != 1.0 else data
+                data = np.ascontiguousarray(undo(trained, weight), dtype=np.float32)
+                back = processor.process(weights=data, name=weight).weights
+                if back is not data and not _same(back, trained):
+                    raise AugmentError(
+                        f"{weight}: writing it back to GGUF's form does not round-trip (a bug)"
+                    )
+            yield gguf.quants.quantize(np.ascontiguousarray(data, dtype=np.float32), ttype)
+
+    general_name = reader.get_field(gguf.Keys.General.NAME)
+    params = 0
+    with atomic_path(output) as tmp:
+        writer = gguf.GGUFWriter(str(tmp), arch)
+        try:
+            writer.add_type(gguf.GGUFType.ADAPTER)
+            writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+            writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, file_alpha)
+            if general_name is not None:
+                writer.add_name(str(general_name.contents()))
+            writer.add_finetune(ckpt.resolve().name)
+            writer.add_file_type(int(gguf.LlamaFileType[WRITTEN[qtype][1]]))
+            for name, _, shape, ttype, _ in plan:
+                nbytes = _nbytes(shape, ttype, gguf)
+                writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=ttype)
+            writer.write_header_to_file()
+            writer.write_kv_data_to_file()
+            writer.write_ti_data_to_file()
+            for data, (_, _, shape, _, _) in zip(encoded(), plan, strict=True):
+                writer.write_tensor_data(np.asarray(data).view(np.uint8).reshape(-1))
+                params += int(np.prod(shape))
+        finally:
+            writer.close()
+    return GgufResult(
+        output=output,
+        base=base_path,
+        qtype=qtype,
+        tensors=len(plan),
+        parameters=params,
         bytes=output.stat().st_size,
     )
 

@@ -21,7 +21,7 @@ gguf = pytest.importorskip("gguf")
 
 from augment.errors import AugmentError  # noqa: E402
 from augment.models import convert_gguf  # noqa: E402
-from augment.train.gguf import base_model_of, write_gguf  # noqa: E402
+from augment.train.gguf import base_model_of, write_adapter_gguf, write_gguf  # noqa: E402
 
 needs_llama_cpp = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python (extra 'local') is not installed"
@@ -55,8 +55,9 @@ def _tokenizer_fields(writer) -> int:
     return len(tokens)
 
 
-def build_base(path: Path, arch: str, seed: int = 0, ff: int = FF) -> Path:
-    """A tiny `arch` ("gemma3" or "llama") GGUF with random weights: matrices Q8_0, norms F32."""
+def build_base(path: Path, arch: str, seed: int = 0, ff: int = FF, matrices=Q8) -> Path:
+    """A tiny `arch` ("gemma3" or "llama") GGUF with random weights: matrices Q8_0 (or `matrices`),
+    norms F32."""
     rng = np.random.default_rng(seed)
     head = HEAD_DIM[arch]
     w = gguf.GGUFWriter(str(path), arch)
@@ -77,9 +78,8 @@ def build_base(path: Path, arch: str, seed: int = 0, ff: int = FF) -> Path:
         w.add_rope_dimension_count(head)
 
     def matrix(name: str, rows: int, cols: int) -> None:
-        w.add_tensor(
-            name, gguf.quants.quantize(rng.normal(0, 0.08, (rows, cols)).astype(np.float32), Q8), raw_dtype=Q8
-        )
+        data = rng.normal(0, 0.08, (rows, cols)).astype(np.float32)
+        w.add_tensor(name, gguf.quants.quantize(data, matrices), raw_dtype=matrices)
 
     def norm(name: str, n: int) -> None:
         # stored as llama.cpp stores them: Gemma's around 1 (its HF weights around 0), Llama's too
@@ -354,3 +354,173 @@ def test_train_from_a_gguf_then_write_it_back(cli, shards, tmp_path: Path, cache
     assert all(torch.allclose(back[k], want[k], rtol=0, atol=2e-6) for k in want)
     before = weights_of(convert_gguf(base))
     assert max((before[k] - want[k]).abs().max().item() for k in want) > 1e-4  # two steps moved them
+
+
+def lora_checkpoint(base: Path, dest: Path, seed: int = 3, **settings) -> tuple[Path, torch.nn.Module]:
+    """A LoRA checkpoint of `base` as augment train --method lora saves one (random, non-zero A and B
+    on every linear layer), with its train.json; returns it and the PEFT model."""
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_pretrained(convert_gguf(base), dtype=torch.float32)
+    config = dict(
+        r=4,
+        lora_alpha=8,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        init_lora_weights=False,
+    )
+    lora = peft.get_peft_model(model, peft.LoraConfig(**{**config, **settings})).eval()
+    lora.save_pretrained(dest)
+    (dest / "train.json").write_text(json.dumps({"base_model": str(base), "method": "lora"}))
+    return dest, lora
+
+
+def peft_logits(lora: torch.nn.Module, ids: list[int]) -> np.ndarray:
+    with torch.no_grad():
+        return lora(input_ids=torch.tensor([ids])).logits[0].numpy()
+
+
+def llama_cpp_lora_logits(base: Path, adapter: Path | None, ids: list[int]) -> np.ndarray:
+    from llama_cpp import Llama
+
+    kwargs = {"lora_path": str(adapter)} if adapter else {}
+    llm = Llama(str(base), n_ctx=128, logits_all=True, verbose=False, n_threads=2, **kwargs)
+    try:
+        llm.eval(ids)
+        return np.array(llm.scores[: len(ids)])
+    finally:
+        llm.close()
+
+
+@needs_llama_cpp
+@pytest.mark.parametrize(
+    "arch,settings,matrices",
+    [
+        ("gemma3", {}, F32),
+        ("llama", {}, F32),  # its query and key rows are stored permuted: so are B's
+        # rsLoRA scales by alpha / sqrt(r), and one module has a rank of its own: folded into its B
+        ("llama", {"use_rslora": True, "rank_pattern": {"model.layers.1.mlp.up_proj": 8}}, F32),
+        ("gemma3", {}, Q8),  # a quantised base, as a downloaded GGUF is
+    ],
+)
+def test_llama_cpp_runs_the_adapter_on_its_base_as_the_merged_model(
+    tmp_path: Path, cache: Path, arch: str, settings: dict, matrices
+):
+    base = build_base(tmp_path / f"{arch}.gguf", arch, matrices=matrices)
+    ckpt, lora = lora_checkpoint(base, tmp_path / "ckpt", **settings)
+    ids = transformers.AutoTokenizer.from_pretrained(convert_gguf(base))(PROMPT)["input_ids"]
+    want = peft_logits(lora, ids)
+    scale = np.abs(want).max()
+    out = write_adapter_gguf(ckpt, tmp_path / "lora.gguf", qtype="f32")
+    assert out.base == base and out.tensors == 2 * 7 * LAYERS
+    got = llama_cpp_lora_logits(base, out.output, ids)
+    # the adapter is what moves it: the base alone is far from the trained model
+    assert np.abs(llama_cpp_lora_logits(base, None, ids) - want).max() > 0.5 * scale
+    if matrices == F32:
+        # llama.cpp on the merged weights (augment gguf without --adapter): the same model to float
+        # rounding; both differ from PEFT's float32 by llama.cpp's arithmetic (its f16 KV cache)
+        merged = write_gguf(ckpt, tmp_path / "merged.gguf", qtype="f32").output
+        assert np.abs(llama_cpp_logits(merged, ids) - got).max() <= 5e-4 * scale
+        assert np.abs(got - want).max() <= 0.01 * scale
+    else:
+        # llama.cpp multiplies Q8_0 matrices by activations rounded to 8 bits
+        assert np.abs(got - want).max() <= 0.05 * scale
+    assert (got.argmax(-1) == want.argmax(-1)).mean() >= 0.9
+
+
+def test_the_adapter_file_holds_a_and_b_under_the_base_names(tmp_path: Path, cache: Path, cli):
+    base = build_base(tmp_path / "gemma3.gguf", "gemma3")
+    ckpt, lora = lora_checkpoint(base, tmp_path / "ckpt", lora_alpha=6)
+    r = cli("gguf", ckpt, "--adapter")
+    out = tmp_path / "ckpt-lora-f16.gguf"
+    assert r.code == 0, r.err
+    assert f"wrote {out}: LoRA adapter, {7 * LAYERS} matrices" in r.out and f"--lora {out}" in r.out
+    reader = gguf.GGUFReader(str(out))
+    assert reader.get_field("general.type").contents() == "adapter"
+    assert reader.get_field("general.architecture").contents() == "gemma3"
+    assert reader.get_field("adapter.type").contents() == "lora"
+    alpha = reader.get_field("adapter.lora.alpha")
+    assert alpha.types[0] == gguf.GGUFValueType.FLOAT32 and alpha.contents() == 6.0  # llama.cpp reads f32
+    tensors = {t.name: t for t in reader.tensors}
+    state = {k: v for k, v in lora.state_dict().items() if "lora_" in k}
+    a = state["base_model.model.model.layers.1.mlp.down_proj.lora_A.default.weight"]
+    b = state["base_model.model.model.layers.1.mlp.down_proj.lora_B.default.weight"]
+    got_a = tensors["blk.1.ffn_down.weight.lora_a"]
+    assert got_a.tensor_type == gguf.GGMLQuantizationType.F16 and list(got_a.shape) == [FF, 4]  # ne: in, r
+    assert np.allclose(np.asarray(got_a.data, dtype=np.float32).reshape(4, FF), a.numpy(), atol=1e-3)
+    got_b = tensors["blk.1.ffn_down.weight.lora_b"]
+    assert np.allclose(np.asarray(got_b.data, dtype=np.float32).reshape(HIDDEN, 4), b.numpy(), atol=1e-3)
+    assert len(tensors) == 2 * 7 * LAYERS and not any("norm" in n for n in tensors)
+    # q8_0: A's rows (64 or 128 wide) in Q8_0 blocks; B's rows are the rank (4), which no block divides
+    q8 = write_adapter_gguf(ckpt, tmp_path / "q8.gguf", qtype="q8_0").output
+    kinds = {t.name: t.tensor_type for t in gguf.GGUFReader(str(q8)).tensors}
+    assert (
+        kinds["blk.0.attn_q.weight.lora_a"] == Q8
+        and kinds["blk.0.attn_q.weight.lora_b"] == gguf.GGMLQuantizationType.F16
+    )
+    # augment train --merge keeps the adapter in CKPT/adapter beside the merged weights
+    merged = tmp_path / "merged"
+    lora.merge_and_unload().save_pretrained(merged)
+    (ckpt).rename(merged / "adapter")
+    (merged / "train.json").write_text(json.dumps({"base_model": str(base)}))
+    r = cli("gguf", merged, "--adapter", "--type", "f32")
+    assert r.code == 0 and (tmp_path / "merged-lora-f32.gguf").is_file(), r.err
+
+
+def test_what_an_adapter_cannot_hold_is_one_line(tmp_path: Path, cache: Path, cli):
+    base = build_base(tmp_path / "gemma3.gguf", "gemma3")
+    full = trained(base, tmp_path / "full")
+    with pytest.raises(AugmentError, match="full: no LoRA adapter .*--method lora"):
+        write_adapter_gguf(full, tmp_path / "x.gguf")
+    for name, settings, match in (
+        ("dora", {"use_dora": True}, "DoRA"),
+        ("saved", {"modules_to_save": ["lm_head"]}, "modules_to_save"),
+        ("bias", {"bias": "lora_only"}, "trained biases"),
+    ):
+        ckpt, _ = lora_checkpoint(base, tmp_path / name, **settings)
+        with pytest.raises(AugmentError, match=f"adapter_config.json: .*{match}.*without --adapter"):
+            write_adapter_gguf(ckpt, tmp_path / "x.gguf")
+    # an adapter on the embeddings: llama.cpp's adapters hold linear layers only here
+    ckpt, _ = lora_checkpoint(base, tmp_path / "embed", target_modules=["q_proj", "embed_tokens"])
+    with pytest.raises(
+        AugmentError, match="an adapter on embeddings .*embed_tokens.lora_embedding_A.*merged"
+    ):
+        write_adapter_gguf(ckpt, tmp_path / "x.gguf")
+    # the wrong base: the same architecture, other sizes
+    ckpt, _ = lora_checkpoint(base, tmp_path / "ckpt")
+    wide = build_base(tmp_path / "wide.gguf", "gemma3", ff=256)
+    with pytest.raises(
+        AugmentError,
+        match="down_proj's adapter is \\[64, 4\\] x \\[4, 128\\], wide.gguf's blk.0.ffn_down.weight \\[64, 256\\]",
+    ):
+        write_adapter_gguf(ckpt, tmp_path / "x.gguf", base=str(wide))
+    assert not (tmp_path / "x.gguf").exists()
+    for args, code in (
+        (["gguf", str(ckpt), "--adapter", "--type", "q4_k_m"], 2),
+        (["gguf", str(full), "--adapter"], 1),
+    ):
+        r = cli(*args)
+        assert r.code == code and len(r.err.strip().splitlines()) == 1, (args, r.err)
+
+
+@needs_llama_cpp
+def test_train_lora_from_a_gguf_then_write_the_adapter(cli, shards, tmp_path: Path, cache: Path):
+    """The LoRA loop as a CPU user runs it: augment train --method lora on a GGUF, augment gguf
+    --adapter, and llama.cpp runs the base file with it as PEFT runs the checkpoint."""
+    peft = pytest.importorskip("peft")
+    base = build_base(tmp_path / "gemma3.gguf", "gemma3", matrices=F32)
+    ckpt = tmp_path / "ckpt"
+    r = cli("train", shards["cpt"], "--model", base, "-o", ckpt, "--method", "lora", "--max-steps", "2",
+            "--batch-size", "2", "--max-seq-len", "64", "--lr", "5e-2")  # fmt: skip
+    assert r.code == 0, r.err
+    assert f"augment gguf {ckpt} (or --adapter" in r.out
+    r = cli("gguf", ckpt, "--adapter", "--type", "f32")
+    assert r.code == 0, r.err
+    plain = transformers.AutoModelForCausalLM.from_pretrained(convert_gguf(base), dtype=torch.float32)
+    model = peft.PeftModel.from_pretrained(plain, str(ckpt)).eval()
+    ids = transformers.AutoTokenizer.from_pretrained(convert_gguf(base))(PROMPT)["input_ids"]
+    want = peft_logits(model, ids)
+    got = llama_cpp_lora_logits(base, tmp_path / "ckpt-lora-f32.gguf", ids)
+    before = llama_cpp_lora_logits(base, None, ids)
+    moved = np.abs(before - want).max()
+    assert moved > 1e-3 * np.abs(want).max()  # two steps moved it
+    assert np.abs(got - want).max() <= 0.1 * moved
