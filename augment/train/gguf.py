@@ -85,7 +85,7 @@ def _json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _base_gguf(name: str, found_in: Path | None = None) -> Path:
+def _base_gguf(name: str, found_in: Path | None = None, adapter: bool = False) -> Path:
     """The base GGUF file; `found_in`: the checkpoint whose files named it (not --base)."""
     from augment.models import locate_model
 
@@ -95,6 +95,11 @@ def _base_gguf(name: str, found_in: Path | None = None) -> Path:
         if found_in is None:
             raise
         raise AugmentError(f"{e} (the base model {found_in} was trained from): name it with --base") from None
+    if kind != "gguf" and adapter:
+        raise AugmentError(
+            f"base model {name} is not a GGUF file: name the GGUF of that model the adapter is for "
+            "with --base (a download, or one llama.cpp's convert_hf_to_gguf.py wrote)"
+        )
     if kind != "gguf":
         raise AugmentError(
             f"base model {name} is not a GGUF file: augment writes GGUF only for checkpoints trained "
@@ -438,18 +443,21 @@ def write_adapter_gguf(
         from transformers.modeling_gguf_pytorch_utils import get_gguf_hf_weights_map
     except ImportError as e:
         raise AugmentError(f"augment gguf needs {e.name}: pip install 'augment[train]'") from None
-    from augment.models import convert_gguf
-
     folder = adapter_folder(ckpt)
     alpha, rslora = _lora_settings(folder)
-    base_path = _base_gguf(base) if base else _base_gguf(base_model_of(ckpt), found_in=ckpt)
+    base_path = _base_gguf(base) if base else _base_gguf(base_model_of(ckpt), found_in=ckpt, adapter=True)
     reader = gguf.GGUFReader(str(base_path))
     field = reader.get_field(gguf.Keys.General.ARCHITECTURE)
     arch = str(field.contents()) if field else ""
-    # the model the adapter was trained on: the base converted as augment train converted it (cached)
-    config = transformers.AutoConfig.from_pretrained(
-        convert_gguf(base_path, trust_remote_code), trust_remote_code=trust_remote_code
+    # the model's settings, for the names of its tensors: from the folder the adapter was trained on
+    # (augment train's conversion of the GGUF, or a transformers folder), else from the GGUF itself
+    trained_on = Path(str(_json(folder / "adapter_config.json").get("base_model_name_or_path") or "-"))
+    source = (
+        {"pretrained_model_name_or_path": str(trained_on)}
+        if (trained_on / "config.json").is_file()
+        else {"pretrained_model_name_or_path": str(base_path.parent), "gguf_file": base_path.name}
     )
+    config = transformers.AutoConfig.from_pretrained(**source, trust_remote_code=trust_remote_code)
     with torch.device("meta"):
         meta = transformers.AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     undo = _undo(arch, config)

@@ -356,12 +356,17 @@ def test_train_from_a_gguf_then_write_it_back(cli, shards, tmp_path: Path, cache
     assert max((before[k] - want[k]).abs().max().item() for k in want) > 1e-4  # two steps moved them
 
 
-def lora_checkpoint(base: Path, dest: Path, seed: int = 3, **settings) -> tuple[Path, torch.nn.Module]:
-    """A LoRA checkpoint of `base` as augment train --method lora saves one (random, non-zero A and B
-    on every linear layer), with its train.json; returns it and the PEFT model."""
+def lora_checkpoint(
+    base: Path, dest: Path, seed: int = 3, folder: Path | None = None, **settings
+) -> tuple[Path, torch.nn.Module]:
+    """A LoRA checkpoint of `base` (a GGUF, or a transformers `folder`) as augment train --method lora
+    saves one (random, non-zero A and B on every linear layer), with its train.json; returns it and
+    the PEFT model."""
     peft = pytest.importorskip("peft")
     torch.manual_seed(seed)
-    model = transformers.AutoModelForCausalLM.from_pretrained(convert_gguf(base), dtype=torch.float32)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        folder or convert_gguf(base), dtype=torch.float32
+    )
     config = dict(
         r=4,
         lora_alpha=8,
@@ -370,7 +375,7 @@ def lora_checkpoint(base: Path, dest: Path, seed: int = 3, **settings) -> tuple[
     )
     lora = peft.get_peft_model(model, peft.LoraConfig(**{**config, **settings})).eval()
     lora.save_pretrained(dest)
-    (dest / "train.json").write_text(json.dumps({"base_model": str(base), "method": "lora"}))
+    (dest / "train.json").write_text(json.dumps({"base_model": str(folder or base), "method": "lora"}))
     return dest, lora
 
 
@@ -524,3 +529,27 @@ def test_train_lora_from_a_gguf_then_write_the_adapter(cli, shards, tmp_path: Pa
     moved = np.abs(before - want).max()
     assert moved > 1e-3 * np.abs(want).max()  # two steps moved it
     assert np.abs(got - want).max() <= 0.1 * moved
+
+
+@needs_llama_cpp
+def test_an_adapter_trained_on_a_transformers_folder_is_written_for_that_models_gguf(
+    tmp_path: Path, cache: Path
+):
+    """A LoRA trained on a model's safetensors (on a GPU, say), for a GGUF of the same model (a
+    quantised download): the GGUF is named with --base, its settings give the tensors' names."""
+    import shutil
+
+    base = build_base(tmp_path / "llama.gguf", "llama")  # Q8_0, as a download would be
+    folder = tmp_path / "hf-llama"
+    shutil.copytree(convert_gguf(base), folder)
+    ckpt, lora = lora_checkpoint(base, tmp_path / "ckpt", folder=folder)
+    with pytest.raises(AugmentError, match="hf-llama is not a GGUF file: name the GGUF .* with --base"):
+        write_adapter_gguf(ckpt, tmp_path / "x.gguf")
+    ids = transformers.AutoTokenizer.from_pretrained(folder)(PROMPT)["input_ids"]
+    want = peft_logits(lora, ids)
+    shutil.rmtree(folder)  # the folder it was trained on is not needed: the GGUF has the settings
+    out = write_adapter_gguf(ckpt, tmp_path / "lora.gguf", base=str(base)).output
+    got = llama_cpp_lora_logits(base, out, ids)
+    scale = np.abs(want).max()
+    assert np.abs(got - want).max() <= 0.05 * scale
+    assert np.abs(llama_cpp_lora_logits(base, None, ids) - want).max() > 0.5 * scale
