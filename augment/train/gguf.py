@@ -482,21 +482,21 @@ def write_adapter_gguf(
     if not pairs:
         raise AugmentError(f"{folder / 'adapter_model.safetensors'}: no LoRA matrices in it")
 
-    # plan: (gguf name, safetensors key, shape, tensor type, factor on B)
-    plan: list[tuple[str, str, tuple[int, ...], Any, float]] = []
+    # plan: (the file's tensor name, the base tensor's, the module, safetensors key, shape, type)
+    plan: list[tuple[str, str, str, str, tuple[int, ...], Any]] = []
     ranks: dict[str, int] = {}
     for module in sorted(pairs):
-        keys = pairs[module]
-        if set(keys) != {"A", "B"}:
-            raise AugmentError(f"{folder}: {module} has lora_{''.join(keys)} without its other half")
+        halves = pairs[module]
+        if set(halves) != {"A", "B"}:
+            raise AugmentError(f"{folder}: {module} has lora_{''.join(halves)} without its other half")
         name = to_gguf.get(module + ".weight")
         if name is None or name not in shapes:
             raise AugmentError(
                 f"{folder}: {module} has no tensor in {base_path.name}: is --base the model it was "
                 "trained from?"
             )
-        a_shape = tuple(handle.get_slice(keys["A"]).get_shape())
-        b_shape = tuple(handle.get_slice(keys["B"]).get_shape())
+        a_shape = tuple(handle.get_slice(halves["A"]).get_shape())
+        b_shape = tuple(handle.get_slice(halves["B"]).get_shape())
         out_dim, in_dim = shapes[name]
         if len(a_shape) != 2 or len(b_shape) != 2 or a_shape[1] != in_dim or b_shape[0] != out_dim:
             raise AugmentError(
@@ -508,7 +508,7 @@ def write_adapter_gguf(
             ttype = gguf.GGMLQuantizationType[WRITTEN[qtype][0]]
             if ttype == gguf.GGMLQuantizationType.Q8_0 and shape[-1] % gguf.GGML_QUANT_SIZES[ttype][0]:
                 ttype = gguf.GGMLQuantizationType.F16  # rows that Q8_0's blocks do not divide (B's: rank)
-            plan.append((f"{name}.lora_{ab.lower()}", keys[ab], shape, ttype, 1.0))
+            plan.append((f"{name}.lora_{ab.lower()}", name, module, halves[ab], shape, ttype))
 
     # llama.cpp scales B A by alpha / rank (rank: the A matrix's rows), PEFT by lora_alpha / r (or
     # / sqrt(r), rsLoRA). One alpha for the file, from the commonest rank; where a module's rank
@@ -520,14 +520,11 @@ def write_adapter_gguf(
         r = ranks[module]
         return (alpha / (math.sqrt(r) if rslora else r)) / (file_alpha / r)
 
-    by_key = {keys[ab]: module for module, keys in pairs.items() for ab in keys}
-
     def encoded() -> Iterator[Any]:
-        for name, key, _, ttype, _ in plan:
+        for name, weight, module, key, _, ttype in plan:
             data = handle.get_tensor(key).float().numpy()
-            if name.endswith(".lora_b"):
-                weight = name[: -len(".lora_b")]
-                f = factor(by_key[key])
+            if name.endswith(".lora_b"):  # B's rows are the weight's rows
+                f = factor(module)
                 trained = data * f if f != 1.0 else data
                 data = np.ascontiguousarray(undo(trained, weight), dtype=np.float32)
                 back = processor.process(weights=data, name=weight).weights
@@ -549,13 +546,13 @@ def write_adapter_gguf(
                 writer.add_name(str(general_name.contents()))
             writer.add_finetune(ckpt.resolve().name)
             writer.add_file_type(int(gguf.LlamaFileType[WRITTEN[qtype][1]]))
-            for name, _, shape, ttype, _ in plan:
+            for name, _, _, _, shape, ttype in plan:
                 nbytes = _nbytes(shape, ttype, gguf)
                 writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=ttype)
             writer.write_header_to_file()
             writer.write_kv_data_to_file()
             writer.write_ti_data_to_file()
-            for data, (_, _, shape, _, _) in zip(encoded(), plan, strict=True):
+            for data, (_, _, _, _, shape, _) in zip(encoded(), plan, strict=True):
                 writer.write_tensor_data(np.asarray(data).view(np.uint8).reshape(-1))
                 params += int(np.prod(shape))
         finally:
