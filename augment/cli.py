@@ -765,6 +765,13 @@ def train_cmd(
     resume: Annotated[
         bool | None, typer.Option("--resume/--no-resume", help="Continue from the last checkpoint.")
     ] = None,
+    overwrite: Annotated[
+        bool | None,
+        typer.Option(
+            "--overwrite",
+            help="Train again into an OUTPUT that holds a finished run with other settings (replaced).",
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
     bf16: Annotated[
         str | None,
@@ -802,6 +809,7 @@ def train_cmd(
         save_steps=save_steps,
         snapshot_steps=snapshot_steps,
         resume=resume,
+        overwrite=overwrite,
         seed=seed,
         bf16=bf16,
         trust_remote_code=trust_remote_code,
@@ -846,6 +854,14 @@ def train_cmd(
         f"was saved (every {cfg.save_steps} steps, --save-steps)"
     )
     result = train(cfg, on_log=on_log, on_plan=on_plan)
+    if result.already_trained:
+        loss = f", final loss {result.final_loss:.4f}" if result.final_loss is not None else ""
+        out_console().print(
+            f"{result.output} is already trained with these settings on these shards ({result.steps} steps"
+            f"{loss}): nothing to do (--overwrite trains it again)",
+            soft_wrap=True,
+        )
+        return
     # chat shards always train on the assistant turn; --answers-only splits cpt text
     answers_only = cfg.answers_only and result.format == "cpt"
     if answers_only and result.answer_only_rows == 0:

@@ -75,6 +75,9 @@ class TrainConfig(BaseModel):
     save_steps: int = Field(200, ge=1)
     resume: bool = Field(True, description="continue from the last checkpoint in OUTPUT/checkpoints")
     keep_checkpoints: bool = False
+    overwrite: bool = Field(
+        False, description="train again into an OUTPUT that holds a finished run with other settings"
+    )
     snapshot_steps: list[int] = Field(
         default_factory=list,
         description="also write the weights at these optimizer steps to OUTPUT/step-N, loadable like "

@@ -8,6 +8,7 @@ defaults for CPU and GPU, a progress line with loss and tokens/s, and train.json
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from augment.errors import AugmentError
-from augment.io import write_json
+from augment.io import sha256_file, write_json
 from augment.models import resolve_model
 from augment.train.args import TrainConfig
 from augment.train.data import load_training_data
@@ -40,6 +41,79 @@ class TrainResult:
     format: str = ""  # the shards' format: cpt or chat
     rows: int = 0  # training rows, replay included
     answer_only_rows: int = 0  # of which trained on their answer only (--answers-only)
+    already_trained: bool = False  # OUTPUT held this run, finished: nothing was trained
+
+
+# what a run's train.json records but does not decide its weights: where things are, how the run is
+# watched, saved and resumed, and how each step is computed (its batch split into passes, its
+# activations kept or recomputed: the same step)
+_BOOKKEEPING = frozenset(
+    {
+        "output", "shards", "resume", "keep_checkpoints", "logging_steps", "save_steps", "micro_batch",
+        "gradient_checkpointing", "overwrite",
+    }
+)  # fmt: skip
+
+
+def _same_setting(key: str, before: Any, now: Any) -> bool:
+    if before == now:
+        return True
+    if key == "bf16" and isinstance(before, bool):  # train.json holds what "auto" resolved to
+        return now == "auto" or (now == "on") == before
+    if key in ("model", "replay_corpus") and isinstance(before, str) and isinstance(now, str):
+        a, b = Path(before).expanduser(), Path(now).expanduser()  # the same file, named otherwise
+        return a.exists() and b.exists() and a.resolve() == b.resolve()
+    return False
+
+
+def finished_run(cfg: TrainConfig) -> TrainResult | None:
+    """The finished run in cfg.output when it was trained as cfg asks (nothing to do), from its
+    train.json; None when there is none, or with --overwrite (its train.json is removed, so a run
+    killed from here on resumes as any other); an error naming the settings that differ otherwise:
+    a finished checkpoint is not trained over by a command that asks for another."""
+    path = cfg.output / "train.json"
+    if not path.is_file():
+        return None
+    if cfg.overwrite:
+        path.unlink()
+        return None
+    try:
+        done = json.loads(path.read_text())
+        stored = dict(done.get("hyperparameters") or {})
+    except (OSError, ValueError, AttributeError, TypeError) as e:
+        raise AugmentError(f"{path}: cannot read it ({e}); --overwrite trains again over it") from None
+    diffs = []
+    for key, now in cfg.model_dump(mode="json").items():
+        if key in _BOOKKEEPING:
+            continue
+        # a run from before a setting existed was trained with its default
+        default = TrainConfig.model_fields[key].get_default(call_default_factory=True)
+        before = stored.get(key, default)
+        if not _same_setting(key, before, now):
+            diffs.append(f"{key} {before} -> {now}")
+    manifest = cfg.shards / "manifest.json"
+    if manifest.is_file() and done.get("manifest_sha256") not in (None, sha256_file(manifest)):
+        diffs.append(f"the shards (another {manifest})")
+    if diffs:
+        raise AugmentError(
+            f"{cfg.output}: holds a finished training run with other settings ({'; '.join(diffs)}); "
+            "name another --output, or --overwrite to train over it"
+        )
+    curve = list(done.get("loss_curve") or [])
+    return TrainResult(
+        output=cfg.output,
+        steps=int(done.get("steps") or 0),
+        tokens=int(done.get("tokens_seen") or 0),
+        seconds=0.0,
+        final_loss=curve[-1]["loss"] if curve else None,
+        eval_loss=done.get("eval_loss"),
+        resumed_from=None,
+        loss_curve=curve,
+        format=str(done.get("format") or ""),
+        rows=int(done.get("train_rows") or 0),
+        answer_only_rows=int(done.get("answer_only_rows") or 0),
+        already_trained=True,
+    )
 
 
 def _imports():
@@ -238,6 +312,9 @@ def train(
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
         warnings.filterwarnings("ignore", category=UserWarning, module=module)
     t0 = time.monotonic()
+    done = finished_run(cfg)
+    if done is not None:
+        return done
 
     model_path = resolve_model(cfg.model, cfg.trust_remote_code)
     train_ds, val_ds, manifest, manifest_sha = load_training_data(

@@ -469,3 +469,34 @@ def test_snapshots_hold_the_weights_of_their_step(cli, shards, tiny_model, tmp_p
         train(cfg(shards["cpt"], tiny_model, tmp_path / "e", epochs=1, snapshot_steps=[10000]))
     r = cli("train", shards["cpt"], "--model", tiny_model, "-o", tmp_path / "x", "--snapshot-steps", "2,x")
     assert r.code == 2 and "is not a comma-separated list of steps" in r.err
+
+
+def test_a_finished_run_is_not_trained_over(shards, tiny_model, tmp_path, cli):
+    """The same command again finds the run done (nothing trained, nothing written); a command that
+    asks for another run into the same folder is refused in one line, unless --overwrite."""
+    out = tmp_path / "ckpt"
+    args = ["train", shards["cpt"], "--model", tiny_model, "-o", out, "--method", "full",
+            "--max-steps", "2", "--batch-size", "2", "--max-seq-len", "64"]  # fmt: skip
+    r = cli(*args)
+    assert r.code == 0, r.err
+    weights, info = (out / "model.safetensors").read_bytes(), (out / "train.json").read_text()
+    # how often it saves or logs is not the run's recipe: still the same run
+    r = cli(*args, "--save-steps", "5", "--micro-batch", "1")
+    assert r.code == 0, r.err
+    assert f"{out} is already trained with these settings on these shards (2 steps" in r.out
+    assert (out / "model.safetensors").read_bytes() == weights and (out / "train.json").read_text() == info
+    for extra, differs in (
+        (["--lr", "1e-3"], "lr None -> 0.001"),
+        (["--seed", "3", "--replay", "0.5"], "seed 0 -> 3; replay 0.0 -> 0.5"),
+    ):
+        r = cli(*args, *extra)
+        assert r.code == 1 and len(r.err.strip().splitlines()) == 1, r.err
+        assert f"{out}: holds a finished training run with other settings ({differs})" in r.err, r.err
+    r = cli(*[shards["chat"] if a == shards["cpt"] else a for a in args])
+    assert r.code == 1 and f"(the shards (another {shards['chat'] / 'manifest.json'}))" in r.err, r.err
+    assert (out / "model.safetensors").read_bytes() == weights and (out / "train.json").read_text() == info
+    # --overwrite: trained again, as asked
+    r = cli(*args, "--lr", "1e-3", "--overwrite")
+    assert r.code == 0 and "trained full" in r.out, r.err
+    assert json.loads((out / "train.json").read_text())["hyperparameters"]["lr"] == 1e-3
+    assert (out / "model.safetensors").read_bytes() != weights
