@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -34,6 +35,17 @@ def read_manifest(shards: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise AugmentError(f"{path}: not valid JSON ({e.msg})") from None
+
+
+def shards_fingerprint(manifest: dict[str, Any]) -> str:
+    """What a set of shards holds, for telling whether a run trained on these: the hash of its files'
+    names and contents as the manifest lists them (not the manifest's own bytes, which record when
+    it was written: a re-export of the same records has the same fingerprint)."""
+    files = sorted(
+        (str(f.get("path")), str(f.get("split")), str(f.get("format")), str(f.get("sha256")))
+        for f in manifest.get("files", [])
+    )
+    return hashlib.sha256(json.dumps(files).encode()).hexdigest()
 
 
 def _files(shards: Path, manifest: dict[str, Any], split: str) -> tuple[str, list[str]]:

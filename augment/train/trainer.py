@@ -22,7 +22,7 @@ from augment.errors import AugmentError
 from augment.io import sha256_file, write_json
 from augment.models import resolve_model
 from augment.train.args import TrainConfig
-from augment.train.data import load_training_data
+from augment.train.data import load_training_data, read_manifest, shards_fingerprint
 
 _INSTALL = "pip install 'augment[train]' (after a torch build for your machine, e.g. pip install torch==2.13.0 on CPU)"
 
@@ -92,8 +92,13 @@ def finished_run(cfg: TrainConfig) -> TrainResult | None:
         if not _same_setting(key, before, now):
             diffs.append(f"{key} {before} -> {now}")
     manifest = cfg.shards / "manifest.json"
-    if manifest.is_file() and done.get("manifest_sha256") not in (None, sha256_file(manifest)):
-        diffs.append(f"the shards (another {manifest})")
+    if manifest.is_file():
+        if done.get("shards_sha256"):
+            other = done["shards_sha256"] != shards_fingerprint(read_manifest(cfg.shards))
+        else:  # a run from before shards_sha256 was recorded: the manifest it read, byte for byte
+            other = done.get("manifest_sha256") not in (None, sha256_file(manifest))
+        if other:
+            diffs.append(f"the shards ({manifest} lists other files than the run trained on)")
     if diffs:
         raise AugmentError(
             f"{cfg.output}: holds a finished training run with other settings ({'; '.join(diffs)}); "
@@ -469,6 +474,7 @@ def train(
             "format": fmt,
             "shards": str(cfg.shards),
             "manifest_sha256": manifest_sha,
+            "shards_sha256": shards_fingerprint(manifest),
             "train_rows": len(train_ds),
             "answer_only_rows": answer_rows,
             "hyperparameters": {
