@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--qa", type=Path, default=Path("../shared/data/wikinewpages2023_film_dev.jsonl"))
     ap.add_argument("--pages", type=int, default=10)
     ap.add_argument("--steps", type=int, default=72)
+    ap.add_argument("--lr", default=None, help="augment train --lr (default: its own for LoRA, 2e-4)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("-o", "--result", type=Path, default=None, help="Also write the JSON here.")
     a = ap.parse_args()
@@ -79,18 +80,20 @@ def main() -> None:
     augment("generate", out / "docs", "-o", out / "run", "-s", "qa-spans,paraphrase", "-c", out / "t03.toml",
             "--decontaminate", out / "qa.jsonl", "--quiet")  # fmt: skip
     times["generate"] = time.perf_counter() - t
-    ckpt = out / "ckpt"
+    ckpt = out / ("ckpt" if a.lr is None else f"ckpt-lr{a.lr}")
+    lr = [] if a.lr is None else ["--lr", a.lr]
     t = time.perf_counter()
     augment("train", out / "run" / "shards", "--model", "gemma3-270m", "-o", ckpt, "--method", "lora",
-            "--replay", "0.5", "--max-steps", a.steps, "--batch-size", 4, "--max-seq-len", 256)  # fmt: skip
+            "--replay", "0.5", "--max-steps", a.steps, "--batch-size", 4, "--max-seq-len", 256, *lr)  # fmt: skip
     times["train"] = time.perf_counter() - t
     for label, extra in (("adapter", ["--adapter"]), ("f16", []), ("q4_k_m", ["--type", "q4_k_m"])):
         t = time.perf_counter()
         augment("gguf", ckpt, *extra)
         times[f"gguf {label}"] = time.perf_counter() - t
+    report_dir = out / f"report-{ckpt.name}"
     augment("eval", "-m", "gemma3-270m", "-m", ckpt, "--qa", out / "qa.jsonl", "--with-title",
-            "-o", out / "report")  # fmt: skip
-    report = json.loads((out / "report" / "report.json").read_text())
+            "-o", report_dir)  # fmt: skip
+    report = json.loads((report_dir / "report.json").read_text())
 
     items = load_qa(out / "qa.jsonl")
     prompts = [prompt_for(it, "closed", with_title=True) for it in items]
@@ -98,13 +101,13 @@ def main() -> None:
     base = packaged_gguf()
     files = {
         "base (Q4_K_M)": (base, None),
-        "base + adapter (f16)": (base, out / "ckpt-lora-f16.gguf"),
-        "merged f16": (out / "ckpt-f16.gguf", None),
-        "merged q4_k_m": (out / "ckpt-q4_k_m.gguf", None),
+        "base + adapter (f16)": (base, out / f"{ckpt.name}-lora-f16.gguf"),
+        "merged f16": (out / f"{ckpt.name}-f16.gguf", None),
+        "merged q4_k_m": (out / f"{ckpt.name}-q4_k_m.gguf", None),
     }
-    reference = next(m for m in report["models"] if m["model"] == "ckpt")
-    predictions = json.loads((out / "report" / "predictions.json").read_text())
-    ref_answers = [row["ckpt"]["prediction"] for row in predictions]
+    reference = report["models"][1]
+    predictions = json.loads((report_dir / "predictions.json").read_text())
+    ref_answers = [row[reference["model"]]["prediction"] for row in predictions]
     answers: dict[str, list[str]] = {}
     for label, (model, lora) in files.items():
         t = time.perf_counter()
@@ -121,11 +124,14 @@ def main() -> None:
     per = {label: scores(p) for label, p in answers.items()}
     adapter_f1 = per["base + adapter (f16)"]["f1"]
     result = {
-        "qa": str(a.qa), "pages": a.pages, "questions": len(items), "steps": a.steps,
+        "qa": str(a.qa), "pages": a.pages, "questions": len(items), "steps": a.steps, "lr": a.lr,
         "reference": {k: v for k, v in reference["scores"].items() if k in ("f1", "exact_match", "contains")},
         "files": {}, "seconds": {k: round(v, 1) for k, v in times.items()},
     }  # fmt: skip
-    table = Table(title=f"Gemma 3 270M, LoRA {a.steps} steps, {len(items)} closed-book questions (llama.cpp)")
+    table = Table(
+        title=f"Gemma 3 270M, LoRA {a.steps} steps (lr {a.lr or 'default'}), {len(items)} closed-book "
+        "questions, llama.cpp"
+    )
     for col in ("file", "MB", "F1 [95 % CI]", "EM", "as the checkpoint's", "F1 − adapter on base [95 % CI]"):
         table.add_column(col)
     ref = reference["scores"]["f1"]
@@ -150,7 +156,7 @@ def main() -> None:
             "" if label.startswith("base +") else f"{diff[0]:+.3f} [{diff[1]:+.3f}, {diff[2]:+.3f}]",
         )  # fmt: skip
     Console().print(table)
-    (out / "gguf-adapter.json").write_text(json.dumps(result, indent=1))
+    (out / f"gguf-adapter-{ckpt.name}.json").write_text(json.dumps(result, indent=1))
     if a.result:
         a.result.write_text(json.dumps(result, indent=1))
 
