@@ -7,11 +7,18 @@ index) or a LoRA adapter (`adapter_model.safetensors`). Tensors are read one at 
 in float32, so memory is one output file plus one tensor per source. The folder's other files
 (config, tokenizer, the index) are copied from the first source; `average.json` says what was
 averaged. The output is written to a temporary folder and renamed, so a killed run leaves none.
+
+LoRA adapters of one setting are averaged as the models they make: an adapted weight is W + s B A,
+and the mean of the B's times the mean of the A's is not the mean of the B A's. The average is an
+adapter of the sources' ranks summed, A's stacked and B's side by side, each B weighted: its
+B A is the weighted mean of theirs exactly (two rank-16 adapters give one of rank 32).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +29,11 @@ from augment.io import write_json
 
 # written by training and describing that run, not the average; average.json takes their place
 _NOT_COPIED = {"train.json", "snapshot.json", "average.json"}
+# a LoRA adapter's low-rank halves (PEFT's names): A (rank x in) and B (out x rank)
+_LORA_A = re.compile(r"\.lora_(A|embedding_A)(\.|$)")
+_LORA_B = re.compile(r"\.lora_(B|embedding_B)(\.|$)")
+# adapter_config.json keys that name where an adapter came from, not what it computes
+_PROVENANCE = {"base_model_name_or_path", "revision", "inference_mode"}
 
 
 @dataclass
@@ -85,6 +97,10 @@ def average_checkpoints(
         if theirs != files:
             raise AugmentError(f"{s}: holds {', '.join(theirs)}, but {sources[0]} holds {', '.join(files)}")
 
+    lora = _lora_config(sources)
+    # B's factor: the stacked adapter's rank is n times theirs, and PEFT divides by the rank (or its root)
+    stack = (math.sqrt(len(sources)) if lora.get("use_rslora") else len(sources)) if lora else 1.0
+
     tmp = output.parent / f".{output.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -103,20 +119,33 @@ def average_checkpoints(
             out: dict[str, torch.Tensor] = {}
             for key in keys:
                 first = handles[0].get_tensor(key)
-                acc = first.to(torch.float64 if first.dtype == torch.float64 else torch.float32) * share[0]
-                for s, h, w in zip(sources[1:], handles[1:], share[1:], strict=True):
+                tensors = [first]
+                for s, h in zip(sources[1:], handles[1:], strict=True):
                     t = h.get_tensor(key)
                     if t.shape != first.shape or t.dtype != first.dtype:
                         raise AugmentError(
                             f"{s / name}: tensor {key!r} is {t.dtype} {tuple(t.shape)}, "
                             f"{sources[0] / name} has {first.dtype} {tuple(first.shape)}"
                         )
-                    acc += t.to(acc.dtype) * w
-                if not first.is_floating_point():  # an integer buffer (a position index) is not averaged
+                    tensors.append(t)
+                work = torch.float64 if first.dtype == torch.float64 else torch.float32
+                if lora and _LORA_A.search(key):  # stacked: rank n x r
+                    acc = torch.cat([t.to(work) for t in tensors], dim=0)
+                elif lora and _LORA_B.search(key):  # side by side, each weighted
+                    acc = torch.cat(
+                        [t.to(work) * (w * stack) for t, w in zip(tensors, share, strict=True)], dim=1
+                    )
+                elif first.is_floating_point():
+                    acc = sum(
+                        (t.to(work) * w for t, w in zip(tensors, share, strict=True)),
+                        torch.zeros((), dtype=work),
+                    )
+                else:  # an integer buffer (a position index) is not averaged
                     acc = first
                 out[key] = acc.to(first.dtype).contiguous()
                 n_tensors += 1
-                n_params += first.numel()
+                n_params += out[key].numel()
+                del tensors
             metadata = handles[0].metadata() or {"format": "pt"}
             save_file(out, str(tmp / name), metadata=metadata)
             del out
@@ -124,6 +153,11 @@ def average_checkpoints(
             # a .gguf written from a source (augment gguf -o) holds that source's weights, not the mean
             if f.is_file() and not f.name.endswith((".safetensors", ".gguf")) and f.name not in _NOT_COPIED:
                 shutil.copy2(f, tmp / f.name)
+        if lora:  # the stacked adapter's ranks
+            n = len(sources)
+            lora["r"] = int(lora["r"]) * n
+            lora["rank_pattern"] = {k: int(v) * n for k, v in (lora.get("rank_pattern") or {}).items()}
+            write_json(tmp / "adapter_config.json", lora)
         write_json(
             tmp / "average.json",
             {
@@ -133,6 +167,11 @@ def average_checkpoints(
                 "tensors": n_tensors,
                 "parameters": n_params,
                 "trained": [_trained(s) for s in sources],
+                **(
+                    {"lora": f"ranks stacked: r {lora['r']} (B A is the weighted mean of theirs)"}
+                    if lora
+                    else {}
+                ),
             },
         )
         if output.exists():
@@ -142,6 +181,36 @@ def average_checkpoints(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return AverageResult(output=output, files=files, tensors=n_tensors, parameters=n_params)
+
+
+def _lora_config(sources: Sequence[Path]) -> dict | None:
+    """The sources' common LoRA adapter_config.json (a copy), None for full weights; an error when
+    they differ in what they compute, or for DoRA, whose weights are not linear in its adapter."""
+    paths = [s / "adapter_config.json" for s in sources]
+    if not paths[0].is_file():
+        return None
+    configs = []
+    for path in paths:
+        try:
+            configs.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as e:
+            raise AugmentError(f"{path}: cannot read it ({e})") from None
+    first = configs[0]
+    for path, config in zip(paths[1:], configs[1:], strict=True):
+        for key in sorted((set(first) | set(config)) - _PROVENANCE):
+            if first.get(key) != config.get(key):
+                raise AugmentError(
+                    f"{path}: {key} is {config.get(key)!r}, {paths[0]} has {first.get(key)!r}; "
+                    "only adapters of one LoRA setting are averaged"
+                )
+    if first.get("use_dora"):
+        raise AugmentError(
+            f"{paths[0]}: a DoRA adapter; its weights are not linear in the adapter, so no adapter is "
+            "their mean: average checkpoints trained with --merge instead"
+        )
+    if str(first.get("peft_type", "LORA")).upper() != "LORA" or "r" not in first:
+        raise AugmentError(f"{paths[0]}: not a LoRA adapter; augment averages LoRA adapters and full weights")
+    return dict(first)
 
 
 def _trained(source: Path) -> dict | None:

@@ -139,3 +139,65 @@ def test_cli_averages_and_rejects_bad_weights(cli, two_checkpoints, tmp_path):
     r = cli("average", a, b, "-o", tmp_path / "avg2", "--weights", "1,x")
     assert r.code == 2 and "is not a comma-separated list of numbers" in r.err
     assert len(r.err.strip().splitlines()) == 1 and not (tmp_path / "avg2").exists()
+
+
+def lora_adapters(tiny_model: Path, tmp_path: Path, n: int, **settings) -> list[Path]:
+    """`n` LoRA adapters of one setting on the tiny model, each with its own random A and B."""
+    peft = pytest.importorskip("peft")
+    config = dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "up_proj"], init_lora_weights=False)
+    out = []
+    for i in range(n):
+        torch.manual_seed(i)
+        model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+        lora = peft.get_peft_model(model, peft.LoraConfig(**{**config, **settings}))
+        lora.save_pretrained(tmp_path / f"lora{i}")
+        out.append(tmp_path / f"lora{i}")
+    return out
+
+
+def merged(tiny_model: Path, adapter: Path) -> dict[str, torch.Tensor]:
+    """The weights an adapter makes of the tiny model (W + s B A on each adapted layer)."""
+    peft = pytest.importorskip("peft")
+    model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
+    return peft.PeftModel.from_pretrained(model, str(adapter)).merge_and_unload().state_dict()
+
+
+@pytest.mark.parametrize("settings", [{}, {"use_rslora": True, "rank_pattern": {"up_proj": 2}}])
+def test_lora_adapters_average_to_the_mean_of_the_models_they_make(
+    tiny_model: Path, tmp_path: Path, settings: dict
+):
+    """The mean of the B's times the mean of the A's is not the mean of the B A's: the average is
+    an adapter of the ranks stacked, whose model is the weighted mean of the sources' models."""
+    sources = lora_adapters(tiny_model, tmp_path, 3, **settings)
+    weights = [1.0, 2.0, 1.0]
+    out = tmp_path / "avg"
+    average_checkpoints(sources, out, weights=weights)
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["r"] == 12 and config.get("rank_pattern", {}) == ({"up_proj": 6} if settings else {})
+    models = [merged(tiny_model, s) for s in sources]
+    want = {k: sum(m[k] * w / 4 for m, w in zip(models, weights, strict=True)) for k in models[0]}
+    got = merged(tiny_model, out)
+    moved = [k for k in want if "q_proj" in k or "up_proj" in k]
+    assert moved and all(torch.allclose(got[k], want[k], atol=1e-5) for k in want)
+    # and the two differ: averaging A and B one by one would not have given the mean model
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    halves = [safetensors_torch.load_file(str(s / "adapter_model.safetensors")) for s in sources]
+    safetensors_torch.save_file(
+        {k: sum(h[k] * w / 4 for h, w in zip(halves, weights, strict=True)) for k in halves[0]},
+        str(plain / "adapter_model.safetensors"),
+    )
+    (plain / "adapter_config.json").write_text((sources[0] / "adapter_config.json").read_text())
+    wrong = merged(tiny_model, plain)
+    assert max((wrong[k] - want[k]).abs().max().item() for k in moved) > 1e-2
+
+
+def test_lora_adapters_of_other_settings_or_dora_are_refused(tiny_model: Path, tmp_path: Path):
+    a = lora_adapters(tiny_model, tmp_path / "a", 1)[0]
+    b = lora_adapters(tiny_model, tmp_path / "b", 1, lora_alpha=16)[0]
+    with pytest.raises(AugmentError, match="b/lora0/adapter_config.json: lora_alpha is 16, .* has 8; only"):
+        average_checkpoints([a, b], tmp_path / "out")
+    d1, d2 = lora_adapters(tiny_model, tmp_path / "d", 2, use_dora=True)
+    with pytest.raises(AugmentError, match="a DoRA adapter; .*--merge"):
+        average_checkpoints([d1, d2], tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
