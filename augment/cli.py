@@ -984,6 +984,17 @@ def gguf_cmd(
             "the trained model's 60 answers (F1 0.426 -> 0.262); q6_k kept 59 (README).[/yellow]",
             soft_wrap=True,
         )
+        from augment.train.gguf import adapter_folder
+
+        try:
+            adapter_folder(checkpoint)
+        except AugmentError:
+            return
+        console.print(
+            f"[yellow]{checkpoint} is a LoRA: augment gguf --adapter writes it alone (a few MB), which "
+            "llama.cpp applies to the base file unrounded (README).[/yellow]",
+            soft_wrap=True,
+        )
 
 
 @app.command("eval")

@@ -124,10 +124,24 @@ def _ckpt_files(ckpt: Path) -> tuple[str, list[Path]]:
     )
 
 
+def _named_base(adapter: Path) -> Path | None:
+    """The transformers folder a LoRA adapter's config says it was trained on, if it is there."""
+    named = _json(adapter / "adapter_config.json").get("base_model_name_or_path")
+    return Path(str(named)) if named and (Path(str(named)) / "config.json").is_file() else None
+
+
+def _trained_on(adapter: Path, base_gguf: Path, trust_remote_code: bool) -> Path:
+    """The transformers folder a LoRA adapter was trained on: the one its config names, else the
+    base GGUF converted as augment train converts it (cached)."""
+    from augment.models import convert_gguf
+
+    return _named_base(adapter) or convert_gguf(base_gguf, trust_remote_code)
+
+
 class _Weights:
     """The trained tensors by name, read when asked for (full weights) or merged in memory (LoRA)."""
 
-    def __init__(self, ckpt: Path, trust_remote_code: bool):
+    def __init__(self, ckpt: Path, trust_remote_code: bool, base_gguf: Path):
         import torch
         import transformers
 
@@ -144,14 +158,19 @@ class _Weights:
                     self._open[name] = handle
         else:
             try:
-                from peft import AutoPeftModelForCausalLM
+                from peft import PeftModel
             except ImportError:
                 raise AugmentError(
                     f"{ckpt} is a LoRA adapter: merging it needs peft (pip install 'augment[train]')"
                 ) from None
-            model = AutoPeftModelForCausalLM.from_pretrained(
-                str(ckpt), trust_remote_code=trust_remote_code, dtype=torch.float32
-            ).merge_and_unload()
+            # on the model it was trained on, as it is (peft's AutoPeftModel would resize its
+            # embeddings to the tokenizer saved beside the adapter, which may count other tokens)
+            base = transformers.AutoModelForCausalLM.from_pretrained(
+                _trained_on(ckpt, base_gguf, trust_remote_code),
+                trust_remote_code=trust_remote_code,
+                dtype=torch.float32,
+            )
+            model = PeftModel.from_pretrained(base, str(ckpt)).merge_and_unload()
             self.config = model.config
             self._merged = {k: v.detach() for k, v in model.state_dict().items()}
         with torch.device("meta"):
@@ -233,7 +252,7 @@ def write_gguf(
     if qtype in QUANTISED:
         return _quantised(ckpt, output, qtype, base, trust_remote_code)
     base_path = _base_gguf(base) if base else _base_gguf(base_model_of(ckpt), found_in=ckpt)
-    weights = _Weights(ckpt, trust_remote_code)
+    weights = _Weights(ckpt, trust_remote_code, base_path)
     reader = gguf.GGUFReader(str(base_path))
     field = reader.get_field(gguf.Keys.General.ARCHITECTURE)
     arch = str(field.contents()) if field else ""
@@ -451,10 +470,10 @@ def write_adapter_gguf(
     arch = str(field.contents()) if field else ""
     # the model's settings, for the names of its tensors: from the folder the adapter was trained on
     # (augment train's conversion of the GGUF, or a transformers folder), else from the GGUF itself
-    trained_on = Path(str(_json(folder / "adapter_config.json").get("base_model_name_or_path") or "-"))
+    trained_on = _named_base(folder)
     source = (
         {"pretrained_model_name_or_path": str(trained_on)}
-        if (trained_on / "config.json").is_file()
+        if trained_on
         else {"pretrained_model_name_or_path": str(base_path.parent), "gguf_file": base_path.name}
     )
     config = transformers.AutoConfig.from_pretrained(**source, trust_remote_code=trust_remote_code)

@@ -529,6 +529,9 @@ def test_train_lora_from_a_gguf_then_write_the_adapter(cli, shards, tmp_path: Pa
     moved = np.abs(before - want).max()
     assert moved > 1e-3 * np.abs(want).max()  # two steps moved it
     assert np.abs(got - want).max() <= 0.1 * moved
+    # written whole at 4 bits instead, the line says what --adapter keeps
+    r = cli("gguf", ckpt, "--type", "q4_k_m")
+    assert r.code == 0 and "is a LoRA: augment gguf --adapter writes it alone" in r.out, r.err
 
 
 @needs_llama_cpp
