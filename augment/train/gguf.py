@@ -315,44 +315,26 @@ def write_gguf(
             yield gguf.quants.quantize(data, ttype)
 
     align = reader.get_field(gguf.Keys.General.ALIGNMENT)
-    params = 0
-    with atomic_path(output) as tmp:
-        writer = gguf.GGUFWriter(str(tmp), arch)
+
+    def settings(writer: Any) -> None:
         if align is not None:
             writer.data_alignment = int(align.contents())
-        try:
-            for f in reader.fields.values():
-                if f.name.startswith("GGUF.") or f.name in (
-                    gguf.Keys.General.ARCHITECTURE,
-                    gguf.Keys.General.FILE_TYPE,
-                    gguf.Keys.General.FINETUNE,
-                ):
-                    continue
-                if f.name.startswith("quantize."):  # the base file's quantisation record, no longer true
-                    continue
-                value, vtype, sub = _field_value(f)
-                writer.add_key_value(f.name, value, vtype, sub_type=sub)
-            writer.add_file_type(int(file_type))
-            writer.add_finetune(ckpt.resolve().name)  # what apps show beside the base's general.name
-            for name, _, shape, ttype in plan:
-                nbytes = _nbytes(shape, ttype, gguf)
-                writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=ttype)
-            writer.write_header_to_file()
-            writer.write_kv_data_to_file()
-            writer.write_ti_data_to_file()
-            for data, (_, _, shape, _) in zip(encoded(), plan, strict=True):
-                writer.write_tensor_data(np.asarray(data).view(np.uint8).reshape(-1))
-                params += int(np.prod(shape))
-        finally:
-            writer.close()
-    return GgufResult(
-        output=output,
-        base=base_path,
-        qtype=qtype,
-        tensors=len(plan),
-        parameters=params,
-        bytes=output.stat().st_size,
-    )
+        for f in reader.fields.values():
+            if f.name.startswith("GGUF.") or f.name in (
+                gguf.Keys.General.ARCHITECTURE,
+                gguf.Keys.General.FILE_TYPE,
+                gguf.Keys.General.FINETUNE,
+            ):
+                continue
+            if f.name.startswith("quantize."):  # the base file's quantisation record, no longer true
+                continue
+            value, vtype, sub = _field_value(f)
+            writer.add_key_value(f.name, value, vtype, sub_type=sub)
+        writer.add_file_type(int(file_type))
+        writer.add_finetune(ckpt.resolve().name)  # what apps show beside the base's general.name
+
+    params = _write_file(output, arch, settings, [(n, shape, t) for n, _, shape, t in plan], encoded())
+    return GgufResult(output, base_path, qtype, len(plan), params, output.stat().st_size)
 
 
 def _quantised(ckpt: Path, output: Path, qtype: str, base: str | None, trust_remote_code: bool) -> GgufResult:
@@ -554,36 +536,51 @@ def write_adapter_gguf(
             yield gguf.quants.quantize(np.ascontiguousarray(data, dtype=np.float32), ttype)
 
     general_name = reader.get_field(gguf.Keys.General.NAME)
+
+    def settings(writer: Any) -> None:
+        writer.add_type(gguf.GGUFType.ADAPTER)
+        writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+        writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, file_alpha)
+        if general_name is not None:
+            writer.add_name(str(general_name.contents()))
+        writer.add_finetune(ckpt.resolve().name)
+        writer.add_file_type(int(gguf.LlamaFileType[WRITTEN[qtype][1]]))
+
+    tensors = [(n, shape, t) for n, _, _, _, shape, t in plan]
+    params = _write_file(output, arch, settings, tensors, encoded())
+    return GgufResult(output, base_path, qtype, len(plan), params, output.stat().st_size)
+
+
+def _write_file(
+    output: Path,
+    arch: str,
+    settings: Callable[[Any], None],
+    tensors: list[tuple[str, tuple[int, ...], Any]],
+    data: Iterator[Any],
+) -> int:
+    """A GGUF file at `output` (temp name, then renamed): `settings` adds its key-values, then the
+    tensors' table (name, shape, type) and each one's encoded data as `data` yields it, one at a
+    time; returns the parameters written."""
+    import gguf
+    import numpy as np
+
     params = 0
     with atomic_path(output) as tmp:
         writer = gguf.GGUFWriter(str(tmp), arch)
         try:
-            writer.add_type(gguf.GGUFType.ADAPTER)
-            writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-            writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, file_alpha)
-            if general_name is not None:
-                writer.add_name(str(general_name.contents()))
-            writer.add_finetune(ckpt.resolve().name)
-            writer.add_file_type(int(gguf.LlamaFileType[WRITTEN[qtype][1]]))
-            for name, _, _, _, shape, ttype in plan:
+            settings(writer)
+            for name, shape, ttype in tensors:
                 nbytes = _nbytes(shape, ttype, gguf)
                 writer.add_tensor_info(name, shape, np.dtype(np.float32), nbytes, raw_dtype=ttype)
             writer.write_header_to_file()
             writer.write_kv_data_to_file()
             writer.write_ti_data_to_file()
-            for data, (_, _, _, _, shape, _) in zip(encoded(), plan, strict=True):
-                writer.write_tensor_data(np.asarray(data).view(np.uint8).reshape(-1))
+            for encoded, (_, shape, _) in zip(data, tensors, strict=True):
+                writer.write_tensor_data(np.asarray(encoded).view(np.uint8).reshape(-1))
                 params += int(np.prod(shape))
         finally:
             writer.close()
-    return GgufResult(
-        output=output,
-        base=base_path,
-        qtype=qtype,
-        tensors=len(plan),
-        parameters=params,
-        bytes=output.stat().st_size,
-    )
+    return params
 
 
 def _same(a: Any, b: Any, rows: int = 4096) -> bool:
