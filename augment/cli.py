@@ -135,6 +135,12 @@ def generate(
     device: Annotated[
         str | None, typer.Option(help="local backend, transformers model: auto, cpu, cuda.")
     ] = None,
+    lora: Annotated[
+        Path | None,
+        typer.Option(
+            help="local backend, GGUF model: a LoRA adapter GGUF to apply (augment gguf --adapter)."
+        ),
+    ] = None,
     trust_remote_code: Annotated[
         bool | None, typer.Option("--trust-remote-code", help="local/vllm: run a model folder's own code.")
     ] = None,
@@ -251,6 +257,7 @@ def generate(
             threads=threads,
             context_tokens=context_tokens,
             device=device,
+            lora=lora,
             trust_remote_code=trust_remote_code,
             prompts_dir=prompts_dir,
             samples=samples,

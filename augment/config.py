@@ -126,6 +126,11 @@ class RunConfig(BaseModel):
     # local and vllm backends (in-process models)
     threads: int | None = Field(None, ge=1, description="local backend: CPU threads (default: all cores)")
     context_tokens: int = Field(4096, ge=256, description="local/vllm: context window to allocate")
+    lora: Path | None = Field(
+        None,
+        description="local backend with a GGUF model: a LoRA adapter GGUF (augment gguf --adapter) "
+        "applied to it",
+    )
     local_batch_size: int = Field(
         8, ge=1, le=4096, description="local backend with a transformers model: batch size"
     )

@@ -22,10 +22,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from augment.backends.base import context_exceeded, reply_room, template_suffix
+from augment.backends.base import context_exceeded, reply_room, settings_suffix, template_suffix
 from augment.backends.batching import MicroBatcher, cut_at_stop, request_seed
 from augment.config import RunConfig
 from augment.errors import AugmentError, BackendError, ConfigError
+from augment.io import sha256_file
 from augment.models import GEMMA_ALIAS, gguf_or_folder
 from augment.types import GenRequest, GenResult, Usage
 
@@ -107,7 +108,9 @@ def folder_context(model: str | None) -> int | None:
 class LlamaCppEngine:
     kind = "llama.cpp"
 
-    def __init__(self, path: Path, *, threads: int | None, context_tokens: int, seed: int):
+    def __init__(
+        self, path: Path, *, threads: int | None, context_tokens: int, seed: int, lora: Path | None = None
+    ):
         try:
             from llama_cpp import Llama
         except ImportError:
@@ -125,9 +128,19 @@ class LlamaCppEngine:
                     n_threads_batch=threads,
                     seed=seed,
                     verbose=False,
+                    lora_path=str(lora) if lora else None,
                 )
         except (ValueError, RuntimeError) as e:
-            raise AugmentError(f"{path}: llama.cpp cannot load this model ({e})") from None
+            what = f"this model with the adapter {lora}" if lora else "this model"
+            raise AugmentError(f"{path}: llama.cpp cannot load {what} ({e})") from None
+        # llama-cpp-python 0.3 misses llama.cpp's refusal of an adapter (a NULL pointer is not None)
+        # and goes on with none, to crash at the first token: refused here instead
+        if lora and not getattr(self.llm, "_lora_adapter", True):
+            self.llm.close()
+            raise AugmentError(
+                f"{lora}: llama.cpp cannot apply this adapter to {path} (not a LoRA adapter GGUF, or "
+                "one for another model: augment gguf CKPT --adapter writes one for its base)"
+            )
         self.context_tokens = self.llm.n_ctx()
         self.chat = bool(self.llm.metadata.get("tokenizer.chat_template"))
         self.max_batch = 1
@@ -317,6 +330,7 @@ class LocalBackend:
     def __init__(self, engine: LlamaCppEngine | TransformersEngine, model: str):
         self.engine = engine
         self._model = model
+        self.adapter = ""  # identity suffix for a LoRA adapter (from_config)
         # llama.cpp: one at a time, picking from a pool of 32 the prompt that shares the most with the
         # last one. transformers: enough queued requests to fill a batch and the next one.
         self.batcher = MicroBatcher(engine.run, engine.max_batch, prefix_order=engine.max_batch == 1)
@@ -331,9 +345,23 @@ class LocalBackend:
                 "use a transformers model folder, --backend vllm, or a llama.cpp server (llama-server "
                 "takes them)"
             )
+        lora = config.lora.expanduser() if config.lora else None
+        if lora is not None and kind != "gguf":
+            raise ConfigError(
+                f"--lora: a LoRA adapter GGUF is applied to a GGUF model by llama.cpp; {path} is a "
+                "transformers folder (use the checkpoint folder itself as --model)"
+            )
+        if lora is not None and not lora.is_file():
+            raise ConfigError(
+                f"--lora: {lora}: no such adapter file (augment gguf CKPT --adapter writes one)"
+            )
         if kind == "gguf":
             engine: LlamaCppEngine | TransformersEngine = LlamaCppEngine(
-                path, threads=config.threads, context_tokens=config.context_tokens, seed=config.seed
+                path,
+                threads=config.threads,
+                context_tokens=config.context_tokens,
+                seed=config.seed,
+                lora=lora,
             )
         else:
             engine = TransformersEngine(
@@ -343,7 +371,10 @@ class LocalBackend:
                 trust_remote_code=config.trust_remote_code,
                 template_kwargs=config.chat_template_kwargs,
             )
-        return cls(engine, config.model or GEMMA_ALIAS)
+        backend = cls(engine, config.model or GEMMA_ALIAS)
+        # the adapter's replies are not the base's: cache keys hold the adapter file's hash
+        backend.adapter = settings_suffix("lora", {"sha256": sha256_file(lora)}) if lora else ""
+        return backend
 
     @property
     def model(self) -> str:
@@ -352,7 +383,7 @@ class LocalBackend:
     @property
     def identity(self) -> str:
         kwargs = getattr(self.engine, "template_kwargs", None)
-        return f"{self.name}/{self.engine.kind}{template_suffix(kwargs)}"
+        return f"{self.name}/{self.engine.kind}{template_suffix(kwargs)}{self.adapter}"
 
     @property
     def chat(self) -> bool:

@@ -556,3 +556,37 @@ def test_an_adapter_trained_on_a_transformers_folder_is_written_for_that_models_
     scale = np.abs(want).max()
     assert np.abs(got - want).max() <= 0.05 * scale
     assert np.abs(llama_cpp_lora_logits(base, None, ids) - want).max() > 0.5 * scale
+
+
+@needs_llama_cpp
+def test_the_local_backend_applies_an_adapter_to_its_gguf(tmp_path: Path, cache: Path):
+    """augment generate --backend local --model BASE.gguf --lora ADAPTER.gguf: llama.cpp runs the
+    adapted model, and its replies are cached apart from the base's (the identity holds the file's
+    hash)."""
+    from augment.backends.local import LocalBackend
+    from augment.config import RunConfig
+    from augment.errors import ConfigError
+    from augment.types import GenRequest
+
+    base = build_base(tmp_path / "llama.gguf", "llama")  # (the tiny Gemma's sliding window trips generation)
+    ckpt, _ = lora_checkpoint(base, tmp_path / "ckpt")
+    adapter = write_adapter_gguf(ckpt, tmp_path / "lora.gguf").output
+    req = GenRequest(key="0" * 64, prompt=PROMPT, temperature=0.0, max_tokens=8, seed=0, chat=False)
+
+    def run(**extra) -> tuple[str, str]:
+        config = RunConfig(backend="local", model=str(base), context_tokens=256, threads=2, **extra)
+        backend = LocalBackend.from_config(config)
+        return backend.identity, backend.engine.run([req])[0].text
+
+    plain_id, plain = run()
+    adapted_id, adapted = run(lora=adapter)
+    assert adapted_id.startswith(plain_id + "/lora-") and adapted != plain
+    with pytest.raises(ConfigError, match="missing.gguf: no such adapter file"):
+        run(lora=tmp_path / "missing.gguf")
+    # what llama.cpp refuses (llama-cpp-python would go on without it, and crash at the first token)
+    gemma = build_base(tmp_path / "gemma3.gguf", "gemma3")
+    other = write_adapter_gguf(lora_checkpoint(gemma, tmp_path / "g")[0], tmp_path / "g.gguf").output
+    (tmp_path / "bogus.gguf").write_bytes(b"GGUF not really")
+    for bad in (tmp_path / "bogus.gguf", base, other):  # not a GGUF; a model; another model's adapter
+        with pytest.raises(AugmentError, match=f"{bad.name}: llama.cpp cannot apply this adapter to"):
+            run(lora=bad)
