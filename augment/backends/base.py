@@ -130,6 +130,11 @@ def get_backend(config: RunConfig, **options: Any) -> Backend:
         raise ConfigError(f"Unknown backend '{config.backend}'. Available: auto, {', '.join(sorted(table))}")
     if config.batch_api and name != "openai":
         raise ConfigError(f"batch_api needs the openai backend (a server's Batch API); this run's is {name}")
+    if config.lora and name != "local":
+        raise ConfigError(
+            f"lora: an adapter GGUF is applied by the local backend (llama.cpp); this run's is {name} "
+            "(a server applies its own: llama-server --lora)"
+        )
     if name != config.backend:
         config = config.model_copy(update={"backend": name})
     module_name, _, cls_name = target.partition(":")

@@ -563,6 +563,7 @@ def test_the_local_backend_applies_an_adapter_to_its_gguf(tmp_path: Path, cache:
     """augment generate --backend local --model BASE.gguf --lora ADAPTER.gguf: llama.cpp runs the
     adapted model, and its replies are cached apart from the base's (the identity holds the file's
     hash)."""
+    from augment.backends.base import get_backend
     from augment.backends.local import LocalBackend
     from augment.config import RunConfig
     from augment.errors import ConfigError
@@ -583,6 +584,8 @@ def test_the_local_backend_applies_an_adapter_to_its_gguf(tmp_path: Path, cache:
     assert adapted_id.startswith(plain_id + "/lora-") and adapted != plain
     with pytest.raises(ConfigError, match="missing.gguf: no such adapter file"):
         run(lora=tmp_path / "missing.gguf")
+    with pytest.raises(ConfigError, match="applied by the local backend .*this run's is mock"):
+        get_backend(RunConfig(backend="mock", lora=adapter))
     # what llama.cpp refuses (llama-cpp-python would go on without it, and crash at the first token)
     gemma = build_base(tmp_path / "gemma3.gguf", "gemma3")
     other = write_adapter_gguf(lora_checkpoint(gemma, tmp_path / "g")[0], tmp_path / "g.gguf").output
